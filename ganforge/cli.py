@@ -1,0 +1,232 @@
+"""The ``ganforge`` command line: list, run, translate, sample (plugins may add more)."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from ganforge import __version__
+from ganforge import checkpoint as ckpt
+from ganforge.errors import GanforgeError
+from ganforge.plugins import get_host, get_registry, warn_failures
+from ganforge.recipe import DATA_ROOT_ENV, Recipe
+
+EXIT_SIGNAL = {"SIGINT": 130, "SIGTERM": 143}
+
+
+class GanforgeGroup(click.Group):
+    """Prints a user error as one line (exit 2); a bug keeps its traceback."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except GanforgeError as exc:
+            message = " ".join(str(exc).split("\n"))
+            click.echo(f"error: {message}", err=True)
+            ctx.exit(exc.exit_code)
+
+
+@click.group(cls=GanforgeGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="ganforge")
+def cli() -> None:
+    """ganforge: train and use GANs built from plugins."""
+
+
+# -- list ------------------------------------------------------------------------------------
+
+
+@cli.command("list")
+@click.argument("kind", required=False)
+@click.option("--json", "as_json", is_flag=True, help="Print a machine-readable JSON array.")
+@click.option("--plugins", "show_plugins", is_flag=True, help="Show loaded and failed plugins instead.")
+def list_command(kind: str | None, as_json: bool, show_plugins: bool) -> None:
+    """List registered components, grouped by kind (or the plugins with --plugins)."""
+    host = get_host()
+    if show_plugins:
+        if as_json:
+            click.echo(json.dumps([p.to_json() for p in host.plugins], indent=2))
+            return
+        table = Table(title="ganforge plugins")
+        for col in ("plugin", "distribution", "version", "status", "hooks / error"):
+            table.add_column(col)
+        for p in host.plugins:
+            status = "[green]loaded" if p.loaded else "[red]failed"
+            table.add_row(p.name, p.distribution, p.version, status, p.error or ", ".join(p.hooks))
+        Console().print(table)
+        return
+    warn_failures()
+    registry = host.registry
+    components = registry.all(kind)
+    if as_json:
+        click.echo(json.dumps([c.to_json() for c in components], indent=2))
+        return
+    console = Console()
+    kinds = [registry._kind(kind)] if kind else registry.kinds()
+    for k in kinds:
+        rows = [c for c in components if c.kind == k]
+        if not rows:
+            continue
+        table = Table(title=_plural(k), title_justify="left", show_lines=False)
+        table.add_column("name", style="bold cyan")
+        table.add_column("options")
+        table.add_column("plugin")
+        table.add_column("doc")
+        for c in rows:
+            opts = ", ".join(
+                f"{p.name}: {p.type_name}" + ("" if p.required else f" = {p.to_json()['default']!r}")
+                for p in c.params
+            )
+            table.add_row(c.name, opts, f"{c.plugin} ({c.distribution} {c.version})", c.doc)
+        console.print(table)
+
+
+# -- run -------------------------------------------------------------------------------------
+
+
+@cli.command("run")
+@click.argument("recipe", required=False, type=click.Path(dir_okay=False))
+@click.option("--set", "overrides", multiple=True, metavar="SECTION.KEY=VALUE",
+              help="Override a recipe value (repeatable). Values parse as TOML: 3, 1e-4, true, [1, 2], \"s\".")
+@click.option("--out", "out", type=click.Path(file_okay=False), help="Run folder (default: runs/NAME-TIME).")
+@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default=None,
+              help="Where to train (default: the recipe's train.device, auto).")
+@click.option("--resume", type=click.Path(), help="Continue a run: its folder or a checkpoint file.")
+@click.option("--nproc", type=int, default=0, help="Launch N processes with torchrun (DDP).")
+def run_command(recipe: str | None, overrides: tuple[str, ...], out: str | None, device: str | None,
+                resume: str | None, nproc: int) -> None:
+    """Train from RECIPE (a TOML file), or continue a run with --resume."""
+    if nproc and nproc > 1 and "LOCAL_RANK" not in os.environ:
+        from ganforge.distributed import launch
+
+        sys.exit(launch(sys.argv[1:], nproc))
+    if recipe is None and resume is None:
+        raise click.UsageError("give a RECIPE, or --resume RUN_DIR")
+    warn_failures()
+    registry = get_registry()
+    if resume:
+        file = ckpt.resolve(resume)
+        meta = ckpt.read_meta(file)
+        source = Recipe(meta["recipe"], f"{file} (saved recipe)")
+        env_root = os.environ.get(DATA_ROOT_ENV)
+        if env_root and isinstance(source.data.get("data"), dict):
+            source.data["data"]["root"] = env_root
+        for item in overrides:
+            source.set(item)
+        if recipe is not None and not Path(recipe).is_file():
+            raise GanforgeError(f"recipe {recipe} not found")
+    else:
+        source = Recipe.load(recipe, list(overrides))
+    if device:
+        source.set(f"train.device={json.dumps(device)}")
+    resolved = source.resolve(registry)
+
+    from ganforge import distributed
+
+    train = resolved["train"]
+    dist = distributed.setup(train["device"], train["precision"], train["channels_last"], train["compile"])
+    if resume:
+        run_dir = Path(out) if out else ckpt.resolve(resume).parent.parent
+    else:
+        stem = Path(recipe).stem if recipe else "run"
+        run_dir = Path(out) if out else Path("runs") / f"{stem}-{time.strftime('%Y%m%d-%H%M%S')}"
+        if dist.rank == 0 and ckpt.CheckpointDir(run_dir / "checkpoints").steps():
+            raise GanforgeError(f"{run_dir} already holds a run's checkpoints; continue it with "
+                                f"--resume {run_dir}, or choose another --out")
+    from ganforge.trainer import Trainer
+
+    trainer = Trainer(resolved, run_dir, registry, rank=dist.rank, world_size=dist.world_size,
+                      runtime=dist.runtime)
+    if resume:
+        file = trainer.resume(resume)
+        if trainer.is_main:
+            click.echo(f"resumed from {file} at step {trainer.step} (epoch {trainer.epoch})", err=True)
+        if trainer.step >= trainer.total_steps:
+            click.echo(f"nothing to do: the run is at step {trainer.step} and train.max_steps is "
+                       f"{trainer.total_steps} (raise it with --set train.max_steps=N)", err=True)
+            return
+    summary = trainer.fit()
+    dist.cleanup()
+    if trainer.is_main:
+        last = trainer.checkpoints.latest()
+        click.echo(f"run folder: {run_dir}  step {summary['step']}  checkpoint: {last}", err=True)
+    if summary["stopped"]:
+        click.echo(f"stopped by {summary['stopped']} after a checkpoint at step {summary['step']}", err=True)
+        sys.exit(EXIT_SIGNAL.get(summary["stopped"], 1))
+
+
+# -- translate -------------------------------------------------------------------------------
+
+
+@cli.command("translate")
+@click.argument("checkpoint", type=click.Path())
+@click.argument("inputs", nargs=-1, required=True, type=click.Path())
+@click.option("--direction", type=click.Choice(["a2b", "b2a"]), default="a2b", show_default=True)
+@click.option("--out", "out", type=click.Path(file_okay=False), default="translated", show_default=True)
+@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
+@click.option("--batch-size", type=int, default=16, show_default=True)
+@click.option("--size", type=int, default=None,
+              help="Square size the model sees (default: the training image size; 0: native, /4 rounded).")
+@click.option("--composite", default=None, help="Paste the result into the photo with this mask provider.")
+@click.option("--feather", type=int, default=None, help="Mask feathering in pixels (with --composite).")
+@click.option("--save-mask", is_flag=True, help="Also write the mask used (with --composite).")
+def translate_command(checkpoint: str, inputs: tuple[str, ...], direction: str, out: str, device: str,
+                      batch_size: int, size: int | None, composite: str | None, feather: int | None,
+                      save_mask: bool) -> None:
+    """Translate image files or folders with a trained checkpoint; outputs keep the input's size."""
+    from ganforge.translate import translate_files
+
+    registry = get_registry()
+    failures = translate_files(checkpoint, list(inputs), Path(out), registry, direction=direction, device=device,
+                               batch_size=batch_size, size=size, composite=composite, feather=feather,
+                               save_mask=save_mask)
+    if failures:
+        sys.exit(2)
+
+
+# -- sample ----------------------------------------------------------------------------------
+
+
+@cli.command("sample")
+@click.argument("checkpoint", type=click.Path())
+@click.option("-n", "count", type=int, default=64, show_default=True, help="How many images.")
+@click.option("--out", "out", type=click.Path(dir_okay=False), default="samples.png", show_default=True)
+@click.option("--seed", type=int, default=None, help="Noise seed (same seed, same images).")
+@click.option("--individual", type=click.Path(file_okay=False), default=None, help="Also write each image here.")
+@click.option("--interpolate", is_flag=True, help="A latent walk: each row goes between two random points.")
+@click.option("--steps", type=int, default=8, show_default=True, help="Images per row with --interpolate.")
+@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
+def sample_command(checkpoint: str, count: int, out: str, seed: int | None, individual: str | None,
+                   interpolate: bool, steps: int, device: str) -> None:
+    """Generate a grid of samples from a trained generator."""
+    from ganforge.sampling import sample_to_files
+
+    paths = sample_to_files(checkpoint, get_registry(), count=count, out=Path(out), seed=seed,
+                            individual=Path(individual) if individual else None, interpolate=interpolate,
+                            steps=steps, device=device)
+    click.echo(f"wrote {paths[0]}" + (f" and {len(paths) - 1} images" if len(paths) > 1 else ""), err=True)
+
+
+def _add_plugin_commands() -> None:
+    try:
+        get_host().pm.hook.register_commands(cli=cli)
+    except Exception as exc:  # a plugin's command must not break the CLI
+        print(f"warning: a plugin failed to add commands: {type(exc).__name__}: {exc}", file=sys.stderr)
+
+
+def main() -> None:
+    """Console-script entry point."""
+    _add_plugin_commands()
+    cli(prog_name="ganforge")
+
+
+def _plural(kind: str) -> str:
+    word = kind.replace("_", " ")
+    return word + ("es" if word.endswith("s") else "s")

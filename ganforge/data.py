@@ -1,0 +1,126 @@
+"""Image-folder helpers for dataset plugins: listing, safe decoding, seeded augmentation.
+
+Datasets return images as uint8 ``[C, H, W]`` tensors; the trainer moves them to the device
+and scales them to [-1, 1] there (4x less host-to-device traffic than float).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import sys
+from collections.abc import Iterable
+from pathlib import Path
+
+import torch
+from PIL import Image, UnidentifiedImageError
+
+from ganforge.errors import GanforgeError
+
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".gif", ".ppm")
+_reported: set[str] = set()
+
+
+def list_images(folder: str | os.PathLike[str], what: str = "images") -> list[Path]:
+    """Image files directly in ``folder`` (sorted); a missing or empty folder is a clear error."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise GanforgeError(f"{what}: folder {folder.resolve()} not found")
+    files = sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS)
+    if not files:
+        raise GanforgeError(f"{what}: no images in {folder.resolve()} (looked for {', '.join(IMAGE_EXTENSIONS)})")
+    return files
+
+
+def expand_inputs(inputs: Iterable[str | os.PathLike[str]]) -> list[Path]:
+    """Files and folders given on a command line -> a flat list of candidate files."""
+    out: list[Path] = []
+    for item in inputs:
+        p = Path(item)
+        if p.is_dir():
+            out.extend(sorted(q for q in p.iterdir() if q.is_file() and q.suffix.lower() in IMAGE_EXTENSIONS))
+        else:
+            out.append(p)
+    return out
+
+
+def open_rgb(path: str | os.PathLike[str]) -> Image.Image:
+    """Decode an image as RGB, raising ``GanforgeError`` naming the file if it is not one."""
+    try:
+        with Image.open(path) as img:
+            img.load()
+            return img.convert("RGB")
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:
+        raise GanforgeError(f"{path}: not a readable image ({type(exc).__name__}: {exc})") from None
+
+
+def try_open_rgb(path: Path) -> Image.Image | None:
+    """Decode an image, or report it once (with its path) and return None."""
+    try:
+        return open_rgb(path)
+    except GanforgeError as exc:
+        key = str(path)
+        if key not in _reported:
+            _reported.add(key)
+            print(f"warning: skipping unreadable image: {exc}", file=sys.stderr, flush=True)
+        return None
+
+
+def to_uint8_tensor(img: Image.Image) -> torch.Tensor:
+    """PIL RGB -> uint8 [3, H, W]."""
+    t = torch.frombuffer(bytearray(img.tobytes()), dtype=torch.uint8)
+    return t.view(img.height, img.width, 3).permute(2, 0, 1).contiguous()
+
+
+def item_generator(*keys: int | str) -> torch.Generator:
+    """A CPU generator seeded by a stable hash of ``keys`` (seed, epoch, position, ...)."""
+    digest = hashlib.blake2b("/".join(map(str, keys)).encode(), digest_size=8).digest()
+    return torch.Generator().manual_seed(int.from_bytes(digest, "little") & ((1 << 63) - 1))
+
+
+def resize_crop(img: Image.Image, image_size: int, load_size: int, mode: str, g: torch.Generator | None,
+                flip: bool) -> Image.Image:
+    """The official CycleGAN preprocessing, with randomness from ``g`` (None: centre, no flip).
+
+    ``resize_and_crop``: resize to load_size square, random crop image_size. ``scale_width``:
+    keep aspect, shorter side to load_size, random crop. ``resize``: straight to image_size.
+    ``center``: shorter side to image_size, centre crop (DCGAN style).
+    """
+    if mode == "resize":
+        img = img.resize((image_size, image_size), Image.BICUBIC)
+    elif mode == "center":
+        img = _short_side(img, image_size)
+        img = _crop(img, image_size, None)
+    else:
+        img = img.resize((load_size, load_size), Image.BICUBIC) if mode == "resize_and_crop" \
+            else _short_side(img, load_size)
+        img = _crop(img, image_size, g)
+    if flip and g is not None and torch.rand((), generator=g).item() < 0.5:
+        img = img.transpose(Image.FLIP_LEFT_RIGHT)
+    return img
+
+
+def _short_side(img: Image.Image, size: int) -> Image.Image:
+    w, h = img.size
+    scale = size / min(w, h)
+    return img.resize((max(size, round(w * scale)), max(size, round(h * scale))), Image.BICUBIC)
+
+
+def _crop(img: Image.Image, size: int, g: torch.Generator | None) -> Image.Image:
+    w, h = img.size
+    if g is None:
+        x, y = (w - size) // 2, (h - size) // 2
+    else:
+        x = int(torch.randint(0, w - size + 1, (), generator=g))
+        y = int(torch.randint(0, h - size + 1, (), generator=g))
+    return img.crop((x, y, x + size, y + size))
+
+
+def split_holdout(files: list[Path], count: int, seed: int) -> tuple[list[Path], list[Path]]:
+    """A fixed validation split: ``count`` files chosen by ``seed``; (train, held out)."""
+    count = min(count, max(0, len(files) - 1))
+    if count == 0:
+        return files, files[:0]
+    order = torch.randperm(len(files), generator=item_generator("split", seed)).tolist()
+    held = set(order[:count])
+    return [f for i, f in enumerate(files) if i not in held], [files[i] for i in sorted(held)]

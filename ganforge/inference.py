@@ -1,0 +1,52 @@
+"""Rebuild a trained objective from a checkpoint alone: architecture from the saved recipe."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from ganforge import checkpoint as ckpt
+from ganforge import recipe as recipe_mod
+from ganforge.errors import GanforgeError
+from ganforge.registry import Registry
+from ganforge.runtime import Runtime
+
+
+class _InferenceBuilder:
+    """``build(section)`` for objectives outside training (no dataset, one step long)."""
+
+    def __init__(self, resolved: dict[str, Any], registry: Registry) -> None:
+        self.recipe, self.registry = resolved, registry
+
+    def __call__(self, section: str, **context: Any) -> Any:
+        head, _, role = section.partition(".")
+        table = self.recipe.get(head)
+        if role and isinstance(table, dict):
+            table = table.get(role)
+        if table is None:
+            raise GanforgeError(f"checkpoint recipe has no section [{section}]")
+        kind = recipe_mod.SECTIONS.get(head) or recipe_mod.ROLE_SECTIONS[head]
+        defaults = {"steps_per_epoch": 1, "total_steps": 1, "seed": self.recipe["train"]["seed"]}
+        return self.registry.build(kind, table, f"[{section}]", **{**defaults, **context})
+
+
+def load_objective(path: str | os.PathLike[str], registry: Registry, device: str = "auto",
+                   precision: str = "auto") -> tuple[Any, dict[str, Any], Path]:
+    """(objective with trained generator weights, checkpoint meta, checkpoint file)."""
+    file = ckpt.resolve(path)
+    meta = ckpt.read_meta(file)
+    if "recipe" not in meta:
+        raise GanforgeError(f"{file}: checkpoint has no saved recipe")
+    resolved = recipe_mod.Recipe(meta["recipe"], f"{file} (saved recipe)").resolve(registry)
+    train = resolved["train"]
+    runtime = Runtime.create(device, precision, train["channels_last"])
+    objective = registry.build("objective", resolved["objective"], "[objective]", recipe=resolved,
+                               build=_InferenceBuilder(resolved, registry), runtime=runtime)
+    state, _ = ckpt.load(file)
+    try:
+        objective.load_state_dict(state["objective"], inference_only=True)
+    except (KeyError, RuntimeError) as exc:
+        raise GanforgeError(f"{file}: weights do not match the saved recipe ({str(exc).splitlines()[0]})") \
+            from None
+    return objective, meta, file

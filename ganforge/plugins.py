@@ -1,0 +1,200 @@
+"""The plugin manager: entry-point discovery, the allow-list variable, failures kept for display.
+
+Every plugin, the bundled ones included, is a module listed under the entry-point group
+``ganforge``. ``GANFORGE_LOAD_PLUGINS`` limits which third-party plugins load: a comma-separated
+list of distribution or entry-point names, or an empty string for none. The bundled plugins
+(distribution ``ganforge``) always load.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from dataclasses import dataclass, field
+from importlib import metadata
+from types import ModuleType
+from typing import Any
+
+import pluggy
+
+from ganforge import hookspecs
+from ganforge.errors import GanforgeError
+from ganforge.registry import KINDS, Component, Registry, signature_params
+
+ENTRY_POINT_GROUP = "ganforge"
+ALLOW_ENV = "GANFORGE_LOAD_PLUGINS"
+OWN_DISTRIBUTION = "ganforge"
+
+
+@dataclass
+class PluginInfo:
+    """A plugin module ganforge tried to load."""
+
+    name: str
+    module: str
+    distribution: str
+    version: str
+    hooks: list[str] = field(default_factory=list)
+    error: str | None = None
+    key: str = ""  # the name it is registered under in pluggy
+
+    @property
+    def loaded(self) -> bool:
+        return self.error is None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "module": self.module,
+            "distribution": self.distribution,
+            "version": self.version,
+            "hooks": self.hooks,
+            "loaded": self.loaded,
+            "error": self.error,
+        }
+
+
+class PluginHost:
+    """Loads plugins once and fills a :class:`Registry` from their hooks."""
+
+    def __init__(self) -> None:
+        self.pm = pluggy.PluginManager("ganforge")
+        self.pm.add_hookspecs(hookspecs)
+        self.plugins: list[PluginInfo] = []
+        self.registry = Registry()
+
+    # -- loading --------------------------------------------------------------------------
+
+    def load_entry_points(self) -> None:
+        allow = _allow_list()
+        seen: set[tuple[str, str]] = set()
+        for ep in sorted(metadata.entry_points(group=ENTRY_POINT_GROUP), key=_ep_sort_key):
+            dist = ep.dist.name if ep.dist else "unknown"
+            version = ep.dist.version if ep.dist else "unknown"
+            if (dist, ep.name) in seen:  # the same distribution found twice on sys.path
+                continue
+            seen.add((dist, ep.name))
+            if allow is not None and _canonical(dist) != OWN_DISTRIBUTION:
+                if _canonical(dist) not in allow and _canonical(ep.name) not in allow:
+                    continue
+            info = PluginInfo(ep.name, ep.value, dist, version)
+            self.plugins.append(info)
+            try:
+                module = ep.load()
+                info.key = self._unique_name(ep.name, dist)
+                self.pm.register(module, name=info.key)
+            except Exception as exc:  # a broken plugin never stops ganforge
+                info.error = _describe(exc)
+                continue
+            info.hooks = sorted(h.name for h in self.pm.get_hookcallers(module) or [])
+
+    def register_module(self, module: ModuleType | object, name: str, distribution: str = "local",
+                        version: str = "0") -> PluginInfo:
+        """Register an already-imported plugin object (used by tests and embedding code)."""
+        info = PluginInfo(name, getattr(module, "__name__", repr(module)), distribution, version, key=name)
+        self.plugins.append(info)
+        self.pm.register(module, name=name)
+        info.hooks = sorted(h.name for h in self.pm.get_hookcallers(module) or [])
+        return info
+
+    def collect(self) -> None:
+        """Call every ``register_*`` hook, plugin by plugin, so one failure skips one plugin."""
+        by_name = {p.key: p for p in self.plugins if p.key}
+        staged: dict[str, list[Component]] = {}
+        for kind, spec in KINDS.items():
+            caller = getattr(self.pm.hook, spec.hook)
+            for impl in caller.get_hookimpls():
+                info = by_name.get(impl.plugin_name)
+                if info is None or not info.loaded:
+                    continue
+                bucket = staged.setdefault(impl.plugin_name, [])
+
+                def register(name: str, factory: Any, _kind: str = kind, _info: PluginInfo = info,
+                             _bucket: list[Component] = bucket) -> None:
+                    if not isinstance(name, str) or not name:
+                        raise GanforgeError(f"register() needs a non-empty name, got {name!r}")
+                    if not callable(factory):
+                        raise GanforgeError(f"{_kind} '{name}': factory {factory!r} is not callable")
+                    params, accepts_any, context = signature_params(factory, KINDS[_kind].context)
+                    _bucket.append(Component(_kind, name, factory, _info.name, _info.distribution,
+                                             _info.version, params, accepts_any, context))
+
+                try:
+                    impl.function(register)
+                except Exception as exc:
+                    info.error = f"{spec.hook}: {_describe(exc)}"
+        for plugin_name, components in staged.items():
+            info = by_name[plugin_name]
+            if not info.loaded:
+                continue
+            added: list[Component] = []
+            try:
+                for component in components:
+                    self.registry.add(component)
+                    added.append(component)
+            except GanforgeError as exc:
+                info.error = str(exc)
+                for component in added:  # all or nothing per plugin
+                    del self.registry._components[component.kind][component.name]
+
+    # -- helpers -------------------------------------------------------------------------
+
+    def _unique_name(self, name: str, dist: str) -> str:
+        return name if self.pm.get_plugin(name) is None else f"{dist}:{name}"
+
+    def failures(self) -> list[PluginInfo]:
+        return [p for p in self.plugins if not p.loaded]
+
+
+def _allow_list() -> set[str] | None:
+    value = os.environ.get(ALLOW_ENV)
+    if value is None:
+        return None
+    return {_canonical(v) for v in value.split(",") if v.strip()}
+
+
+def _canonical(name: str) -> str:
+    return name.strip().lower().replace("_", "-").replace(".", "-")
+
+
+def _ep_sort_key(ep: metadata.EntryPoint) -> tuple[int, str, str]:
+    dist = ep.dist.name if ep.dist else ""
+    return (0 if _canonical(dist) == OWN_DISTRIBUTION else 1, dist, ep.name)
+
+
+def _describe(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__
+
+
+_HOST: PluginHost | None = None
+
+
+def get_host() -> PluginHost:
+    """The process-wide plugin host, loaded on first use."""
+    global _HOST
+    if _HOST is None:
+        host = PluginHost()
+        host.load_entry_points()
+        host.collect()
+        _HOST = host
+    return _HOST
+
+
+def get_registry() -> Registry:
+    """The registry filled from every loaded plugin."""
+    return get_host().registry
+
+
+def reset() -> None:
+    """Forget loaded plugins (tests use this after changing the environment)."""
+    global _HOST
+    _HOST = None
+
+
+def warn_failures(stream: Any = None) -> None:
+    """Report each failed plugin once, on one line, to stderr."""
+    stream = stream or sys.stderr
+    for info in get_host().failures():
+        print(f"warning: plugin '{info.name}' ({info.distribution} {info.version}) skipped: {info.error}",
+              file=stream)

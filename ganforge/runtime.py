@@ -1,0 +1,135 @@
+"""Device, precision and memory-format choices, shared by training and inference."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import random
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from ganforge.errors import GanforgeError
+
+
+@dataclass
+class Runtime:
+    """Where and how tensors are computed.
+
+    On CUDA: bf16 autocast where supported (else fp16 with a GradScaler) and channels_last.
+    On CPU: plain fp32.
+    """
+
+    device: torch.device
+    precision: str  # "bf16" | "fp16" | "fp32"
+    channels_last: bool
+    compile: bool = False
+    distributed: bool = False  # networks get wrapped in DistributedDataParallel
+
+    @classmethod
+    def create(cls, device: str = "auto", precision: str = "auto", channels_last: bool = True,
+               compile: bool = False) -> Runtime:
+        if device == "auto":
+            device = "cuda" if torch.cuda.is_available() else "cpu"
+        if device.startswith("cuda") and not torch.cuda.is_available():
+            raise GanforgeError("--device cuda: no CUDA device is available (use --device cpu or auto)")
+        dev = torch.device(device)
+        if precision == "auto":
+            if dev.type == "cuda":
+                precision = "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+            else:
+                precision = "fp32"
+        if dev.type == "cpu" and precision == "fp16":
+            raise GanforgeError("train.precision = 'fp16' needs CUDA; use 'bf16' or 'fp32' on CPU")
+        return cls(dev, precision, channels_last and dev.type == "cuda", compile)
+
+    @property
+    def amp_dtype(self) -> torch.dtype | None:
+        return {"bf16": torch.bfloat16, "fp16": torch.float16}.get(self.precision)
+
+    def autocast(self) -> contextlib.AbstractContextManager[Any]:
+        """The autocast context for forward passes (a no-op in fp32)."""
+        if self.amp_dtype is None:
+            return contextlib.nullcontext()
+        return torch.autocast(self.device.type, dtype=self.amp_dtype)
+
+    def grad_scaler(self) -> torch.amp.GradScaler | None:
+        """A GradScaler for fp16 (bf16 and fp32 need none)."""
+        if self.precision == "fp16":
+            return torch.amp.GradScaler(self.device.type)
+        return None
+
+    def prepare(self, module: torch.nn.Module) -> torch.nn.Module:
+        """Move a network to the device (and channels_last on CUDA)."""
+        module = module.to(self.device)
+        if self.channels_last:
+            module = module.to(memory_format=torch.channels_last)
+        return module
+
+    def to_input(self, images: torch.Tensor) -> torch.Tensor:
+        """uint8 [N, C, H, W] images from a dataset -> float in [-1, 1] on the device."""
+        x = images.to(self.device, non_blocking=True)
+        if x.dtype == torch.uint8:
+            x = x.float().div_(127.5).sub_(1.0)
+        if self.channels_last and x.dim() == 4:
+            x = x.contiguous(memory_format=torch.channels_last)
+        return x
+
+    def describe(self) -> dict[str, Any]:
+        info: dict[str, Any] = {"device": str(self.device), "precision": self.precision,
+                                "channels_last": self.channels_last, "torch": torch.__version__}
+        if self.device.type == "cuda":
+            info["gpu"] = torch.cuda.get_device_name(self.device)
+        info["cpu_count"] = os.cpu_count()
+        return info
+
+
+def seed_everything(seed: int, deterministic: bool = False) -> None:
+    """Seed Python, torch (CPU and CUDA)."""
+    random.seed(seed)
+    torch.manual_seed(seed)
+    if deterministic:
+        torch.use_deterministic_algorithms(True, warn_only=True)
+        torch.backends.cudnn.benchmark = False
+    elif torch.cuda.is_available():
+        torch.backends.cudnn.benchmark = True
+
+
+def rng_state() -> dict[str, Any]:
+    """Global RNG states for a checkpoint (CPU, CUDA, Python)."""
+    state: dict[str, Any] = {"cpu": torch.get_rng_state(), "python": _py_state_to_list(random.getstate())}
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        state["cuda"] = torch.stack([s for s in torch.cuda.get_rng_state_all()])
+    return state
+
+
+def set_rng_state(state: dict[str, Any]) -> None:
+    torch.set_rng_state(state["cpu"])
+    if "python" in state:
+        version, internal, gauss = state["python"]
+        random.setstate((version, tuple(internal), gauss))
+    if "cuda" in state and torch.cuda.is_available():
+        saved = list(state["cuda"])
+        if len(saved) == torch.cuda.device_count():
+            torch.cuda.set_rng_state_all(saved)
+
+
+def _py_state_to_list(state: tuple[Any, ...]) -> list[Any]:
+    version, internal, gauss = state
+    return [version, list(internal), gauss]
+
+
+@contextlib.contextmanager
+def eval_mode(*modules: torch.nn.Module) -> Iterator[None]:
+    """Put modules in eval mode and no-grad, restoring their modes after."""
+    modes = [m.training for m in modules]
+    for m in modules:
+        m.eval()
+    try:
+        with torch.no_grad():
+            yield
+    finally:
+        for m, mode in zip(modules, modes):
+            m.train(mode)

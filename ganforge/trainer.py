@@ -1,0 +1,304 @@
+"""The training loop skeleton: GAN-agnostic.
+
+The trainer builds the dataset, the objective and the callbacks named in a resolved recipe,
+then repeats ``objective.train_step(batch, step)`` and fires callback events. It owns the
+run folder, checkpoints, resume and signals. It never names a generator or a loss.
+
+Data order is a pure function of (seed, sample position): a sampler yields positions, and the
+dataset derives the permutation and augmentation of each position from the seed. Resuming at
+step N therefore continues the exact stream, with any number of loader workers.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import signal
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch.utils.data import DataLoader, Sampler
+
+import ganforge
+from ganforge import checkpoint as ckpt
+from ganforge import recipe as recipe_mod
+from ganforge.errors import GanforgeError
+from ganforge.registry import Registry
+from ganforge.runtime import Runtime, rng_state, seed_everything, set_rng_state
+
+RESOLVED_RECIPE = "recipe.resolved.toml"
+DEFAULT_CALLBACKS = ("progress", "metrics-log", "samples", "checkpoint")
+
+
+class PositionSampler(Sampler[int]):
+    """Yields sample positions ``[start, end)`` of an endless stream, sharded across ranks.
+
+    Global position ``p`` of step ``s``: ``s * world * batch + rank * batch + i``.
+    """
+
+    def __init__(self, start_step: int, end_step: int, batch_size: int, rank: int = 0, world: int = 1):
+        self.start_step, self.end_step = start_step, end_step
+        self.batch_size, self.rank, self.world = batch_size, rank, world
+
+    def __iter__(self) -> Iterator[int]:
+        b, w, r = self.batch_size, self.world, self.rank
+        for step in range(self.start_step, self.end_step):
+            base = step * w * b + r * b
+            yield from range(base, base + b)
+
+    def __len__(self) -> int:
+        return max(0, self.end_step - self.start_step) * self.batch_size
+
+
+def _worker_init(_: int) -> None:
+    # Ctrl-C goes to the whole process group; only the main process handles it (and checkpoints).
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+class Trainer:
+    """Runs one training job from a resolved recipe into a run folder."""
+
+    def __init__(self, resolved: dict[str, Any], run_dir: str | os.PathLike[str], registry: Registry,
+                 runtime: Runtime | None = None, rank: int = 0, world_size: int = 1,
+                 console: Any = None) -> None:
+        self.recipe = resolved
+        self.cfg = resolved["train"]
+        self.run_dir = Path(run_dir)
+        self.registry = registry
+        self.runtime = runtime or Runtime.create(self.cfg["device"], self.cfg["precision"],
+                                                 self.cfg["channels_last"], self.cfg["compile"])
+        self.rank, self.world_size = rank, world_size
+        self.is_main = rank == 0
+        self.console = console
+        self.step = 0
+        self.epoch = 0
+        self.checkpoints = ckpt.CheckpointDir(self.run_dir / "checkpoints")
+        self.stop_reason: str | None = None
+        self.history_file = self.run_dir / "metrics.jsonl"
+        self.throughput: dict[str, float] = {}
+
+        seed_everything(self.cfg["seed"] + rank, self.cfg["deterministic"])
+        self.dataset = self.build("data", seed=self.cfg["seed"])
+        if len(self.dataset) == 0:
+            raise GanforgeError(f"dataset [data] '{resolved['data']['name']}' has no images")
+        self.global_batch = self.cfg["batch_size"] * world_size
+        self.steps_per_epoch = max(1, math.ceil(len(self.dataset) / self.global_batch))
+        self.total_steps = self.cfg["max_steps"] or self.cfg["epochs"] * self.steps_per_epoch
+        self.objective = self.registry.build(
+            "objective", resolved["objective"], f"[objective] {resolved['objective']['name']}",
+            recipe=resolved, build=self.build, runtime=self.runtime,
+        )
+        self.callbacks = self._build_callbacks()
+
+    # -- building ----------------------------------------------------------------------------
+
+    def build(self, section: str, **context: Any) -> Any:
+        """Build the component a recipe section names (``generator``, ``optim.g``, ...)."""
+        head, _, role = section.partition(".")
+        table = self.recipe.get(head)
+        if role and isinstance(table, dict):
+            table = table.get(role)
+        if table is None:
+            raise GanforgeError(f"recipe has no section [{section}]")
+        kind = recipe_mod.SECTIONS.get(head) or recipe_mod.ROLE_SECTIONS.get(head)
+        if kind is None:
+            raise GanforgeError(f"[{section}] is not a component section")
+        defaults = {"steps_per_epoch": getattr(self, "steps_per_epoch", 1),
+                    "total_steps": getattr(self, "total_steps", 1), "seed": self.cfg["seed"]}
+        return self.registry.build(kind, table, f"[{section}]", **{**defaults, **context})
+
+    def _build_callbacks(self) -> dict[str, Any]:
+        tables = self.recipe.get("callbacks")
+        if tables is None:
+            tables = {name: {} for name in DEFAULT_CALLBACKS}
+        callbacks = {}
+        for name, options in tables.items():
+            options = dict(options)
+            if not options.pop("enabled", True):
+                continue
+            callbacks[name] = self.registry.build("callback", {"name": name, **options}, f"[callbacks.{name}]")
+        return callbacks
+
+    def emit(self, event: str, *args: Any) -> None:
+        """Call ``event`` on every callback that defines it."""
+        for cb in self.callbacks.values():
+            fn = getattr(cb, event, None)
+            if fn is not None:
+                fn(self, *args)
+
+    # -- data --------------------------------------------------------------------------------
+
+    def _loader(self, start_step: int) -> DataLoader:
+        workers = self.cfg["num_workers"]
+        if workers < 0:
+            workers = 0 if self.runtime.device.type == "cpu" else min(8, max(1, (os.cpu_count() or 2) - 1))
+        sampler = PositionSampler(start_step, self.total_steps, self.cfg["batch_size"], self.rank,
+                                  self.world_size)
+        return DataLoader(
+            self.dataset, batch_size=self.cfg["batch_size"], sampler=sampler, num_workers=workers,
+            pin_memory=self.runtime.device.type == "cuda", drop_last=False,
+            persistent_workers=False, prefetch_factor=4 if workers else None,
+            worker_init_fn=_worker_init if workers else None,
+        )
+
+    def to_device(self, batch: dict[str, Any]) -> dict[str, Any]:
+        """Move a batch to the device; uint8 images become float in [-1, 1]."""
+        out = {}
+        for key, value in batch.items():
+            if isinstance(value, torch.Tensor):
+                out[key] = self.runtime.to_input(value) if value.dtype == torch.uint8 else \
+                    value.to(self.runtime.device, non_blocking=True)
+            else:
+                out[key] = value
+        return out
+
+    def holdout(self, n: int) -> dict[str, torch.Tensor]:
+        """Fixed held-out images (from the dataset) on the device, for samples and evaluation."""
+        return self.to_device(self.dataset.holdout(n))
+
+    # -- state -------------------------------------------------------------------------------
+
+    def state_dict(self) -> dict[str, Any]:
+        callbacks = {n: cb.state_dict() for n, cb in self.callbacks.items() if hasattr(cb, "state_dict")}
+        return {
+            "trainer": {"step": self.step, "epoch": self.epoch},
+            "rng": rng_state(),
+            "objective": self.objective.state_dict(),
+            "callbacks": callbacks,
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.step = int(state["trainer"]["step"])
+        self.epoch = int(state["trainer"]["epoch"])
+        self.objective.load_state_dict(state["objective"])
+        for name, cb_state in state.get("callbacks", {}).items():
+            if name in self.callbacks and hasattr(self.callbacks[name], "load_state_dict"):
+                self.callbacks[name].load_state_dict(cb_state)
+        set_rng_state(state["rng"])
+
+    def meta(self) -> dict[str, Any]:
+        return {
+            "ganforge": ganforge.__version__,
+            "torch": torch.__version__,
+            "step": self.step,
+            "epoch": self.epoch,
+            "objective": self.recipe["objective"]["name"],
+            "world_size": self.world_size,
+            "recipe": self.recipe,
+            "time": time.time(),
+        }
+
+    def save_checkpoint(self) -> Path | None:
+        """Write a checkpoint of the current step (rank 0 only); callbacks hear of it."""
+        if not self.is_main:
+            return None
+        path = self.checkpoints.save(self.step, self.state_dict(), self.meta())
+        self.emit("on_checkpoint", path)
+        return path
+
+    def resume(self, path: str | os.PathLike[str]) -> Path:
+        """Restore everything from a checkpoint file or run folder."""
+        file = ckpt.resolve(path)
+        state, meta = ckpt.load(file)
+        if meta.get("objective") != self.recipe["objective"]["name"]:
+            raise GanforgeError(f"{file}: checkpoint is for objective '{meta.get('objective')}', "
+                                f"the recipe runs '{self.recipe['objective']['name']}'")
+        saved_world = meta.get("world_size", 1)
+        if saved_world != self.world_size:
+            raise GanforgeError(f"{file}: saved with {saved_world} process(es); resume with the same "
+                                f"world size (now {self.world_size})")
+        try:
+            self.load_state_dict(state)
+        except (KeyError, RuntimeError, ValueError) as exc:
+            raise GanforgeError(f"{file}: does not match the recipe's components ({str(exc).splitlines()[0]})") \
+                from None
+        return file
+
+    # -- the loop ----------------------------------------------------------------------------
+
+    def fit(self) -> dict[str, Any]:
+        """Train until ``total_steps`` (or a signal); returns a summary."""
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        if self.is_main:
+            (self.run_dir / RESOLVED_RECIPE).write_text(recipe_mod.dumps(self.recipe))
+            (self.run_dir / "run.json").write_text(json.dumps(
+                {"runtime": self.runtime.describe(), "world_size": self.world_size,
+                 "steps_per_epoch": self.steps_per_epoch, "total_steps": self.total_steps,
+                 "dataset_size": len(self.dataset)}, indent=2))
+        previous = self._install_signal_handlers()
+        start_step = self.step
+        pending: list[dict[str, torch.Tensor]] = []
+        log_every = max(1, self.cfg["log_every"])
+        data_wait = 0.0
+        t_start = time.perf_counter()
+        try:
+            self.emit("on_train_start")
+            loader = iter(self._loader(self.step))
+            while self.step < self.total_steps and self.stop_reason is None:
+                t0 = time.perf_counter()
+                batch = self.to_device(next(loader))
+                data_wait += time.perf_counter() - t0
+                losses = self.objective.train_step(batch, self.step)
+                self.step += 1
+                pending.append(losses)
+                self.emit("on_step_end", self.step, losses)
+                if self.step % log_every == 0 or self.step == self.total_steps:
+                    self._log(pending, time.perf_counter() - t_start, self.step - start_step, data_wait)
+                    pending = []
+                epoch = self.step * self.global_batch // len(self.dataset)
+                if epoch > self.epoch:
+                    self.epoch = epoch
+                    self.emit("on_epoch_end", epoch)
+            if pending:
+                self._log(pending, time.perf_counter() - t_start, self.step - start_step, data_wait)
+            last = self.checkpoints.latest()
+            if self.is_main and (last is None or not last.name.endswith(f"{self.step:08d}.safetensors")):
+                self.save_checkpoint()
+            self.emit("on_train_end")
+        finally:
+            self._restore_signal_handlers(previous)
+        elapsed = time.perf_counter() - t_start
+        return {"step": self.step, "epoch": self.epoch, "seconds": elapsed, "stopped": self.stop_reason,
+                "steps_run": self.step - start_step}
+
+    def _log(self, pending: list[dict[str, torch.Tensor]], elapsed: float, steps: int, data_wait: float) -> None:
+        # One host sync per log interval: average the losses on the device, then copy once.
+        keys = list(pending[0])
+        means = torch.stack([torch.stack([p[k].detach().float() for p in pending]).mean() for k in keys])
+        scalars = dict(zip(keys, means.cpu().tolist()))
+        samples = steps * self.global_batch
+        self.throughput = {"steps_per_s": steps / max(elapsed, 1e-9),
+                           "samples_per_s": samples / max(elapsed, 1e-9),
+                           "data_wait_share": data_wait / max(elapsed, 1e-9)}
+        self.emit("on_log", self.step, scalars)
+
+    def _install_signal_handlers(self) -> dict[int, Any]:
+        previous: dict[int, Any] = {}
+        if sys.platform == "win32" or not _is_main_thread():
+            return previous
+
+        def handler(signum: int, _frame: Any) -> None:
+            if self.stop_reason is not None:  # a second signal: stop now
+                signal.signal(signum, previous.get(signum, signal.SIG_DFL))
+                raise KeyboardInterrupt
+            self.stop_reason = signal.Signals(signum).name
+
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            previous[sig] = signal.signal(sig, handler)
+        return previous
+
+    @staticmethod
+    def _restore_signal_handlers(previous: dict[int, Any]) -> None:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
+
+
+def _is_main_thread() -> bool:
+    import threading
+
+    return threading.current_thread() is threading.main_thread()

@@ -1,0 +1,17 @@
+"""Training callbacks: progress display, sample grids, metrics log, checkpoints, loss plot."""
+
+from ganforge import hookimpl
+from ganforge_plugins.callbacks.checkpointing import Checkpointing
+from ganforge_plugins.callbacks.loss_plot import LossPlot
+from ganforge_plugins.callbacks.metrics_log import MetricsLog
+from ganforge_plugins.callbacks.progress import Progress
+from ganforge_plugins.callbacks.samples import Samples
+
+
+@hookimpl
+def register_callbacks(register):
+    register("progress", Progress)
+    register("metrics-log", MetricsLog)
+    register("samples", Samples)
+    register("checkpoint", Checkpointing)
+    register("loss-plot", LossPlot)

@@ -1,0 +1,169 @@
+"""Image-folder datasets: unpaired two-domain folders (CycleGAN) and one folder (DCGAN)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+import torch
+from torch.utils.data import Dataset
+
+from ganforge import hookimpl
+from ganforge.data import (
+    item_generator,
+    list_images,
+    open_rgb,
+    resize_crop,
+    split_holdout,
+    to_uint8_tensor,
+    try_open_rgb,
+)
+from ganforge.errors import GanforgeError
+
+Preprocess = Literal["resize_and_crop", "scale_width", "resize", "center"]
+
+SELFIE2ANIME_HINT = (
+    "get selfie2anime (3,400 selfies in trainA/, 3,400 anime faces in trainB/, e.g. the U-GAT-IT "
+    "release on Kaggle), then set data.root or the GANFORGE_DATA_ROOT environment variable"
+)
+
+
+class _StreamDataset(Dataset):
+    """Shared logic: the item at stream position ``p`` is a pure function of (seed, p)."""
+
+    seed: int
+    length: int
+
+    def _permutation(self, epoch: int) -> torch.Tensor:
+        cached = getattr(self, "_perm_cache", None)
+        if cached is None or cached[0] != epoch:
+            perm = torch.randperm(self.length, generator=item_generator("order", self.seed, epoch))
+            self._perm_cache = cached = (epoch, perm)
+        return cached[1]
+
+    def __len__(self) -> int:
+        return self.length
+
+    def _index(self, position: int) -> int:
+        return int(self._permutation(position // self.length)[position % self.length])
+
+    def _load(self, files: list[Path], index: int, transform) -> torch.Tensor:
+        # An unreadable file is reported once and replaced by the next readable one.
+        for offset in range(len(files)):
+            img = try_open_rgb(files[(index + offset) % len(files)])
+            if img is not None:
+                return to_uint8_tensor(transform(img))
+        raise GanforgeError(f"no readable images among {len(files)} files in {files[0].parent}")
+
+
+class UnpairedFolders(_StreamDataset):
+    """Two unpaired image folders (CycleGAN): trainA/trainB under root, or any two folders."""
+
+    def __init__(self, root: str = "", a: str = "trainA", b: str = "trainB", image_size: int = 256,
+                 load_size: int = 0, preprocess: Preprocess = "resize_and_crop", flip: bool = True,
+                 holdout: int = 8, max_images: int = 0, split_seed: int = 0, seed: int = 0) -> None:
+        folder_a, folder_b = (Path(root) / a, Path(root) / b) if root else (Path(a), Path(b))
+        for folder in (folder_a, folder_b):
+            if not folder.is_dir():
+                looked = Path(folder).resolve()
+                raise GanforgeError(f"dataset not found: looked for {looked} (data.root = {root!r}); "
+                                    f"{SELFIE2ANIME_HINT}")
+        files_a = list_images(folder_a, f"[data] domain A ({a})")
+        files_b = list_images(folder_b, f"[data] domain B ({b})")
+        files_a, self.held_a = split_holdout(files_a, holdout, split_seed)
+        files_b, self.held_b = split_holdout(files_b, holdout, split_seed)
+        if max_images:
+            files_a, files_b = _subset(files_a, max_images, split_seed), _subset(files_b, max_images, split_seed)
+        self.files_a, self.files_b = files_a, files_b
+        self.image_size = image_size
+        self.load_size = load_size or round(image_size * 286 / 256)  # the official 286 -> 256 ratio
+        self.preprocess, self.flip, self.seed = preprocess, flip, seed
+        self.length = max(len(files_a), len(files_b))
+
+    def __getitem__(self, position: int) -> dict[str, torch.Tensor]:
+        g = item_generator("item", self.seed, position)
+        idx_a = self._index(position) % len(self.files_a)
+        idx_b = int(torch.randint(0, len(self.files_b), (), generator=g))  # official: B drawn at random
+
+        def augment(img):
+            return resize_crop(img, self.image_size, self.load_size, self.preprocess, g, self.flip)
+
+        return {"A": self._load(self.files_a, idx_a, augment), "B": self._load(self.files_b, idx_b, augment)}
+
+    def holdout(self, n: int) -> dict[str, torch.Tensor]:
+        """``n`` fixed held-out images per domain, resized without augmentation."""
+        return {"A": _stack(self.held_a or self.files_a, n, self.image_size),
+                "B": _stack(self.held_b or self.files_b, n, self.image_size)}
+
+
+class ImageFolder(_StreamDataset):
+    """One image folder (DCGAN): resize, centre crop, optional flip, colour jitter and blur."""
+
+    def __init__(self, root: str = "", image_size: int = 64, preprocess: Preprocess = "center",
+                 flip: bool = False, color_jitter: float = 0.0, blur: float = 0.0, holdout: int = 0,
+                 max_images: int = 0, split_seed: int = 0, seed: int = 0) -> None:
+        if not root:
+            raise GanforgeError("[data] needs key 'root': the image folder")
+        if not Path(root).is_dir():
+            raise GanforgeError(f"dataset not found: looked for folder {Path(root).resolve()} (data.root = "
+                                f"{root!r}); set data.root or the GANFORGE_DATA_ROOT environment variable")
+        files = list_images(root, "[data] image folder")
+        files, self.held = split_holdout(files, holdout, split_seed)
+        self.files = _subset(files, max_images, split_seed) if max_images else files
+        self.image_size, self.preprocess, self.flip, self.seed = image_size, preprocess, flip, seed
+        self.color_jitter, self.blur = color_jitter, blur
+        self.length = len(self.files)
+
+    def __getitem__(self, position: int) -> dict[str, torch.Tensor]:
+        g = item_generator("item", self.seed, position)
+
+        def augment(img):
+            img = resize_crop(img, self.image_size, self.image_size, self.preprocess, g, self.flip)
+            if self.color_jitter > 0 or self.blur > 0:
+                img = self._photometric(img, g)
+            return img
+
+        return {"image": self._load(self.files, self._index(position), augment)}
+
+    def _photometric(self, img, g: torch.Generator):
+        # torchvision's transforms draw from the global RNG: fork it, seeded per item.
+        from torchvision.transforms import v2
+
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(int(torch.randint(0, 2**62, (), generator=g)))
+            if self.color_jitter > 0:
+                s = self.color_jitter
+                img = v2.ColorJitter(brightness=s, contrast=s, saturation=s, hue=min(0.5, s / 4))(img)
+            if self.blur > 0 and torch.rand(()) < self.blur:
+                img = v2.GaussianBlur(kernel_size=3, sigma=(0.1, 1.5))(img)
+        return img
+
+    def holdout(self, n: int) -> dict[str, torch.Tensor]:
+        return {"image": _stack(self.held or self.files, n, self.image_size)}
+
+
+def _subset(files: list[Path], n: int, seed: int) -> list[Path]:
+    if n <= 0 or n >= len(files):
+        return files
+    order = torch.randperm(len(files), generator=item_generator("subset", seed)).tolist()[:n]
+    return [files[i] for i in sorted(order)]
+
+
+def _stack(files: list[Path], n: int, size: int) -> torch.Tensor:
+    images = []
+    for path in files:
+        if len(images) == n:
+            break
+        try:
+            img = open_rgb(path)
+        except GanforgeError:
+            continue
+        images.append(to_uint8_tensor(resize_crop(img, size, size, "center", None, False)))
+    return torch.stack(images) if images else torch.zeros(0, 3, size, size, dtype=torch.uint8)
+
+
+@hookimpl
+def register_datasets(register):
+    register("unpaired-folders", UnpairedFolders)
+    register("image-folder", ImageFolder)
+

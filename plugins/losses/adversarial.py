@@ -1,0 +1,149 @@
+"""Adversarial losses: least squares, binary cross-entropy and Wasserstein with gradient penalty.
+
+Every loss object has the same interface::
+
+    d_loss(real_out, fake_out, *, probabilities=False) -> Tensor   # D loss, real + fake terms
+    g_loss(fake_out, *, probabilities=False) -> Tensor             # G's adversarial loss
+    penalty(discriminator, real, fake) -> Tensor | None            # extra D regulariser
+
+``real_out`` / ``fake_out`` are discriminator outputs of any shape (per image or per patch);
+each term is a mean over all elements. ``probabilities`` says whether they went through a
+sigmoid; pass the discriminator's ``outputs_probabilities`` attribute
+(``getattr(d, "outputs_probabilities", False)``). Only ``bce`` depends on it. Losses are computed
+in float32 whatever the output dtype (bf16 autocast), and build their targets on the output's
+device without host synchronisation.
+"""
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from ganforge import GanforgeError
+
+
+def gradient_penalty(discriminator: nn.Module, real: Tensor, fake: Tensor, weight: float) -> Tensor:
+    """``weight * mean((||grad D(x_hat)||_2 - 1)^2)`` on random interpolates of real and fake.
+
+    ``x_hat = a * real + (1 - a) * fake`` with ``a ~ U[0, 1]`` per sample (Gulrajani et al.).
+    Both inputs are detached, so the penalty trains only the discriminator. If the batches differ
+    in size (a pool can return a different number of fakes) the first ``min`` samples of each are
+    paired. The interpolation, gradient and norm are float32; the discriminator itself still runs
+    under whatever autocast is active.
+    """
+    n = min(real.shape[0], fake.shape[0])
+    real = real[:n].detach().float()
+    fake = fake[:n].detach().float()
+    alpha = torch.rand((n,) + (1,) * (real.dim() - 1), device=real.device, dtype=torch.float32)
+    x_hat = (alpha * real + (1.0 - alpha) * fake).requires_grad_(True)
+    out = discriminator(x_hat)
+    (grad,) = torch.autograd.grad(out.float().sum(), x_hat, create_graph=True)
+    # The epsilon keeps the norm differentiable at a zero gradient.
+    norm = grad.float().flatten(1).pow(2).sum(1).add(1e-12).sqrt()
+    return weight * (norm - 1.0).pow(2).mean()
+
+
+class AdversarialLoss:
+    """Shared part of the bundled losses: the optional interpolate gradient penalty."""
+
+    def __init__(self, gradient_penalty: float = 0.0) -> None:
+        if gradient_penalty < 0:
+            raise GanforgeError(f"gradient_penalty must be >= 0, got {gradient_penalty}")
+        self.gradient_penalty = float(gradient_penalty)
+
+    def d_loss(self, real_out: Tensor, fake_out: Tensor, *, probabilities: bool = False) -> Tensor:
+        raise NotImplementedError
+
+    def g_loss(self, fake_out: Tensor, *, probabilities: bool = False) -> Tensor:
+        raise NotImplementedError
+
+    def penalty(self, discriminator: nn.Module, real: Tensor, fake: Tensor) -> Tensor | None:
+        """The gradient penalty when its weight is positive, else ``None``."""
+        if self.gradient_penalty <= 0:
+            return None
+        return gradient_penalty(discriminator, real, fake, self.gradient_penalty)
+
+
+class LSGANLoss(AdversarialLoss):
+    """Least-squares GAN loss (Mao et al.): mean squared error against real/fake targets.
+
+    ``d_loss = mse(real_out, real_label) + mse(fake_out, fake_label)`` and
+    ``g_loss = mse(fake_out, real_label)``, as the official CycleGAN ``GANLoss('lsgan')`` (whose
+    objective halves the D loss itself). Outputs are used as they are, so ``probabilities`` makes
+    no difference. ``gradient_penalty > 0`` adds the WGAN-GP interpolate penalty with that weight.
+    """
+
+    def __init__(
+        self, real_label: float = 1.0, fake_label: float = 0.0, gradient_penalty: float = 0.0
+    ) -> None:
+        super().__init__(gradient_penalty)
+        self.real_label = float(real_label)
+        self.fake_label = float(fake_label)
+
+    def _mse(self, out: Tensor, label: float) -> Tensor:
+        out = out.float()
+        return F.mse_loss(out, torch.full_like(out, label))
+
+    def d_loss(self, real_out: Tensor, fake_out: Tensor, *, probabilities: bool = False) -> Tensor:
+        return self._mse(real_out, self.real_label) + self._mse(fake_out, self.fake_label)
+
+    def g_loss(self, fake_out: Tensor, *, probabilities: bool = False) -> Tensor:
+        return self._mse(fake_out, self.real_label)
+
+
+class BCELoss(AdversarialLoss):
+    """Binary cross-entropy GAN loss (the original GAN, non-saturating G), with label smoothing.
+
+    ``d_loss = bce(real_out, real_label) + bce(fake_out, fake_label)`` and
+    ``g_loss = bce(fake_out, 1)``: the labels smooth the discriminator's targets only (one-sided
+    smoothing, Salimans et al.), the generator always aims at 1. Logits (``probabilities=False``)
+    go through ``binary_cross_entropy_with_logits``; probabilities are clamped to
+    ``[1e-7, 1 - 1e-7]`` before the logs, which keeps them finite and autocast-safe.
+    ``gradient_penalty > 0`` adds the WGAN-GP interpolate penalty with that weight.
+    """
+
+    _EPS = 1e-7
+
+    def __init__(
+        self, real_label: float = 1.0, fake_label: float = 0.0, gradient_penalty: float = 0.0
+    ) -> None:
+        super().__init__(gradient_penalty)
+        self.real_label = float(real_label)
+        self.fake_label = float(fake_label)
+
+    def _bce(self, out: Tensor, label: float, probabilities: bool) -> Tensor:
+        out = out.float()
+        target = torch.full_like(out, label)
+        if not probabilities:
+            return F.binary_cross_entropy_with_logits(out, target)
+        p = out.clamp(self._EPS, 1.0 - self._EPS)
+        return -(target * torch.log(p) + (1.0 - target) * torch.log1p(-p)).mean()
+
+    def d_loss(self, real_out: Tensor, fake_out: Tensor, *, probabilities: bool = False) -> Tensor:
+        return self._bce(real_out, self.real_label, probabilities) + self._bce(
+            fake_out, self.fake_label, probabilities
+        )
+
+    def g_loss(self, fake_out: Tensor, *, probabilities: bool = False) -> Tensor:
+        return self._bce(fake_out, 1.0, probabilities)
+
+
+class WGANGPLoss(AdversarialLoss):
+    """Wasserstein GAN loss with gradient penalty (Gulrajani et al.); D outputs are critic scores.
+
+    ``d_loss = -mean(real_out) + mean(fake_out)``, ``g_loss = -mean(fake_out)`` and
+    ``penalty = lambda_gp * mean((||grad D(x_hat)||_2 - 1)^2)`` on random interpolates
+    (``None`` when ``lambda_gp`` is 0). The critic should output raw scores (no sigmoid);
+    ``probabilities`` is ignored.
+    """
+
+    def __init__(self, lambda_gp: float = 10.0) -> None:
+        if lambda_gp < 0:
+            raise GanforgeError(f"wgan-gp: lambda_gp must be >= 0, got {lambda_gp}")
+        super().__init__(lambda_gp)
+        self.lambda_gp = float(lambda_gp)
+
+    def d_loss(self, real_out: Tensor, fake_out: Tensor, *, probabilities: bool = False) -> Tensor:
+        return fake_out.float().mean() - real_out.float().mean()
+
+    def g_loss(self, fake_out: Tensor, *, probabilities: bool = False) -> Tensor:
+        return -fake_out.float().mean()

@@ -1,0 +1,11 @@
+"""Training objectives: what one optimisation step does, and what a checkpoint holds."""
+
+from ganforge import hookimpl
+from ganforge_plugins.objectives.cyclegan import CycleGAN
+from ganforge_plugins.objectives.dcgan import UnconditionalGAN
+
+
+@hookimpl
+def register_objectives(register):
+    register("cyclegan", CycleGAN)
+    register("dcgan", UnconditionalGAN)
