@@ -18,6 +18,7 @@ from ganforge import checkpoint as ckpt
 from ganforge.errors import GanforgeError
 from ganforge.plugins import get_host, get_registry, warn_failures
 from ganforge.recipe import DATA_ROOT_ENV, Recipe
+from ganforge.registry import plural
 
 EXIT_SIGNAL = {"SIGINT": 130, "SIGTERM": 143}
 
@@ -214,6 +215,66 @@ def sample_command(checkpoint: str, count: int, out: str, seed: int | None, indi
     click.echo(f"wrote {paths[0]}" + (f" and {len(paths) - 1} images" if len(paths) > 1 else ""), err=True)
 
 
+# -- eval ------------------------------------------------------------------------------------
+
+
+@cli.command("eval")
+@click.argument("checkpoint", type=click.Path())
+@click.argument("more_data", nargs=-1, type=click.Path(), metavar="")
+@click.option("--data", "data", multiple=True, type=click.Path(), metavar="A_DIR [B_DIR]",
+              help="Test images: two folders (A B) for a translation model, one for a generator.")
+@click.option("--metrics", "metrics", default="fid,kid,cycle", show_default=True,
+              help="Comma-separated metric names (see 'ganforge list metrics').")
+@click.option("--weights", default="", help="FID Inception weights file (.pth or .safetensors).")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of tables.")
+@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
+@click.option("--batch-size", type=int, default=16, show_default=True)
+@click.option("--max-images", type=int, default=0, show_default=True, help="At most N images per folder (0: all).")
+@click.option("--seed", type=int, default=0, show_default=True, help="Noise seed for generator checkpoints.")
+def eval_command(checkpoint: str, more_data: tuple[str, ...], data: tuple[str, ...], metrics: str, weights: str,
+                 as_json: bool, device: str, batch_size: int, max_images: int, seed: int) -> None:
+    """Score CHECKPOINT on test images: ganforge eval CHECKPOINT --data A_DIR B_DIR [--metrics fid,kid,cycle]."""
+    from ganforge.evaluation import evaluate_checkpoint
+
+    if more_data and not data:
+        raise click.UsageError("give the test folders with --data A_DIR B_DIR")
+    folders = [*data, *more_data]
+    if not folders:
+        raise click.UsageError("missing --data A_DIR B_DIR (or --data DIR for a generator)")
+    if batch_size < 1:
+        raise click.UsageError("--batch-size must be at least 1")
+    result = evaluate_checkpoint(checkpoint, folders, get_registry(), metrics, weights=weights, device=device,
+                                 batch_size=batch_size, max_images=max_images, seed=seed)
+    if as_json:
+        click.echo(json.dumps(result.to_json(), indent=2))
+        return
+    console = Console()
+    titles = {"a2b": f"a2b (A -> B, {result.images.get('A', 0)} images)",
+              "b2a": f"b2a (B -> A, {result.images.get('B', 0)} images)"}
+    for direction, values in result.results.items():
+        table = Table(title=titles.get(direction, direction), title_justify="left")
+        table.add_column("metric", style="bold cyan")
+        table.add_column("value", justify="right")
+        for key, value in values.items():
+            table.add_row(key, f"{value:.4f}")
+        console.print(table)
+
+
+# -- report ----------------------------------------------------------------------------------
+
+
+@cli.command("report")
+@click.argument("run_dir", type=click.Path(file_okay=False))
+@click.option("--out", "out", type=click.Path(dir_okay=False), default=None,
+              help="HTML file to write (default: RUN_DIR/report.html).")
+def report_command(run_dir: str, out: str | None) -> None:
+    """Write a self-contained HTML page about a run: recipe, curves, metrics, samples, environment."""
+    from ganforge.report import write_report
+
+    path = write_report(Path(run_dir), Path(out) if out else None)
+    click.echo(f"wrote {path}", err=True)
+
+
 def _add_plugin_commands() -> None:
     try:
         get_host().pm.hook.register_commands(cli=cli)
@@ -228,5 +289,4 @@ def main() -> None:
 
 
 def _plural(kind: str) -> str:
-    word = kind.replace("_", " ")
-    return word + ("es" if word.endswith("s") else "s")
+    return plural(kind).replace("_", " ")

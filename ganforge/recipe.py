@@ -74,6 +74,8 @@ class Recipe:
     def __init__(self, data: dict[str, Any], source: str = "<recipe>") -> None:
         self.data = data
         self.source = source
+        self._overridden: set[tuple[str, ...]] = set()  # key paths given with --set
+        self._renamed: set[tuple[str, ...]] = set()  # tables whose component --set switched
 
     # -- loading and overrides ---------------------------------------------------------------
 
@@ -105,6 +107,9 @@ class Recipe:
             raise GanforgeError(f"--set {assignment!r}: expected section.key=value")
         value = parse_value(raw.strip())
         parts = key.split(".")
+        self._overridden.add(tuple(parts))
+        if parts[-1] == "name":
+            self._renamed.add(tuple(parts[:-1]))
         node = self.data
         for i, part in enumerate(parts[:-1]):
             child = node.setdefault(part, {})
@@ -119,6 +124,7 @@ class Recipe:
         """Validate every section against the registry; return the recipe with defaults filled."""
         src = self.source
         data = self.data
+        self._drop_stale_keys(registry)
         resolved: dict[str, Any] = {}
         valid_sections = [*SECTIONS, *ROLE_SECTIONS, *NAMED_SECTIONS, *OTHER_KEYS]
         for section in data:
@@ -169,6 +175,31 @@ class Recipe:
                     f"{src}: objective '{objective.name}' needs section [{needed}]"
                 )
         return resolved
+
+
+    def _drop_stale_keys(self, registry: Registry) -> None:
+        """After ``--set X.name=other``, drop the file's keys that the new component does not take.
+
+        ``--set schedule.name=cyclic`` then works although the file sets ``constant_epochs``;
+        keys given with ``--set`` are still checked strictly.
+        """
+        for path in self._renamed:
+            head = path[0] if path else ""
+            kind = SECTIONS.get(head) or (ROLE_SECTIONS.get(head) if len(path) == 2 else None)
+            node: Any = self.data
+            for part in path:
+                node = node.get(part) if isinstance(node, dict) else None
+            if kind is None or not isinstance(node, dict):
+                continue
+            try:
+                component = registry.get(kind, node.get("name"))
+            except GanforgeError:
+                continue  # validation reports the unknown name
+            if component.accepts_any:
+                continue
+            accepted = {p.name for p in registry.options(component)} | {"name"}
+            for key in [k for k in node if k not in accepted and (*path, k) not in self._overridden]:
+                del node[key]
 
 
 def _expect_table(value: Any, where: str) -> dict[str, Any]:

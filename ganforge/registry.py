@@ -345,12 +345,14 @@ class Registry:
         return obj
 
     def _kind(self, kind: str | None) -> str:
-        if kind in self._components:
-            return kind  # type: ignore[return-value]
-        plural = {k + "s": k for k in self._components} | {k.replace("_", "-") + "s": k for k in self._components}
-        alias = plural.get(kind or "") or plural.get((kind or "").replace("-", "_") + "s")
-        if alias is None and kind and kind.replace("-", "_") in self._components:
-            alias = kind.replace("-", "_")
-        if alias:
-            return alias
+        """Accept a kind as written anywhere: ``loss``, ``losses``, ``mask-provider``, ``mask_providers``."""
+        key = (kind or "").strip().lower().replace("-", "_")
+        for name in self._components:
+            if key in (name, plural(name)):
+                return name
         raise GanforgeError(f"unknown component kind '{kind}'; kinds: {', '.join(self._components)}")
+
+
+def plural(kind: str) -> str:
+    """``loss`` -> ``losses``, ``generator`` -> ``generators``."""
+    return kind + ("es" if kind.endswith("s") else "s")

@@ -144,6 +144,7 @@ class Trainer:
             pin_memory=self.runtime.device.type == "cuda", drop_last=False,
             persistent_workers=False, prefetch_factor=4 if workers else None,
             worker_init_fn=_worker_init if workers else None,
+            generator=torch.Generator(),  # keeps the loader from drawing on the global RNG (exact resume)
         )
 
     def to_device(self, batch: dict[str, Any]) -> dict[str, Any]:

@@ -2,6 +2,7 @@
 
 from ganforge import hookimpl
 from ganforge_plugins.callbacks.checkpointing import Checkpointing
+from ganforge_plugins.callbacks.evaluation import Evaluation
 from ganforge_plugins.callbacks.loss_plot import LossPlot
 from ganforge_plugins.callbacks.metrics_log import MetricsLog
 from ganforge_plugins.callbacks.progress import Progress
@@ -15,3 +16,4 @@ def register_callbacks(register):
     register("samples", Samples)
     register("checkpoint", Checkpointing)
     register("loss-plot", LossPlot)
+    register("eval", Evaluation)

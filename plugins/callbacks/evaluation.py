@@ -1,0 +1,118 @@
+"""Periodic evaluation during training: metric plugins on held-out images, logged as ``eval/...``.
+
+Every ``every`` steps (and at the end of training) the callback scores the model on ``count``
+fixed held-out images per domain (the dataset's ``holdout``) with the named metrics, through
+``ganforge.evaluation``. Values go to the log as ``eval/<direction>/<key>`` (e.g.
+``eval/a2b/cycle_l1``, ``eval/a2b/kid_x100``), so ``metrics.jsonl`` and the report carry them.
+With ``best`` set to one of those keys (with or without the ``eval/`` prefix) the checkpoint
+of each new best value is saved and copied to ``RUN/checkpoints/best.safetensors``.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from ganforge.errors import GanforgeError
+
+
+class Evaluation:
+    """Evaluate metrics (default: cycle) on held-out images every ``every`` steps; keep the best checkpoint."""
+
+    def __init__(self, every: int = 1000, metrics: tuple[str, ...] = ("cycle",), count: int = 64,
+                 best: str = "", mode: Literal["min", "max"] = "min", weights: str = "", batch_size: int = 16,
+                 at_end: bool = True) -> None:
+        from ganforge.evaluation import parse_metric_names
+
+        self.every, self.count, self.mode, self.weights = every, count, mode, weights
+        self.metric_names = parse_metric_names(metrics)
+        self.best_key = best if not best or best.startswith("eval/") else f"eval/{best}"
+        self.batch_size, self.at_end = max(1, batch_size), at_end
+        self.best_value: float | None = None
+        self.best_step: int | None = None
+        self.last: dict[str, float] = {}
+        self._metrics: dict[str, Any] | None = None
+        self._extractors: Any = None
+        self._holdout: dict[str, Any] | None = None
+        self._real: dict[str, dict] = {}
+        self._last_step = -1
+
+    # -- state for resume -------------------------------------------------------------------
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"best_value": self.best_value, "best_step": self.best_step, "best_key": self.best_key}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        if state.get("best_key", self.best_key) == self.best_key:
+            value = state.get("best_value")
+            self.best_value = None if value is None else float(value)
+            step = state.get("best_step")
+            self.best_step = None if step is None else int(step)
+
+    # -- events -----------------------------------------------------------------------------
+
+    def on_train_start(self, trainer: Any) -> None:
+        if not trainer.is_main:
+            return
+        from ganforge.evaluation import Extractors, build_metrics
+
+        self._metrics = build_metrics(trainer.registry, self.metric_names, self.weights)
+        self._extractors = Extractors(trainer.registry, trainer.runtime.device, self.batch_size)
+        for metric in self._metrics.values():
+            if metric.uses == "features":
+                self._extractors.get(metric)  # a missing weights file fails now, not after hours
+        self._holdout = trainer.holdout(self.count)
+
+    def on_step_end(self, trainer: Any, step: int, losses: dict) -> None:
+        if self.every > 0 and step % self.every == 0:
+            self.evaluate(trainer)
+
+    def on_train_end(self, trainer: Any) -> None:
+        if self.at_end and self._last_step != trainer.step:
+            self.evaluate(trainer)
+
+    # -- work -------------------------------------------------------------------------------
+
+    def evaluate(self, trainer: Any) -> dict[str, float]:
+        """Score the current model, log ``eval/...`` values, update the best checkpoint."""
+        if not trainer.is_main or self._metrics is None or self._holdout is None:
+            return {}
+        from ganforge.evaluation import evaluate_direction, evaluate_generation
+
+        objective, step = trainer.objective, trainer.step
+        self._last_step = step
+        scalars: dict[str, float] = {}
+        if hasattr(objective, "translate") and {"A", "B"} <= set(self._holdout):
+            a, b = self._holdout["A"], self._holdout["B"]
+            for direction, source, target in (("a2b", a, b), ("b2a", b, a)):
+                values = evaluate_direction(objective, source, target, direction, self._metrics, self._extractors,
+                                            self.batch_size, self._real.setdefault(direction, {}))
+                scalars.update({f"eval/{direction}/{k}": v for k, v in values.items()})
+        elif hasattr(objective, "generate") and "image" in self._holdout:
+            values = evaluate_generation(objective, self._holdout["image"], self._metrics, self._extractors,
+                                         self.batch_size, trainer.cfg["seed"], self._real.setdefault("gen", {}))
+            scalars.update({f"eval/generated/{k}": v for k, v in values.items()})
+        else:
+            raise GanforgeError("[callbacks.eval]: the objective neither translates nor generates images")
+        self.last = scalars
+        trainer.emit("on_log", step, scalars)
+        self._update_best(trainer, scalars)
+        return scalars
+
+    def _update_best(self, trainer: Any, scalars: dict[str, float]) -> None:
+        if not self.best_key:
+            return
+        if self.best_key not in scalars:
+            known = ", ".join(k.removeprefix("eval/") for k in scalars)
+            raise GanforgeError(f"[callbacks.eval] best = '{self.best_key.removeprefix('eval/')}' is not one of "
+                                f"the evaluated values: {known}")
+        value = scalars[self.best_key]
+        better = self.best_value is None or (value < self.best_value if self.mode == "min" else value > self.best_value)
+        if not better:
+            return
+        self.best_value, self.best_step = float(value), int(trainer.step)
+        latest = trainer.checkpoints.latest()
+        path = latest if latest is not None and latest.name == f"step-{trainer.step:08d}.safetensors" else None
+        if path is None:
+            path = trainer.save_checkpoint()
+        if path is not None:
+            trainer.checkpoints.mark_best(path)

@@ -1,0 +1,183 @@
+"""Shared fixtures: tiny real image folders, tiny recipes, and a CLI runner."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+import torch
+from PIL import Image
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_DATA = REPO.parent / "shared" / "data"
+RECIPES = REPO / "recipes"
+
+# Small, fast overrides that keep the recipe's structure (a CPU step takes well under a second).
+TINY = [
+    "data.image_size=32",
+    "data.load_size=36",
+    "data.holdout=2",
+    "generator.ngf=8",
+    "generator.blocks=2",
+    "discriminator.ndf=8",
+    "train.log_every=2",
+    "train.num_workers=0",
+]
+
+
+def _real_images(folder: Path, n: int) -> list[Image.Image]:
+    if not folder.is_dir():
+        return []
+    files = sorted(folder.iterdir())[:n]
+    return [Image.open(f).convert("RGB") for f in files]
+
+
+def _synthetic(n: int, seed: int) -> list[Image.Image]:
+    g = torch.Generator().manual_seed(seed)
+    out = []
+    for _ in range(n):
+        base = torch.rand(3, 1, 1, generator=g) * 255
+        noise = torch.rand(3, 48, 48, generator=g) * 60
+        arr = (base + noise).clamp(0, 255).to(torch.uint8).permute(1, 2, 0).numpy()
+        out.append(Image.fromarray(arr))
+    return out
+
+
+def make_folder(path: Path, images: list[Image.Image], size: int = 48) -> Path:
+    path.mkdir(parents=True, exist_ok=True)
+    for i, img in enumerate(images):
+        img.resize((size, size), Image.BICUBIC).save(path / f"img_{i:03d}.jpg", quality=92)
+    return path
+
+
+@pytest.fixture(scope="session")
+def selfie_root(tmp_path_factory) -> Path:
+    """A tiny selfie2anime: 8 real selfies in trainA, 8 real anime faces in trainB (48 px)."""
+    root = tmp_path_factory.mktemp("selfie2anime")
+    a = _real_images(SHARED_DATA / "selfie2anime" / "trainA", 8) or _synthetic(8, 1)
+    b = _real_images(SHARED_DATA / "selfie2anime" / "trainB", 8) or _synthetic(8, 2)
+    make_folder(root / "trainA", a)
+    make_folder(root / "trainB", b)
+    return root
+
+
+@pytest.fixture(scope="session")
+def anime_root(tmp_path_factory) -> Path:
+    """A tiny anime-face folder: 16 real 64 px faces, resized to 32 px."""
+    root = tmp_path_factory.mktemp("anime_faces")
+    imgs = _real_images(SHARED_DATA / "anime_faces_64", 16) or _synthetic(16, 3)
+    return make_folder(root, imgs, size=32)
+
+
+def run_cli(*args: str, env: dict[str, str] | None = None, cwd: Path | None = None,
+            timeout: int = 300) -> subprocess.CompletedProcess:
+    """Run the real ``ganforge`` command in a subprocess."""
+    full_env = {**os.environ, **(env or {})}
+    return subprocess.run([sys.executable, "-m", "ganforge", *args], capture_output=True, text=True,
+                          env=full_env, cwd=cwd or REPO, timeout=timeout)
+
+
+@pytest.fixture
+def cli():
+    return run_cli
+
+
+def sets(*items: str) -> list[str]:
+    """['a=1', 'b=2'] -> ['--set', 'a=1', '--set', 'b=2']."""
+    out: list[str] = []
+    for item in items:
+        out += ["--set", item]
+    return out
+
+
+def write_plugin_dist(root: Path, dist: str, module: str, body: str, version: str = "0.1.0") -> Path:
+    """A minimal third-party plugin distribution (pyproject.toml plus one module)."""
+    root.mkdir(parents=True, exist_ok=True)
+    (root / "pyproject.toml").write_text(textwrap.dedent(f"""
+        [build-system]
+        requires = ["setuptools>=61"]
+        build-backend = "setuptools.build_meta"
+
+        [project]
+        name = "{dist}"
+        version = "{version}"
+
+        [project.entry-points.ganforge]
+        {module} = "{module}"
+
+        [tool.setuptools]
+        py-modules = ["{module}"]
+    """))
+    (root / f"{module}.py").write_text(textwrap.dedent(body))
+    return root
+
+
+GOOD_PLUGIN = '''
+    """An example third-party plugin."""
+    import torch
+    from ganforge import hookimpl
+
+
+    class MyGen(torch.nn.Module):
+        """A one-layer generator from an outside distribution."""
+
+        def __init__(self, channels: int = 3, scale: float = 1.0):
+            super().__init__()
+            self.conv = torch.nn.Conv2d(channels, channels, 3, padding=1)
+            self.scale = scale
+
+        def forward(self, x):
+            return torch.tanh(self.conv(x) * self.scale)
+
+
+    @hookimpl
+    def register_generators(register):
+        register("my-gen", MyGen)
+'''
+
+BROKEN_PLUGIN = '''
+    raise RuntimeError("this plugin is broken on purpose")
+'''
+
+DUPLICATE_PLUGIN = '''
+    from ganforge import hookimpl
+
+
+    def another_resnet(blocks: int = 2):
+        """Claims a name the bundled plugins already use."""
+        raise AssertionError("never built")
+
+
+    @hookimpl
+    def register_generators(register):
+        register("resnet", another_resnet)
+'''
+
+
+@pytest.fixture(scope="session")
+def plugin_site(tmp_path_factory) -> Path:
+    """Three real distributions installed with pip into one folder (good, broken, duplicate)."""
+    site = tmp_path_factory.mktemp("site")
+    src = tmp_path_factory.mktemp("src")
+    dists = [
+        write_plugin_dist(src / "good", "ganforge-example-plugin", "ganforge_example", GOOD_PLUGIN, "1.2.3"),
+        write_plugin_dist(src / "broken", "ganforge-broken-plugin", "ganforge_broken", BROKEN_PLUGIN),
+        write_plugin_dist(src / "dup", "ganforge-dup-plugin", "ganforge_dup", DUPLICATE_PLUGIN, "0.0.7"),
+    ]
+    subprocess.run(
+        [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation",
+         "--no-index", "--target", str(site), *map(str, dists)],
+        check=True, capture_output=True, text=True,
+    )
+    return site
+
+
+@pytest.fixture
+def plugin_env(plugin_site) -> dict[str, str]:
+    """Environment in which the installed example plugins are importable."""
+    existing = os.environ.get("PYTHONPATH", "")
+    return {"PYTHONPATH": f"{plugin_site}{os.pathsep}{existing}" if existing else str(plugin_site)}
