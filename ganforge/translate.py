@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -75,7 +76,12 @@ def translate_files(checkpoint: str, inputs: list[str], out: Path, registry: Reg
                 result.resize(img.size, Image.BICUBIC).save(_unique(out, path.stem, used))
         else:
             for path, img in pending:
-                result, mask = compositor.composite(img, lambda im: model([im])[0], compositor.mask_provider)
+                with warnings.catch_warnings(record=True) as caught:
+                    warnings.simplefilter("always")
+                    result, mask = compositor.composite(img, lambda im: model([im])[0], compositor.mask_provider,
+                                                        name=str(path))
+                for w in caught:  # e.g. no face found: the photo comes back unchanged
+                    print(f"warning: {' '.join(str(w.message).split())}", file=sys.stderr)
                 target = _unique(out, path.stem, used)
                 result.save(target)
                 if save_mask and mask is not None:
@@ -108,16 +114,25 @@ def _to_mask_image(mask: torch.Tensor) -> Image.Image:
 
 
 def _compositor(recipe: dict[str, Any], registry: Registry, name: str | None, feather: int | None) -> Any:
-    """The compositor from --composite (a mask provider name) or the recipe's [compositor]."""
+    """The compositor from the recipe's [compositor], with --composite and --feather on top.
+
+    ``--composite NAME`` names a compositor, or a mask provider for the recipe's compositor
+    (``mask-paste`` when the recipe declares none).
+    """
     table: dict[str, Any] | None = dict(recipe["compositor"]) if recipe.get("compositor") else None
-    if name:
-        table = dict(table or {"name": "mask-paste"})
-        table["mask"] = name
+    if name is not None:
+        if name in registry.names("compositor"):
+            table = {"name": name}
+        else:
+            registry.get("mask_provider", name, "--composite")
+            if table is None or table.get("mask") != name:
+                table = {k: v for k, v in (table or {"name": "mask-paste"}).items() if k != "mask_options"}
+            table["mask"] = name
     if table is None:
         return None
     if feather is not None:
         table["feather"] = feather
-    compositor = registry.build("compositor", table, "--composite")
-    if not hasattr(compositor, "mask_provider"):
-        raise GanforgeError(f"compositor '{table['name']}' has no mask provider")
+    compositor = registry.build("compositor", table, "--composite" if name else "[compositor]")
+    if not hasattr(compositor, "composite"):
+        raise GanforgeError(f"compositor '{table['name']}' has no composite() method")
     return compositor
