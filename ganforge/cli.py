@@ -229,11 +229,17 @@ def sample_command(checkpoint: str, count: int, out: str, seed: int | None, indi
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of tables.")
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
 @click.option("--batch-size", type=int, default=16, show_default=True)
-@click.option("--max-images", type=int, default=0, show_default=True, help="At most N images per folder (0: all).")
+@click.option("--max-images", type=int, default=0, show_default=True,
+              help="At most N images per folder (0: all).")
 @click.option("--seed", type=int, default=0, show_default=True, help="Noise seed for generator checkpoints.")
-def eval_command(checkpoint: str, more_data: tuple[str, ...], data: tuple[str, ...], metrics: str, weights: str,
-                 as_json: bool, device: str, batch_size: int, max_images: int, seed: int) -> None:
-    """Score CHECKPOINT on test images: ganforge eval CHECKPOINT --data A_DIR B_DIR [--metrics fid,kid,cycle]."""
+def eval_command(checkpoint: str, more_data: tuple[str, ...], data: tuple[str, ...], metrics: str,
+                 weights: str, as_json: bool, device: str, batch_size: int, max_images: int,
+                 seed: int) -> None:
+    """Score CHECKPOINT on test images (FID, KID, cycle metrics per direction).
+
+    Usage: ganforge eval CHECKPOINT --data A_DIR B_DIR [--metrics fid,kid,cycle]; a generator
+    checkpoint takes one folder of real images (--data DIR).
+    """
     from ganforge.evaluation import evaluate_checkpoint
 
     if more_data and not data:

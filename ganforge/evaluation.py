@@ -64,8 +64,10 @@ def build_metrics(registry: Registry, names: Iterable[str], weights: str = "") -
         metric = registry.build("metric", table, f"metric '{name}'")
         uses = getattr(metric, "uses", None)
         if uses not in ("features", "pairs") or not callable(getattr(metric, "compute", None)):
-            raise GanforgeError(f"metric '{name}' ({component.provider}) has no usable compute(); expected "
-                                "uses = 'features' or 'pairs'")
+            raise GanforgeError(
+                f"metric '{name}' ({component.provider}) has no usable compute(); expected "
+                "uses = 'features' or 'pairs'"
+            )
         metrics[name] = metric
     return metrics
 
@@ -95,7 +97,7 @@ class Extractors:
         """Features of images in [0, 1] (any device), in batches; float64 on the CPU."""
         out = []
         for start in range(0, len(images01), self.batch_size):
-            batch = images01[start:start + self.batch_size].to(self.device, torch.float32)
+            batch = images01[start : start + self.batch_size].to(self.device, torch.float32)
             with torch.no_grad():
                 out.append(extractor(batch).detach().to("cpu", torch.float64))
         return torch.cat(out) if out else torch.zeros(0, getattr(extractor, "dim", 0), dtype=torch.float64)
@@ -135,9 +137,16 @@ class _PairAverager:
         return {k: v / max(1, self.count) for k, v in self.sums.items()}
 
 
-def evaluate_direction(objective: Any, source: Tensor, target: Tensor, direction: str, metrics: dict[str, Any],
-                       extractors: Extractors, batch_size: int = 16,
-                       real_features: dict[tuple[str, str], Tensor] | None = None) -> dict[str, float]:
+def evaluate_direction(
+    objective: Any,
+    source: Tensor,
+    target: Tensor,
+    direction: str,
+    metrics: dict[str, Any],
+    extractors: Extractors,
+    batch_size: int = 16,
+    real_features: dict[tuple[str, str], Tensor] | None = None,
+) -> dict[str, float]:
     """Metrics of one translation direction.
 
     ``source``/``target`` are the real images of the input and output domains: uint8 (CPU) or
@@ -151,7 +160,9 @@ def evaluate_direction(objective: Any, source: Tensor, target: Tensor, direction
     keyed = {n: extractors.get(m) for n, m in feature_metrics.items()}
     needed = {key: ext for key, ext in keyed.values()}
     fake_feats: dict[tuple[str, str], list[Tensor]] = {key: [] for key in needed}
-    averagers = {(n, p): _PairAverager() for n, m in pair_metrics.items() for p in getattr(m, "pairs", ("cycle",))}
+    averagers = {
+        (n, p): _PairAverager() for n, m in pair_metrics.items() for p in getattr(m, "pairs", ("cycle",))
+    }
     unknown = {p for _, p in averagers} - {"cycle", "identity"}
     if unknown:
         raise GanforgeError(f"unknown metric pairing(s) {', '.join(sorted(unknown))}; known: cycle, identity")
@@ -195,14 +206,22 @@ def evaluate_direction(objective: Any, source: Tensor, target: Tensor, direction
     return results
 
 
-def evaluate_generation(objective: Any, real: Tensor, metrics: dict[str, Any], extractors: Extractors,
-                        batch_size: int = 16, seed: int = 0,
-                        real_features: dict[tuple[str, str], Tensor] | None = None) -> dict[str, float]:
+def evaluate_generation(
+    objective: Any,
+    real: Tensor,
+    metrics: dict[str, Any],
+    extractors: Extractors,
+    batch_size: int = 16,
+    seed: int = 0,
+    real_features: dict[tuple[str, str], Tensor] | None = None,
+) -> dict[str, float]:
     """Distribution metrics of a generator: ``len(real)`` samples (seeded noise) against ``real``."""
     paired = [n for n, m in metrics.items() if m.uses != "features"]
     if paired:
-        raise GanforgeError(f"metric(s) {', '.join(paired)} need a translation model (CycleGAN); "
-                            "this checkpoint generates from noise")
+        raise GanforgeError(
+            f"metric(s) {', '.join(paired)} need a translation model (CycleGAN); "
+            "this checkpoint generates from noise"
+        )
     g = torch.Generator().manual_seed(seed)
     keyed = {n: extractors.get(m) for n, m in metrics.items()}
     needed = {key: ext for key, ext in keyed.values()}
@@ -222,7 +241,9 @@ def evaluate_generation(objective: Any, real: Tensor, metrics: dict[str, Any], e
     return results
 
 
-def load_folder(folder: str | os.PathLike[str], size: int, max_images: int = 0, what: str = "images") -> Tensor:
+def load_folder(
+    folder: str | os.PathLike[str], size: int, max_images: int = 0, what: str = "images"
+) -> Tensor:
     """Images of a folder, resized (bicubic) to ``size`` square: uint8 ``[N, 3, size, size]``."""
     files = list_images(folder, what)
     images = []
@@ -251,14 +272,27 @@ class EvalResult:
     images: dict[str, int]
 
     def to_json(self) -> dict[str, Any]:
-        return {"checkpoint": self.checkpoint, "step": self.step, "objective": self.objective,
-                "images": self.images, "results": self.results}
+        return {
+            "checkpoint": self.checkpoint,
+            "step": self.step,
+            "objective": self.objective,
+            "images": self.images,
+            "results": self.results,
+        }
 
 
-def evaluate_checkpoint(checkpoint: str | os.PathLike[str], data: list[str], registry: Registry,
-                        metrics: Iterable[str] = DEFAULT_METRICS, weights: str = "", device: str = "auto",
-                        batch_size: int = 16, max_images: int = 0, seed: int = 0,
-                        log: Callable[[str], None] | None = None) -> EvalResult:
+def evaluate_checkpoint(
+    checkpoint: str | os.PathLike[str],
+    data: list[str],
+    registry: Registry,
+    metrics: Iterable[str] = DEFAULT_METRICS,
+    weights: str = "",
+    device: str = "auto",
+    batch_size: int = 16,
+    max_images: int = 0,
+    seed: int = 0,
+    log: Callable[[str], None] | None = None,
+) -> EvalResult:
     """Evaluate a checkpoint on image folders: two (A, B) for translation, one for generation."""
     from ganforge.inference import load_objective
 
@@ -276,29 +310,46 @@ def evaluate_checkpoint(checkpoint: str | os.PathLike[str], data: list[str], reg
     step = int(meta.get("step", 0))
     if hasattr(objective, "translate"):
         if len(data) != 2:
-            raise GanforgeError(f"{file}: a translation checkpoint needs two folders: --data A_DIR B_DIR "
-                                f"(got {len(data)})")
+            raise GanforgeError(
+                f"{file}: a translation checkpoint needs two folders: --data A_DIR B_DIR (got {len(data)})"
+            )
         images_a = load_folder(data[0], size, max_images, "--data A_DIR")
         images_b = load_folder(data[1], size, max_images, "--data B_DIR")
-        log(f"evaluating {file.name} (step {step}) on {len(images_a)} A and {len(images_b)} B images at "
-            f"{size} px: {', '.join(names)}")
+        log(
+            f"evaluating {file.name} (step {step}) on {len(images_a)} A and {len(images_b)} B images at "
+            f"{size} px: {', '.join(names)}"
+        )
         results = {
-            "a2b": evaluate_direction(objective, images_a, images_b, "a2b", metric_objs, extractors, batch_size),
-            "b2a": evaluate_direction(objective, images_b, images_a, "b2a", metric_objs, extractors, batch_size),
+            "a2b": evaluate_direction(
+                objective, images_a, images_b, "a2b", metric_objs, extractors, batch_size
+            ),
+            "b2a": evaluate_direction(
+                objective, images_b, images_a, "b2a", metric_objs, extractors, batch_size
+            ),
         }
         counts = {"A": len(images_a), "B": len(images_b)}
     elif hasattr(objective, "generate"):
         if len(data) != 1:
-            raise GanforgeError(f"{file}: a generator checkpoint needs one folder of real images: --data DIR "
-                                f"(got {len(data)})")
+            raise GanforgeError(
+                f"{file}: a generator checkpoint needs one folder of real images: --data DIR "
+                f"(got {len(data)})"
+            )
         real = load_folder(data[0], size, max_images, "--data DIR")
-        log(f"evaluating {file.name} (step {step}): {len(real)} samples against {len(real)} real images at "
-            f"{size} px: {', '.join(names)}")
-        results = {"generated": evaluate_generation(objective, real, metric_objs, extractors, batch_size, seed)}
+        log(
+            f"evaluating {file.name} (step {step}): {len(real)} samples against {len(real)} real images at "
+            f"{size} px: {', '.join(names)}"
+        )
+        results = {
+            "generated": evaluate_generation(objective, real, metric_objs, extractors, batch_size, seed)
+        }
         counts = {"real": len(real), "generated": len(real)}
     else:
-        raise GanforgeError(f"{file}: objective '{meta.get('objective')}' neither translates nor generates images")
+        raise GanforgeError(
+            f"{file}: objective '{meta.get('objective')}' neither translates nor generates images"
+        )
     if "fid" in metric_objs and min(counts.values()) < 2048:
-        log(f"note: FID from fewer than 2048 images ({min(counts.values())}) is biased upwards; compare runs "
-            "only at equal image counts")
+        log(
+            f"note: FID from fewer than 2048 images ({min(counts.values())}) is biased upwards; compare runs "
+            "only at equal image counts"
+        )
     return EvalResult(str(file), step, str(meta.get("objective", "")), results, counts)

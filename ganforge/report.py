@@ -24,8 +24,18 @@ import ganforge
 from ganforge import checkpoint as ckpt
 from ganforge.errors import GanforgeError
 
-PALETTE = ["#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#17becf",
-           "#7f7f7f", "#bcbd22"]
+PALETTE = [
+    "#1f77b4",
+    "#d62728",
+    "#2ca02c",
+    "#ff7f0e",
+    "#9467bd",
+    "#8c564b",
+    "#e377c2",
+    "#17becf",
+    "#7f7f7f",
+    "#bcbd22",
+]
 MAX_SAMPLE_FRAMES = 60  # more sample grids than this: an even selection (first and last kept)
 THROUGHPUT_KEYS = ("steps_per_s", "samples_per_s", "data_wait_share")
 NON_LOSS_KEYS = {"step", "epoch", "time", *THROUGHPUT_KEYS}
@@ -130,16 +140,20 @@ def _fmt(v: float) -> str:
     return f"{v:.4g}"
 
 
-def svg_chart(series: Series, title: str = "", x_label: str = "step", width: int = 860, height: int = 300) -> str:
+def svg_chart(
+    series: Series, title: str = "", x_label: str = "step", width: int = 860, height: int = 300
+) -> str:
     """An inline SVG line chart of named (x, y) series, with axes, grid, ticks and a legend."""
     esc = html.escape
     left, right, top, bottom = 64, min(170, width // 4), 30, 40
     pw, ph = width - left - right, height - top - bottom
     points = [(x, y) for pts in series.values() for x, y in pts]
-    out = [f'<svg class="chart" viewBox="0 0 {width} {height}" width="{width}" height="{height}" role="img" '
-           f'aria-label="{esc(title)}">',
-           f'<text x="{left}" y="18" class="ct">{esc(title)}</text>',
-           f'<rect x="{left}" y="{top}" width="{pw}" height="{ph}" class="frame"/>']
+    out = [
+        f'<svg class="chart" viewBox="0 0 {width} {height}" width="{width}" height="{height}" role="img" '
+        f'aria-label="{esc(title)}">',
+        f'<text x="{left}" y="18" class="ct">{esc(title)}</text>',
+        f'<rect x="{left}" y="{top}" width="{pw}" height="{ph}" class="frame"/>',
+    ]
     if not points:
         out.append(f'<text x="{left + 12}" y="{top + 24}" class="muted">no data yet</text></svg>')
         return "".join(out)
@@ -160,26 +174,38 @@ def svg_chart(series: Series, title: str = "", x_label: str = "step", width: int
 
     for t in nice_ticks(y0, y1):
         if y0 <= t <= y1:
-            out.append(f'<line x1="{left}" y1="{sy(t):.1f}" x2="{left + pw}" y2="{sy(t):.1f}" class="grid"/>'
-                       f'<text x="{left - 6}" y="{sy(t) + 4:.1f}" class="tick" text-anchor="end">{_fmt(t)}</text>')
+            out.append(
+                f'<line x1="{left}" y1="{sy(t):.1f}" x2="{left + pw}" y2="{sy(t):.1f}" class="grid"/>'
+                f'<text x="{left - 6}" y="{sy(t) + 4:.1f}" class="tick" text-anchor="end">{_fmt(t)}</text>'
+            )
     for t in nice_ticks(x0, x1, 6):
         if x0 <= t <= x1:
-            out.append(f'<line x1="{sx(t):.1f}" y1="{top + ph}" x2="{sx(t):.1f}" y2="{top + ph + 4}" class="axis"/>'
-                       f'<text x="{sx(t):.1f}" y="{top + ph + 16}" class="tick" text-anchor="middle">{_fmt(t)}</text>')
-    out.append(f'<text x="{left + pw / 2:.1f}" y="{height - 6}" class="tick" text-anchor="middle">{esc(x_label)}</text>')
+            out.append(
+                f'<line x1="{sx(t):.1f}" y1="{top + ph}" x2="{sx(t):.1f}" y2="{top + ph + 4}" class="axis"/>'
+                f'<text x="{sx(t):.1f}" y="{top + ph + 16}" class="tick" '
+                f'text-anchor="middle">{_fmt(t)}</text>'
+            )
+    out.append(
+        f'<text x="{left + pw / 2:.1f}" y="{height - 6}" class="tick" '
+        f'text-anchor="middle">{esc(x_label)}</text>'
+    )
     for i, (name, pts) in enumerate(series.items()):
         color = PALETTE[i % len(PALETTE)]
         xy = " ".join(f"{sx(x):.1f},{sy(y):.1f}" for x, y in pts)
         if len(pts) == 1:
             out.append(f'<circle cx="{sx(pts[0][0]):.1f}" cy="{sy(pts[0][1]):.1f}" r="3" fill="{color}"/>')
         elif pts:
-            out.append(f'<polyline points="{xy}" fill="none" stroke="{color}" stroke-width="1.8" '
-                       f'stroke-linejoin="round"/>')
+            out.append(
+                f'<polyline points="{xy}" fill="none" stroke="{color}" stroke-width="1.8" '
+                f'stroke-linejoin="round"/>'
+            )
         last = pts[-1][1] if pts else float("nan")
         ly = top + 8 + 18 * i
-        out.append(f'<line x1="{left + pw + 12}" y1="{ly}" x2="{left + pw + 32}" y2="{ly}" stroke="{color}" '
-                   f'stroke-width="3"/><text x="{left + pw + 38}" y="{ly + 4}" class="legend">{esc(name)} '
-                   f'<tspan class="muted">{_fmt(last)}</tspan></text>')
+        out.append(
+            f'<line x1="{left + pw + 12}" y1="{ly}" x2="{left + pw + 32}" y2="{ly}" stroke="{color}" '
+            f'stroke-width="3"/><text x="{left + pw + 38}" y="{ly + 4}" class="legend">{esc(name)} '
+            f'<tspan class="muted">{_fmt(last)}</tspan></text>'
+        )
     out.append("</svg>")
     return "".join(out)
 
@@ -196,10 +222,12 @@ header .sub { color: #b8c0cc; font-size: 13px; word-break: break-all; }
 nav { padding: 8px 32px; background: #e8ebf0; font-size: 13px; }
 nav a { margin-right: 14px; color: #2a5db0; text-decoration: none; }
 main { padding: 8px 32px 40px; max-width: 1100px; }
-section { background: #fff; border: 1px solid #dde1e7; border-radius: 8px; padding: 14px 20px; margin: 16px 0; }
+section { background: #fff; border: 1px solid #dde1e7; border-radius: 8px; padding: 14px 20px;
+          margin: 16px 0; }
 h2 { font-size: 17px; margin: 2px 0 12px; }
 .cards { display: flex; flex-wrap: wrap; gap: 12px; }
-.card { border: 1px solid #dde1e7; border-radius: 6px; padding: 8px 14px; min-width: 130px; background: #fafbfc; }
+.card { border: 1px solid #dde1e7; border-radius: 6px; padding: 8px 14px; min-width: 130px;
+        background: #fafbfc; }
 .card .v { font-size: 20px; font-weight: 600; }
 .card .k { font-size: 12px; color: #5b6472; }
 table { border-collapse: collapse; font-size: 13px; }
@@ -221,9 +249,10 @@ pre { background: #f7f8fa; border: 1px solid #e3e6eb; border-radius: 6px; paddin
 .frames img { width: 100%; max-width: 1000px; image-rendering: pixelated; border: 1px solid #dde1e7; }
 .slider { display: flex; align-items: center; gap: 12px; margin: 4px 0 10px; }
 .slider input { flex: 1; max-width: 640px; }
-.steps { display: flex; flex-wrap: wrap; gap: 6px; margin: 10px 0 0; padding: 0; list-style: none; }
-.steps button { font: inherit; font-size: 12px; padding: 2px 8px; border: 1px solid #c9ced6; border-radius: 4px;
-                background: #fff; cursor: pointer; }
+.steps-label { font-size: 12px; margin-top: 10px; }
+.steps { display: flex; flex-wrap: wrap; gap: 6px; margin: 4px 0 0; padding: 0; list-style: none; }
+.steps button { font: inherit; font-size: 12px; padding: 2px 8px; border: 1px solid #c9ced6;
+                border-radius: 4px; background: #fff; cursor: pointer; }
 .steps button.on { background: #2a5db0; color: #fff; border-color: #2a5db0; }
 """
 
@@ -251,8 +280,10 @@ SCRIPT = """
 })();
 """
 
-CSP = ("default-src 'none'; img-src data:; style-src 'unsafe-inline'; script-src 'unsafe-inline'; "
-       "base-uri 'none'; form-action 'none'")
+CSP = (
+    "default-src 'none'; img-src data:; style-src 'unsafe-inline'; script-src 'unsafe-inline'; "
+    "base-uri 'none'; form-action 'none'"
+)
 
 
 def _table(rows: list[tuple[str, Any]]) -> str:
@@ -261,7 +292,8 @@ def _table(rows: list[tuple[str, Any]]) -> str:
 
 
 def _card(value: str, key: str) -> str:
-    return f'<div class="card"><div class="v">{html.escape(value)}</div><div class="k">{html.escape(key)}</div></div>'
+    v, k = html.escape(value), html.escape(key)
+    return f'<div class="card"><div class="v">{v}</div><div class="k">{k}</div></div>'
 
 
 def _duration(seconds: float) -> str:
@@ -310,8 +342,9 @@ def build_report(run_dir: Path) -> str:
     run_info = _read_json(run_dir / "run.json")
     frames = sample_frames(run_dir / "samples")
     if not (recipe_file.is_file() or records or run_info or frames):
-        raise GanforgeError(f"{run_dir} is not a run folder (no recipe.resolved.toml, run.json, metrics.jsonl "
-                            "or samples/)")
+        raise GanforgeError(
+            f"{run_dir} is not a run folder (no recipe.resolved.toml, run.json, metrics.jsonl or samples/)"
+        )
     recipe_text = recipe_file.read_text(encoding="utf-8", errors="replace") if recipe_file.is_file() else ""
     recipe = _recipe_info(recipe_text)
     latest_ckpt, meta = _checkpoint_meta(run_dir)
@@ -325,8 +358,10 @@ def build_report(run_dir: Path) -> str:
     parts: list[str] = []
 
     # summary
-    cards = [_card(f"{step:,}" + (f" / {total:,}" if isinstance(total, int) else ""), "steps"),
-             _card(str(last.get("epoch", meta.get("epoch", "?"))), "epoch")]
+    cards = [
+        _card(f"{step:,}" + (f" / {total:,}" if isinstance(total, int) else ""), "steps"),
+        _card(str(last.get("epoch", meta.get("epoch", "?"))), "epoch"),
+    ]
     times = [r["time"] for r in records if isinstance(r.get("time"), int | float)]
     if len(times) > 1:
         cards.append(_card(_duration(times[-1] - times[0]), "logged time span"))
@@ -338,20 +373,32 @@ def build_report(run_dir: Path) -> str:
         summary_rows.append(("latest checkpoint", latest_ckpt.name))
     if best.is_file():
         summary_rows.append(("best checkpoint", best.name))
-    parts.append(f'<section id="summary"><h2>Summary</h2><div class="cards">{"".join(cards)}</div>'
-                 f'<p></p>{_table(summary_rows)}</section>')
+    parts.append(
+        f'<section id="summary"><h2>Summary</h2><div class="cards">{"".join(cards)}</div>'
+        f"<p></p>{_table(summary_rows)}</section>"
+    )
 
     # environment
     runtime = run_info.get("runtime") or {}
     env_rows: list[tuple[str, Any]] = []
-    for key, label in (("device", "device"), ("gpu", "GPU"), ("precision", "precision"),
-                       ("channels_last", "channels_last"), ("torch", "torch version"), ("cpu_count", "CPU cores")):
+    for key, label in (
+        ("device", "device"),
+        ("gpu", "GPU"),
+        ("precision", "precision"),
+        ("channels_last", "channels_last"),
+        ("torch", "torch version"),
+        ("cpu_count", "CPU cores"),
+    ):
         if key in runtime:
             env_rows.append((label, runtime[key]))
     if "ganforge" in meta:
         env_rows.append(("ganforge version", meta["ganforge"]))
-    for key, label in (("world_size", "processes (world size)"), ("dataset_size", "dataset size"),
-                       ("steps_per_epoch", "steps per epoch"), ("total_steps", "total steps")):
+    for key, label in (
+        ("world_size", "processes (world size)"),
+        ("dataset_size", "dataset size"),
+        ("steps_per_epoch", "steps per epoch"),
+        ("total_steps", "total steps"),
+    ):
         if key in run_info:
             env_rows.append((label, run_info[key]))
     env_html = _table(env_rows) if env_rows else '<p class="muted">No run.json in this folder.</p>'
@@ -361,16 +408,24 @@ def build_report(run_dir: Path) -> str:
     tp = _series(records, lambda k: k in THROUGHPUT_KEYS)
     latest_tp = next((r for r in reversed(records) if "steps_per_s" in r), {})
     if latest_tp:
-        tcards = [_card(f"{latest_tp['steps_per_s']:.2f}", "steps / s"),
-                  _card(f"{latest_tp.get('samples_per_s', 0):.1f}", "samples / s"),
-                  _card(f"{100 * latest_tp.get('data_wait_share', 0):.1f} %", "time waiting for data")]
-        chart = svg_chart({k: v for k, v in tp.items() if k != "data_wait_share"}, "throughput (latest values, "
-                          "averaged since the start of the session)")
-        parts.append(f'<section id="throughput"><h2>Throughput</h2><div class="cards">{"".join(tcards)}</div>'
-                     f"{chart}</section>")
+        tcards = [
+            _card(f"{latest_tp['steps_per_s']:.2f}", "steps / s"),
+            _card(f"{latest_tp.get('samples_per_s', 0):.1f}", "samples / s"),
+            _card(f"{100 * latest_tp.get('data_wait_share', 0):.1f} %", "time waiting for data"),
+        ]
+        chart = svg_chart(
+            {k: v for k, v in tp.items() if k != "data_wait_share"},
+            "throughput (latest values, averaged since the start of the session)",
+        )
+        parts.append(
+            f'<section id="throughput"><h2>Throughput</h2><div class="cards">{"".join(tcards)}</div>'
+            f"{chart}</section>"
+        )
     else:
-        parts.append('<section id="throughput"><h2>Throughput</h2><p class="muted">No throughput logged yet.</p>'
-                     "</section>")
+        parts.append(
+            '<section id="throughput"><h2>Throughput</h2><p class="muted">No throughput logged yet.</p>'
+            "</section>"
+        )
 
     # losses
     groups = loss_groups(records)
@@ -381,8 +436,10 @@ def build_report(run_dir: Path) -> str:
             charts += svg_chart(lr, "learning rates")
         parts.append(f'<section id="losses"><h2>Loss curves</h2>{charts}</section>')
     else:
-        parts.append('<section id="losses"><h2>Loss curves</h2><p class="muted">No losses logged yet '
-                     "(metrics.jsonl is missing or empty).</p></section>")
+        parts.append(
+            '<section id="losses"><h2>Loss curves</h2><p class="muted">No losses logged yet '
+            "(metrics.jsonl is missing or empty).</p></section>"
+        )
 
     # metrics
     mgroups = metric_groups(records)
@@ -394,18 +451,27 @@ def build_report(run_dir: Path) -> str:
                 values = [v for _, v in pts]
                 best_v = max(values) if better_high else min(values)
                 best_step = next(s for s, v in pts if v == best_v)
-                rows.append(f"<tr><td>{esc(key)}</td><td>{esc(line)}</td><td class='num'>{_fmt(values[-1])}</td>"
-                            f"<td class='num'>{_fmt(best_v)}</td><td class='num'>{int(best_step)}</td>"
-                            f"<td>{'higher' if better_high else 'lower'}</td></tr>")
-        table = ("<table><tr><th>metric</th><th>direction</th><th>latest</th><th>best</th><th>at step</th>"
-                 f"<th>better</th></tr>{''.join(rows)}</table>")
-        charts = '<div class="grid2">' + "".join(svg_chart(series, key, width=520, height=230)
-                                                 for key, series in mgroups.items()) + "</div>"
+                rows.append(
+                    f"<tr><td>{esc(key)}</td><td>{esc(line)}</td><td class='num'>{_fmt(values[-1])}</td>"
+                    f"<td class='num'>{_fmt(best_v)}</td><td class='num'>{int(best_step)}</td>"
+                    f"<td>{'higher' if better_high else 'lower'}</td></tr>"
+                )
+        table = (
+            "<table><tr><th>metric</th><th>direction</th><th>latest</th><th>best</th><th>at step</th>"
+            f"<th>better</th></tr>{''.join(rows)}</table>"
+        )
+        charts = (
+            '<div class="grid2">'
+            + "".join(svg_chart(series, key, width=520, height=230) for key, series in mgroups.items())
+            + "</div>"
+        )
         parts.append(f'<section id="metrics"><h2>Metric history</h2>{table}{charts}</section>')
     else:
-        parts.append('<section id="metrics"><h2>Metric history</h2><p class="muted">No evaluation metrics logged. '
-                     "Add the <code>eval</code> callback to the recipe (<code>[callbacks.eval]</code>) to track "
-                     "them during training, or run <code>ganforge eval</code> on a checkpoint.</p></section>")
+        parts.append(
+            '<section id="metrics"><h2>Metric history</h2><p class="muted">No evaluation metrics logged. '
+            "Add the <code>eval</code> callback to the recipe (<code>[callbacks.eval]</code>) to track "
+            "them during training, or run <code>ganforge eval</code> on a checkpoint.</p></section>"
+        )
 
     # samples
     shown = _thin(frames, MAX_SAMPLE_FRAMES)
@@ -414,41 +480,63 @@ def build_report(run_dir: Path) -> str:
         for i, (s, path) in enumerate(shown):
             caption = f"step {s:,}"
             hidden = "" if i == len(shown) - 1 else " hidden"
-            figures.append(f'<figure data-caption="{esc(caption)}"{hidden}><img src="{_data_uri(path)}" '
-                           f'alt="samples at {esc(caption)}"></figure>')
+            figures.append(
+                f'<figure data-caption="{esc(caption)}"{hidden}><img src="{_data_uri(path)}" '
+                f'alt="samples at {esc(caption)}"></figure>'
+            )
             buttons.append(f'<li><button type="button" data-frame="{i}">{s:,}</button></li>')
-        note = (f"<p class='muted'>{len(frames)} grids; {len(shown)} evenly spaced ones shown.</p>"
-                if len(shown) < len(frames) else "")
+        note = (
+            f"<p class='muted'>{len(frames)} grids; {len(shown)} evenly spaced ones shown.</p>"
+            if len(shown) < len(frames)
+            else ""
+        )
         parts.append(
             f'<section id="samples"><h2>Samples over time</h2>{note}'
             f'<div class="slider"><input id="sample-slider" type="range" min="0" max="{len(shown) - 1}" '
             f'value="{len(shown) - 1}" step="1" aria-label="sample step"><span id="sample-label">'
-            f'{esc(f"step {shown[-1][0]:,}")}</span></div>'
+            f"{esc(f'step {shown[-1][0]:,}')}</span></div>"
             f'<div id="sample-frames" class="frames">{"".join(figures)}</div>'
-            f'<ol id="sample-steps" class="steps">{"".join(buttons)}</ol></section>')
+            f'<div class="muted steps-label">all grids, by step:</div>'
+            f'<ol id="sample-steps" class="steps">{"".join(buttons)}</ol></section>'
+        )
     else:
-        parts.append('<section id="samples"><h2>Samples over time</h2><p class="muted">No sample grids yet '
-                     "(samples/step-*.png).</p></section>")
+        parts.append(
+            '<section id="samples"><h2>Samples over time</h2><p class="muted">No sample grids yet '
+            "(samples/step-*.png).</p></section>"
+        )
 
     # recipe
-    recipe_html = f"<pre>{esc(recipe_text)}</pre>" if recipe_text else '<p class="muted">No recipe.resolved.toml.</p>'
+    recipe_html = (
+        f"<pre>{esc(recipe_text)}</pre>" if recipe_text else '<p class="muted">No recipe.resolved.toml.</p>'
+    )
     parts.append(f'<section id="recipe"><h2>Resolved recipe</h2>{recipe_html}</section>')
 
-    nav = "".join(f'<a href="#{a}">{t}</a>' for a, t in (
-        ("summary", "Summary"), ("environment", "Environment"), ("throughput", "Throughput"),
-        ("losses", "Losses"), ("metrics", "Metrics"), ("samples", "Samples"), ("recipe", "Recipe")))
+    nav = "".join(
+        f'<a href="#{a}">{t}</a>'
+        for a, t in (
+            ("summary", "Summary"),
+            ("environment", "Environment"),
+            ("throughput", "Throughput"),
+            ("losses", "Losses"),
+            ("metrics", "Metrics"),
+            ("samples", "Samples"),
+            ("recipe", "Recipe"),
+        )
+    )
     title = f"ganforge report: {run_dir.resolve().name}"
     generated = time.strftime("%Y-%m-%d %H:%M:%S")
     return (
-        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+        '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
         f'<meta http-equiv="Content-Security-Policy" content="{CSP}">'
         '<meta name="viewport" content="width=device-width, initial-scale=1">'
         '<link rel="icon" href="data:,">'
         f"<title>{esc(title)}</title><style>{CSS}</style></head><body>"
-        f"<header><h1>{esc(title)}</h1><div class=\"sub\">{esc(objective)} &middot; "
-        f"{esc(str(run_dir.resolve()))} &middot; generated {generated} by ganforge {ganforge.__version__}</div>"
+        f'<header><h1>{esc(title)}</h1><div class="sub">{esc(objective)} &middot; '
+        f"{esc(str(run_dir.resolve()))} &middot; generated {generated} by ganforge "
+        f"{ganforge.__version__}</div>"
         f"</header><nav>{nav}</nav><main>{''.join(parts)}</main>"
-        f"<script>{SCRIPT}</script></body></html>\n"
+        + (f"<script>{SCRIPT}</script>" if shown else "")
+        + "</body></html>\n"
     )
 
 

@@ -61,11 +61,21 @@ class Runtime:
             return torch.amp.GradScaler(self.device.type)
         return None
 
-    def prepare(self, module: torch.nn.Module) -> torch.nn.Module:
-        """Move a network to the device (and channels_last on CUDA)."""
+    def prepare(self, module: torch.nn.Module, trainable: bool = True) -> torch.nn.Module:
+        """Move a network to the device (channels_last on CUDA; compiled and DDP-wrapped if asked).
+
+        Use :func:`unwrap` to reach the plain module (for state dicts, frozen passes, inference).
+        """
         module = module.to(self.device)
         if self.channels_last:
             module = module.to(memory_format=torch.channels_last)
+        if self.compile and trainable:
+            module = torch.compile(module)
+        if self.distributed and trainable:
+            from torch.nn.parallel import DistributedDataParallel
+
+            ids = [self.device.index] if self.device.type == "cuda" else None
+            module = DistributedDataParallel(module, device_ids=ids, broadcast_buffers=False)
         return module
 
     def to_input(self, images: torch.Tensor) -> torch.Tensor:
@@ -119,6 +129,26 @@ def set_rng_state(state: dict[str, Any]) -> None:
 def _py_state_to_list(state: tuple[Any, ...]) -> list[Any]:
     version, internal, gauss = state
     return [version, list(internal), gauss]
+
+
+def local(module: torch.nn.Module) -> torch.nn.Module:
+    """The network without its DistributedDataParallel wrapper (still compiled if it was).
+
+    For passes whose gradients must not be synchronised, such as a frozen discriminator in the
+    generator step.
+    """
+    from torch.nn.parallel import DistributedDataParallel
+
+    return module.module if isinstance(module, DistributedDataParallel) else module
+
+
+def unwrap(module: torch.nn.Module) -> torch.nn.Module:
+    """The plain network inside a compiled and/or DistributedDataParallel wrapper."""
+    while True:
+        inner = getattr(module, "_orig_mod", None) or getattr(module, "module", None)
+        if inner is None or not isinstance(inner, torch.nn.Module):
+            return module
+        module = inner
 
 
 @contextlib.contextmanager

@@ -55,6 +55,20 @@ class PositionSampler(Sampler[int]):
         return max(0, self.end_step - self.start_step) * self.batch_size
 
 
+def _local_state(objective: Any) -> Any:
+    return objective.local_state_dict() if hasattr(objective, "local_state_dict") else {}
+
+
+def _to_cpu(tree: Any) -> Any:
+    if isinstance(tree, torch.Tensor):
+        return tree.cpu()
+    if isinstance(tree, dict):
+        return {k: _to_cpu(v) for k, v in tree.items()}
+    if isinstance(tree, list | tuple):
+        return type(tree)(_to_cpu(v) for v in tree)
+    return tree
+
+
 def _worker_init(_: int) -> None:
     # Ctrl-C goes to the whole process group; only the main process handles it (and checkpoints).
     signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -79,6 +93,7 @@ class Trainer:
         self.epoch = 0
         self.checkpoints = ckpt.CheckpointDir(self.run_dir / "checkpoints")
         self.stop_reason: str | None = None
+        self._last_saved = -1
         self.history_file = self.run_dir / "metrics.jsonl"
         self.throughput: dict[str, float] = {}
 
@@ -165,13 +180,21 @@ class Trainer:
     # -- state -------------------------------------------------------------------------------
 
     def state_dict(self) -> dict[str, Any]:
+        """Everything needed to resume exactly; in a DDP job every rank must call it (it gathers)."""
         callbacks = {n: cb.state_dict() for n, cb in self.callbacks.items() if hasattr(cb, "state_dict")}
-        return {
+        state: dict[str, Any] = {
             "trainer": {"step": self.step, "epoch": self.epoch},
             "rng": rng_state(),
             "objective": self.objective.state_dict(),
             "callbacks": callbacks,
         }
+        if self.world_size > 1:
+            # Per-rank state (RNG streams, image pools) differs between ranks: keep each one.
+            local = {"rng": rng_state(), "objective": _local_state(self.objective)}
+            gathered: list[Any] = [None] * self.world_size
+            torch.distributed.all_gather_object(gathered, local)
+            state["ranks"] = {str(r): _to_cpu(g) for r, g in enumerate(gathered)}
+        return state
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.step = int(state["trainer"]["step"])
@@ -180,7 +203,13 @@ class Trainer:
         for name, cb_state in state.get("callbacks", {}).items():
             if name in self.callbacks and hasattr(self.callbacks[name], "load_state_dict"):
                 self.callbacks[name].load_state_dict(cb_state)
-        set_rng_state(state["rng"])
+        mine = state.get("ranks", {}).get(str(self.rank))
+        if mine is not None:
+            if hasattr(self.objective, "load_local_state_dict"):
+                self.objective.load_local_state_dict(mine["objective"])
+            set_rng_state(mine["rng"])
+        else:
+            set_rng_state(state["rng"])
 
     def meta(self) -> dict[str, Any]:
         return {
@@ -195,10 +224,12 @@ class Trainer:
         }
 
     def save_checkpoint(self) -> Path | None:
-        """Write a checkpoint of the current step (rank 0 only); callbacks hear of it."""
+        """Write a checkpoint of the current step (called on every rank; rank 0 writes)."""
+        state = self.state_dict()
         if not self.is_main:
             return None
-        path = self.checkpoints.save(self.step, self.state_dict(), self.meta())
+        path = self.checkpoints.save(self.step, state, self.meta())
+        self._last_saved = self.step
         self.emit("on_checkpoint", path)
         return path
 
@@ -240,7 +271,7 @@ class Trainer:
         try:
             self.emit("on_train_start")
             loader = iter(self._loader(self.step))
-            while self.step < self.total_steps and self.stop_reason is None:
+            while self.step < self.total_steps and not self._should_stop():
                 t0 = time.perf_counter()
                 batch = self.to_device(next(loader))
                 data_wait += time.perf_counter() - t0
@@ -257,8 +288,7 @@ class Trainer:
                     self.emit("on_epoch_end", epoch)
             if pending:
                 self._log(pending, time.perf_counter() - t_start, self.step - start_step, data_wait)
-            last = self.checkpoints.latest()
-            if self.is_main and (last is None or not last.name.endswith(f"{self.step:08d}.safetensors")):
+            if self._last_saved != self.step:
                 self.save_checkpoint()
             self.emit("on_train_end")
         finally:
@@ -266,6 +296,18 @@ class Trainer:
         elapsed = time.perf_counter() - t_start
         return {"step": self.step, "epoch": self.epoch, "seconds": elapsed, "stopped": self.stop_reason,
                 "steps_run": self.step - start_step}
+
+    def _should_stop(self) -> bool:
+        """A signal stops the run; in a DDP job all ranks agree, at log steps, to stop together."""
+        if self.world_size == 1:
+            return self.stop_reason is not None
+        if self.step % max(1, self.cfg["log_every"]) != 0:
+            return False
+        flag = torch.tensor([1.0 if self.stop_reason else 0.0], device=self.runtime.device)
+        torch.distributed.all_reduce(flag)
+        if flag.item() > 0 and self.stop_reason is None:
+            self.stop_reason = "SIGTERM"
+        return flag.item() > 0
 
     def _log(self, pending: list[dict[str, torch.Tensor]], elapsed: float, steps: int, data_wait: float) -> None:
         # One host sync per log interval: average the losses on the device, then copy once.

@@ -10,7 +10,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torchvision.utils import make_grid
 
-from ganforge.runtime import Runtime, eval_mode
+from ganforge.runtime import Runtime, eval_mode, local, unwrap
 from ganforge_plugins.objectives.optimizing import (
     ScheduledOptimizer,
     outputs_probabilities,
@@ -49,16 +49,17 @@ class CycleGAN:
                                         self.scaler)
         self.opt_d = ScheduledOptimizer(build("optim.d", params=parameters(self.D_A, self.D_B)), schedule,
                                         self.scaler)
-        self._d_probs = outputs_probabilities(self.D_A)
+        self._d_probs = outputs_probabilities(unwrap(self.D_A))
 
     @property
     def networks(self) -> dict[str, nn.Module]:
-        return {"G_AB": self.G_AB, "G_BA": self.G_BA, "D_A": self.D_A, "D_B": self.D_B}
+        return {"G_AB": unwrap(self.G_AB), "G_BA": unwrap(self.G_BA), "D_A": unwrap(self.D_A),
+                "D_B": unwrap(self.D_B)}
 
     @property
     def generators(self) -> dict[str, nn.Module]:
         """The networks inference needs (saved in every checkpoint under these names)."""
-        return {"G_AB": self.G_AB, "G_BA": self.G_BA}
+        return {"G_AB": unwrap(self.G_AB), "G_BA": unwrap(self.G_BA)}
 
     # -- training ----------------------------------------------------------------------------
 
@@ -75,8 +76,9 @@ class CycleGAN:
             rec_A = self.G_BA(fake_B)
             fake_A = self.G_BA(real_B)
             rec_B = self.G_AB(fake_A)
-            g_adv_AB = loss.g_loss(self.D_B(fake_B), probabilities=probs)
-            g_adv_BA = loss.g_loss(self.D_A(fake_A), probabilities=probs)
+            # frozen Ds: their DDP wrappers are bypassed, no gradients of theirs to synchronise
+            g_adv_AB = loss.g_loss(local(self.D_B)(fake_B), probabilities=probs)
+            g_adv_BA = loss.g_loss(local(self.D_A)(fake_A), probabilities=probs)
             cycle_A = F.l1_loss(rec_A.float(), real_A.float()) * self.lambda_cycle
             cycle_B = F.l1_loss(rec_B.float(), real_B.float()) * self.lambda_cycle
             g_total = g_adv_AB + g_adv_BA + cycle_A + cycle_B
@@ -125,6 +127,17 @@ class CycleGAN:
             state["scaler"] = self.scaler.state_dict()
         return state
 
+    def local_state_dict(self) -> dict[str, Any]:
+        """What differs between DDP ranks: each rank's image pools."""
+        if self.pool_A is None:
+            return {}
+        return {"pool_A": self.pool_A.state_dict(), "pool_B": self.pool_B.state_dict()}
+
+    def load_local_state_dict(self, state: dict[str, Any]) -> None:
+        if self.pool_A is not None and state:
+            self.pool_A.load_state_dict(state["pool_A"])
+            self.pool_B.load_state_dict(state["pool_B"])
+
     def load_state_dict(self, state: dict[str, Any], inference_only: bool = False) -> None:
         for name, net in (self.generators if inference_only else self.networks).items():
             net.load_state_dict(state[name])
@@ -142,7 +155,7 @@ class CycleGAN:
 
     def translate(self, images: Tensor, direction: Literal["a2b", "b2a"] = "a2b") -> Tensor:
         """Images in [-1, 1] -> translated images in [-1, 1] (float32)."""
-        net = self.G_AB if direction == "a2b" else self.G_BA
+        net = unwrap(self.G_AB if direction == "a2b" else self.G_BA)
         with eval_mode(net), self.runtime.autocast():
             return net(images).float()
 
@@ -150,11 +163,12 @@ class CycleGAN:
         """Rows of input | translation | reconstruction for A->B then B->A, in [0, 1]."""
         n = self.sample_count
         real_A, real_B = holdout["A"][:n], holdout["B"][:n]
-        with eval_mode(self.G_AB, self.G_BA), self.runtime.autocast():
-            fake_B = self.G_AB(real_A)
-            rec_A = self.G_BA(fake_B)
-            fake_A = self.G_BA(real_B)
-            rec_B = self.G_AB(fake_A)
+        g_ab, g_ba = unwrap(self.G_AB), unwrap(self.G_BA)
+        with eval_mode(g_ab, g_ba), self.runtime.autocast():
+            fake_B = g_ab(real_A)
+            rec_A = g_ba(fake_B)
+            fake_A = g_ba(real_B)
+            rec_B = g_ab(fake_A)
         rows = []
         k = min(len(real_A), len(real_B))
         for i in range(k):

@@ -9,7 +9,7 @@ import torch
 from torch import Tensor, nn
 from torchvision.utils import make_grid
 
-from ganforge.runtime import Runtime, eval_mode
+from ganforge.runtime import Runtime, eval_mode, local, unwrap
 from ganforge_plugins.objectives.optimizing import ScheduledOptimizer, outputs_probabilities, set_requires_grad
 
 
@@ -30,7 +30,7 @@ class UnconditionalGAN:
         self.n_critic, self.ema_decay, self.sample_count = max(1, n_critic), ema, sample_count
         self.G = runtime.prepare(build("generator"))
         self.D = runtime.prepare(build("discriminator"))
-        self.latent_dim = int(getattr(self.G, "latent_dim", 100))
+        self.latent_dim = int(getattr(unwrap(self.G), "latent_dim", 100))
         self.loss = build("loss")
         schedule = build("schedule") if "schedule" in recipe else None
         self.scaler = runtime.grad_scaler()
@@ -38,23 +38,23 @@ class UnconditionalGAN:
         self.opt_d = ScheduledOptimizer(build("optim.d", params=list(self.D.parameters())), schedule, self.scaler)
         self.G_ema: nn.Module | None = None
         if ema > 0:
-            self.G_ema = runtime.prepare(build("generator"))
-            self.G_ema.load_state_dict(self.G.state_dict())
+            self.G_ema = runtime.prepare(build("generator"), trainable=False)
+            self.G_ema.load_state_dict(unwrap(self.G).state_dict())
             self.G_ema.requires_grad_(False)
         g = torch.Generator().manual_seed(sample_seed)
         self.fixed_noise = torch.randn(sample_count, self.latent_dim, generator=g).to(runtime.device)
-        self._d_probs = outputs_probabilities(self.D)
+        self._d_probs = outputs_probabilities(unwrap(self.D))
 
     @property
     def networks(self) -> dict[str, nn.Module]:
-        nets = {"G": self.G, "D": self.D}
+        nets = {"G": unwrap(self.G), "D": unwrap(self.D)}
         if self.G_ema is not None:
             nets["G_ema"] = self.G_ema
         return nets
 
     @property
     def generators(self) -> dict[str, nn.Module]:
-        return {"G": self.G, **({"G_ema": self.G_ema} if self.G_ema is not None else {})}
+        return {"G": unwrap(self.G), **({"G_ema": self.G_ema} if self.G_ema is not None else {})}
 
     def noise(self, n: int, generator: torch.Generator | None = None) -> Tensor:
         """Latent vectors on the device (drawn on the CPU when a generator is given, for seeding)."""
@@ -84,7 +84,7 @@ class UnconditionalGAN:
         if (step + 1) % self.n_critic == 0:
             set_requires_grad((self.D,), False)
             with rt.autocast():
-                g_loss = loss.g_loss(self.D(fake), probabilities=probs)
+                g_loss = loss.g_loss(local(self.D)(fake), probabilities=probs)
             self.opt_g.minimize(g_loss)
             set_requires_grad((self.D,), True)
             losses["G"] = g_loss
@@ -97,8 +97,9 @@ class UnconditionalGAN:
     @torch.no_grad()
     def _update_ema(self) -> None:
         ema_params = list(self.G_ema.parameters())
-        torch._foreach_lerp_(ema_params, list(self.G.parameters()), 1.0 - self.ema_decay)
-        for b_ema, b in zip(self.G_ema.buffers(), self.G.buffers()):
+        g = unwrap(self.G)
+        torch._foreach_lerp_(ema_params, list(g.parameters()), 1.0 - self.ema_decay)
+        for b_ema, b in zip(self.G_ema.buffers(), g.buffers()):
             b_ema.copy_(b)
 
     # -- state -------------------------------------------------------------------------------
@@ -125,7 +126,7 @@ class UnconditionalGAN:
 
     def generate(self, z: Tensor) -> Tensor:
         """Latents -> images in [-1, 1] (float32), from the EMA generator when there is one."""
-        net = self.G_ema if self.G_ema is not None else self.G
+        net = self.G_ema if self.G_ema is not None else unwrap(self.G)
         with eval_mode(net), self.runtime.autocast():
             return net(z.to(self.runtime.device)).float()
 
