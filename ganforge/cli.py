@@ -281,6 +281,53 @@ def report_command(run_dir: str, out: str | None) -> None:
     click.echo(f"wrote {path}", err=True)
 
 
+@cli.command("bench")
+@click.argument("recipe", type=click.Path(dir_okay=False))
+@click.option("--set", "overrides", multiple=True, metavar="SECTION.KEY=VALUE", help="Override a recipe value.")
+@click.option("--batch-size", type=int, default=None, help="Override train.batch_size.")
+@click.option("--steps", type=int, default=20, show_default=True, help="Timed steps.")
+@click.option("--warmup", type=int, default=5, show_default=True, help="Untimed steps first.")
+@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default=None)
+@click.option("--peak-tflops", type=float, default=None, help="The device's peak, for MFU (H100 bf16: ~790).")
+@click.option("--no-flops", is_flag=True, help="Skip counting FLOPs (FlopCounterMode costs one slow step).")
+@click.option("--json", "as_json", is_flag=True, help="Print the numbers as JSON.")
+def bench_command(recipe: str, overrides: tuple[str, ...], batch_size: int | None, steps: int, warmup: int,
+                  device: str | None, peak_tflops: float | None, no_flops: bool, as_json: bool) -> None:
+    """Time training steps of RECIPE on its real data: throughput, step time, data wait, memory, MFU."""
+    from ganforge.bench import run_bench
+
+    if steps < 1 or warmup < 0:
+        raise GanforgeError("--steps must be >= 1 and --warmup >= 0")
+    source = Recipe.load(recipe, list(overrides))
+    if batch_size is not None:
+        source.set(f"train.batch_size={batch_size}")
+    if device:
+        source.set(f"train.device={json.dumps(device)}")
+    result = run_bench(source, get_registry(), steps=steps, warmup=warmup, peak_tflops=peak_tflops,
+                       count_flops=not no_flops)
+    if as_json:
+        click.echo(json.dumps(result, indent=2))
+        return
+    table = Table(title=f"ganforge bench: {recipe}", show_header=False)
+    unit = result["sample_unit"]
+    rows = [
+        ("device", f"{result['gpu'] or result['device']} ({result['precision']}"
+                   f"{', channels_last' if result['channels_last'] else ''})"),
+        ("batch size", str(result["batch_size"])),
+        (f"{unit}/s", f"{result['samples_per_s']:.2f}"),
+        ("step time (median)", f"{result['step_time_median_s'] * 1000:.1f} ms"),
+        ("step time (p10-p90)", f"{result['step_time_p10_s'] * 1000:.1f} - {result['step_time_p90_s'] * 1000:.1f} ms"),
+        ("data-wait share", f"{result['data_wait_share'] * 100:.1f} %"),
+        ("peak GPU memory", f"{result['peak_memory_bytes'] / 2**30:.2f} GiB" if result["peak_memory_bytes"] else "n/a"),
+        ("FLOPs per step", f"{result['flops_per_step'] / 1e12:.3f} TFLOP" if result["flops_per_step"] else "n/a"),
+        ("achieved", f"{result['achieved_tflops']:.2f} TFLOP/s" if "achieved_tflops" in result else "n/a"),
+        ("MFU", f"{result['mfu'] * 100:.1f} %" if "mfu" in result else "n/a (give --peak-tflops)"),
+    ]
+    for k, v in rows:
+        table.add_row(k, v)
+    Console().print(table)
+
+
 def _add_plugin_commands() -> None:
     try:
         get_host().pm.hook.register_commands(cli=cli)

@@ -1,0 +1,102 @@
+"""``ganforge bench``: time training steps of a recipe on real data.
+
+Warm-up steps first (allocation, cudnn autotuning, compilation), then timed steps. Each timed
+step is synchronised (benchmarks may sync; the trainer never does) so step times are exact.
+The data-wait share is the time spent waiting for the next batch over the whole step time.
+"""
+
+from __future__ import annotations
+
+import statistics
+import tempfile
+import time
+from typing import Any
+
+import torch
+
+from ganforge.recipe import Recipe
+from ganforge.registry import Registry
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def count_step_flops(trainer: Any, batch: dict[str, Any]) -> float:
+    """FLOPs of one training step, counted by torch's FlopCounterMode."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    counter = FlopCounterMode(display=False)
+    with counter:
+        trainer.objective.train_step(batch, trainer.step)
+    return float(counter.get_total_flops())
+
+
+def run_bench(recipe: Recipe, registry: Registry, steps: int = 20, warmup: int = 5,
+              peak_tflops: float | None = None, count_flops: bool = True) -> dict[str, Any]:
+    """Benchmark a recipe; returns the numbers ``ganforge bench`` prints."""
+    from ganforge.trainer import Trainer
+
+    recipe.set(f"train.max_steps={warmup + steps + 2}")
+    recipe.data["callbacks"] = {}
+    resolved = recipe.resolve(registry)
+    with tempfile.TemporaryDirectory(prefix="ganforge-bench-") as run_dir:
+        trainer = Trainer(resolved, run_dir, registry)
+        device = trainer.runtime.device
+        loader = iter(trainer._loader(0))
+        for _ in range(warmup):
+            trainer.objective.train_step(trainer.to_device(next(loader)), trainer.step)
+            trainer.step += 1
+        _sync(device)
+        if device.type == "cuda":
+            torch.cuda.reset_peak_memory_stats(device)
+        times, waits = [], []
+        for _ in range(steps):
+            t0 = time.perf_counter()
+            batch = trainer.to_device(next(loader))
+            t1 = time.perf_counter()
+            trainer.objective.train_step(batch, trainer.step)
+            _sync(device)
+            t2 = time.perf_counter()
+            trainer.step += 1
+            times.append(t2 - t0)
+            waits.append(t1 - t0)
+        flops = count_step_flops(trainer, trainer.to_device(next(loader))) if count_flops else None
+        peak_mem = torch.cuda.max_memory_allocated(device) if device.type == "cuda" else None
+        batch_size = resolved["train"]["batch_size"]
+        objective = resolved["objective"]["name"]
+        median = statistics.median(times)
+        result: dict[str, Any] = {
+            "recipe": recipe.source,
+            "objective": objective,
+            "device": str(device),
+            "gpu": torch.cuda.get_device_name(device) if device.type == "cuda" else None,
+            "precision": trainer.runtime.precision,
+            "channels_last": trainer.runtime.channels_last,
+            "compile": trainer.runtime.compile,
+            "batch_size": batch_size,
+            "image_size": resolved.get("data", {}).get("image_size"),
+            "warmup_steps": warmup,
+            "timed_steps": steps,
+            "step_time_median_s": median,
+            "step_time_p10_s": _quantile(times, 0.1),
+            "step_time_p90_s": _quantile(times, 0.9),
+            "samples_per_s": batch_size / median,
+            "sample_unit": "pairs" if objective == "cyclegan" else "images",
+            "data_wait_share": sum(waits) / sum(times),
+            "peak_memory_bytes": peak_mem,
+            "flops_per_step": flops,
+            "torch": torch.__version__,
+        }
+        if flops:
+            result["achieved_tflops"] = flops / median / 1e12
+            if peak_tflops:
+                result["peak_tflops"] = peak_tflops
+                result["mfu"] = result["achieved_tflops"] / peak_tflops
+        return result
+
+
+def _quantile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, max(0, round(q * (len(ordered) - 1))))]
