@@ -124,3 +124,68 @@ def split_holdout(files: list[Path], count: int, seed: int) -> tuple[list[Path],
     order = torch.randperm(len(files), generator=item_generator("split", seed)).tolist()
     held = set(order[:count])
     return [f for i, f in enumerate(files) if i not in held], [files[i] for i in sorted(held)]
+
+
+def crop_flip_tensor(t: torch.Tensor, size: int, g: torch.Generator | None, flip: bool,
+                     random_crop: bool = True) -> torch.Tensor:
+    """Crop and flip a uint8 [C, H, W] tensor, drawing from ``g`` in the same order as
+    :func:`resize_crop` (x, y, flip), so cached and decoded paths give identical pixels."""
+    _, h, w = t.shape
+    if g is None or not random_crop:
+        x, y = (w - size) // 2, (h - size) // 2
+    else:
+        x = int(torch.randint(0, w - size + 1, (), generator=g))
+        y = int(torch.randint(0, h - size + 1, (), generator=g))
+    t = t[:, y:y + size, x:x + size]
+    if flip and g is not None and torch.rand((), generator=g).item() < 0.5:
+        t = t.flip(-1)
+    return t.contiguous()
+
+
+def cache_dir() -> Path:
+    """Where decoded-image caches live: ``$GANFORGE_CACHE`` or ``~/.cache/ganforge``."""
+    root = os.environ.get("GANFORGE_CACHE") or os.path.join(os.path.expanduser("~"), ".cache", "ganforge")
+    return Path(root) / "decoded"
+
+
+def decoded_cache(files: list[Path], size: int, mode: str, what: str = "images") -> torch.Tensor:
+    """All ``files`` decoded and resized once to ``size`` (``mode``: ``resize`` or ``center``), as a
+    uint8 ``[N, 3, size, size]`` tensor stored in a safetensors file keyed by the files (paths,
+    sizes, modification times) and the size: built on first use, then loaded in seconds.
+
+    Later epochs then crop and flip tensors instead of decoding JPEGs. An unreadable file is
+    reported once and stored as its nearest readable neighbour.
+    """
+    from safetensors.torch import load_file, save_file
+
+    h = hashlib.blake2b(f"{size}/{mode}".encode(), digest_size=16)
+    for f in files:
+        st = f.stat()
+        h.update(f"{f.resolve()}|{st.st_size}|{st.st_mtime_ns}\n".encode())
+    path = cache_dir() / f"{h.hexdigest()}.safetensors"
+    if path.is_file():
+        try:
+            return load_file(str(path))["images"]
+        except Exception:  # a damaged cache is rebuilt, never trusted
+            path.unlink(missing_ok=True)
+    print(f"building decoded cache of {len(files)} {what} at {size} px: {path}", file=sys.stderr, flush=True)
+    images = torch.empty(len(files), 3, size, size, dtype=torch.uint8)
+    good: list[int] = []
+    for i, f in enumerate(files):
+        img = try_open_rgb(f)
+        if img is None:
+            continue
+        img = img.resize((size, size), Image.BICUBIC) if mode == "resize" else _crop(_short_side(img, size), size,
+                                                                                      None)
+        images[i] = to_uint8_tensor(img)
+        good.append(i)
+    if not good:
+        raise GanforgeError(f"{what}: no readable images among {len(files)} files in {files[0].parent}")
+    for i in range(len(files)):  # unreadable entries borrow the next readable image
+        if i not in good:
+            images[i] = images[min(good, key=lambda j: (j - i) % len(files))]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    save_file({"images": images}, str(tmp))
+    os.replace(tmp, path)
+    return images

@@ -10,6 +10,8 @@ from torch.utils.data import Dataset
 
 from ganforge import hookimpl
 from ganforge.data import (
+    crop_flip_tensor,
+    decoded_cache,
     item_generator,
     list_images,
     open_rgb,
@@ -61,7 +63,8 @@ class UnpairedFolders(_StreamDataset):
 
     def __init__(self, root: str = "", a: str = "trainA", b: str = "trainB", image_size: int = 256,
                  load_size: int = 0, preprocess: Preprocess = "resize_and_crop", flip: bool = True,
-                 holdout: int = 8, max_images: int = 0, split_seed: int = 0, seed: int = 0) -> None:
+                 holdout: int = 8, max_images: int = 0, split_seed: int = 0, cache: bool = False,
+                 seed: int = 0) -> None:
         folder_a, folder_b = (Path(root) / a, Path(root) / b) if root else (Path(a), Path(b))
         for folder in (folder_a, folder_b):
             if not folder.is_dir():
@@ -79,11 +82,21 @@ class UnpairedFolders(_StreamDataset):
         self.load_size = load_size or round(image_size * 286 / 256)  # the official 286 -> 256 ratio
         self.preprocess, self.flip, self.seed = preprocess, flip, seed
         self.length = max(len(files_a), len(files_b))
+        self.cache_a = self.cache_b = None
+        if cache:  # decode every JPEG once; epochs then only crop and flip tensors
+            size = _cache_size(preprocess, self.image_size, self.load_size)
+            self.cache_a = decoded_cache(files_a, size, _cache_mode(preprocess), "domain A images")
+            self.cache_b = decoded_cache(files_b, size, _cache_mode(preprocess), "domain B images")
 
     def __getitem__(self, position: int) -> dict[str, torch.Tensor]:
         g = item_generator("item", self.seed, position)
         idx_a = self._index(position) % len(self.files_a)
         idx_b = int(torch.randint(0, len(self.files_b), (), generator=g))  # official: B drawn at random
+
+        if self.cache_a is not None:
+            crop = self.preprocess == "resize_and_crop"
+            return {"A": crop_flip_tensor(self.cache_a[idx_a], self.image_size, g, self.flip, crop),
+                    "B": crop_flip_tensor(self.cache_b[idx_b], self.image_size, g, self.flip, crop)}
 
         def augment(img):
             return resize_crop(img, self.image_size, self.load_size, self.preprocess, g, self.flip)
@@ -101,7 +114,7 @@ class ImageFolder(_StreamDataset):
 
     def __init__(self, root: str = "", image_size: int = 64, preprocess: Preprocess = "center",
                  flip: bool = False, color_jitter: float = 0.0, blur: float = 0.0, holdout: int = 0,
-                 max_images: int = 0, split_seed: int = 0, seed: int = 0) -> None:
+                 max_images: int = 0, split_seed: int = 0, cache: bool = False, seed: int = 0) -> None:
         if not root:
             raise GanforgeError("[data] needs key 'root': the image folder")
         if not Path(root).is_dir():
@@ -113,9 +126,21 @@ class ImageFolder(_StreamDataset):
         self.image_size, self.preprocess, self.flip, self.seed = image_size, preprocess, flip, seed
         self.color_jitter, self.blur = color_jitter, blur
         self.length = len(self.files)
+        self.cache = None
+        if cache:
+            size = _cache_size(preprocess, image_size, image_size)
+            self.cache = decoded_cache(self.files, size, _cache_mode(preprocess), "images")
 
     def __getitem__(self, position: int) -> dict[str, torch.Tensor]:
         g = item_generator("item", self.seed, position)
+
+        index = self._index(position)
+        if self.cache is not None:
+            image = crop_flip_tensor(self.cache[index], self.image_size, g, self.flip,
+                                     self.preprocess == "resize_and_crop")
+            if self.color_jitter > 0 or self.blur > 0:
+                image = self._photometric(image, g)
+            return {"image": image}
 
         def augment(img):
             img = resize_crop(img, self.image_size, self.image_size, self.preprocess, g, self.flip)
@@ -123,7 +148,7 @@ class ImageFolder(_StreamDataset):
                 img = self._photometric(img, g)
             return img
 
-        return {"image": self._load(self.files, self._index(position), augment)}
+        return {"image": self._load(self.files, index, augment)}
 
     def _photometric(self, img, g: torch.Generator):
         # torchvision's transforms draw from the global RNG: fork it, seeded per item.
@@ -140,6 +165,17 @@ class ImageFolder(_StreamDataset):
 
     def holdout(self, n: int) -> dict[str, torch.Tensor]:
         return {"image": _stack(self.held or self.files, n, self.image_size)}
+
+
+def _cache_size(preprocess: str, image_size: int, load_size: int) -> int:
+    if preprocess == "scale_width":
+        raise GanforgeError("[data] cache = true needs preprocess 'resize_and_crop', 'resize' or 'center' "
+                            "(scale_width keeps each image's own aspect ratio)")
+    return load_size if preprocess == "resize_and_crop" else image_size
+
+
+def _cache_mode(preprocess: str) -> str:
+    return "center" if preprocess == "center" else "resize"
 
 
 def _subset(files: list[Path], n: int, seed: int) -> list[Path]:

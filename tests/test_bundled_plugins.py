@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib
 
+import pytest
 import torch
 
 from ganforge.plugins import get_registry
@@ -82,3 +83,29 @@ def test_hook_register_objectives():
     assert set(registered("objectives", "register_objectives")) == {"cyclegan", "dcgan"}
     objective = get_registry().get("objective", "cyclegan")
     assert {p.name for p in objective.params} == {"lambda_cycle", "lambda_identity", "d_loss_weight", "sample_count"}
+
+
+@pytest.mark.parametrize("preprocess", ["resize_and_crop", "resize"])
+def test_decoded_cache_gives_identical_items(selfie_root, tmp_path, monkeypatch, preprocess):
+    monkeypatch.setenv("GANFORGE_CACHE", str(tmp_path / "cache"))
+    registry = get_registry()
+    table = {"name": "unpaired-folders", "root": str(selfie_root), "image_size": 32, "load_size": 40,
+             "preprocess": preprocess, "holdout": 2}
+    plain = registry.build("dataset", table, seed=5)
+    cached = registry.build("dataset", {**table, "cache": True}, seed=5)
+    assert len(list((tmp_path / "cache" / "decoded").glob("*.safetensors"))) == 2
+    for position in (0, 3, 7, 40):
+        for key in ("A", "B"):
+            assert torch.equal(plain[position][key], cached[position][key]), (position, key)
+    again = registry.build("dataset", {**table, "cache": True}, seed=5)  # loads the cache, no rebuild
+    assert torch.equal(again.cache_a, cached.cache_a)
+
+
+def test_decoded_cache_single_folder(anime_root, tmp_path, monkeypatch):
+    monkeypatch.setenv("GANFORGE_CACHE", str(tmp_path / "cache"))
+    registry = get_registry()
+    table = {"name": "image-folder", "root": str(anime_root), "image_size": 24, "flip": True}
+    plain = registry.build("dataset", table, seed=1)
+    cached = registry.build("dataset", {**table, "cache": True}, seed=1)
+    for position in range(6):
+        assert torch.equal(plain[position]["image"], cached[position]["image"])
