@@ -33,8 +33,14 @@ def count_step_flops(trainer: Any, batch: dict[str, Any]) -> float:
     return float(counter.get_total_flops())
 
 
-def run_bench(recipe: Recipe, registry: Registry, steps: int = 20, warmup: int = 5,
-              peak_tflops: float | None = None, count_flops: bool = True) -> dict[str, Any]:
+def run_bench(
+    recipe: Recipe,
+    registry: Registry,
+    steps: int = 20,
+    warmup: int = 5,
+    peak_tflops: float | None = None,
+    count_flops: bool = True,
+) -> dict[str, Any]:
     """Benchmark a recipe; returns the numbers ``ganforge bench`` prints."""
     from ganforge.trainer import Trainer
 

@@ -89,7 +89,9 @@ def read_meta(path: str | os.PathLike[str]) -> dict[str, Any]:
     return _open(Path(path))[0]
 
 
-def load(path: str | os.PathLike[str], device: str | torch.device = "cpu") -> tuple[dict[str, Any], dict[str, Any]]:
+def load(
+    path: str | os.PathLike[str], device: str | torch.device = "cpu"
+) -> tuple[dict[str, Any], dict[str, Any]]:
     """Read a checkpoint: ``(state, meta)``. A damaged file is a one-line error."""
     path = Path(path)
     meta, tree, tensors = _open(path, want_tensors=True, device=str(device))
@@ -110,8 +112,10 @@ def _open(path: Path, want_tensors: bool = False, device: str = "cpu") -> tuple[
     except GanforgeError:
         raise
     except Exception as exc:  # safetensors raises several types for truncated or garbled files
-        raise GanforgeError(f"checkpoint {path} is truncated or corrupt ({type(exc).__name__}: "
-                            f"{str(exc).splitlines()[0] if str(exc) else 'unreadable'})") from None
+        raise GanforgeError(
+            f"checkpoint {path} is truncated or corrupt ({type(exc).__name__}: "
+            f"{str(exc).splitlines()[0] if str(exc) else 'unreadable'})"
+        ) from None
     return meta, tree, tensors
 
 

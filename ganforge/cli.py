@@ -94,15 +94,30 @@ def list_command(kind: str | None, as_json: bool, show_plugins: bool) -> None:
 
 @cli.command("run")
 @click.argument("recipe", required=False, type=click.Path(dir_okay=False))
-@click.option("--set", "overrides", multiple=True, metavar="SECTION.KEY=VALUE",
-              help="Override a recipe value (repeatable). Values parse as TOML: 3, 1e-4, true, [1, 2], \"s\".")
+@click.option(
+    "--set",
+    "overrides",
+    multiple=True,
+    metavar="SECTION.KEY=VALUE",
+    help='Override a recipe value (repeatable). Values parse as TOML: 3, 1e-4, true, [1, 2], "s".',
+)
 @click.option("--out", "out", type=click.Path(file_okay=False), help="Run folder (default: runs/NAME-TIME).")
-@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default=None,
-              help="Where to train (default: the recipe's train.device, auto).")
+@click.option(
+    "--device",
+    type=click.Choice(["auto", "cpu", "cuda"]),
+    default=None,
+    help="Where to train (default: the recipe's train.device, auto).",
+)
 @click.option("--resume", type=click.Path(), help="Continue a run: its folder or a checkpoint file.")
 @click.option("--nproc", type=int, default=0, help="Launch N processes with torchrun (DDP).")
-def run_command(recipe: str | None, overrides: tuple[str, ...], out: str | None, device: str | None,
-                resume: str | None, nproc: int) -> None:
+def run_command(
+    recipe: str | None,
+    overrides: tuple[str, ...],
+    out: str | None,
+    device: str | None,
+    resume: str | None,
+    nproc: int,
+) -> None:
     """Train from RECIPE (a TOML file), or continue a run with --resume."""
     if nproc and nproc > 1 and "LOCAL_RANK" not in os.environ:
         from ganforge.distributed import launch
@@ -139,19 +154,25 @@ def run_command(recipe: str | None, overrides: tuple[str, ...], out: str | None,
         stem = Path(recipe).stem if recipe else "run"
         run_dir = Path(out) if out else Path("runs") / f"{stem}-{time.strftime('%Y%m%d-%H%M%S')}"
         if dist.rank == 0 and ckpt.CheckpointDir(run_dir / "checkpoints").steps():
-            raise GanforgeError(f"{run_dir} already holds a run's checkpoints; continue it with "
-                                f"--resume {run_dir}, or choose another --out")
+            raise GanforgeError(
+                f"{run_dir} already holds a run's checkpoints; continue it with "
+                f"--resume {run_dir}, or choose another --out"
+            )
     from ganforge.trainer import Trainer
 
-    trainer = Trainer(resolved, run_dir, registry, rank=dist.rank, world_size=dist.world_size,
-                      runtime=dist.runtime)
+    trainer = Trainer(
+        resolved, run_dir, registry, rank=dist.rank, world_size=dist.world_size, runtime=dist.runtime
+    )
     if resume:
         file = trainer.resume(resume)
         if trainer.is_main:
             click.echo(f"resumed from {file} at step {trainer.step} (epoch {trainer.epoch})", err=True)
         if trainer.step >= trainer.total_steps:
-            click.echo(f"nothing to do: the run is at step {trainer.step} and train.max_steps is "
-                       f"{trainer.total_steps} (raise it with --set train.max_steps=N)", err=True)
+            click.echo(
+                f"nothing to do: the run is at step {trainer.step} and train.max_steps is "
+                f"{trainer.total_steps} (raise it with --set train.max_steps=N)",
+                err=True,
+            )
             return
     summary = trainer.fit()
     dist.cleanup()
@@ -173,21 +194,44 @@ def run_command(recipe: str | None, overrides: tuple[str, ...], out: str | None,
 @click.option("--out", "out", type=click.Path(file_okay=False), default="translated", show_default=True)
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
 @click.option("--batch-size", type=int, default=16, show_default=True)
-@click.option("--size", type=int, default=None,
-              help="Square size the model sees (default: the training image size; 0: native, /4 rounded).")
+@click.option(
+    "--size",
+    type=int,
+    default=None,
+    help="Square size the model sees (default: the training image size; 0: native, /4 rounded).",
+)
 @click.option("--composite", default=None, help="Paste the result into the photo with this mask provider.")
 @click.option("--feather", type=int, default=None, help="Mask feathering in pixels (with --composite).")
 @click.option("--save-mask", is_flag=True, help="Also write the mask used (with --composite).")
-def translate_command(checkpoint: str, inputs: tuple[str, ...], direction: str, out: str, device: str,
-                      batch_size: int, size: int | None, composite: str | None, feather: int | None,
-                      save_mask: bool) -> None:
+def translate_command(
+    checkpoint: str,
+    inputs: tuple[str, ...],
+    direction: str,
+    out: str,
+    device: str,
+    batch_size: int,
+    size: int | None,
+    composite: str | None,
+    feather: int | None,
+    save_mask: bool,
+) -> None:
     """Translate image files or folders with a trained checkpoint; outputs keep the input's size."""
     from ganforge.translate import translate_files
 
     registry = get_registry()
-    failures = translate_files(checkpoint, list(inputs), Path(out), registry, direction=direction, device=device,
-                               batch_size=batch_size, size=size, composite=composite, feather=feather,
-                               save_mask=save_mask)
+    failures = translate_files(
+        checkpoint,
+        list(inputs),
+        Path(out),
+        registry,
+        direction=direction,
+        device=device,
+        batch_size=batch_size,
+        size=size,
+        composite=composite,
+        feather=feather,
+        save_mask=save_mask,
+    )
     if failures:
         sys.exit(2)
 
@@ -200,18 +244,36 @@ def translate_command(checkpoint: str, inputs: tuple[str, ...], direction: str, 
 @click.option("-n", "count", type=int, default=64, show_default=True, help="How many images.")
 @click.option("--out", "out", type=click.Path(dir_okay=False), default="samples.png", show_default=True)
 @click.option("--seed", type=int, default=None, help="Noise seed (same seed, same images).")
-@click.option("--individual", type=click.Path(file_okay=False), default=None, help="Also write each image here.")
+@click.option(
+    "--individual", type=click.Path(file_okay=False), default=None, help="Also write each image here."
+)
 @click.option("--interpolate", is_flag=True, help="A latent walk: each row goes between two random points.")
 @click.option("--steps", type=int, default=8, show_default=True, help="Images per row with --interpolate.")
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
-def sample_command(checkpoint: str, count: int, out: str, seed: int | None, individual: str | None,
-                   interpolate: bool, steps: int, device: str) -> None:
+def sample_command(
+    checkpoint: str,
+    count: int,
+    out: str,
+    seed: int | None,
+    individual: str | None,
+    interpolate: bool,
+    steps: int,
+    device: str,
+) -> None:
     """Generate a grid of samples from a trained generator."""
     from ganforge.sampling import sample_to_files
 
-    paths = sample_to_files(checkpoint, get_registry(), count=count, out=Path(out), seed=seed,
-                            individual=Path(individual) if individual else None, interpolate=interpolate,
-                            steps=steps, device=device)
+    paths = sample_to_files(
+        checkpoint,
+        get_registry(),
+        count=count,
+        out=Path(out),
+        seed=seed,
+        individual=Path(individual) if individual else None,
+        interpolate=interpolate,
+        steps=steps,
+        device=device,
+    )
     click.echo(f"wrote {paths[0]}" + (f" and {len(paths) - 1} images" if len(paths) > 1 else ""), err=True)
 
 
@@ -221,20 +283,41 @@ def sample_command(checkpoint: str, count: int, out: str, seed: int | None, indi
 @cli.command("eval")
 @click.argument("checkpoint", type=click.Path())
 @click.argument("more_data", nargs=-1, type=click.Path(), metavar="")
-@click.option("--data", "data", multiple=True, type=click.Path(), metavar="A_DIR [B_DIR]",
-              help="Test images: two folders (A B) for a translation model, one for a generator.")
-@click.option("--metrics", "metrics", default="fid,kid,cycle", show_default=True,
-              help="Comma-separated metric names (see 'ganforge list metrics').")
+@click.option(
+    "--data",
+    "data",
+    multiple=True,
+    type=click.Path(),
+    metavar="A_DIR [B_DIR]",
+    help="Test images: two folders (A B) for a translation model, one for a generator.",
+)
+@click.option(
+    "--metrics",
+    "metrics",
+    default="fid,kid,cycle",
+    show_default=True,
+    help="Comma-separated metric names (see 'ganforge list metrics').",
+)
 @click.option("--weights", default="", help="FID Inception weights file (.pth or .safetensors).")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of tables.")
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
 @click.option("--batch-size", type=int, default=16, show_default=True)
-@click.option("--max-images", type=int, default=0, show_default=True,
-              help="At most N images per folder (0: all).")
+@click.option(
+    "--max-images", type=int, default=0, show_default=True, help="At most N images per folder (0: all)."
+)
 @click.option("--seed", type=int, default=0, show_default=True, help="Noise seed for generator checkpoints.")
-def eval_command(checkpoint: str, more_data: tuple[str, ...], data: tuple[str, ...], metrics: str,
-                 weights: str, as_json: bool, device: str, batch_size: int, max_images: int,
-                 seed: int) -> None:
+def eval_command(
+    checkpoint: str,
+    more_data: tuple[str, ...],
+    data: tuple[str, ...],
+    metrics: str,
+    weights: str,
+    as_json: bool,
+    device: str,
+    batch_size: int,
+    max_images: int,
+    seed: int,
+) -> None:
     """Score CHECKPOINT on test images (FID, KID, cycle metrics per direction).
 
     Usage: ganforge eval CHECKPOINT --data A_DIR B_DIR [--metrics fid,kid,cycle]; a generator
@@ -249,14 +332,25 @@ def eval_command(checkpoint: str, more_data: tuple[str, ...], data: tuple[str, .
         raise click.UsageError("missing --data A_DIR B_DIR (or --data DIR for a generator)")
     if batch_size < 1:
         raise click.UsageError("--batch-size must be at least 1")
-    result = evaluate_checkpoint(checkpoint, folders, get_registry(), metrics, weights=weights, device=device,
-                                 batch_size=batch_size, max_images=max_images, seed=seed)
+    result = evaluate_checkpoint(
+        checkpoint,
+        folders,
+        get_registry(),
+        metrics,
+        weights=weights,
+        device=device,
+        batch_size=batch_size,
+        max_images=max_images,
+        seed=seed,
+    )
     if as_json:
         click.echo(json.dumps(result.to_json(), indent=2))
         return
     console = Console()
-    titles = {"a2b": f"a2b (A -> B, {result.images.get('A', 0)} images)",
-              "b2a": f"b2a (B -> A, {result.images.get('B', 0)} images)"}
+    titles = {
+        "a2b": f"a2b (A -> B, {result.images.get('A', 0)} images)",
+        "b2a": f"b2a (B -> A, {result.images.get('B', 0)} images)",
+    }
     for direction, values in result.results.items():
         table = Table(title=titles.get(direction, direction), title_justify="left")
         table.add_column("metric", style="bold cyan")
@@ -271,8 +365,13 @@ def eval_command(checkpoint: str, more_data: tuple[str, ...], data: tuple[str, .
 
 @cli.command("report")
 @click.argument("run_dir", type=click.Path(file_okay=False))
-@click.option("--out", "out", type=click.Path(dir_okay=False), default=None,
-              help="HTML file to write (default: RUN_DIR/report.html).")
+@click.option(
+    "--out",
+    "out",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="HTML file to write (default: RUN_DIR/report.html).",
+)
 def report_command(run_dir: str, out: str | None) -> None:
     """Write a self-contained HTML page about a run: recipe, curves, metrics, samples, environment."""
     from ganforge.report import write_report
@@ -283,7 +382,9 @@ def report_command(run_dir: str, out: str | None) -> None:
 
 @cli.command("bench")
 @click.argument("recipe", type=click.Path(dir_okay=False))
-@click.option("--set", "overrides", multiple=True, metavar="SECTION.KEY=VALUE", help="Override a recipe value.")
+@click.option(
+    "--set", "overrides", multiple=True, metavar="SECTION.KEY=VALUE", help="Override a recipe value."
+)
 @click.option("--batch-size", type=int, default=None, help="Override train.batch_size.")
 @click.option("--steps", type=int, default=20, show_default=True, help="Timed steps.")
 @click.option("--warmup", type=int, default=5, show_default=True, help="Untimed steps first.")
@@ -291,8 +392,17 @@ def report_command(run_dir: str, out: str | None) -> None:
 @click.option("--peak-tflops", type=float, default=None, help="The device's peak, for MFU (H100 bf16: ~790).")
 @click.option("--no-flops", is_flag=True, help="Skip counting FLOPs (FlopCounterMode costs one slow step).")
 @click.option("--json", "as_json", is_flag=True, help="Print the numbers as JSON.")
-def bench_command(recipe: str, overrides: tuple[str, ...], batch_size: int | None, steps: int, warmup: int,
-                  device: str | None, peak_tflops: float | None, no_flops: bool, as_json: bool) -> None:
+def bench_command(
+    recipe: str,
+    overrides: tuple[str, ...],
+    batch_size: int | None,
+    steps: int,
+    warmup: int,
+    device: str | None,
+    peak_tflops: float | None,
+    no_flops: bool,
+    as_json: bool,
+) -> None:
     """Time training steps of RECIPE on its real data: throughput, step time, data wait, memory, MFU."""
     from ganforge.bench import run_bench
 
@@ -303,23 +413,36 @@ def bench_command(recipe: str, overrides: tuple[str, ...], batch_size: int | Non
         source.set(f"train.batch_size={batch_size}")
     if device:
         source.set(f"train.device={json.dumps(device)}")
-    result = run_bench(source, get_registry(), steps=steps, warmup=warmup, peak_tflops=peak_tflops,
-                       count_flops=not no_flops)
+    result = run_bench(
+        source, get_registry(), steps=steps, warmup=warmup, peak_tflops=peak_tflops, count_flops=not no_flops
+    )
     if as_json:
         click.echo(json.dumps(result, indent=2))
         return
     table = Table(title=f"ganforge bench: {recipe}", show_header=False)
     unit = result["sample_unit"]
     rows = [
-        ("device", f"{result['gpu'] or result['device']} ({result['precision']}"
-                   f"{', channels_last' if result['channels_last'] else ''})"),
+        (
+            "device",
+            f"{result['gpu'] or result['device']} ({result['precision']}"
+            f"{', channels_last' if result['channels_last'] else ''})",
+        ),
         ("batch size", str(result["batch_size"])),
         (f"{unit}/s", f"{result['samples_per_s']:.2f}"),
         ("step time (median)", f"{result['step_time_median_s'] * 1000:.1f} ms"),
-        ("step time (p10-p90)", f"{result['step_time_p10_s'] * 1000:.1f} - {result['step_time_p90_s'] * 1000:.1f} ms"),
+        (
+            "step time (p10-p90)",
+            f"{result['step_time_p10_s'] * 1000:.1f} - {result['step_time_p90_s'] * 1000:.1f} ms",
+        ),
         ("data-wait share", f"{result['data_wait_share'] * 100:.1f} %"),
-        ("peak GPU memory", f"{result['peak_memory_bytes'] / 2**30:.2f} GiB" if result["peak_memory_bytes"] else "n/a"),
-        ("FLOPs per step", f"{result['flops_per_step'] / 1e12:.3f} TFLOP" if result["flops_per_step"] else "n/a"),
+        (
+            "peak GPU memory",
+            f"{result['peak_memory_bytes'] / 2**30:.2f} GiB" if result["peak_memory_bytes"] else "n/a",
+        ),
+        (
+            "FLOPs per step",
+            f"{result['flops_per_step'] / 1e12:.3f} TFLOP" if result["flops_per_step"] else "n/a",
+        ),
         ("achieved", f"{result['achieved_tflops']:.2f} TFLOP/s" if "achieved_tflops" in result else "n/a"),
         ("MFU", f"{result['mfu'] * 100:.1f} %" if "mfu" in result else "n/a (give --peak-tflops)"),
     ]
@@ -338,7 +461,11 @@ def _add_plugin_commands() -> None:
 def main() -> None:
     """Console-script entry point."""
     _add_plugin_commands()
-    cli(prog_name="ganforge")
+    try:
+        cli(prog_name="ganforge")
+    except KeyboardInterrupt:  # a second Ctrl-C: stop at once, quietly
+        click.echo("interrupted", err=True)
+        sys.exit(130)
 
 
 def _plural(kind: str) -> str:

@@ -28,7 +28,9 @@ def list_images(folder: str | os.PathLike[str], what: str = "images") -> list[Pa
         raise GanforgeError(f"{what}: folder {folder.resolve()} not found")
     files = sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS)
     if not files:
-        raise GanforgeError(f"{what}: no images in {folder.resolve()} (looked for {', '.join(IMAGE_EXTENSIONS)})")
+        raise GanforgeError(
+            f"{what}: no images in {folder.resolve()} (looked for {', '.join(IMAGE_EXTENSIONS)})"
+        )
     return files
 
 
@@ -78,8 +80,9 @@ def item_generator(*keys: int | str) -> torch.Generator:
     return torch.Generator().manual_seed(int.from_bytes(digest, "little") & ((1 << 63) - 1))
 
 
-def resize_crop(img: Image.Image, image_size: int, load_size: int, mode: str, g: torch.Generator | None,
-                flip: bool) -> Image.Image:
+def resize_crop(
+    img: Image.Image, image_size: int, load_size: int, mode: str, g: torch.Generator | None, flip: bool
+) -> Image.Image:
     """The official CycleGAN preprocessing, with randomness from ``g`` (None: centre, no flip).
 
     ``resize_and_crop``: resize to load_size square, random crop image_size. ``scale_width``:
@@ -92,8 +95,11 @@ def resize_crop(img: Image.Image, image_size: int, load_size: int, mode: str, g:
         img = _short_side(img, image_size)
         img = _crop(img, image_size, None)
     else:
-        img = img.resize((load_size, load_size), Image.BICUBIC) if mode == "resize_and_crop" \
+        img = (
+            img.resize((load_size, load_size), Image.BICUBIC)
+            if mode == "resize_and_crop"
             else _short_side(img, load_size)
+        )
         img = _crop(img, image_size, g)
     if flip and g is not None and torch.rand((), generator=g).item() < 0.5:
         img = img.transpose(Image.FLIP_LEFT_RIGHT)
@@ -126,8 +132,9 @@ def split_holdout(files: list[Path], count: int, seed: int) -> tuple[list[Path],
     return [f for i, f in enumerate(files) if i not in held], [files[i] for i in sorted(held)]
 
 
-def crop_flip_tensor(t: torch.Tensor, size: int, g: torch.Generator | None, flip: bool,
-                     random_crop: bool = True) -> torch.Tensor:
+def crop_flip_tensor(
+    t: torch.Tensor, size: int, g: torch.Generator | None, flip: bool, random_crop: bool = True
+) -> torch.Tensor:
     """Crop and flip a uint8 [C, H, W] tensor, drawing from ``g`` in the same order as
     :func:`resize_crop` (x, y, flip), so cached and decoded paths give identical pixels."""
     _, h, w = t.shape
@@ -136,7 +143,7 @@ def crop_flip_tensor(t: torch.Tensor, size: int, g: torch.Generator | None, flip
     else:
         x = int(torch.randint(0, w - size + 1, (), generator=g))
         y = int(torch.randint(0, h - size + 1, (), generator=g))
-    t = t[:, y:y + size, x:x + size]
+    t = t[:, y : y + size, x : x + size]
     if flip and g is not None and torch.rand((), generator=g).item() < 0.5:
         t = t.flip(-1)
     return t.contiguous()
@@ -175,8 +182,11 @@ def decoded_cache(files: list[Path], size: int, mode: str, what: str = "images")
         img = try_open_rgb(f)
         if img is None:
             continue
-        img = img.resize((size, size), Image.BICUBIC) if mode == "resize" else _crop(_short_side(img, size), size,
-                                                                                      None)
+        img = (
+            img.resize((size, size), Image.BICUBIC)
+            if mode == "resize"
+            else _crop(_short_side(img, size), size, None)
+        )
         images[i] = to_uint8_tensor(img)
         good.append(i)
     if not good:

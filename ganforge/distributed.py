@@ -33,8 +33,9 @@ class DistInfo:
             torch_dist.destroy_process_group()
 
 
-def setup(device: str = "auto", precision: str = "auto", channels_last: bool = True,
-          compile: bool = False) -> DistInfo:
+def setup(
+    device: str = "auto", precision: str = "auto", channels_last: bool = True, compile: bool = False
+) -> DistInfo:
     """Join the process group when launched by torchrun; a single process otherwise."""
     world = int(os.environ.get("WORLD_SIZE", "1"))
     if world <= 1:
@@ -53,8 +54,16 @@ def setup(device: str = "auto", precision: str = "auto", channels_last: bool = T
 def launch(argv: list[str], nproc: int) -> int:
     """Re-run this command under torchrun with ``nproc`` processes on this machine."""
     args = [a for i, a in enumerate(argv) if not _is_nproc(argv, i)]
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}",
-           "-m", "ganforge", *args]
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        f"--nproc_per_node={nproc}",
+        "-m",
+        "ganforge",
+        *args,
+    ]
     return subprocess.call(cmd)
 
 

@@ -177,7 +177,7 @@ def evaluate_direction(
                 fake_feats[key].append(extractors.features(ext, fake01))
             if want_cycle:
                 rec01 = to_unit(objective.translate(fake, back))
-                x01 = to_unit(source[sl]) if source.dtype == torch.uint8 else to_unit(x)
+                x01 = to_unit(x)  # exact for uint8 inputs; on the model's device
                 for (name, pair), avg in averagers.items():
                     if pair == "cycle":
                         avg.add(pair_metrics[name].compute(x01, rec01), rec01.shape[0])
@@ -186,7 +186,7 @@ def evaluate_direction(
                 break
             y = _model_input(target[sl], runtime)
             idt01 = to_unit(objective.translate(y, direction))
-            y01 = to_unit(target[sl]) if target.dtype == torch.uint8 else to_unit(y)
+            y01 = to_unit(y)
             for (name, pair), avg in averagers.items():
                 if pair == "identity":
                     avg.add(pair_metrics[name].compute(y01, idt01), idt01.shape[0])

@@ -31,8 +31,9 @@ class _InferenceBuilder:
         return self.registry.build(kind, table, f"[{section}]", **{**defaults, **context})
 
 
-def load_objective(path: str | os.PathLike[str], registry: Registry, device: str = "auto",
-                   precision: str = "auto") -> tuple[Any, dict[str, Any], Path]:
+def load_objective(
+    path: str | os.PathLike[str], registry: Registry, device: str = "auto", precision: str = "auto"
+) -> tuple[Any, dict[str, Any], Path]:
     """(objective with trained generator weights, checkpoint meta, checkpoint file)."""
     file = ckpt.resolve(path)
     meta = ckpt.read_meta(file)
@@ -41,12 +42,19 @@ def load_objective(path: str | os.PathLike[str], registry: Registry, device: str
     resolved = recipe_mod.Recipe(meta["recipe"], f"{file} (saved recipe)").resolve(registry)
     train = resolved["train"]
     runtime = Runtime.create(device, precision, train["channels_last"])
-    objective = registry.build("objective", resolved["objective"], "[objective]", recipe=resolved,
-                               build=_InferenceBuilder(resolved, registry), runtime=runtime)
+    objective = registry.build(
+        "objective",
+        resolved["objective"],
+        "[objective]",
+        recipe=resolved,
+        build=_InferenceBuilder(resolved, registry),
+        runtime=runtime,
+    )
     state, _ = ckpt.load(file)
     try:
         objective.load_state_dict(state["objective"], inference_only=True)
     except (KeyError, RuntimeError) as exc:
-        raise GanforgeError(f"{file}: weights do not match the saved recipe ({str(exc).splitlines()[0]})") \
-            from None
+        raise GanforgeError(
+            f"{file}: weights do not match the saved recipe ({str(exc).splitlines()[0]})"
+        ) from None
     return objective, meta, file

@@ -88,8 +88,9 @@ class PluginHost:
                 continue
             info.hooks = sorted(h.name for h in self.pm.get_hookcallers(module) or [])
 
-    def register_module(self, module: ModuleType | object, name: str, distribution: str = "local",
-                        version: str = "0") -> PluginInfo:
+    def register_module(
+        self, module: ModuleType | object, name: str, distribution: str = "local", version: str = "0"
+    ) -> PluginInfo:
         """Register an already-imported plugin object (used by tests and embedding code)."""
         info = PluginInfo(name, getattr(module, "__name__", repr(module)), distribution, version, key=name)
         self.plugins.append(info)
@@ -109,15 +110,31 @@ class PluginHost:
                     continue
                 bucket = staged.setdefault(impl.plugin_name, [])
 
-                def register(name: str, factory: Any, _kind: str = kind, _info: PluginInfo = info,
-                             _bucket: list[Component] = bucket) -> None:
+                def register(
+                    name: str,
+                    factory: Any,
+                    _kind: str = kind,
+                    _info: PluginInfo = info,
+                    _bucket: list[Component] = bucket,
+                ) -> None:
                     if not isinstance(name, str) or not name:
                         raise GanforgeError(f"register() needs a non-empty name, got {name!r}")
                     if not callable(factory):
                         raise GanforgeError(f"{_kind} '{name}': factory {factory!r} is not callable")
                     params, accepts_any, context = signature_params(factory, KINDS[_kind].context)
-                    _bucket.append(Component(_kind, name, factory, _info.name, _info.distribution,
-                                             _info.version, params, accepts_any, context))
+                    _bucket.append(
+                        Component(
+                            _kind,
+                            name,
+                            factory,
+                            _info.name,
+                            _info.distribution,
+                            _info.version,
+                            params,
+                            accepts_any,
+                            context,
+                        )
+                    )
 
                 try:
                     impl.function(register)
@@ -196,5 +213,7 @@ def warn_failures(stream: Any = None) -> None:
     """Report each failed plugin once, on one line, to stderr."""
     stream = stream or sys.stderr
     for info in get_host().failures():
-        print(f"warning: plugin '{info.name}' ({info.distribution} {info.version}) skipped: {info.error}",
-              file=stream)
+        print(
+            f"warning: plugin '{info.name}' ({info.distribution} {info.version}) skipped: {info.error}",
+            file=stream,
+        )

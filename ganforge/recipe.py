@@ -65,7 +65,9 @@ def train_params() -> list[Param]:
     import typing
 
     resolved = typing.get_type_hints(TrainConfig)
-    return [Param(f.name, resolved.get(f.name, hints[f.name]), f.default) for f in dataclasses.fields(TrainConfig)]
+    return [
+        Param(f.name, resolved.get(f.name, hints[f.name]), f.default) for f in dataclasses.fields(TrainConfig)
+    ]
 
 
 class Recipe:
@@ -114,7 +116,9 @@ class Recipe:
         for i, part in enumerate(parts[:-1]):
             child = node.setdefault(part, {})
             if not isinstance(child, dict):
-                raise GanforgeError(f"--set {assignment!r}: '{'.'.join(parts[: i + 1])}' is a value, not a table")
+                raise GanforgeError(
+                    f"--set {assignment!r}: '{'.'.join(parts[: i + 1])}' is a value, not a table"
+                )
             node = child
         node[parts[-1]] = value
 
@@ -171,11 +175,8 @@ class Recipe:
         for needed in getattr(objective.factory, "required_sections", ()):
             head, _, role = needed.partition(".")
             if head not in resolved or (role and role not in resolved[head]):
-                raise GanforgeError(
-                    f"{src}: objective '{objective.name}' needs section [{needed}]"
-                )
+                raise GanforgeError(f"{src}: objective '{objective.name}' needs section [{needed}]")
         return resolved
-
 
     def _drop_stale_keys(self, registry: Registry) -> None:
         """After ``--set X.name=other``, drop the file's keys that the new component does not take.

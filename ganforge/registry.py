@@ -321,8 +321,7 @@ class Registry:
                 values[key] = coerce(value, param.annotation)
             except TypeError:
                 raise GanforgeError(
-                    f"{where}: key '{key}' expects {param.type_name}, got {_value_type_name(value)} "
-                    f"{value!r}"
+                    f"{where}: key '{key}' expects {param.type_name}, got {_value_type_name(value)} {value!r}"
                 ) from None
         missing = [p.name for p in options.values() if p.required and p.name not in values]
         if missing:
@@ -334,8 +333,11 @@ class Registry:
         kind = self._kind(kind)
         values = self.validate(kind, table, where)
         component = self.get(kind, table["name"], where)
-        common = {n: values.pop(n, d) for n, _, d in KINDS[kind].common if n not in
-                  {p.name for p in component.params}}
+        common = {
+            n: values.pop(n, d)
+            for n, _, d in KINDS[kind].common
+            if n not in {p.name for p in component.params}
+        }
         ctx = {k: v for k, v in context.items() if k in component.context}
         obj = component.factory(**ctx, **values)
         if kind in ("generator", "discriminator") and common:

@@ -372,7 +372,11 @@ def build_report(run_dir: Path) -> str:
     if latest_ckpt is not None:
         summary_rows.append(("latest checkpoint", latest_ckpt.name))
     if best.is_file():
-        summary_rows.append(("best checkpoint", best.name))
+        try:
+            best_step = f" (step {ckpt.read_meta(best).get('step', '?')})"
+        except GanforgeError:
+            best_step = ""
+        summary_rows.append(("best checkpoint", best.name + best_step))
     parts.append(
         f'<section id="summary"><h2>Summary</h2><div class="cards">{"".join(cards)}</div>'
         f"<p></p>{_table(summary_rows)}</section>"
@@ -415,7 +419,7 @@ def build_report(run_dir: Path) -> str:
         ]
         chart = svg_chart(
             {k: v for k, v in tp.items() if k != "data_wait_share"},
-            "throughput (latest values, averaged since the start of the session)",
+            "steps and samples per second (each an average since the session started)",
         )
         parts.append(
             f'<section id="throughput"><h2>Throughput</h2><div class="cards">{"".join(tcards)}</div>'

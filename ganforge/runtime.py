@@ -29,8 +29,9 @@ class Runtime:
     distributed: bool = False  # networks get wrapped in DistributedDataParallel
 
     @classmethod
-    def create(cls, device: str = "auto", precision: str = "auto", channels_last: bool = True,
-               compile: bool = False) -> Runtime:
+    def create(
+        cls, device: str = "auto", precision: str = "auto", channels_last: bool = True, compile: bool = False
+    ) -> Runtime:
         if device == "auto":
             device = "cuda" if torch.cuda.is_available() else "cpu"
         if device.startswith("cuda") and not torch.cuda.is_available():
@@ -88,8 +89,12 @@ class Runtime:
         return x
 
     def describe(self) -> dict[str, Any]:
-        info: dict[str, Any] = {"device": str(self.device), "precision": self.precision,
-                                "channels_last": self.channels_last, "torch": torch.__version__}
+        info: dict[str, Any] = {
+            "device": str(self.device),
+            "precision": self.precision,
+            "channels_last": self.channels_last,
+            "torch": torch.__version__,
+        }
         if self.device.type == "cuda":
             info["gpu"] = torch.cuda.get_device_name(self.device)
         info["cpu_count"] = os.cpu_count()

@@ -30,16 +30,26 @@ def slerp(a: torch.Tensor, b: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
     return (torch.sin((1 - t) * omega) / so) * a + (torch.sin(t * omega) / so) * b
 
 
-def sample_to_files(checkpoint: str, registry: Registry, count: int = 64, out: Path = Path("samples.png"),
-                    seed: int | None = None, individual: Path | None = None, interpolate: bool = False,
-                    steps: int = 8, device: str = "auto") -> list[Path]:
+def sample_to_files(
+    checkpoint: str,
+    registry: Registry,
+    count: int = 64,
+    out: Path = Path("samples.png"),
+    seed: int | None = None,
+    individual: Path | None = None,
+    interpolate: bool = False,
+    steps: int = 8,
+    device: str = "auto",
+) -> list[Path]:
     """Write a grid (and optionally each image); returns the written paths, grid first."""
     if count < 1:
         raise GanforgeError(f"-n must be at least 1, got {count}")
     objective, meta, _ = load_objective(checkpoint, registry, device)
     if not hasattr(objective, "generate"):
-        raise GanforgeError(f"{checkpoint}: objective '{meta['objective']}' does not generate from noise "
-                            "(use 'ganforge translate')")
+        raise GanforgeError(
+            f"{checkpoint}: objective '{meta['objective']}' does not generate from noise "
+            "(use 'ganforge translate')"
+        )
     g = torch.Generator().manual_seed(seed if seed is not None else torch.seed() % 2**63)
     if interpolate:
         rows = max(1, count // steps) if count >= steps else 1

@@ -77,15 +77,23 @@ def _worker_init(_: int) -> None:
 class Trainer:
     """Runs one training job from a resolved recipe into a run folder."""
 
-    def __init__(self, resolved: dict[str, Any], run_dir: str | os.PathLike[str], registry: Registry,
-                 runtime: Runtime | None = None, rank: int = 0, world_size: int = 1,
-                 console: Any = None) -> None:
+    def __init__(
+        self,
+        resolved: dict[str, Any],
+        run_dir: str | os.PathLike[str],
+        registry: Registry,
+        runtime: Runtime | None = None,
+        rank: int = 0,
+        world_size: int = 1,
+        console: Any = None,
+    ) -> None:
         self.recipe = resolved
         self.cfg = resolved["train"]
         self.run_dir = Path(run_dir)
         self.registry = registry
-        self.runtime = runtime or Runtime.create(self.cfg["device"], self.cfg["precision"],
-                                                 self.cfg["channels_last"], self.cfg["compile"])
+        self.runtime = runtime or Runtime.create(
+            self.cfg["device"], self.cfg["precision"], self.cfg["channels_last"], self.cfg["compile"]
+        )
         self.rank, self.world_size = rank, world_size
         self.is_main = rank == 0
         self.console = console
@@ -105,8 +113,12 @@ class Trainer:
         self.steps_per_epoch = max(1, math.ceil(len(self.dataset) / self.global_batch))
         self.total_steps = self.cfg["max_steps"] or self.cfg["epochs"] * self.steps_per_epoch
         self.objective = self.registry.build(
-            "objective", resolved["objective"], f"[objective] {resolved['objective']['name']}",
-            recipe=resolved, build=self.build, runtime=self.runtime,
+            "objective",
+            resolved["objective"],
+            f"[objective] {resolved['objective']['name']}",
+            recipe=resolved,
+            build=self.build,
+            runtime=self.runtime,
         )
         self.callbacks = self._build_callbacks()
 
@@ -123,8 +135,11 @@ class Trainer:
         kind = recipe_mod.SECTIONS.get(head) or recipe_mod.ROLE_SECTIONS.get(head)
         if kind is None:
             raise GanforgeError(f"[{section}] is not a component section")
-        defaults = {"steps_per_epoch": getattr(self, "steps_per_epoch", 1),
-                    "total_steps": getattr(self, "total_steps", 1), "seed": self.cfg["seed"]}
+        defaults = {
+            "steps_per_epoch": getattr(self, "steps_per_epoch", 1),
+            "total_steps": getattr(self, "total_steps", 1),
+            "seed": self.cfg["seed"],
+        }
         return self.registry.build(kind, table, f"[{section}]", **{**defaults, **context})
 
     def _build_callbacks(self) -> dict[str, Any]:
@@ -136,7 +151,9 @@ class Trainer:
             options = dict(options)
             if not options.pop("enabled", True):
                 continue
-            callbacks[name] = self.registry.build("callback", {"name": name, **options}, f"[callbacks.{name}]")
+            callbacks[name] = self.registry.build(
+                "callback", {"name": name, **options}, f"[callbacks.{name}]"
+            )
         return callbacks
 
     def emit(self, event: str, *args: Any) -> None:
@@ -152,12 +169,18 @@ class Trainer:
         workers = self.cfg["num_workers"]
         if workers < 0:
             workers = 0 if self.runtime.device.type == "cpu" else min(8, max(1, (os.cpu_count() or 2) - 1))
-        sampler = PositionSampler(start_step, self.total_steps, self.cfg["batch_size"], self.rank,
-                                  self.world_size)
+        sampler = PositionSampler(
+            start_step, self.total_steps, self.cfg["batch_size"], self.rank, self.world_size
+        )
         return DataLoader(
-            self.dataset, batch_size=self.cfg["batch_size"], sampler=sampler, num_workers=workers,
-            pin_memory=self.runtime.device.type == "cuda", drop_last=False,
-            persistent_workers=False, prefetch_factor=4 if workers else None,
+            self.dataset,
+            batch_size=self.cfg["batch_size"],
+            sampler=sampler,
+            num_workers=workers,
+            pin_memory=self.runtime.device.type == "cuda",
+            drop_last=False,
+            persistent_workers=False,
+            prefetch_factor=4 if workers else None,
             worker_init_fn=_worker_init if workers else None,
             generator=torch.Generator(),  # keeps the loader from drawing on the global RNG (exact resume)
         )
@@ -167,8 +190,11 @@ class Trainer:
         out = {}
         for key, value in batch.items():
             if isinstance(value, torch.Tensor):
-                out[key] = self.runtime.to_input(value) if value.dtype == torch.uint8 else \
-                    value.to(self.runtime.device, non_blocking=True)
+                out[key] = (
+                    self.runtime.to_input(value)
+                    if value.dtype == torch.uint8
+                    else value.to(self.runtime.device, non_blocking=True)
+                )
             else:
                 out[key] = value
         return out
@@ -238,17 +264,22 @@ class Trainer:
         file = ckpt.resolve(path)
         state, meta = ckpt.load(file)
         if meta.get("objective") != self.recipe["objective"]["name"]:
-            raise GanforgeError(f"{file}: checkpoint is for objective '{meta.get('objective')}', "
-                                f"the recipe runs '{self.recipe['objective']['name']}'")
+            raise GanforgeError(
+                f"{file}: checkpoint is for objective '{meta.get('objective')}', "
+                f"the recipe runs '{self.recipe['objective']['name']}'"
+            )
         saved_world = meta.get("world_size", 1)
         if saved_world != self.world_size:
-            raise GanforgeError(f"{file}: saved with {saved_world} process(es); resume with the same "
-                                f"world size (now {self.world_size})")
+            raise GanforgeError(
+                f"{file}: saved with {saved_world} process(es); resume with the same "
+                f"world size (now {self.world_size})"
+            )
         try:
             self.load_state_dict(state)
         except (KeyError, RuntimeError, ValueError) as exc:
-            raise GanforgeError(f"{file}: does not match the recipe's components ({str(exc).splitlines()[0]})") \
-                from None
+            raise GanforgeError(
+                f"{file}: does not match the recipe's components ({str(exc).splitlines()[0]})"
+            ) from None
         return file
 
     # -- the loop ----------------------------------------------------------------------------
@@ -258,10 +289,18 @@ class Trainer:
         self.run_dir.mkdir(parents=True, exist_ok=True)
         if self.is_main:
             (self.run_dir / RESOLVED_RECIPE).write_text(recipe_mod.dumps(self.recipe))
-            (self.run_dir / "run.json").write_text(json.dumps(
-                {"runtime": self.runtime.describe(), "world_size": self.world_size,
-                 "steps_per_epoch": self.steps_per_epoch, "total_steps": self.total_steps,
-                 "dataset_size": len(self.dataset)}, indent=2))
+            (self.run_dir / "run.json").write_text(
+                json.dumps(
+                    {
+                        "runtime": self.runtime.describe(),
+                        "world_size": self.world_size,
+                        "steps_per_epoch": self.steps_per_epoch,
+                        "total_steps": self.total_steps,
+                        "dataset_size": len(self.dataset),
+                    },
+                    indent=2,
+                )
+            )
         previous = self._install_signal_handlers()
         start_step = self.step
         pending: list[dict[str, torch.Tensor]] = []
@@ -294,8 +333,13 @@ class Trainer:
         finally:
             self._restore_signal_handlers(previous)
         elapsed = time.perf_counter() - t_start
-        return {"step": self.step, "epoch": self.epoch, "seconds": elapsed, "stopped": self.stop_reason,
-                "steps_run": self.step - start_step}
+        return {
+            "step": self.step,
+            "epoch": self.epoch,
+            "seconds": elapsed,
+            "stopped": self.stop_reason,
+            "steps_run": self.step - start_step,
+        }
 
     def _should_stop(self) -> bool:
         """A signal stops the run; in a DDP job all ranks agree, at log steps, to stop together."""
@@ -309,15 +353,19 @@ class Trainer:
             self.stop_reason = "SIGTERM"
         return flag.item() > 0
 
-    def _log(self, pending: list[dict[str, torch.Tensor]], elapsed: float, steps: int, data_wait: float) -> None:
+    def _log(
+        self, pending: list[dict[str, torch.Tensor]], elapsed: float, steps: int, data_wait: float
+    ) -> None:
         # One host sync per log interval: average the losses on the device, then copy once.
         keys = list(pending[0])
         means = torch.stack([torch.stack([p[k].detach().float() for p in pending]).mean() for k in keys])
         scalars = dict(zip(keys, means.cpu().tolist()))
         samples = steps * self.global_batch
-        self.throughput = {"steps_per_s": steps / max(elapsed, 1e-9),
-                           "samples_per_s": samples / max(elapsed, 1e-9),
-                           "data_wait_share": data_wait / max(elapsed, 1e-9)}
+        self.throughput = {
+            "steps_per_s": steps / max(elapsed, 1e-9),
+            "samples_per_s": samples / max(elapsed, 1e-9),
+            "data_wait_share": data_wait / max(elapsed, 1e-9),
+        }
         self.emit("on_log", self.step, scalars)
 
     def _install_signal_handlers(self) -> dict[int, Any]:

@@ -35,15 +35,26 @@ def _unique(out: Path, stem: str, used: set[str]) -> Path:
     return out / f"{name}.png"
 
 
-def translate_files(checkpoint: str, inputs: list[str], out: Path, registry: Registry, direction: str = "a2b",
-                    device: str = "auto", batch_size: int = 16, size: int | None = None,
-                    composite: str | None = None, feather: int | None = None,
-                    save_mask: bool = False) -> list[str]:
+def translate_files(
+    checkpoint: str,
+    inputs: list[str],
+    out: Path,
+    registry: Registry,
+    direction: str = "a2b",
+    device: str = "auto",
+    batch_size: int = 16,
+    size: int | None = None,
+    composite: str | None = None,
+    feather: int | None = None,
+    save_mask: bool = False,
+) -> list[str]:
     """Translate every image; returns the inputs that failed (each reported on one line)."""
     objective, meta, _ = load_objective(checkpoint, registry, device)
     if not hasattr(objective, "translate"):
-        raise GanforgeError(f"{checkpoint}: objective '{meta['objective']}' does not translate images "
-                            "(use 'ganforge sample' for generators)")
+        raise GanforgeError(
+            f"{checkpoint}: objective '{meta['objective']}' does not translate images "
+            "(use 'ganforge sample' for generators)"
+        )
     recipe = meta["recipe"]
     size = recipe.get("data", {}).get("image_size", 256) if size is None else size
     compositor = _compositor(recipe, registry, composite, feather)
@@ -60,7 +71,7 @@ def translate_files(checkpoint: str, inputs: list[str], out: Path, registry: Reg
         for shape in shapes:
             idx = [i for i, img in enumerate(images) if _model_size(img, size) == shape]
             for start in range(0, len(idx), batch_size):
-                chunk = idx[start:start + batch_size]
+                chunk = idx[start : start + batch_size]
                 x = torch.stack([to_uint8_tensor(images[i].resize(shape, Image.BICUBIC)) for i in chunk])
                 y = objective.translate(runtime.to_input(x), direction)
                 for i, t in zip(chunk, y):
@@ -78,8 +89,9 @@ def translate_files(checkpoint: str, inputs: list[str], out: Path, registry: Reg
             for path, img in pending:
                 with warnings.catch_warnings(record=True) as caught:
                     warnings.simplefilter("always")
-                    result, mask = compositor.composite(img, lambda im: model([im])[0], compositor.mask_provider,
-                                                        name=str(path))
+                    result, mask = compositor.composite(
+                        img, lambda im: model([im])[0], compositor.mask_provider, name=str(path)
+                    )
                 for w in caught:  # e.g. no face found: the photo comes back unchanged
                     print(f"warning: {' '.join(str(w.message).split())}", file=sys.stderr)
                 target = _unique(out, path.stem, used)
@@ -104,8 +116,11 @@ def translate_files(checkpoint: str, inputs: list[str], out: Path, registry: Reg
             flush()
     flush()
     done = len(files) - len(failures)
-    print(f"translated {done} image(s) {direction} into {out}" + (f"; {len(failures)} failed" if failures else ""),
-          file=sys.stderr)
+    print(
+        f"translated {done} image(s) {direction} into {out}"
+        + (f"; {len(failures)} failed" if failures else ""),
+        file=sys.stderr,
+    )
     return failures
 
 

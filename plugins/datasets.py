@@ -61,22 +61,37 @@ class _StreamDataset(Dataset):
 class UnpairedFolders(_StreamDataset):
     """Two unpaired image folders (CycleGAN): trainA/trainB under root, or any two folders."""
 
-    def __init__(self, root: str = "", a: str = "trainA", b: str = "trainB", image_size: int = 256,
-                 load_size: int = 0, preprocess: Preprocess = "resize_and_crop", flip: bool = True,
-                 holdout: int = 8, max_images: int = 0, split_seed: int = 0, cache: bool = False,
-                 seed: int = 0) -> None:
+    def __init__(
+        self,
+        root: str = "",
+        a: str = "trainA",
+        b: str = "trainB",
+        image_size: int = 256,
+        load_size: int = 0,
+        preprocess: Preprocess = "resize_and_crop",
+        flip: bool = True,
+        holdout: int = 8,
+        max_images: int = 0,
+        split_seed: int = 0,
+        cache: bool = False,
+        seed: int = 0,
+    ) -> None:
         folder_a, folder_b = (Path(root) / a, Path(root) / b) if root else (Path(a), Path(b))
         for folder in (folder_a, folder_b):
             if not folder.is_dir():
                 looked = Path(folder).resolve()
-                raise GanforgeError(f"dataset not found: looked for {looked} (data.root = {root!r}); "
-                                    f"{SELFIE2ANIME_HINT}")
+                raise GanforgeError(
+                    f"dataset not found: looked for {looked} (data.root = {root!r}); {SELFIE2ANIME_HINT}"
+                )
         files_a = list_images(folder_a, f"[data] domain A ({a})")
         files_b = list_images(folder_b, f"[data] domain B ({b})")
         files_a, self.held_a = split_holdout(files_a, holdout, split_seed)
         files_b, self.held_b = split_holdout(files_b, holdout, split_seed)
         if max_images:
-            files_a, files_b = _subset(files_a, max_images, split_seed), _subset(files_b, max_images, split_seed)
+            files_a, files_b = (
+                _subset(files_a, max_images, split_seed),
+                _subset(files_b, max_images, split_seed),
+            )
         self.files_a, self.files_b = files_a, files_b
         self.image_size = image_size
         self.load_size = load_size or round(image_size * 286 / 256)  # the official 286 -> 256 ratio
@@ -95,8 +110,10 @@ class UnpairedFolders(_StreamDataset):
 
         if self.cache_a is not None:
             crop = self.preprocess == "resize_and_crop"
-            return {"A": crop_flip_tensor(self.cache_a[idx_a], self.image_size, g, self.flip, crop),
-                    "B": crop_flip_tensor(self.cache_b[idx_b], self.image_size, g, self.flip, crop)}
+            return {
+                "A": crop_flip_tensor(self.cache_a[idx_a], self.image_size, g, self.flip, crop),
+                "B": crop_flip_tensor(self.cache_b[idx_b], self.image_size, g, self.flip, crop),
+            }
 
         def augment(img):
             return resize_crop(img, self.image_size, self.load_size, self.preprocess, g, self.flip)
@@ -105,21 +122,36 @@ class UnpairedFolders(_StreamDataset):
 
     def holdout(self, n: int) -> dict[str, torch.Tensor]:
         """``n`` fixed held-out images per domain, resized without augmentation."""
-        return {"A": _stack(self.held_a or self.files_a, n, self.image_size),
-                "B": _stack(self.held_b or self.files_b, n, self.image_size)}
+        return {
+            "A": _stack(self.held_a or self.files_a, n, self.image_size),
+            "B": _stack(self.held_b or self.files_b, n, self.image_size),
+        }
 
 
 class ImageFolder(_StreamDataset):
     """One image folder (DCGAN): resize, centre crop, optional flip, colour jitter and blur."""
 
-    def __init__(self, root: str = "", image_size: int = 64, preprocess: Preprocess = "center",
-                 flip: bool = False, color_jitter: float = 0.0, blur: float = 0.0, holdout: int = 0,
-                 max_images: int = 0, split_seed: int = 0, cache: bool = False, seed: int = 0) -> None:
+    def __init__(
+        self,
+        root: str = "",
+        image_size: int = 64,
+        preprocess: Preprocess = "center",
+        flip: bool = False,
+        color_jitter: float = 0.0,
+        blur: float = 0.0,
+        holdout: int = 0,
+        max_images: int = 0,
+        split_seed: int = 0,
+        cache: bool = False,
+        seed: int = 0,
+    ) -> None:
         if not root:
             raise GanforgeError("[data] needs key 'root': the image folder")
         if not Path(root).is_dir():
-            raise GanforgeError(f"dataset not found: looked for folder {Path(root).resolve()} (data.root = "
-                                f"{root!r}); set data.root or the GANFORGE_DATA_ROOT environment variable")
+            raise GanforgeError(
+                f"dataset not found: looked for folder {Path(root).resolve()} (data.root = "
+                f"{root!r}); set data.root or the GANFORGE_DATA_ROOT environment variable"
+            )
         files = list_images(root, "[data] image folder")
         files, self.held = split_holdout(files, holdout, split_seed)
         self.files = _subset(files, max_images, split_seed) if max_images else files
@@ -136,8 +168,9 @@ class ImageFolder(_StreamDataset):
 
         index = self._index(position)
         if self.cache is not None:
-            image = crop_flip_tensor(self.cache[index], self.image_size, g, self.flip,
-                                     self.preprocess == "resize_and_crop")
+            image = crop_flip_tensor(
+                self.cache[index], self.image_size, g, self.flip, self.preprocess == "resize_and_crop"
+            )
             if self.color_jitter > 0 or self.blur > 0:
                 image = self._photometric(image, g)
             return {"image": image}
@@ -169,8 +202,10 @@ class ImageFolder(_StreamDataset):
 
 def _cache_size(preprocess: str, image_size: int, load_size: int) -> int:
     if preprocess == "scale_width":
-        raise GanforgeError("[data] cache = true needs preprocess 'resize_and_crop', 'resize' or 'center' "
-                            "(scale_width keeps each image's own aspect ratio)")
+        raise GanforgeError(
+            "[data] cache = true needs preprocess 'resize_and_crop', 'resize' or 'center' "
+            "(scale_width keeps each image's own aspect ratio)"
+        )
     return load_size if preprocess == "resize_and_crop" else image_size
 
 
@@ -202,4 +237,3 @@ def _stack(files: list[Path], n: int, size: int) -> torch.Tensor:
 def register_datasets(register):
     register("unpaired-folders", UnpairedFolders)
     register("image-folder", ImageFolder)
-

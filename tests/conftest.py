@@ -73,12 +73,19 @@ def anime_root(tmp_path_factory) -> Path:
     return make_folder(root, imgs, size=32)
 
 
-def run_cli(*args: str, env: dict[str, str] | None = None, cwd: Path | None = None,
-            timeout: int = 300) -> subprocess.CompletedProcess:
+def run_cli(
+    *args: str, env: dict[str, str] | None = None, cwd: Path | None = None, timeout: int = 300
+) -> subprocess.CompletedProcess:
     """Run the real ``ganforge`` command in a subprocess."""
     full_env = {**os.environ, **(env or {})}
-    return subprocess.run([sys.executable, "-m", "ganforge", *args], capture_output=True, text=True,
-                          env=full_env, cwd=cwd or REPO, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", "ganforge", *args],
+        capture_output=True,
+        text=True,
+        env=full_env,
+        cwd=cwd or REPO,
+        timeout=timeout,
+    )
 
 
 @pytest.fixture
@@ -97,7 +104,8 @@ def sets(*items: str) -> list[str]:
 def write_plugin_dist(root: Path, dist: str, module: str, body: str, version: str = "0.1.0") -> Path:
     """A minimal third-party plugin distribution (pyproject.toml plus one module)."""
     root.mkdir(parents=True, exist_ok=True)
-    (root / "pyproject.toml").write_text(textwrap.dedent(f"""
+    (root / "pyproject.toml").write_text(
+        textwrap.dedent(f"""
         [build-system]
         requires = ["setuptools>=61"]
         build-backend = "setuptools.build_meta"
@@ -111,7 +119,8 @@ def write_plugin_dist(root: Path, dist: str, module: str, body: str, version: st
 
         [tool.setuptools]
         py-modules = ["{module}"]
-    """))
+    """)
+    )
     (root / f"{module}.py").write_text(textwrap.dedent(body))
     return root
 
@@ -139,9 +148,9 @@ GOOD_PLUGIN = '''
         register("my-gen", MyGen)
 '''
 
-BROKEN_PLUGIN = '''
+BROKEN_PLUGIN = """
     raise RuntimeError("this plugin is broken on purpose")
-'''
+"""
 
 DUPLICATE_PLUGIN = '''
     from ganforge import hookimpl
@@ -169,9 +178,22 @@ def plugin_site(tmp_path_factory) -> Path:
         write_plugin_dist(src / "dup", "ganforge-dup-plugin", "ganforge_dup", DUPLICATE_PLUGIN, "0.0.7"),
     ]
     subprocess.run(
-        [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation",
-         "--no-index", "--target", str(site), *map(str, dists)],
-        check=True, capture_output=True, text=True,
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--no-deps",
+            "--no-build-isolation",
+            "--no-index",
+            "--target",
+            str(site),
+            *map(str, dists),
+        ],
+        check=True,
+        capture_output=True,
+        text=True,
     )
     return site
 

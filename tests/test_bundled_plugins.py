@@ -51,46 +51,83 @@ def test_hook_register_optimizers():
 
 
 def test_hook_register_schedulers():
-    assert set(registered("optim", "register_schedulers")) >= {"constant", "linear-decay", "cyclic", "step", "cosine"}
-    f = get_registry().build("scheduler", {"name": "linear-decay", "constant_epochs": 1, "decay_epochs": 1},
-                             steps_per_epoch=10, total_steps=20)
+    assert set(registered("optim", "register_schedulers")) >= {
+        "constant",
+        "linear-decay",
+        "cyclic",
+        "step",
+        "cosine",
+    }
+    f = get_registry().build(
+        "scheduler",
+        {"name": "linear-decay", "constant_epochs": 1, "decay_epochs": 1},
+        steps_per_epoch=10,
+        total_steps=20,
+    )
     assert f(0) == 1.0 and f(10) < 1.0
 
 
 def test_hook_register_datasets(selfie_root, anime_root):
     assert set(registered("datasets", "register_datasets")) == {"unpaired-folders", "image-folder"}
     registry = get_registry()
-    unpaired = registry.build("dataset", {"name": "unpaired-folders", "root": str(selfie_root), "image_size": 32,
-                                          "holdout": 2}, seed=0)
+    unpaired = registry.build(
+        "dataset",
+        {"name": "unpaired-folders", "root": str(selfie_root), "image_size": 32, "holdout": 2},
+        seed=0,
+    )
     item = unpaired[0]
-    assert item["A"].shape == (3, 32, 32) and item["A"].dtype == torch.uint8 and item["B"].shape == (3, 32, 32)
+    assert (
+        item["A"].shape == (3, 32, 32) and item["A"].dtype == torch.uint8 and item["B"].shape == (3, 32, 32)
+    )
     assert len(unpaired) == 6 and unpaired.holdout(2)["A"].shape == (2, 3, 32, 32)
     # the item at a stream position is a pure function of (seed, position)
-    again = registry.build("dataset", {"name": "unpaired-folders", "root": str(selfie_root), "image_size": 32,
-                                       "holdout": 2}, seed=0)
+    again = registry.build(
+        "dataset",
+        {"name": "unpaired-folders", "root": str(selfie_root), "image_size": 32, "holdout": 2},
+        seed=0,
+    )
     assert torch.equal(again[13]["A"], unpaired[13]["A"]) and torch.equal(again[13]["B"], unpaired[13]["B"])
-    single = registry.build("dataset", {"name": "image-folder", "root": str(anime_root), "image_size": 16,
-                                        "color_jitter": 0.2, "blur": 0.5}, seed=3)
+    single = registry.build(
+        "dataset",
+        {"name": "image-folder", "root": str(anime_root), "image_size": 16, "color_jitter": 0.2, "blur": 0.5},
+        seed=3,
+    )
     assert single[5]["image"].shape == (3, 16, 16) and torch.equal(single[5]["image"], single[5]["image"])
 
 
 def test_hook_register_callbacks():
-    assert set(registered("callbacks", "register_callbacks")) >= {"progress", "metrics-log", "samples",
-                                                                   "checkpoint", "loss-plot"}
+    assert set(registered("callbacks", "register_callbacks")) >= {
+        "progress",
+        "metrics-log",
+        "samples",
+        "checkpoint",
+        "loss-plot",
+    }
 
 
 def test_hook_register_objectives():
     assert set(registered("objectives", "register_objectives")) == {"cyclegan", "dcgan"}
     objective = get_registry().get("objective", "cyclegan")
-    assert {p.name for p in objective.params} == {"lambda_cycle", "lambda_identity", "d_loss_weight", "sample_count"}
+    assert {p.name for p in objective.params} == {
+        "lambda_cycle",
+        "lambda_identity",
+        "d_loss_weight",
+        "sample_count",
+    }
 
 
 @pytest.mark.parametrize("preprocess", ["resize_and_crop", "resize"])
 def test_decoded_cache_gives_identical_items(selfie_root, tmp_path, monkeypatch, preprocess):
     monkeypatch.setenv("GANFORGE_CACHE", str(tmp_path / "cache"))
     registry = get_registry()
-    table = {"name": "unpaired-folders", "root": str(selfie_root), "image_size": 32, "load_size": 40,
-             "preprocess": preprocess, "holdout": 2}
+    table = {
+        "name": "unpaired-folders",
+        "root": str(selfie_root),
+        "image_size": 32,
+        "load_size": 40,
+        "preprocess": preprocess,
+        "holdout": 2,
+    }
     plain = registry.build("dataset", table, seed=5)
     cached = registry.build("dataset", {**table, "cache": True}, seed=5)
     assert len(list((tmp_path / "cache" / "decoded").glob("*.safetensors"))) == 2
@@ -109,3 +146,21 @@ def test_decoded_cache_single_folder(anime_root, tmp_path, monkeypatch):
     cached = registry.build("dataset", {**table, "cache": True}, seed=1)
     for position in range(6):
         assert torch.equal(plain[position]["image"], cached[position]["image"])
+
+
+def test_hook_register_mask_providers():
+    assert set(registered("compositing", "register_mask_providers")) == {
+        "mediapipe-selfie",
+        "deeplabv3",
+        "face-box",
+    }
+    provider = get_registry().build("mask_provider", {"name": "face-box", "detector": "skimage"})
+    from PIL import Image
+
+    assert provider(Image.new("RGB", (64, 48), "gray")) is None  # no face: no mask
+
+
+def test_hook_register_compositors():
+    assert set(registered("compositing", "register_compositors")) == {"mask-paste"}
+    compositor = get_registry().build("compositor", {"name": "mask-paste", "mask": "face-box", "feather": 3})
+    assert compositor.feather == 3 and hasattr(compositor, "composite")

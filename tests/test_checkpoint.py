@@ -16,8 +16,14 @@ def _state():
     opt = torch.optim.Adam(model.parameters(), lr=1e-3, betas=(0.5, 0.999))
     model(torch.randn(2, 3, 8, 8)).sum().backward()
     opt.step()
-    return {"model": model.state_dict(), "opt": opt.state_dict(), "step": 7, "pair": (1, "x"),
-            "bf16": torch.randn(3, dtype=torch.bfloat16), "nested": {"empty": {}, "none": None}}
+    return {
+        "model": model.state_dict(),
+        "opt": opt.state_dict(),
+        "step": 7,
+        "pair": (1, "x"),
+        "bf16": torch.randn(3, dtype=torch.bfloat16),
+        "nested": {"empty": {}, "none": None},
+    }
 
 
 def test_round_trip_nested_state(tmp_path):
@@ -25,7 +31,9 @@ def test_round_trip_nested_state(tmp_path):
     path = ckpt.save(tmp_path / "a.safetensors", state, {"recipe": {"x": 1}, "step": 7})
     loaded, meta = ckpt.load(path)
     assert meta == {"recipe": {"x": 1}, "step": 7}
-    assert loaded["step"] == 7 and loaded["pair"] == (1, "x") and loaded["nested"] == {"empty": {}, "none": None}
+    assert (
+        loaded["step"] == 7 and loaded["pair"] == (1, "x") and loaded["nested"] == {"empty": {}, "none": None}
+    )
     for k, v in state["model"].items():
         assert torch.equal(loaded["model"][k], v)
     assert loaded["bf16"].dtype == torch.bfloat16 and torch.equal(loaded["bf16"], state["bf16"])
@@ -51,7 +59,9 @@ def test_file_is_plain_safetensors_with_json_metadata(tmp_path):
 def test_damaged_file_is_a_clear_error(tmp_path, damage):
     path = ckpt.save(tmp_path / "a.safetensors", _state(), {"step": 1})
     data = path.read_bytes()
-    path.write_bytes({"truncate": data[: len(data) // 2], "garbage": b"\x00garbage" * 10, "empty": b""}[damage])
+    path.write_bytes(
+        {"truncate": data[: len(data) // 2], "garbage": b"\x00garbage" * 10, "empty": b""}[damage]
+    )
     with pytest.raises(GanforgeError, match="is truncated or corrupt"):
         ckpt.load(path)
 

@@ -29,8 +29,11 @@ def resolved(root: Path, *extra: str, recipe: Path = RECIPE) -> dict:
 
 
 def weights(trainer: Trainer) -> dict[str, torch.Tensor]:
-    return {f"{n}.{k}": v.clone() for n, net in trainer.objective.networks.items()
-            for k, v in net.state_dict().items()}
+    return {
+        f"{n}.{k}": v.clone()
+        for n, net in trainer.objective.networks.items()
+        for k, v in net.state_dict().items()
+    }
 
 
 def assert_same(a: dict, b: dict, atol: float = 1e-6) -> None:
@@ -39,34 +42,60 @@ def assert_same(a: dict, b: dict, atol: float = 1e-6) -> None:
         torch.testing.assert_close(a[k], b[k], atol=atol, rtol=1e-5, msg=k)
 
 
-@pytest.mark.parametrize("recipe_extra", [
-    (),  # S1: history pool, linear decay, LSGAN
-    ("pool={name='cache', size=4, every=2, count=1}", "loss.gradient_penalty=10.0", "schedule.name=cyclic",
-     "schedule.cycle_epochs=0.5"),
-], ids=["s1", "cache-gp-cyclic"])
+@pytest.mark.parametrize(
+    "recipe_extra",
+    [
+        (),  # S1: history pool, linear decay, LSGAN
+        (
+            "pool={name='cache', size=4, every=2, count=1}",
+            "loss.gradient_penalty=10.0",
+            "schedule.name=cyclic",
+            "schedule.cycle_epochs=0.5",
+        ),
+    ],
+    ids=["s1", "cache-gp-cyclic"],
+)
 def test_resume_equals_uninterrupted(selfie_root, tmp_path, recipe_extra):
-    full = Trainer(resolved(selfie_root, "train.max_steps=6", *recipe_extra), tmp_path / "full", get_registry())
+    full = Trainer(
+        resolved(selfie_root, "train.max_steps=6", *recipe_extra), tmp_path / "full", get_registry()
+    )
     full.fit()
 
-    first = Trainer(resolved(selfie_root, "train.max_steps=3", *recipe_extra), tmp_path / "split", get_registry())
+    first = Trainer(
+        resolved(selfie_root, "train.max_steps=3", *recipe_extra), tmp_path / "split", get_registry()
+    )
     first.fit()
-    second = Trainer(resolved(selfie_root, "train.max_steps=6", *recipe_extra), tmp_path / "split", get_registry())
+    second = Trainer(
+        resolved(selfie_root, "train.max_steps=6", *recipe_extra), tmp_path / "split", get_registry()
+    )
     second.resume(tmp_path / "split")
     assert second.step == 3
     second.fit()
     assert second.step == 6
     assert_same(weights(full), weights(second))
-    opt_full, opt_split = full.objective.opt_g.optimizer.state_dict(), second.objective.opt_g.optimizer.state_dict()
+    opt_full, opt_split = (
+        full.objective.opt_g.optimizer.state_dict(),
+        second.objective.opt_g.optimizer.state_dict(),
+    )
     for i in opt_full["state"]:
         torch.testing.assert_close(opt_full["state"][i]["exp_avg"], opt_split["state"][i]["exp_avg"])
-    steps = [json.loads(line)["step"] for line in (tmp_path / "split" / "metrics.jsonl").read_text().splitlines()]
+    steps = [
+        json.loads(line)["step"] for line in (tmp_path / "split" / "metrics.jsonl").read_text().splitlines()
+    ]
     assert steps == sorted(steps) and steps[-1] == 6
 
 
 def test_cli_run_writes_checkpoint_samples_metrics_and_resumes(cli, selfie_root, tmp_path):
     out = tmp_path / "RUN"
-    args = ["run", str(RECIPE), *sets(*TINY, f"data.root={selfie_root}", "train.max_steps=4"), "--out", str(out),
-            "--device", "cpu"]
+    args = [
+        "run",
+        str(RECIPE),
+        *sets(*TINY, f"data.root={selfie_root}", "train.max_steps=4"),
+        "--out",
+        str(out),
+        "--device",
+        "cpu",
+    ]
     result = cli(*args)
     assert result.returncode == 0, result.stderr
     assert (out / "checkpoints" / "step-00000004.safetensors").is_file()
@@ -76,7 +105,9 @@ def test_cli_run_writes_checkpoint_samples_metrics_and_resumes(cli, selfie_root,
     records = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     assert records[-1]["step"] == 4 and {"G_AB", "D_A", "cycle_A", "idt_A", "lr_g"} <= records[-1].keys()
     meta = ckpt.read_meta(out / "checkpoints" / "step-00000004.safetensors")
-    assert meta["step"] == 4 and meta["recipe"]["generator"]["ngf"] == 8 and meta["torch"] == torch.__version__
+    assert (
+        meta["step"] == 4 and meta["recipe"]["generator"]["ngf"] == 8 and meta["torch"] == torch.__version__
+    )
     assert "ganforge" in meta
 
     # running again into the same folder never overwrites it
@@ -91,9 +122,24 @@ def test_cli_run_writes_checkpoint_samples_metrics_and_resumes(cli, selfie_root,
 
 def test_interrupt_writes_checkpoint_then_resume_matches(selfie_root, tmp_path):
     out = tmp_path / "RUN"
-    cmd = [sys.executable, "-m", "ganforge", "run", str(RECIPE),
-           *sets(*TINY, f"data.root={selfie_root}", "train.max_steps=1000", "train.log_every=1",
-                 "callbacks.samples.every=0"), "--out", str(out), "--device", "cpu"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "ganforge",
+        "run",
+        str(RECIPE),
+        *sets(
+            *TINY,
+            f"data.root={selfie_root}",
+            "train.max_steps=1000",
+            "train.log_every=1",
+            "callbacks.samples.every=0",
+        ),
+        "--out",
+        str(out),
+        "--device",
+        "cpu",
+    ]
     proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.time() + 120
     metrics = out / "metrics.jsonl"
@@ -110,16 +156,27 @@ def test_interrupt_writes_checkpoint_then_resume_matches(selfie_root, tmp_path):
     resumed = Trainer(resolved(selfie_root, f"train.max_steps={target}"), out, get_registry())
     resumed.resume(out)
     resumed.fit()
-    straight = Trainer(resolved(selfie_root, f"train.max_steps={target}"), tmp_path / "straight", get_registry())
+    straight = Trainer(
+        resolved(selfie_root, f"train.max_steps={target}"), tmp_path / "straight", get_registry()
+    )
     straight.fit()
     assert_same(weights(straight), weights(resumed))
 
 
 def test_ctrl_c_writes_checkpoint(selfie_root, tmp_path):
     out = tmp_path / "RUN"
-    cmd = [sys.executable, "-m", "ganforge", "run", str(RECIPE),
-           *sets(*TINY, f"data.root={selfie_root}", "train.max_steps=1000", "train.log_every=1"),
-           "--out", str(out), "--device", "cpu"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "ganforge",
+        "run",
+        str(RECIPE),
+        *sets(*TINY, f"data.root={selfie_root}", "train.max_steps=1000", "train.log_every=1"),
+        "--out",
+        str(out),
+        "--device",
+        "cpu",
+    ]
     proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.time() + 120
     while time.time() < deadline and not (out / "metrics.jsonl").exists():
@@ -137,8 +194,11 @@ def test_corrupt_image_is_reported_once_and_skipped(selfie_root, tmp_path, capfd
     bad = root / "trainA" / "img_001.jpg"
     bad.write_bytes(bad.read_bytes()[:200])  # a truncated JPEG
     (root / "trainA" / "notes.txt").write_text("not an image")  # ignored: not an image extension
-    trainer = Trainer(resolved(root, "train.max_steps=6", "data.holdout=0", "train.batch_size=2"), tmp_path / "run",
-                      get_registry())
+    trainer = Trainer(
+        resolved(root, "train.max_steps=6", "data.holdout=0", "train.batch_size=2"),
+        tmp_path / "run",
+        get_registry(),
+    )
     trainer.fit()
     assert trainer.step == 6
     err = capfd.readouterr().err
@@ -146,8 +206,15 @@ def test_corrupt_image_is_reported_once_and_skipped(selfie_root, tmp_path, capfd
 
 
 def test_missing_dataset_says_where_it_looked(cli, tmp_path):
-    result = cli("run", str(RECIPE), *sets(f"data.root={tmp_path / 'nowhere'}"), "--out", str(tmp_path / "r"),
-                 "--device", "cpu")
+    result = cli(
+        "run",
+        str(RECIPE),
+        *sets(f"data.root={tmp_path / 'nowhere'}"),
+        "--out",
+        str(tmp_path / "r"),
+        "--device",
+        "cpu",
+    )
     assert result.returncode == 2 and "Traceback" not in result.stderr
     line = result.stderr.strip()
     assert "\n" not in line
@@ -165,8 +232,13 @@ def test_empty_domain_folder(selfie_root, tmp_path):
 @pytest.fixture(scope="module")
 def trained_run(selfie_root, tmp_path_factory):
     out = tmp_path_factory.mktemp("trained") / "RUN"
-    items = [*TINY, f"data.root={selfie_root}", "train.max_steps=2", "callbacks.checkpoint.every=1",
-             "train.device='cpu'"]
+    items = [
+        *TINY,
+        f"data.root={selfie_root}",
+        "train.max_steps=2",
+        "callbacks.checkpoint.every=1",
+        "train.device='cpu'",
+    ]
     Trainer(Recipe.load(RECIPE, items).resolve(get_registry()), out, get_registry()).fit()
     return out
 
@@ -181,7 +253,11 @@ def test_truncated_checkpoint_is_clear_and_previous_stays_usable(cli, trained_ru
     latest.write_bytes(latest.read_bytes()[:1000])
     photos = make_folder(tmp_path / "photos", [Image.new("RGB", (40, 30), "red")])
     result = cli("translate", str(run), str(photos), "--out", str(tmp_path / "out"), "--device", "cpu")
-    assert result.returncode == 2 and "truncated or corrupt" in result.stderr and "Traceback" not in result.stderr
+    assert (
+        result.returncode == 2
+        and "truncated or corrupt" in result.stderr
+        and "Traceback" not in result.stderr
+    )
     resume = cli("run", str(RECIPE), "--resume", str(run), "--device", "cpu")
     assert resume.returncode == 2 and "truncated or corrupt" in resume.stderr
     previous = run / "checkpoints" / "step-00000001.safetensors"
@@ -200,11 +276,28 @@ def test_translate_any_size_and_bad_inputs(cli, trained_run, tmp_path):
     single = tmp_path / "single.png"
     Image.new("RGBA", (33, 33)).save(single)
     out = tmp_path / "out"
-    result = cli("translate", str(trained_run), str(inputs), str(single), str(tmp_path / "missing.png"),
-                 "--direction", "b2a", "--out", str(out), "--device", "cpu", "--batch-size", "2")
+    result = cli(
+        "translate",
+        str(trained_run),
+        str(inputs),
+        str(single),
+        str(tmp_path / "missing.png"),
+        "--direction",
+        "b2a",
+        "--out",
+        str(out),
+        "--device",
+        "cpu",
+        "--batch-size",
+        "2",
+    )
     assert result.returncode == 2
     errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
-    assert len(errors) == 2 and any("broken.jpg" in e for e in errors) and any("missing.png" in e for e in errors)
+    assert (
+        len(errors) == 2
+        and any("broken.jpg" in e for e in errors)
+        and any("missing.png" in e for e in errors)
+    )
     assert "Traceback" not in result.stderr
     sizes = {p.name: Image.open(p).size for p in out.iterdir()}
     assert sizes == {"wide.png": (75, 41), "tall.png": (30, 64), "gray.png": (20, 20), "single.png": (33, 33)}
@@ -228,29 +321,44 @@ def test_s2_experiments_documented_overrides_run(selfie_root, tmp_path):
     for i, experiment in enumerate(experiments):
         extra = experiment.replace("--set ", "").split()
         extra = [e.strip("'") for e in extra]
-        trainer = Trainer(resolved(selfie_root, "train.max_steps=1", *extra), tmp_path / f"run{i}", get_registry())
+        trainer = Trainer(
+            resolved(selfie_root, "train.max_steps=1", *extra), tmp_path / f"run{i}", get_registry()
+        )
         trainer.fit()
         assert trainer.step == 1
 
 
-@pytest.mark.parametrize("name", ["cyclegan_s0_128.toml", "cyclegan_s3_v1.toml", "cyclegan_s3_v2.toml",
-                                  "cyclegan_s3_v3.toml"])
+@pytest.mark.parametrize(
+    "name", ["cyclegan_s0_128.toml", "cyclegan_s3_v1.toml", "cyclegan_s3_v2.toml", "cyclegan_s3_v3.toml"]
+)
 def test_seed_recipes_train_a_step(selfie_root, tmp_path, name):
-    trainer = Trainer(resolved(selfie_root, "train.max_steps=2", recipe=RECIPES / name), tmp_path / "run",
-                      get_registry())
+    trainer = Trainer(
+        resolved(selfie_root, "train.max_steps=2", recipe=RECIPES / name), tmp_path / "run", get_registry()
+    )
     summary = trainer.fit()
     assert summary["step"] == 2
 
 
 def test_environment_variable_root(cli, selfie_root, tmp_path):
-    result = cli("run", str(RECIPE), *sets(*TINY, "train.max_steps=1"), "--out", str(tmp_path / "r"), "--device",
-                 "cpu", env={"GANFORGE_DATA_ROOT": str(selfie_root)})
+    result = cli(
+        "run",
+        str(RECIPE),
+        *sets(*TINY, "train.max_steps=1"),
+        "--out",
+        str(tmp_path / "r"),
+        "--device",
+        "cpu",
+        env={"GANFORGE_DATA_ROOT": str(selfie_root)},
+    )
     assert result.returncode == 0, result.stderr
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 def test_cuda_amp_step(selfie_root, tmp_path):
-    trainer = Trainer(Recipe.load(RECIPE, [*TINY, f"data.root={selfie_root}", "train.max_steps=2"])
-                      .resolve(get_registry()), tmp_path / "run", get_registry())
+    trainer = Trainer(
+        Recipe.load(RECIPE, [*TINY, f"data.root={selfie_root}", "train.max_steps=2"]).resolve(get_registry()),
+        tmp_path / "run",
+        get_registry(),
+    )
     assert trainer.runtime.precision in ("bf16", "fp16") and trainer.runtime.channels_last
     trainer.fit()

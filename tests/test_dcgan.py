@@ -15,22 +15,40 @@ from ganforge.recipe import Recipe
 from ganforge.trainer import Trainer
 
 RECIPE = RECIPES / "dcgan_anime.toml"
-SMALL = ["data.image_size=32", "generator.image_size=32", "discriminator.image_size=32", "generator.ngf=8",
-         "discriminator.ndf=8", "generator.latent_dim=16", "train.batch_size=4", "train.log_every=2",
-         "train.num_workers=0", "objective.sample_count=4", "callbacks.samples.count=4"]
+SMALL = [
+    "data.image_size=32",
+    "generator.image_size=32",
+    "discriminator.image_size=32",
+    "generator.ngf=8",
+    "discriminator.ndf=8",
+    "generator.latent_dim=16",
+    "train.batch_size=4",
+    "train.log_every=2",
+    "train.num_workers=0",
+    "objective.sample_count=4",
+    "callbacks.samples.count=4",
+]
 
 
 def resolved(root, *extra: str) -> dict:
-    return Recipe.load(RECIPE, [*SMALL, f"data.root={root}", "train.device='cpu'", *extra]).resolve(get_registry())
+    return Recipe.load(RECIPE, [*SMALL, f"data.root={root}", "train.device='cpu'", *extra]).resolve(
+        get_registry()
+    )
 
 
 def weights(trainer: Trainer) -> dict[str, torch.Tensor]:
-    return {f"{n}.{k}": v.clone() for n, net in trainer.objective.networks.items()
-            for k, v in net.state_dict().items()}
+    return {
+        f"{n}.{k}": v.clone()
+        for n, net in trainer.objective.networks.items()
+        for k, v in net.state_dict().items()
+    }
 
 
-@pytest.mark.parametrize("extra", [(), ("loss.name=wgan-gp", "objective.n_critic=2", "objective.ema=0.9")],
-                         ids=["bce", "wgan-gp-ema"])
+@pytest.mark.parametrize(
+    "extra",
+    [(), ("loss.name=wgan-gp", "objective.n_critic=2", "objective.ema=0.9")],
+    ids=["bce", "wgan-gp-ema"],
+)
 def test_resume_equals_uninterrupted(anime_root, tmp_path, extra):
     full = Trainer(resolved(anime_root, "train.max_steps=8", *extra), tmp_path / "full", get_registry())
     full.fit()
@@ -46,8 +64,15 @@ def test_resume_equals_uninterrupted(anime_root, tmp_path, extra):
 
 def test_cli_run_sample_and_loss_plot(cli, anime_root, tmp_path):
     run = tmp_path / "RUN"
-    result = cli("run", str(RECIPE), *sets(*SMALL, f"data.root={anime_root}", "train.max_steps=8"), "--out",
-                 str(run), "--device", "cpu")
+    result = cli(
+        "run",
+        str(RECIPE),
+        *sets(*SMALL, f"data.root={anime_root}", "train.max_steps=8"),
+        "--out",
+        str(run),
+        "--device",
+        "cpu",
+    )
     assert result.returncode == 0, result.stderr
     assert (run / "checkpoints" / "step-00000008.safetensors").is_file()
     assert (run / "samples" / "step-00000004.png").is_file()  # 16 images / batch 4: an epoch every 4 steps
@@ -57,21 +82,48 @@ def test_cli_run_sample_and_loss_plot(cli, anime_root, tmp_path):
     assert [r["step"] for r in records] == [2, 4, 6, 8] and {"D", "G"} <= records[0].keys()
 
     grid = tmp_path / "grid.png"
-    one = cli("sample", str(run), "-n", "16", "--out", str(grid), "--seed", "7", "--device", "cpu",
-              "--individual", str(tmp_path / "each"))
+    one = cli(
+        "sample",
+        str(run),
+        "-n",
+        "16",
+        "--out",
+        str(grid),
+        "--seed",
+        "7",
+        "--device",
+        "cpu",
+        "--individual",
+        str(tmp_path / "each"),
+    )
     assert one.returncode == 0, one.stderr
     # a 4x4 grid of 32 px images with 2 px padding
     assert Image.open(grid).size == (4 * 34 + 2, 4 * 34 + 2)
     assert len(list((tmp_path / "each").glob("*.png"))) == 16
-    again = cli("sample", str(run), "-n", "16", "--out", str(tmp_path / "grid2.png"), "--seed", "7", "--device",
-                "cpu")
+    again = cli(
+        "sample", str(run), "-n", "16", "--out", str(tmp_path / "grid2.png"), "--seed", "7", "--device", "cpu"
+    )
     assert again.returncode == 0
     assert grid.read_bytes() == (tmp_path / "grid2.png").read_bytes()
-    other = cli("sample", str(run), "-n", "16", "--out", str(tmp_path / "grid3.png"), "--seed", "8", "--device",
-                "cpu")
+    other = cli(
+        "sample", str(run), "-n", "16", "--out", str(tmp_path / "grid3.png"), "--seed", "8", "--device", "cpu"
+    )
     assert grid.read_bytes() != (tmp_path / "grid3.png").read_bytes() and other.returncode == 0
-    walk = cli("sample", str(run), "-n", "16", "--interpolate", "--steps", "8", "--out", str(tmp_path / "walk.png"),
-               "--seed", "1", "--device", "cpu")
+    walk = cli(
+        "sample",
+        str(run),
+        "-n",
+        "16",
+        "--interpolate",
+        "--steps",
+        "8",
+        "--out",
+        str(tmp_path / "walk.png"),
+        "--seed",
+        "1",
+        "--device",
+        "cpu",
+    )
     assert walk.returncode == 0 and Image.open(tmp_path / "walk.png").size == (8 * 34 + 2, 2 * 34 + 2)
 
     translate = cli("translate", str(run), str(anime_root), "--out", str(tmp_path / "t"), "--device", "cpu")
@@ -100,8 +152,9 @@ def test_empty_folder_is_a_clear_error(cli, tmp_path):
 
 
 def test_sampling_from_ema_generator(anime_root, tmp_path):
-    trainer = Trainer(resolved(anime_root, "train.max_steps=2", "objective.ema=0.5"), tmp_path / "run",
-                      get_registry())
+    trainer = Trainer(
+        resolved(anime_root, "train.max_steps=2", "objective.ema=0.5"), tmp_path / "run", get_registry()
+    )
     trainer.fit()
     objective = trainer.objective
     assert objective.G_ema is not None
@@ -114,14 +167,24 @@ def test_sampling_from_ema_generator(anime_root, tmp_path):
 
 @pytest.mark.parametrize("loss", ["bce", "lsgan", "wgan-gp"])
 def test_any_adversarial_loss_trains(anime_root, tmp_path, loss):
-    trainer = Trainer(resolved(anime_root, "train.max_steps=2", f"loss.name={loss}"), tmp_path / "run",
-                      get_registry())
+    trainer = Trainer(
+        resolved(anime_root, "train.max_steps=2", f"loss.name={loss}"), tmp_path / "run", get_registry()
+    )
     trainer.fit()
     assert trainer.step == 2
 
 
 def test_augmentations_and_sigmoid_discriminator(anime_root, tmp_path):
-    trainer = Trainer(resolved(anime_root, "train.max_steps=2", "data.color_jitter=0.2", "data.blur=0.5",
-                               "discriminator.sigmoid=true"), tmp_path / "run", get_registry())
+    trainer = Trainer(
+        resolved(
+            anime_root,
+            "train.max_steps=2",
+            "data.color_jitter=0.2",
+            "data.blur=0.5",
+            "discriminator.sigmoid=true",
+        ),
+        tmp_path / "run",
+        get_registry(),
+    )
     trainer.fit()
     assert trainer.objective._d_probs

@@ -18,28 +18,69 @@ RECIPE = RECIPES / "cyclegan_selfie2anime.toml"
 # and Adam's normalisation would turn that rounding noise into full-size steps. Two steps: tiny
 # GANs are chaotic, and after a few more steps even a change of CPU thread count (another
 # summation order) moves weights by 1e-4.
-COMMON = [*TINY, "data.image_size=48", "data.load_size=48", "discriminator.n_layers=2", "pool.name=none",
-          "train.max_steps=2", "callbacks.samples.every=0", "train.log_every=1",
-          "optim.g={name='sgd', lr=0.002, momentum=0.9}", "optim.d={name='sgd', lr=0.002, momentum=0.9}"]
+COMMON = [
+    *TINY,
+    "data.image_size=48",
+    "data.load_size=48",
+    "discriminator.n_layers=2",
+    "pool.name=none",
+    "train.max_steps=2",
+    "callbacks.samples.every=0",
+    "train.log_every=1",
+    "optim.g={name='sgd', lr=0.002, momentum=0.9}",
+    "optim.d={name='sgd', lr=0.002, momentum=0.9}",
+]
 
 
 def _weights(run) -> dict[str, torch.Tensor]:
     state, meta = ckpt.load(ckpt.resolve(run))
-    return {f"{net}.{k}": v for net in ("G_AB", "G_BA", "D_A", "D_B") for k, v in state["objective"][net].items()}
+    return {
+        f"{net}.{k}": v for net in ("G_AB", "G_BA", "D_A", "D_B") for k, v in state["objective"][net].items()
+    }
 
 
 @pytest.fixture(scope="module")
 def ddp_and_single(selfie_root, tmp_path_factory):
     tmp = tmp_path_factory.mktemp("ddp")
     ddp = subprocess.run(
-        [sys.executable, "-m", "ganforge", "run", str(RECIPE), "--nproc", "2",
-         *sets(*COMMON, f"data.root={selfie_root}", "train.batch_size=1"), "--out", str(tmp / "ddp"),
-         "--device", "cpu"], capture_output=True, text=True, cwd=REPO, timeout=600)
+        [
+            sys.executable,
+            "-m",
+            "ganforge",
+            "run",
+            str(RECIPE),
+            "--nproc",
+            "2",
+            *sets(*COMMON, f"data.root={selfie_root}", "train.batch_size=1"),
+            "--out",
+            str(tmp / "ddp"),
+            "--device",
+            "cpu",
+        ],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=600,
+    )
     assert ddp.returncode == 0, ddp.stderr[-3000:]
     single = subprocess.run(
-        [sys.executable, "-m", "ganforge", "run", str(RECIPE),
-         *sets(*COMMON, f"data.root={selfie_root}", "train.batch_size=2"), "--out", str(tmp / "single"),
-         "--device", "cpu"], capture_output=True, text=True, cwd=REPO, timeout=600)
+        [
+            sys.executable,
+            "-m",
+            "ganforge",
+            "run",
+            str(RECIPE),
+            *sets(*COMMON, f"data.root={selfie_root}", "train.batch_size=2"),
+            "--out",
+            str(tmp / "single"),
+            "--device",
+            "cpu",
+        ],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=600,
+    )
     assert single.returncode == 0, single.stderr
     return tmp / "ddp", tmp / "single"
 
@@ -67,7 +108,16 @@ def test_ddp_resume(ddp_and_single, cli):
     ddp, _ = ddp_and_single
     result = cli("run", str(RECIPE), "--resume", str(ddp), *sets("train.max_steps=3"), "--device", "cpu")
     assert result.returncode == 2 and "resume with the same world size" in result.stderr
-    again = cli("run", str(RECIPE), "--nproc", "2", "--resume", str(ddp), *sets("train.max_steps=3"), "--device",
-                "cpu")
+    again = cli(
+        "run",
+        str(RECIPE),
+        "--nproc",
+        "2",
+        "--resume",
+        str(ddp),
+        *sets("train.max_steps=3"),
+        "--device",
+        "cpu",
+    )
     assert again.returncode == 0, again.stderr[-2000:]
     assert ckpt.read_meta(ckpt.resolve(ddp))["step"] == 3

@@ -15,15 +15,30 @@ RECIPE = RECIPES / "cyclegan_selfie2anime.toml"
 
 
 def one_step(root, tmp_path, name: str, *extra: str) -> tuple[dict, dict, dict]:
-    items = [*TINY, f"data.root={root}", "train.device='cpu'", "train.max_steps=1", "pool.name=none",
-             "optim.g={name='sgd', lr=0.1}", "optim.d={name='sgd', lr=0.1}", "callbacks={}", *extra]
+    items = [
+        *TINY,
+        f"data.root={root}",
+        "train.device='cpu'",
+        "train.max_steps=1",
+        "pool.name=none",
+        "optim.g={name='sgd', lr=0.1}",
+        "optim.d={name='sgd', lr=0.1}",
+        "callbacks={}",
+        *extra,
+    ]
     trainer = Trainer(Recipe.load(RECIPE, items).resolve(get_registry()), tmp_path / name, get_registry())
-    before = {f"{n}.{k}": v.detach().clone() for n, m in trainer.objective.networks.items()
-              for k, v in m.state_dict().items()}
+    before = {
+        f"{n}.{k}": v.detach().clone()
+        for n, m in trainer.objective.networks.items()
+        for k, v in m.state_dict().items()
+    }
     batch = trainer.to_device(next(iter(trainer._loader(0))))
     losses = trainer.objective.train_step(batch, 0)
-    after = {f"{n}.{k}": v.detach().clone() for n, m in trainer.objective.networks.items()
-             for k, v in m.state_dict().items()}
+    after = {
+        f"{n}.{k}": v.detach().clone()
+        for n, m in trainer.objective.networks.items()
+        for k, v in m.state_dict().items()
+    }
     return before, after, {k: float(v) for k, v in losses.items()}
 
 
@@ -61,14 +76,36 @@ def test_bf16_step_matches_fp32_within_bf16_tolerance(selfie_root, tmp_path):
 
 
 def test_bench_on_cpu(cli, selfie_root):
-    result = cli("bench", str(RECIPE), *sets(*TINY, f"data.root={selfie_root}"), "--steps", "3", "--warmup", "1",
-                 "--device", "cpu", "--json", "--peak-tflops", "1.0")
+    result = cli(
+        "bench",
+        str(RECIPE),
+        *sets(*TINY, f"data.root={selfie_root}"),
+        "--steps",
+        "3",
+        "--warmup",
+        "1",
+        "--device",
+        "cpu",
+        "--json",
+        "--peak-tflops",
+        "1.0",
+    )
     assert result.returncode == 0, result.stderr
     numbers = json.loads(result.stdout)
     assert numbers["sample_unit"] == "pairs" and numbers["timed_steps"] == 3
     assert numbers["samples_per_s"] > 0 and 0 <= numbers["data_wait_share"] <= 1
     assert numbers["step_time_p10_s"] <= numbers["step_time_median_s"] <= numbers["step_time_p90_s"]
     assert numbers["flops_per_step"] > 1e8 and 0 < numbers["mfu"] < 1
-    table = cli("bench", str(RECIPE), *sets(*TINY, f"data.root={selfie_root}"), "--steps", "2", "--warmup", "0",
-                "--device", "cpu", "--no-flops")
+    table = cli(
+        "bench",
+        str(RECIPE),
+        *sets(*TINY, f"data.root={selfie_root}"),
+        "--steps",
+        "2",
+        "--warmup",
+        "0",
+        "--device",
+        "cpu",
+        "--no-flops",
+    )
     assert table.returncode == 0 and "pairs/s" in table.stdout and "data-wait share" in table.stdout

@@ -12,15 +12,32 @@ from ganforge import GanforgeError, hookimpl
 from ganforge.plugins import PluginHost, get_registry
 
 BUNDLED = {
-    ("generator", "resnet"), ("generator", "pixelshuffle"), ("generator", "dcgan"),
-    ("discriminator", "patchgan"), ("discriminator", "dcgan"),
-    ("loss", "lsgan"), ("loss", "bce"), ("loss", "wgan-gp"),
-    ("pool", "history"), ("pool", "none"), ("pool", "cache"),
-    ("optimizer", "adam"), ("optimizer", "adamw"), ("optimizer", "sgd"),
-    ("scheduler", "linear-decay"), ("scheduler", "cyclic"), ("scheduler", "step"), ("scheduler", "cosine"),
-    ("dataset", "unpaired-folders"), ("dataset", "image-folder"),
-    ("callback", "progress"), ("callback", "samples"), ("callback", "metrics-log"), ("callback", "checkpoint"),
-    ("objective", "cyclegan"), ("objective", "dcgan"),
+    ("generator", "resnet"),
+    ("generator", "pixelshuffle"),
+    ("generator", "dcgan"),
+    ("discriminator", "patchgan"),
+    ("discriminator", "dcgan"),
+    ("loss", "lsgan"),
+    ("loss", "bce"),
+    ("loss", "wgan-gp"),
+    ("pool", "history"),
+    ("pool", "none"),
+    ("pool", "cache"),
+    ("optimizer", "adam"),
+    ("optimizer", "adamw"),
+    ("optimizer", "sgd"),
+    ("scheduler", "linear-decay"),
+    ("scheduler", "cyclic"),
+    ("scheduler", "step"),
+    ("scheduler", "cosine"),
+    ("dataset", "unpaired-folders"),
+    ("dataset", "image-folder"),
+    ("callback", "progress"),
+    ("callback", "samples"),
+    ("callback", "metrics-log"),
+    ("callback", "checkpoint"),
+    ("objective", "cyclegan"),
+    ("objective", "dcgan"),
 }
 
 
@@ -79,27 +96,54 @@ def test_failed_plugins_are_listed(cli, plugin_env):
 
 
 def test_broken_plugin_does_not_break_other_commands(cli, plugin_env, selfie_root, tmp_path):
-    result = cli("run", str(RECIPES / "cyclegan_selfie2anime.toml"), *sets(*TINY, f"data.root={selfie_root}",
-                 "train.max_steps=1", "generator.name=my-gen"), "--out", str(tmp_path / "run"),
-                 "--device", "cpu", env=plugin_env)
+    result = cli(
+        "run",
+        str(RECIPES / "cyclegan_selfie2anime.toml"),
+        *sets(*TINY, f"data.root={selfie_root}", "train.max_steps=1", "generator.name=my-gen"),
+        "--out",
+        str(tmp_path / "run"),
+        "--device",
+        "cpu",
+        env=plugin_env,
+    )
     assert result.returncode == 2
     # my-gen is known but takes no 'ngf': the recipe check runs through the third-party component
     assert "unknown key 'ngf' for generator 'my-gen'" in result.stderr
 
 
 def test_third_party_generator_trains(cli, plugin_env, selfie_root, tmp_path):
-    result = cli("run", str(RECIPES / "cyclegan_selfie2anime.toml"), *sets(
-        "data.image_size=32", "data.load_size=36", "data.holdout=2", "discriminator.ndf=8",
-        f"data.root={selfie_root}", "train.max_steps=2", "train.log_every=1",
-        'generator={name="my-gen", scale=0.5}'), "--out", str(tmp_path / "run"), "--device", "cpu",
-        env=plugin_env)
+    result = cli(
+        "run",
+        str(RECIPES / "cyclegan_selfie2anime.toml"),
+        *sets(
+            "data.image_size=32",
+            "data.load_size=36",
+            "data.holdout=2",
+            "discriminator.ndf=8",
+            f"data.root={selfie_root}",
+            "train.max_steps=2",
+            "train.log_every=1",
+            'generator={name="my-gen", scale=0.5}',
+        ),
+        "--out",
+        str(tmp_path / "run"),
+        "--device",
+        "cpu",
+        env=plugin_env,
+    )
     assert result.returncode == 0, result.stderr
     assert (tmp_path / "run" / "checkpoints" / "step-00000002.safetensors").is_file()
     assert 'name = "my-gen"' in (tmp_path / "run" / "recipe.resolved.toml").read_text()
 
 
-@pytest.mark.parametrize("allow, loaded", [("", set()), ("ganforge-example-plugin", {"ganforge_example"}),
-                                            ("ganforge_broken", {"ganforge_broken"})])
+@pytest.mark.parametrize(
+    "allow, loaded",
+    [
+        ("", set()),
+        ("ganforge-example-plugin", {"ganforge_example"}),
+        ("ganforge_broken", {"ganforge_broken"}),
+    ],
+)
 def test_allow_list_variable(cli, plugin_env, allow, loaded):
     result = cli("list", "--plugins", "--json", env={**plugin_env, "GANFORGE_LOAD_PLUGINS": allow})
     names = {p["name"] for p in json.loads(result.stdout) if p["distribution"] != "ganforge"}

@@ -26,49 +26,82 @@ def test_every_bundled_recipe_validates(path):
     assert tomllib.loads(dumps(resolved)) == resolved
 
 
-@pytest.mark.parametrize("raw, value", [
-    ("3", 3), ("1e-4", 1e-4), ("2.5", 2.5), ("true", True), ("false", False), ("True", True),
-    ("[0.5, 0.999]", [0.5, 0.999]), ('"text"', "text"), ("plain/path", "plain/path"),
-    ('{name="sgd", lr=1e-3}', {"name": "sgd", "lr": 1e-3}), ("../shared/data", "../shared/data"),
-])
+@pytest.mark.parametrize(
+    "raw, value",
+    [
+        ("3", 3),
+        ("1e-4", 1e-4),
+        ("2.5", 2.5),
+        ("true", True),
+        ("false", False),
+        ("True", True),
+        ("[0.5, 0.999]", [0.5, 0.999]),
+        ('"text"', "text"),
+        ("plain/path", "plain/path"),
+        ('{name="sgd", lr=1e-3}', {"name": "sgd", "lr": 1e-3}),
+        ("../shared/data", "../shared/data"),
+    ],
+)
 def test_override_values_parse(raw, value):
     assert parse_value(raw) == value
 
 
 def test_overrides_apply_and_replace_tables():
-    recipe = Recipe.load(RECIPES / "cyclegan_selfie2anime.toml", [
-        "train.max_steps=7", "optim.g={name='sgd', lr=1e-3, momentum=0.9}", "data.image_size=64",
-        "schedule.name=cyclic"])
+    recipe = Recipe.load(
+        RECIPES / "cyclegan_selfie2anime.toml",
+        [
+            "train.max_steps=7",
+            "optim.g={name='sgd', lr=1e-3, momentum=0.9}",
+            "data.image_size=64",
+            "schedule.name=cyclic",
+        ],
+    )
     resolved = recipe.resolve(get_registry())
     assert resolved["train"]["max_steps"] == 7
-    assert resolved["optim"]["g"] == {"name": "sgd", "lr": 1e-3, "momentum": 0.9, "weight_decay": 0.0,
-                                      "nesterov": False}
+    assert resolved["optim"]["g"] == {
+        "name": "sgd",
+        "lr": 1e-3,
+        "momentum": 0.9,
+        "weight_decay": 0.0,
+        "nesterov": False,
+    }
     assert resolved["data"]["image_size"] == 64
     assert resolved["schedule"]["name"] == "cyclic"
 
 
 def test_data_root_environment_variable(monkeypatch):
     monkeypatch.setenv("GANFORGE_DATA_ROOT", "/somewhere/selfie2anime")
-    assert Recipe.load(RECIPES / "cyclegan_selfie2anime.toml").data["data"]["root"] == "/somewhere/selfie2anime"
+    assert (
+        Recipe.load(RECIPES / "cyclegan_selfie2anime.toml").data["data"]["root"] == "/somewhere/selfie2anime"
+    )
     # --set still wins
     recipe = Recipe.load(RECIPES / "cyclegan_selfie2anime.toml", ["data.root=/elsewhere"])
     assert recipe.data["data"]["root"] == "/elsewhere"
 
 
-@pytest.mark.parametrize("override, message", [
-    ("generator.name=resnt", "[generator]: unknown generator 'resnt'; did you mean 'resnet'?"),
-    ("loss.name=lsgn", "unknown loss 'lsgn'; did you mean 'lsgan'"),
-    ("generator.blocs=6", "[generator]: unknown key 'blocs' for generator 'resnet' (did you mean 'blocks'?); "
-                          "valid keys: name, in_channels"),
-    ("generator.blocks=six", "[generator]: key 'blocks' expects int, got str 'six'"),
-    ("generator.blocks=6.5", "key 'blocks' expects int, got float 6.5"),
-    ("generator.norm=group", "key 'norm' expects 'instance' | 'batch' | 'none', got str 'group'"),
-    ("optim.g.betas=[0.5]", "[optim.g]: key 'betas' expects tuple[float, float], got list [0.5]"),
-    ("train.batch_sise=4", "[train]: unknown key 'batch_sise' (did you mean 'batch_size'?)"),
-    ("train.max_steps=true", "[train]: key 'max_steps' expects int, got bool True"),
-    ("trian.seed=1", "unknown section 'trian' (did you mean 'train'?)"),
-    ("callbacks.sampels.every=1", "[callbacks.sampels]: unknown callback 'sampels'; did you mean 'samples'?"),
-])
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        ("generator.name=resnt", "[generator]: unknown generator 'resnt'; did you mean 'resnet'?"),
+        ("loss.name=lsgn", "unknown loss 'lsgn'; did you mean 'lsgan'"),
+        (
+            "generator.blocs=6",
+            "[generator]: unknown key 'blocs' for generator 'resnet' (did you mean 'blocks'?); "
+            "valid keys: name, in_channels",
+        ),
+        ("generator.blocks=six", "[generator]: key 'blocks' expects int, got str 'six'"),
+        ("generator.blocks=6.5", "key 'blocks' expects int, got float 6.5"),
+        ("generator.norm=group", "key 'norm' expects 'instance' | 'batch' | 'none', got str 'group'"),
+        ("optim.g.betas=[0.5]", "[optim.g]: key 'betas' expects tuple[float, float], got list [0.5]"),
+        ("train.batch_sise=4", "[train]: unknown key 'batch_sise' (did you mean 'batch_size'?)"),
+        ("train.max_steps=true", "[train]: key 'max_steps' expects int, got bool True"),
+        ("trian.seed=1", "unknown section 'trian' (did you mean 'train'?)"),
+        (
+            "callbacks.sampels.every=1",
+            "[callbacks.sampels]: unknown callback 'sampels'; did you mean 'samples'?",
+        ),
+    ],
+)
 def test_validation_errors_name_file_table_and_key(override, message):
     path = RECIPES / "cyclegan_selfie2anime.toml"
     with pytest.raises(GanforgeError) as err:
@@ -78,15 +111,26 @@ def test_validation_errors_name_file_table_and_key(override, message):
     assert "\n" not in str(err.value)
 
 
-@pytest.mark.parametrize("override, fragment", [
-    ("generator.name=resnt", "did you mean 'resnet'?"),
-    ("generator.blocs=6", "unknown key 'blocs'"),
-    ("generator.blocks=six", "expects int, got str"),
-    ("nonsense", "expected section.key=value"),
-])
+@pytest.mark.parametrize(
+    "override, fragment",
+    [
+        ("generator.name=resnt", "did you mean 'resnet'?"),
+        ("generator.blocs=6", "unknown key 'blocs'"),
+        ("generator.blocks=six", "expects int, got str"),
+        ("nonsense", "expected section.key=value"),
+    ],
+)
 def test_cli_bad_input_is_one_line_exit_2(cli, override, fragment, tmp_path):
-    result = cli("run", str(RECIPES / "cyclegan_selfie2anime.toml"), "--set", override, "--out",
-                 str(tmp_path / "run"), "--device", "cpu")
+    result = cli(
+        "run",
+        str(RECIPES / "cyclegan_selfie2anime.toml"),
+        "--set",
+        override,
+        "--out",
+        str(tmp_path / "run"),
+        "--device",
+        "cpu",
+    )
     assert result.returncode == 2
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: ") and fragment in lines[0]
@@ -117,21 +161,43 @@ def test_missing_required_section(tmp_path):
 
 def test_resolved_recipe_is_written_to_run_dir(cli, selfie_root, tmp_path):
     out = tmp_path / "run"
-    result = cli("run", str(RECIPES / "cyclegan_selfie2anime.toml"),
-                 *sets(*TINY, f"data.root={selfie_root}", "train.max_steps=1", "optim.d.lr=3e-4"),
-                 "--out", str(out), "--device", "cpu")
+    result = cli(
+        "run",
+        str(RECIPES / "cyclegan_selfie2anime.toml"),
+        *sets(*TINY, f"data.root={selfie_root}", "train.max_steps=1", "optim.d.lr=3e-4"),
+        "--out",
+        str(out),
+        "--device",
+        "cpu",
+    )
     assert result.returncode == 0, result.stderr
     saved = tomllib.loads((out / "recipe.resolved.toml").read_text())
     assert saved["optim"]["d"]["lr"] == 3e-4
     assert saved["train"]["max_steps"] == 1 and saved["train"]["device"] == "cpu"
-    assert saved["generator"] == {"name": "resnet", "in_channels": 3, "out_channels": 3, "ngf": 8, "blocks": 2,
-                                  "norm": "instance", "dropout": False, "upsample": "transpose",
-                                  "init": "normal", "init_gain": 0.02}
+    assert saved["generator"] == {
+        "name": "resnet",
+        "in_channels": 3,
+        "out_channels": 3,
+        "ngf": 8,
+        "blocks": 2,
+        "norm": "instance",
+        "dropout": False,
+        "upsample": "transpose",
+        "init": "normal",
+        "init_gain": 0.02,
+    }
 
 
 def test_signature_params_and_coercion():
-    def factory(params, size: int = 3, mode: Literal["a", "b"] = "a", betas: tuple[float, float] = (0.5, 0.9),
-                ratio: float | None = None, names: list[str] | None = None, **_):
+    def factory(
+        params,
+        size: int = 3,
+        mode: Literal["a", "b"] = "a",
+        betas: tuple[float, float] = (0.5, 0.9),
+        ratio: float | None = None,
+        names: list[str] | None = None,
+        **_,
+    ):
         """Doc."""
 
     params, accepts_any, context = signature_params(factory, skip=("params",))

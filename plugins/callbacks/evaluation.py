@@ -10,17 +10,31 @@ of each new best value is saved and copied to ``RUN/checkpoints/best.safetensors
 
 from __future__ import annotations
 
+import sys
 from typing import Any, Literal
 
 from ganforge.errors import GanforgeError
 
 
 class Evaluation:
-    """Evaluate metrics (default: cycle) on held-out images every ``every`` steps; keep the best checkpoint."""
+    """Evaluate metrics (default: cycle) on held-out images every ``every`` steps; keep the best checkpoint.
 
-    def __init__(self, every: int = 1000, metrics: tuple[str, ...] = ("cycle",), count: int = 64,
-                 best: str = "", mode: Literal["min", "max"] = "min", weights: str = "", batch_size: int = 16,
-                 at_end: bool = True) -> None:
+    Options: ``metrics`` (metric names), ``count`` (held-out images per domain), ``best`` (a
+    logged key such as ``a2b/kid_x100``; empty: no best checkpoint) with ``mode`` min or max,
+    ``weights`` (FID Inception weights for fid/kid), ``at_end`` (also evaluate when training ends).
+    """
+
+    def __init__(
+        self,
+        every: int = 1000,
+        metrics: tuple[str, ...] = ("cycle",),
+        count: int = 64,
+        best: str = "",
+        mode: Literal["min", "max"] = "min",
+        weights: str = "",
+        batch_size: int = 16,
+        at_end: bool = True,
+    ) -> None:
         from ganforge.evaluation import parse_metric_names
 
         self.every, self.count, self.mode, self.weights = every, count, mode, weights
@@ -84,12 +98,27 @@ class Evaluation:
         if hasattr(objective, "translate") and {"A", "B"} <= set(self._holdout):
             a, b = self._holdout["A"], self._holdout["B"]
             for direction, source, target in (("a2b", a, b), ("b2a", b, a)):
-                values = evaluate_direction(objective, source, target, direction, self._metrics, self._extractors,
-                                            self.batch_size, self._real.setdefault(direction, {}))
+                values = evaluate_direction(
+                    objective,
+                    source,
+                    target,
+                    direction,
+                    self._metrics,
+                    self._extractors,
+                    self.batch_size,
+                    self._real.setdefault(direction, {}),
+                )
                 scalars.update({f"eval/{direction}/{k}": v for k, v in values.items()})
         elif hasattr(objective, "generate") and "image" in self._holdout:
-            values = evaluate_generation(objective, self._holdout["image"], self._metrics, self._extractors,
-                                         self.batch_size, trainer.cfg["seed"], self._real.setdefault("gen", {}))
+            values = evaluate_generation(
+                objective,
+                self._holdout["image"],
+                self._metrics,
+                self._extractors,
+                self.batch_size,
+                trainer.cfg["seed"],
+                self._real.setdefault("gen", {}),
+            )
             scalars.update({f"eval/generated/{k}": v for k, v in values.items()})
         else:
             raise GanforgeError("[callbacks.eval]: the objective neither translates nor generates images")
@@ -102,16 +131,27 @@ class Evaluation:
         if not self.best_key:
             return
         if self.best_key not in scalars:
+            # A typo must not end a long run: say so once and stop tracking the best.
             known = ", ".join(k.removeprefix("eval/") for k in scalars)
-            raise GanforgeError(f"[callbacks.eval] best = '{self.best_key.removeprefix('eval/')}' is not one of "
-                                f"the evaluated values: {known}")
+            print(
+                f"warning: [callbacks.eval] best = '{self.best_key.removeprefix('eval/')}' is not one of "
+                f"the evaluated values ({known}); not keeping a best checkpoint",
+                file=sys.stderr,
+                flush=True,
+            )
+            self.best_key = ""
+            return
         value = scalars[self.best_key]
-        better = self.best_value is None or (value < self.best_value if self.mode == "min" else value > self.best_value)
+        better = self.best_value is None or (
+            value < self.best_value if self.mode == "min" else value > self.best_value
+        )
         if not better:
             return
         self.best_value, self.best_step = float(value), int(trainer.step)
         latest = trainer.checkpoints.latest()
-        path = latest if latest is not None and latest.name == f"step-{trainer.step:08d}.safetensors" else None
+        path = (
+            latest if latest is not None and latest.name == f"step-{trainer.step:08d}.safetensors" else None
+        )
         if path is None:
             path = trainer.save_checkpoint()
         if path is not None:

@@ -9,8 +9,18 @@ from typing import Any
 
 from PIL import Image, ImageDraw, ImageFont
 
-PALETTE = ["#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#17becf",
-           "#7f7f7f", "#bcbd22"]
+PALETTE = [
+    "#1f77b4",
+    "#d62728",
+    "#2ca02c",
+    "#ff7f0e",
+    "#9467bd",
+    "#8c564b",
+    "#e377c2",
+    "#17becf",
+    "#7f7f7f",
+    "#bcbd22",
+]
 
 
 def _nice_ticks(lo: float, hi: float, n: int = 5) -> list[float]:
@@ -27,8 +37,12 @@ def _nice_ticks(lo: float, hi: float, n: int = 5) -> list[float]:
     return ticks
 
 
-def line_chart(series: dict[str, list[tuple[float, float]]], title: str = "", x_label: str = "step",
-               size: tuple[int, int] = (900, 420)) -> Image.Image:
+def line_chart(
+    series: dict[str, list[tuple[float, float]]],
+    title: str = "",
+    x_label: str = "step",
+    size: tuple[int, int] = (900, 420),
+) -> Image.Image:
     """A line chart of named (x, y) series with axes, ticks and a legend."""
     width, height = size
     img = Image.new("RGB", size, "white")
@@ -98,7 +112,12 @@ def loss_series(records: list[dict[str, Any]]) -> dict[str, list[tuple[float, fl
     series: dict[str, list[tuple[float, float]]] = {}
     for r in records:
         for k, v in r.items():
-            if k in NON_LOSS_KEYS or k.startswith("lr_") or k.startswith("eval/") or not isinstance(v, int | float):
+            if (
+                k in NON_LOSS_KEYS
+                or k.startswith("lr_")
+                or k.startswith("eval/")
+                or not isinstance(v, int | float)
+            ):
                 continue
             series.setdefault(k, []).append((float(r["step"]), float(v)))
     return series

@@ -17,8 +17,11 @@ class MetricsLog:
         # After a resume, drop records past the checkpoint: those steps are about to rerun.
         path = trainer.run_dir / self.filename
         if trainer.is_main and path.is_file():
-            kept = [line for line in path.read_text(encoding="utf-8").splitlines()
-                    if line.strip() and _step_of(line) <= trainer.step]
+            kept = [
+                line
+                for line in path.read_text(encoding="utf-8").splitlines()
+                if line.strip() and _step_of(line) <= trainer.step
+            ]
             path.write_text("".join(line + "\n" for line in kept), encoding="utf-8")
 
     def on_log(self, trainer: Any, step: int, scalars: dict[str, float]) -> None:

@@ -6,8 +6,8 @@ import sys
 from typing import Any
 
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress as RichProgress, TextColumn, \
-    TimeElapsedColumn, TimeRemainingColumn
+from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.progress import Progress as RichProgress
 
 
 class Progress:
@@ -24,17 +24,33 @@ class Progress:
             return
         if self.console.is_terminal:
             self._bar = RichProgress(
-                TextColumn("[bold]epoch {task.fields[epoch]}"), BarColumn(), MofNCompleteColumn(),
-                TextColumn("{task.fields[rate]}"), TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(),
-                TextColumn("{task.fields[losses]}"), console=self.console, transient=False,
+                TextColumn("[bold]epoch {task.fields[epoch]}"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TextColumn("{task.fields[rate]}"),
+                TimeElapsedColumn(),
+                TextColumn("ETA"),
+                TimeRemainingColumn(),
+                TextColumn("{task.fields[losses]}"),
+                console=self.console,
+                transient=False,
             )
             self._bar.start()
-            self._task = self._bar.add_task("train", total=trainer.total_steps, completed=trainer.step,
-                                            epoch=trainer.epoch, rate="", losses="")
+            self._task = self._bar.add_task(
+                "train",
+                total=trainer.total_steps,
+                completed=trainer.step,
+                epoch=trainer.epoch,
+                rate="",
+                losses="",
+            )
         else:
-            print(f"training {trainer.recipe['objective']['name']}: step {trainer.step} -> "
-                  f"{trainer.total_steps} on {trainer.runtime.device} ({trainer.runtime.precision})",
-                  file=sys.stderr, flush=True)
+            print(
+                f"training {trainer.recipe['objective']['name']}: step {trainer.step} -> "
+                f"{trainer.total_steps} on {trainer.runtime.device} ({trainer.runtime.precision})",
+                file=sys.stderr,
+                flush=True,
+            )
 
     def on_step_end(self, trainer: Any, step: int, losses: dict) -> None:
         if self._bar is not None:
@@ -49,8 +65,11 @@ class Progress:
             self._bar.update(self._task, completed=step, rate=rate, losses=text, epoch=trainer.epoch)
         else:
             eta = (trainer.total_steps - step) / max(trainer.throughput.get("steps_per_s", 0), 1e-9)
-            print(f"step {step}/{trainer.total_steps} epoch {trainer.epoch} {rate} ETA {eta:.0f}s  {text}",
-                  file=sys.stderr, flush=True)
+            print(
+                f"step {step}/{trainer.total_steps} epoch {trainer.epoch} {rate} ETA {eta:.0f}s  {text}",
+                file=sys.stderr,
+                flush=True,
+            )
 
     def on_train_end(self, trainer: Any) -> None:
         if self._bar is not None:

@@ -17,10 +17,10 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
-from ganforge_plugins.compositing.masks import resize_mask
 from PIL import Image
 
 from ganforge.errors import GanforgeError
+from ganforge_plugins.compositing.masks import resize_mask
 
 Translate = Callable[[Image.Image], Image.Image]
 MaskProvider = Callable[[Image.Image], "torch.Tensor | None"]
@@ -28,7 +28,6 @@ MaskProvider = Callable[[Image.Image], "torch.Tensor | None"]
 # Feathered mask values below this are set to exactly 0: they could not change a rounded 8-bit
 # pixel anyway (255 * 1e-4 < 0.5), and it keeps convolution round-off out of the background.
 _ZERO = 1e-4
-
 
 
 class NoMaskWarning(UserWarning):

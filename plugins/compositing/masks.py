@@ -453,7 +453,7 @@ def _opencv_cascade() -> str | None:
 
 
 class FaceBoxMask:
-    """A feathered ellipse around the largest detected face (OpenCV Haar or scikit-image LBP cascade)."""
+    """A feathered ellipse around the detected face (OpenCV Haar or scikit-image LBP cascade)."""
 
     def __init__(
         self,
@@ -501,7 +501,8 @@ class FaceBoxMask:
         return "skimage"
 
     def detect(self, image: Image.Image) -> list[tuple[float, float, float, float]]:
-        """Face boxes ``(x, y, w, h)`` in the image's pixels, largest first."""
+        """Face boxes ``(x, y, w, h)`` in the image's pixels, best first (OpenCV: most confident;
+        scikit-image, which reports no confidence: largest)."""
         gray = np.asarray(image.convert("L"), dtype=np.uint8)
         height, width = gray.shape
         scale = min(1.0, self.detect_size / max(height, width))
@@ -523,6 +524,8 @@ class FaceBoxMask:
         else:
             boxes = self._detect_skimage(gray, min_px)
         boxes = [((x - pad) / scale, (y - pad) / scale, w / scale, h / scale) for x, y, w, h in boxes]
+        if self.detector == "opencv":
+            return boxes
         return sorted(boxes, key=lambda b: b[2] * b[3], reverse=True)
 
     def _detect_opencv(self, gray: np.ndarray, min_px: int) -> list[tuple[float, float, float, float]]:
@@ -530,10 +533,17 @@ class FaceBoxMask:
 
         if self._cascade is None:
             self._cascade = cv2.CascadeClassifier(_opencv_cascade())
-        found = self._cascade.detectMultiScale(
-            gray, scaleFactor=1.1, minNeighbors=self.min_neighbors, minSize=(min_px, min_px)
+        found, _, weights = self._cascade.detectMultiScale3(
+            gray,
+            scaleFactor=1.1,
+            minNeighbors=self.min_neighbors,
+            minSize=(min_px, min_px),
+            outputRejectLevels=True,
         )
-        return [tuple(float(v) for v in box) for box in np.asarray(found).reshape(-1, 4)]
+        # Most confident first: a large false positive (a badge, a flag) must not beat the face.
+        order = np.argsort(-np.asarray(weights, dtype=np.float64).reshape(-1))
+        boxes = np.asarray(found).reshape(-1, 4)
+        return [tuple(float(v) for v in boxes[i]) for i in order]
 
     def _detect_skimage(self, gray: np.ndarray, min_px: int) -> list[tuple[float, float, float, float]]:
         from skimage import data as skdata

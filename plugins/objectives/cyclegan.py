@@ -31,9 +31,16 @@ class CycleGAN:
     required_sections = ("generator", "discriminator", "loss", "optim.g", "optim.d")
     kind = "translation"
 
-    def __init__(self, recipe: dict[str, Any], build: Callable[..., Any], runtime: Runtime,
-                 lambda_cycle: float = 10.0, lambda_identity: float = 0.5, d_loss_weight: float = 0.5,
-                 sample_count: int = 4) -> None:
+    def __init__(
+        self,
+        recipe: dict[str, Any],
+        build: Callable[..., Any],
+        runtime: Runtime,
+        lambda_cycle: float = 10.0,
+        lambda_identity: float = 0.5,
+        d_loss_weight: float = 0.5,
+        sample_count: int = 4,
+    ) -> None:
         self.runtime = runtime
         self.lambda_cycle, self.lambda_identity = lambda_cycle, lambda_identity
         self.d_loss_weight, self.sample_count = d_loss_weight, sample_count
@@ -45,16 +52,22 @@ class CycleGAN:
         self.pool_B = build("pool") if has_pool else None
         schedule = build("schedule") if "schedule" in recipe else None
         self.scaler = runtime.grad_scaler()
-        self.opt_g = ScheduledOptimizer(build("optim.g", params=parameters(self.G_AB, self.G_BA)), schedule,
-                                        self.scaler)
-        self.opt_d = ScheduledOptimizer(build("optim.d", params=parameters(self.D_A, self.D_B)), schedule,
-                                        self.scaler)
+        self.opt_g = ScheduledOptimizer(
+            build("optim.g", params=parameters(self.G_AB, self.G_BA)), schedule, self.scaler
+        )
+        self.opt_d = ScheduledOptimizer(
+            build("optim.d", params=parameters(self.D_A, self.D_B)), schedule, self.scaler
+        )
         self._d_probs = outputs_probabilities(unwrap(self.D_A))
 
     @property
     def networks(self) -> dict[str, nn.Module]:
-        return {"G_AB": unwrap(self.G_AB), "G_BA": unwrap(self.G_BA), "D_A": unwrap(self.D_A),
-                "D_B": unwrap(self.D_B)}
+        return {
+            "G_AB": unwrap(self.G_AB),
+            "G_BA": unwrap(self.G_BA),
+            "D_A": unwrap(self.D_A),
+            "D_B": unwrap(self.D_B),
+        }
 
     @property
     def generators(self) -> dict[str, nn.Module]:
@@ -106,8 +119,14 @@ class CycleGAN:
         if self.scaler is not None:
             self.scaler.update()
 
-        losses = {"G_AB": g_adv_AB, "G_BA": g_adv_BA, "cycle_A": cycle_A, "cycle_B": cycle_B,
-                  "D_A": d_A, "D_B": d_B}
+        losses = {
+            "G_AB": g_adv_AB,
+            "G_BA": g_adv_BA,
+            "cycle_A": cycle_A,
+            "cycle_B": cycle_B,
+            "D_A": d_A,
+            "D_B": d_B,
+        }
         if idt_A is not None:
             losses.update(idt_A=idt_A, idt_B=idt_B)
         if gp_A is not None:

@@ -10,7 +10,11 @@ from torch import Tensor, nn
 from torchvision.utils import make_grid
 
 from ganforge.runtime import Runtime, eval_mode, local, unwrap
-from ganforge_plugins.objectives.optimizing import ScheduledOptimizer, outputs_probabilities, set_requires_grad
+from ganforge_plugins.objectives.optimizing import (
+    ScheduledOptimizer,
+    outputs_probabilities,
+    set_requires_grad,
+)
 
 
 class UnconditionalGAN:
@@ -24,8 +28,16 @@ class UnconditionalGAN:
     required_sections = ("generator", "discriminator", "loss", "optim.g", "optim.d")
     kind = "generation"
 
-    def __init__(self, recipe: dict[str, Any], build: Callable[..., Any], runtime: Runtime,
-                 n_critic: int = 1, ema: float = 0.0, sample_count: int = 64, sample_seed: int = 1234) -> None:
+    def __init__(
+        self,
+        recipe: dict[str, Any],
+        build: Callable[..., Any],
+        runtime: Runtime,
+        n_critic: int = 1,
+        ema: float = 0.0,
+        sample_count: int = 64,
+        sample_seed: int = 1234,
+    ) -> None:
         self.runtime = runtime
         self.n_critic, self.ema_decay, self.sample_count = max(1, n_critic), ema, sample_count
         self.G = runtime.prepare(build("generator"))
@@ -34,8 +46,12 @@ class UnconditionalGAN:
         self.loss = build("loss")
         schedule = build("schedule") if "schedule" in recipe else None
         self.scaler = runtime.grad_scaler()
-        self.opt_g = ScheduledOptimizer(build("optim.g", params=list(self.G.parameters())), schedule, self.scaler)
-        self.opt_d = ScheduledOptimizer(build("optim.d", params=list(self.D.parameters())), schedule, self.scaler)
+        self.opt_g = ScheduledOptimizer(
+            build("optim.g", params=list(self.G.parameters())), schedule, self.scaler
+        )
+        self.opt_d = ScheduledOptimizer(
+            build("optim.d", params=list(self.D.parameters())), schedule, self.scaler
+        )
         self.G_ema: nn.Module | None = None
         if ema > 0:
             self.G_ema = runtime.prepare(build("generator"), trainable=False)

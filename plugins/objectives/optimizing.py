@@ -16,8 +16,12 @@ class ScheduledOptimizer:
     needs no host sync.
     """
 
-    def __init__(self, optimizer: torch.optim.Optimizer, factor: Callable[[int], float] | None,
-                 scaler: torch.amp.GradScaler | None) -> None:
+    def __init__(
+        self,
+        optimizer: torch.optim.Optimizer,
+        factor: Callable[[int], float] | None,
+        scaler: torch.amp.GradScaler | None,
+    ) -> None:
         self.optimizer = optimizer
         self.factor = factor
         self.scaler = scaler

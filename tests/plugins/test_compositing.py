@@ -13,11 +13,15 @@ import sys
 import warnings
 from pathlib import Path
 
-import ganforge_plugins.compositing as compositing
 import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from PIL import Image
+
+import ganforge_plugins.compositing as compositing
+from ganforge import GanforgeError
+from ganforge.plugins import PluginHost
 from ganforge_plugins.compositing.composite import (
     MaskCompositor,
     NoMaskWarning,
@@ -29,10 +33,6 @@ from ganforge_plugins.compositing.composite import (
     square_crop_box,
 )
 from ganforge_plugins.compositing.masks import DeepLabV3Mask, FaceBoxMask, MediaPipeSelfieMask
-from PIL import Image
-
-from ganforge import GanforgeError
-from ganforge.plugins import PluginHost
 
 # shared/ sits beside the repository (CI clones it there); /work/shared is the workstation's copy.
 _SHARED = [Path(__file__).resolve().parents[3] / "shared", Path("/work/shared")]

@@ -4,11 +4,11 @@ import math
 
 import pytest
 import torch
-from ganforge_plugins.losses import BCELoss, LSGANLoss, WGANGPLoss, gradient_penalty
 from torch import nn
 
 from ganforge import GanforgeError
 from ganforge.plugins import get_registry
+from ganforge_plugins.losses import BCELoss, LSGANLoss, WGANGPLoss, gradient_penalty
 
 
 class LinearCritic(nn.Module):

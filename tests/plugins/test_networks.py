@@ -2,6 +2,10 @@
 
 import pytest
 import torch
+from torch import nn
+
+from ganforge import GanforgeError
+from ganforge.plugins import get_registry
 from ganforge_plugins.networks import (
     DCGANDiscriminator,
     DCGANGenerator,
@@ -10,10 +14,6 @@ from ganforge_plugins.networks import (
     ResnetGenerator,
 )
 from ganforge_plugins.networks.resnet import ResnetBlock
-from torch import nn
-
-from ganforge import GanforgeError
-from ganforge.plugins import get_registry
 
 
 def n_params(net: nn.Module) -> int:

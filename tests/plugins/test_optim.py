@@ -4,11 +4,11 @@ import math
 
 import pytest
 import torch
-from ganforge_plugins.optim import Constant, Cosine, Cyclic, LinearDecay, StepDecay, adam, adamw, sgd
 from torch import nn
 
 from ganforge import GanforgeError
 from ganforge.plugins import get_registry
+from ganforge_plugins.optim import Constant, Cosine, Cyclic, LinearDecay, StepDecay, adam, adamw, sgd
 
 
 def model() -> nn.Module:

@@ -4,12 +4,12 @@ import json
 
 import pytest
 import torch
-from ganforge_plugins.pools import CachePool, HistoryPool, NoPool
 from safetensors.torch import load as st_load
 from safetensors.torch import save as st_save
 
 from ganforge import GanforgeError
 from ganforge.plugins import get_registry
+from ganforge_plugins.pools import CachePool, HistoryPool, NoPool
 
 
 def tagged(*values: float) -> torch.Tensor:

@@ -1,0 +1,85 @@
+"""`ganforge translate --composite`: stylise the face, keep the photo (end to end, CLI)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from conftest import RECIPES, TINY
+from PIL import Image
+
+from ganforge.plugins import get_registry
+from ganforge.recipe import Recipe
+from ganforge.trainer import Trainer
+
+skimage_data = pytest.importorskip("skimage.data")
+
+
+@pytest.fixture(scope="module")
+def tiny_run(selfie_root, tmp_path_factory):
+    out = tmp_path_factory.mktemp("composite") / "RUN"
+    items = [*TINY, f"data.root={selfie_root}", "train.max_steps=1", "train.device='cpu'", "callbacks={}"]
+    Trainer(
+        Recipe.load(RECIPES / "cyclegan_selfie2anime.toml", items).resolve(get_registry()),
+        out,
+        get_registry(),
+    ).fit()
+    return out
+
+
+def test_translate_with_face_box_composite(cli, tiny_run, tmp_path):
+    photo = tmp_path / "astronaut.png"
+    Image.fromarray(skimage_data.astronaut()).crop((0, 0, 512, 400)).save(photo)  # non-square
+    flat = tmp_path / "wall.png"
+    Image.new("RGB", (90, 60), (120, 130, 140)).save(flat)
+    out = tmp_path / "out"
+    result = cli(
+        "translate",
+        str(tiny_run),
+        str(photo),
+        str(flat),
+        "--composite",
+        "face-box",
+        "--feather",
+        "4",
+        "--save-mask",
+        "--out",
+        str(out),
+        "--device",
+        "cpu",
+    )
+    assert result.returncode == 0, result.stderr
+    composite = np.asarray(Image.open(out / "astronaut.png"))
+    original = np.asarray(Image.open(photo))
+    assert composite.shape == original.shape  # the input's resolution is kept
+    mask = np.asarray(Image.open(out / "astronaut.mask.png"))
+    assert mask.shape == original.shape[:2]
+    face = mask[75:160, 185:265]  # the astronaut's face
+    assert face.mean() > 0.5 * 255
+    outside = mask == 0
+    assert outside.mean() > 0.3 and np.array_equal(composite[outside], original[outside])
+    assert not np.array_equal(composite[mask == 255], original[mask == 255])  # the face was stylised
+    # a photo with no face comes back unchanged, with a one-line warning and no error
+    assert np.array_equal(np.asarray(Image.open(out / "wall.png")), np.asarray(Image.open(flat)))
+    warnings = [line for line in result.stderr.splitlines() if line.startswith("warning:")]
+    assert len(warnings) == 1 and "wall.png" in warnings[0]
+
+
+def test_unknown_mask_provider_is_one_line(cli, tiny_run, tmp_path):
+    photo = tmp_path / "p.png"
+    Image.new("RGB", (32, 32)).save(photo)
+    result = cli(
+        "translate",
+        str(tiny_run),
+        str(photo),
+        "--composite",
+        "face-bx",
+        "--out",
+        str(tmp_path / "o"),
+        "--device",
+        "cpu",
+    )
+    assert (
+        result.returncode == 2
+        and "did you mean 'face-box'" in result.stderr
+        and "Traceback" not in result.stderr
+    )
