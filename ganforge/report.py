@@ -419,7 +419,7 @@ def build_report(run_dir: Path) -> str:
         ]
         chart = svg_chart(
             {k: v for k, v in tp.items() if k != "data_wait_share"},
-            "steps and samples per second (each an average since the session started)",
+            "steps and samples per second (each over its log interval)",
         )
         parts.append(
             f'<section id="throughput"><h2>Throughput</h2><div class="cards">{"".join(tcards)}</div>'

@@ -305,28 +305,28 @@ class Trainer:
         start_step = self.step
         pending: list[dict[str, torch.Tensor]] = []
         log_every = max(1, self.cfg["log_every"])
-        data_wait = 0.0
         t_start = time.perf_counter()
+        self._interval = [t_start, 0.0]  # start of the current log interval, data wait within it
         try:
             self.emit("on_train_start")
             loader = iter(self._loader(self.step))
             while self.step < self.total_steps and not self._should_stop():
                 t0 = time.perf_counter()
                 batch = self.to_device(next(loader))
-                data_wait += time.perf_counter() - t0
+                self._interval[1] += time.perf_counter() - t0
                 losses = self.objective.train_step(batch, self.step)
                 self.step += 1
                 pending.append(losses)
                 self.emit("on_step_end", self.step, losses)
                 if self.step % log_every == 0 or self.step == self.total_steps:
-                    self._log(pending, time.perf_counter() - t_start, self.step - start_step, data_wait)
+                    self._log(pending)
                     pending = []
                 epoch = self.step * self.global_batch // len(self.dataset)
                 if epoch > self.epoch:
                     self.epoch = epoch
                     self.emit("on_epoch_end", epoch)
             if pending:
-                self._log(pending, time.perf_counter() - t_start, self.step - start_step, data_wait)
+                self._log(pending)
             if self._last_saved != self.step:
                 self.save_checkpoint()
             self.emit("on_train_end")
@@ -353,18 +353,20 @@ class Trainer:
             self.stop_reason = "SIGTERM"
         return flag.item() > 0
 
-    def _log(
-        self, pending: list[dict[str, torch.Tensor]], elapsed: float, steps: int, data_wait: float
-    ) -> None:
-        # One host sync per log interval: average the losses on the device, then copy once.
-        keys = list(pending[0])
-        means = torch.stack([torch.stack([p[k].detach().float() for p in pending]).mean() for k in keys])
-        scalars = dict(zip(keys, means.cpu().tolist()))
-        samples = steps * self.global_batch
+    def _log(self, pending: list[dict[str, torch.Tensor]]) -> None:
+        """Average the interval's losses and measure its throughput; one host sync per interval."""
+        keys = list(dict.fromkeys(k for p in pending for k in p))  # a loss may skip steps (n_critic)
+        means = torch.stack(
+            [torch.stack([p[k].detach().float() for p in pending if k in p]).mean() for k in keys]
+        )
+        scalars = dict(zip(keys, means.cpu().tolist()))  # the sync: the interval's work is done here
+        now = time.perf_counter()
+        elapsed, data_wait = max(now - self._interval[0], 1e-9), self._interval[1]
+        self._interval = [now, 0.0]
         self.throughput = {
-            "steps_per_s": steps / max(elapsed, 1e-9),
-            "samples_per_s": samples / max(elapsed, 1e-9),
-            "data_wait_share": data_wait / max(elapsed, 1e-9),
+            "steps_per_s": len(pending) / elapsed,
+            "samples_per_s": len(pending) * self.global_batch / elapsed,
+            "data_wait_share": data_wait / elapsed,
         }
         self.emit("on_log", self.step, scalars)
 

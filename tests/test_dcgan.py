@@ -188,3 +188,17 @@ def test_augmentations_and_sigmoid_discriminator(anime_root, tmp_path):
     )
     trainer.fit()
     assert trainer.objective._d_probs
+
+
+def test_losses_that_skip_steps_are_still_logged(anime_root, tmp_path):
+    # with n_critic = 2 the G loss exists every other step only; the log averages what there is
+    trainer = Trainer(
+        resolved(
+            anime_root, "train.max_steps=4", "loss.name=wgan-gp", "objective.n_critic=2", "train.log_every=4"
+        ),
+        tmp_path / "run",
+        get_registry(),
+    )
+    trainer.fit()
+    record = json.loads((tmp_path / "run" / "metrics.jsonl").read_text().splitlines()[-1])
+    assert {"D", "gp", "G"} <= record.keys() and record["steps_per_s"] > 0
