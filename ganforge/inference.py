@@ -13,22 +13,14 @@ from ganforge.registry import Registry
 from ganforge.runtime import Runtime
 
 
-class _InferenceBuilder:
+def _inference_builder(resolved: dict[str, Any], registry: Registry) -> Any:
     """``build(section)`` for objectives outside training (no dataset, one step long)."""
+    defaults = {"steps_per_epoch": 1, "total_steps": 1, "seed": resolved["train"]["seed"]}
 
-    def __init__(self, resolved: dict[str, Any], registry: Registry) -> None:
-        self.recipe, self.registry = resolved, registry
+    def build(section: str, **context: Any) -> Any:
+        return recipe_mod.build_section(registry, resolved, section, **{**defaults, **context})
 
-    def __call__(self, section: str, **context: Any) -> Any:
-        head, _, role = section.partition(".")
-        table = self.recipe.get(head)
-        if role and isinstance(table, dict):
-            table = table.get(role)
-        if table is None:
-            raise GanforgeError(f"checkpoint recipe has no section [{section}]")
-        kind = recipe_mod.SECTIONS.get(head) or recipe_mod.ROLE_SECTIONS[head]
-        defaults = {"steps_per_epoch": 1, "total_steps": 1, "seed": self.recipe["train"]["seed"]}
-        return self.registry.build(kind, table, f"[{section}]", **{**defaults, **context})
+    return build
 
 
 def load_objective(
@@ -47,7 +39,7 @@ def load_objective(
         resolved["objective"],
         "[objective]",
         recipe=resolved,
-        build=_InferenceBuilder(resolved, registry),
+        build=_inference_builder(resolved, registry),
         runtime=runtime,
     )
     state, _ = ckpt.load(file)

@@ -203,6 +203,20 @@ class Recipe:
                 del node[key]
 
 
+def build_section(registry: Registry, resolved: dict[str, Any], section: str, **context: Any) -> Any:
+    """Build the component a resolved recipe's section names (``generator``, ``optim.g``, ...)."""
+    head, _, role = section.partition(".")
+    table = resolved.get(head)
+    if role and isinstance(table, dict):
+        table = table.get(role)
+    kind = SECTIONS.get(head) or ROLE_SECTIONS.get(head)
+    if kind is None:
+        raise GanforgeError(f"[{section}] is not a component section")
+    if table is None:
+        raise GanforgeError(f"recipe has no section [{section}]")
+    return registry.build(kind, table, f"[{section}]", **context)
+
+
 def _expect_table(value: Any, where: str) -> dict[str, Any]:
     if not isinstance(value, dict):
         raise GanforgeError(f"{where}: expected a table, got {_kind_of(value)} {value!r}")

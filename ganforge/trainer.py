@@ -126,21 +126,12 @@ class Trainer:
 
     def build(self, section: str, **context: Any) -> Any:
         """Build the component a recipe section names (``generator``, ``optim.g``, ...)."""
-        head, _, role = section.partition(".")
-        table = self.recipe.get(head)
-        if role and isinstance(table, dict):
-            table = table.get(role)
-        if table is None:
-            raise GanforgeError(f"recipe has no section [{section}]")
-        kind = recipe_mod.SECTIONS.get(head) or recipe_mod.ROLE_SECTIONS.get(head)
-        if kind is None:
-            raise GanforgeError(f"[{section}] is not a component section")
         defaults = {
             "steps_per_epoch": getattr(self, "steps_per_epoch", 1),
             "total_steps": getattr(self, "total_steps", 1),
             "seed": self.cfg["seed"],
         }
-        return self.registry.build(kind, table, f"[{section}]", **{**defaults, **context})
+        return recipe_mod.build_section(self.registry, self.recipe, section, **{**defaults, **context})
 
     def _build_callbacks(self) -> dict[str, Any]:
         tables = self.recipe.get("callbacks")

@@ -9,18 +9,7 @@ from typing import Any
 
 from PIL import Image, ImageDraw, ImageFont
 
-PALETTE = [
-    "#1f77b4",
-    "#d62728",
-    "#2ca02c",
-    "#ff7f0e",
-    "#9467bd",
-    "#8c564b",
-    "#e377c2",
-    "#17becf",
-    "#7f7f7f",
-    "#bcbd22",
-]
+from ganforge.report import PALETTE
 
 
 def _nice_ticks(lo: float, hi: float, n: int = 5) -> list[float]:
