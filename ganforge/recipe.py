@@ -60,6 +60,10 @@ class TrainConfig:
     deterministic: bool = False
 
 
+# Smallest allowed value of [train] integers; anything lower is a one-line error.
+TRAIN_MINIMUM = {"batch_size": 1, "epochs": 1, "max_steps": 0, "log_every": 1, "num_workers": -1}
+
+
 def train_params() -> list[Param]:
     hints = {f.name: f.type for f in dataclasses.fields(TrainConfig)}
     import typing
@@ -143,6 +147,11 @@ class Recipe:
                 raise GanforgeError(f"{src}: 'description' expects str, got {data['description']!r}")
             resolved["description"] = data["description"]
         resolved["train"] = _resolve_options(data.get("train", {}), train_params(), f"{src} [train]")
+        for key, low in TRAIN_MINIMUM.items():
+            if resolved["train"][key] < low:
+                raise GanforgeError(
+                    f"{src} [train]: key '{key}' must be >= {low}, got {resolved['train'][key]}"
+                )
         if "objective" not in data:
             raise GanforgeError(f"{src}: missing section [objective] (which training objective to run)")
         for section, kind in SECTIONS.items():

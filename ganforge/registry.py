@@ -339,7 +339,17 @@ class Registry:
             if n not in {p.name for p in component.params}
         }
         ctx = {k: v for k, v in context.items() if k in component.context}
-        obj = component.factory(**ctx, **values)
+        try:
+            obj = component.factory(**ctx, **values)
+        except ValueError as exc:  # a factory rejecting an option's value is a user error
+            message = " ".join(str(exc).split()) or type(exc).__name__
+            raise GanforgeError(
+                f"{where + ': ' if where else ''}{kind} '{component.name}': {message}"
+            ) from None
+        except GanforgeError as exc:
+            if where and not str(exc).startswith(where):
+                raise GanforgeError(f"{where}: {exc}") from None
+            raise
         if kind in ("generator", "discriminator") and common:
             from ganforge.nn import init_weights
 

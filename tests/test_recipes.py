@@ -6,6 +6,7 @@ import tomllib
 from typing import Literal
 
 import pytest
+import torch
 from conftest import RECIPES, TINY, sets
 
 from ganforge import GanforgeError
@@ -220,3 +221,26 @@ def test_build_checks_before_calling_factory():
     assert sum(p.numel() for p in net.parameters()) > 0
     with pytest.raises(GanforgeError, match="missing key 'name'"):
         registry.build("generator", {"ngf": 4})
+
+
+@pytest.mark.parametrize(
+    "override",
+    [
+        "train.batch_size=0",
+        "train.batch_size=-1",
+        "train.log_every=0",
+        "train.max_steps=-5",
+        "train.epochs=0",
+    ],
+)
+def test_train_values_out_of_range(override):
+    with pytest.raises(GanforgeError, match=r"\[train\]: key '\w+' must be >= -?\d+, got"):
+        Recipe.load(RECIPES / "cyclegan_selfie2anime.toml", [override]).resolve(get_registry())
+
+
+def test_a_factory_rejecting_a_value_is_a_user_error():
+    with pytest.raises(GanforgeError, match=r"^\[pool\]: .*size=0"):
+        get_registry().build("pool", {"name": "cache", "size": 0}, "[pool]")
+    weight = torch.nn.Parameter(torch.ones(1))
+    with pytest.raises(GanforgeError, match=r"^\[optim.g\]: optimizer 'sgd': Invalid learning rate: -1.0"):
+        get_registry().build("optimizer", {"name": "sgd", "lr": -1.0}, "[optim.g]", params=[weight])
