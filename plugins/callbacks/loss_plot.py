@@ -9,21 +9,7 @@ from typing import Any
 
 from PIL import Image, ImageDraw, ImageFont
 
-from ganforge.report import PALETTE
-
-
-def _nice_ticks(lo: float, hi: float, n: int = 5) -> list[float]:
-    if hi <= lo:
-        hi = lo + 1.0
-    raw = (hi - lo) / n
-    mag = 10 ** math.floor(math.log10(raw))
-    step = min((s * mag for s in (1, 2, 5, 10) if s * mag >= raw), default=raw)
-    start = math.ceil(lo / step) * step
-    ticks, t = [], start
-    while t <= hi + 1e-12:
-        ticks.append(round(t, 12))
-        t += step
-    return ticks
+from ganforge.report import PALETTE, nice_ticks
 
 
 def line_chart(
@@ -61,10 +47,10 @@ def line_chart(
     def sy(y: float) -> float:
         return top + ph - (y - y0) / (y1 - y0) * ph
 
-    for t in _nice_ticks(y0, y1):
+    for t in nice_ticks(y0, y1):
         draw.line([left, sy(t), left + pw, sy(t)], fill="#e5e5e5")
         draw.text((4, sy(t) - 6), f"{t:.3g}", fill="black", font=font)
-    for t in _nice_ticks(x0, x1):
+    for t in nice_ticks(x0, x1):
         draw.line([sx(t), top + ph, sx(t), top + ph + 4], fill="#444444")
         draw.text((sx(t) - 10, top + ph + 8), f"{t:g}", fill="black", font=font)
     draw.text((left + pw // 2 - 10, height - 16), x_label, fill="black", font=font)
