@@ -115,6 +115,18 @@ def _data_uri(path: Path) -> str:
 # -- SVG line charts ---------------------------------------------------------------------------
 
 
+def axis_range(points: list[tuple[float, float]]) -> tuple[float, float, float, float]:
+    """(x0, x1, y0, y1) framing ``points``: never empty, with 5 % headroom on y."""
+    x0, x1 = min(p[0] for p in points), max(p[0] for p in points)
+    y0, y1 = min(p[1] for p in points), max(p[1] for p in points)
+    if x1 == x0:
+        x0, x1 = x0 - 1, x1 + 1
+    if y1 == y0:
+        y0, y1 = y0 - (abs(y0) * 0.1 or 0.5), y1 + (abs(y1) * 0.1 or 0.5)
+    pad = (y1 - y0) * 0.05
+    return x0, x1, y0 - pad, y1 + pad
+
+
 def nice_ticks(lo: float, hi: float, n: int = 5) -> list[float]:
     """About ``n`` round tick values covering [lo, hi]."""
     if not (math.isfinite(lo) and math.isfinite(hi)):
@@ -157,14 +169,7 @@ def svg_chart(
     if not points:
         out.append(f'<text x="{left + 12}" y="{top + 24}" class="muted">no data yet</text></svg>')
         return "".join(out)
-    x0, x1 = min(p[0] for p in points), max(p[0] for p in points)
-    y0, y1 = min(p[1] for p in points), max(p[1] for p in points)
-    if x1 == x0:
-        x0, x1 = x0 - 1, x1 + 1
-    if y1 == y0:
-        y0, y1 = y0 - (abs(y0) * 0.1 or 0.5), y1 + (abs(y1) * 0.1 or 0.5)
-    pad = (y1 - y0) * 0.05
-    y0, y1 = y0 - pad, y1 + pad
+    x0, x1, y0, y1 = axis_range(points)
 
     def sx(x: float) -> float:
         return left + (x - x0) / (x1 - x0) * pw

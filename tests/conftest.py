@@ -89,6 +89,19 @@ def run_cli(
 
 
 @pytest.fixture
+def one_thread():
+    """One CPU thread: a fixed summation order, so equivalence tests compare bit-exact runs.
+
+    Small GANs amplify rounding differences quickly, and a parallel reduction's order can vary
+    between runs.
+    """
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture
 def cli():
     return run_cli
 

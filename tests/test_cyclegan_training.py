@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -55,7 +56,7 @@ def assert_same(a: dict, b: dict, atol: float = 1e-6) -> None:
     ],
     ids=["s1", "cache-gp-cyclic"],
 )
-def test_resume_equals_uninterrupted(selfie_root, tmp_path, recipe_extra):
+def test_resume_equals_uninterrupted(selfie_root, tmp_path, recipe_extra, one_thread):
     full = Trainer(
         resolved(selfie_root, "train.max_steps=6", *recipe_extra), tmp_path / "full", get_registry()
     )
@@ -120,34 +121,27 @@ def test_cli_run_writes_checkpoint_samples_metrics_and_resumes(cli, selfie_root,
     assert (out / "checkpoints" / "step-00000006.safetensors").is_file()
 
 
-def test_interrupt_writes_checkpoint_then_resume_matches(selfie_root, tmp_path):
-    out = tmp_path / "RUN"
-    cmd = [
-        sys.executable,
-        "-m",
-        "ganforge",
-        "run",
-        str(RECIPE),
-        *sets(
-            *TINY,
-            f"data.root={selfie_root}",
-            "train.max_steps=1000",
-            "train.log_every=1",
-            "callbacks.samples.every=0",
-        ),
-        "--out",
-        str(out),
-        "--device",
-        "cpu",
-    ]
-    proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+def run_until_logged(root, out, sig: signal.Signals, lines: int) -> tuple[int, str]:
+    """Start a long CLI run, send ``sig`` once ``lines`` steps are logged; (exit code, stderr)."""
+    cmd = [sys.executable, "-m", "ganforge", "run", str(RECIPE),
+           *sets(*TINY, f"data.root={root}", "train.max_steps=1000", "train.log_every=1",
+                 "callbacks.samples.every=0"),
+           "--out", str(out), "--device", "cpu"]  # fmt: skip
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}  # the same summation order as the one_thread tests
+    proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
     deadline = time.time() + 120
     metrics = out / "metrics.jsonl"
-    while time.time() < deadline and (not metrics.exists() or len(metrics.read_text().splitlines()) < 2):
+    while time.time() < deadline and (not metrics.exists() or len(metrics.read_text().splitlines()) < lines):
         time.sleep(0.2)
-    proc.send_signal(signal.SIGTERM)
+    proc.send_signal(sig)
     _, err = proc.communicate(timeout=120)
-    assert proc.returncode == 143, err
+    return proc.returncode, err
+
+
+def test_interrupt_writes_checkpoint_then_resume_matches(selfie_root, tmp_path, one_thread):
+    out = tmp_path / "RUN"
+    code, err = run_until_logged(selfie_root, out, signal.SIGTERM, lines=2)
+    assert code == 143, err
     assert "stopped by SIGTERM" in err
     stopped_at = ckpt.read_meta(ckpt.resolve(out))["step"]
     assert 2 <= stopped_at < 1000
@@ -165,25 +159,8 @@ def test_interrupt_writes_checkpoint_then_resume_matches(selfie_root, tmp_path):
 
 def test_ctrl_c_writes_checkpoint(selfie_root, tmp_path):
     out = tmp_path / "RUN"
-    cmd = [
-        sys.executable,
-        "-m",
-        "ganforge",
-        "run",
-        str(RECIPE),
-        *sets(*TINY, f"data.root={selfie_root}", "train.max_steps=1000", "train.log_every=1"),
-        "--out",
-        str(out),
-        "--device",
-        "cpu",
-    ]
-    proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    deadline = time.time() + 120
-    while time.time() < deadline and not (out / "metrics.jsonl").exists():
-        time.sleep(0.2)
-    proc.send_signal(signal.SIGINT)
-    _, err = proc.communicate(timeout=120)
-    assert proc.returncode == 130, err
+    code, err = run_until_logged(selfie_root, out, signal.SIGINT, lines=1)
+    assert code == 130, err
     assert ckpt.read_meta(ckpt.resolve(out))["step"] >= 1
 
 

@@ -49,7 +49,7 @@ def weights(trainer: Trainer) -> dict[str, torch.Tensor]:
     [(), ("loss.name=wgan-gp", "objective.n_critic=2", "objective.ema=0.9")],
     ids=["bce", "wgan-gp-ema"],
 )
-def test_resume_equals_uninterrupted(anime_root, tmp_path, extra):
+def test_resume_equals_uninterrupted(anime_root, tmp_path, extra, one_thread):
     full = Trainer(resolved(anime_root, "train.max_steps=8", *extra), tmp_path / "full", get_registry())
     full.fit()
     Trainer(resolved(anime_root, "train.max_steps=4", *extra), tmp_path / "split", get_registry()).fit()

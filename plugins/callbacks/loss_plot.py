@@ -9,7 +9,7 @@ from typing import Any
 
 from PIL import Image, ImageDraw, ImageFont
 
-from ganforge.report import PALETTE, nice_ticks
+from ganforge.report import PALETTE, axis_range, nice_ticks
 
 
 def line_chart(
@@ -32,14 +32,7 @@ def line_chart(
     if not points:
         draw.text((left + 10, top + 10), "no data yet", fill="#666666", font=font)
         return img
-    x0, x1 = min(p[0] for p in points), max(p[0] for p in points)
-    y0, y1 = min(p[1] for p in points), max(p[1] for p in points)
-    if x1 == x0:
-        x1 = x0 + 1
-    if y1 == y0:
-        y0, y1 = y0 - 0.5, y1 + 0.5
-    pad = (y1 - y0) * 0.05
-    y0, y1 = y0 - pad, y1 + pad
+    x0, x1, y0, y1 = axis_range(points)
 
     def sx(x: float) -> float:
         return left + (x - x0) / (x1 - x0) * pw
