@@ -22,8 +22,13 @@ from ganforge.trainer import PositionSampler
 
 
 def measure(dataset, items: int, workers: int, batch: int) -> float:
-    loader = DataLoader(dataset, batch_size=batch, sampler=PositionSampler(0, items // batch, batch),
-                        num_workers=workers, generator=torch.Generator())
+    loader = DataLoader(
+        dataset,
+        batch_size=batch,
+        sampler=PositionSampler(0, items // batch, batch),
+        num_workers=workers,
+        generator=torch.Generator(),
+    )
     it = iter(loader)
     next(it)  # start-up (worker launch) stays out of the timing
     t0 = time.perf_counter()
@@ -51,8 +56,14 @@ def main() -> None:
         setup = time.perf_counter() - t0
         for workers in args.workers:
             rate = measure(dataset, args.items, workers, args.batch)
-            results.append({"cache": cache, "workers": workers, "items_per_s": round(rate, 1),
-                            "setup_s": round(setup, 1)})
+            results.append(
+                {
+                    "cache": cache,
+                    "workers": workers,
+                    "items_per_s": round(rate, 1),
+                    "setup_s": round(setup, 1),
+                }
+            )
             print(json.dumps(results[-1]), flush=True)
 
 

@@ -52,7 +52,7 @@ def run_bench(
         device = trainer.runtime.device
         loader = iter(trainer._loader(0))
         for _ in range(warmup):
-            trainer.objective.train_step(trainer.to_device(next(loader)), trainer.step)
+            trainer.train_step(trainer.to_device(next(loader)))
             trainer.step += 1
         _sync(device)
         if device.type == "cuda":
@@ -62,7 +62,7 @@ def run_bench(
             t0 = time.perf_counter()
             batch = trainer.to_device(next(loader))
             t1 = time.perf_counter()
-            trainer.objective.train_step(batch, trainer.step)
+            trainer.train_step(batch)
             _sync(device)
             t2 = time.perf_counter()
             trainer.step += 1
@@ -81,6 +81,8 @@ def run_bench(
             "precision": trainer.runtime.precision,
             "channels_last": trainer.runtime.channels_last,
             "compile": trainer.runtime.compile,
+            "cuda_graph": trainer.runtime.cuda_graph,
+            "cuda_graph_off": trainer.cuda_graph_note,
             "batch_size": batch_size,
             "image_size": resolved.get("data", {}).get("image_size"),
             "warmup_steps": warmup,

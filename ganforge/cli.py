@@ -193,7 +193,12 @@ def run_command(
 @click.option("--direction", type=click.Choice(["a2b", "b2a"]), default="a2b", show_default=True)
 @click.option("--out", "out", type=click.Path(file_okay=False), default="translated", show_default=True)
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
-@click.option("--batch-size", type=int, default=16, show_default=True)
+@click.option(
+    "--batch-size", type=int, default=None, help="Images per batch (default: 64 on CUDA, 8 on CPU)."
+)
+@click.option(
+    "--compile", "compile_", is_flag=True, help="Compile the generator: slower start, faster on big folders."
+)
 @click.option(
     "--size",
     type=int,
@@ -209,7 +214,8 @@ def translate_command(
     direction: str,
     out: str,
     device: str,
-    batch_size: int,
+    batch_size: int | None,
+    compile_: bool,
     size: int | None,
     composite: str | None,
     feather: int | None,
@@ -231,6 +237,7 @@ def translate_command(
         composite=composite,
         feather=feather,
         save_mask=save_mask,
+        compile=compile_,
     )
     if failures:
         sys.exit(2)
@@ -425,7 +432,9 @@ def bench_command(
         (
             "device",
             f"{result['gpu'] or result['device']} ({result['precision']}"
-            f"{', channels_last' if result['channels_last'] else ''})",
+            f"{', channels_last' if result['channels_last'] else ''}"
+            f"{', compiled' if result['compile'] else ''}"
+            f"{', CUDA graph' if result['cuda_graph'] else ''})",
         ),
         ("batch size", str(result["batch_size"])),
         (f"{unit}/s", f"{result['samples_per_s']:.2f}"),
@@ -444,11 +453,19 @@ def bench_command(
             f"{result['flops_per_step'] / 1e12:.3f} TFLOP" if result["flops_per_step"] else "n/a",
         ),
         ("achieved", f"{result['achieved_tflops']:.2f} TFLOP/s" if "achieved_tflops" in result else "n/a"),
-        ("MFU", f"{result['mfu'] * 100:.1f} %" if "mfu" in result else "n/a (give --peak-tflops)"),
+        ("MFU", _mfu_cell(result)),
     ]
+    if result.get("cuda_graph_off"):
+        rows.insert(1, ("CUDA graphs off", result["cuda_graph_off"]))
     for k, v in rows:
         table.add_row(k, v)
     Console().print(table)
+
+
+def _mfu_cell(result: dict[str, Any]) -> str:
+    if "mfu" in result:
+        return f"{result['mfu'] * 100:.1f} %"
+    return "n/a (FLOPs not counted)" if not result["flops_per_step"] else "n/a (give --peak-tflops)"
 
 
 def _add_plugin_commands() -> None:

@@ -34,7 +34,7 @@ class DistInfo:
 
 
 def setup(
-    device: str = "auto", precision: str = "auto", channels_last: bool = True, compile: bool = False
+    device: str = "auto", precision: str = "auto", channels_last: bool = True, compile: bool | str = False
 ) -> DistInfo:
     """Join the process group when launched by torchrun; a single process otherwise."""
     world = int(os.environ.get("WORLD_SIZE", "1"))

@@ -27,11 +27,17 @@ class Runtime:
     channels_last: bool
     compile: bool = False
     distributed: bool = False  # networks get wrapped in DistributedDataParallel
+    cuda_graph: bool = False  # steps are captured in CUDA graphs (set by the trainer)
 
     @classmethod
     def create(
-        cls, device: str = "auto", precision: str = "auto", channels_last: bool = True, compile: bool = False
+        cls,
+        device: str = "auto",
+        precision: str = "auto",
+        channels_last: bool = True,
+        compile: bool | str = False,
     ) -> Runtime:
+        """``compile="auto"`` compiles on CUDA only (a CPU compile costs more than it saves)."""
         if device == "auto":
             device = "cuda" if torch.cuda.is_available() else "cpu"
         if device.startswith("cuda") and not torch.cuda.is_available():
@@ -44,7 +50,8 @@ class Runtime:
                 precision = "fp32"
         if dev.type == "cpu" and precision == "fp16":
             raise GanforgeError("train.precision = 'fp16' needs CUDA; use 'bf16' or 'fp32' on CPU")
-        return cls(dev, precision, channels_last and dev.type == "cuda", compile)
+        compiled = compile is True or (compile == "auto" and dev.type == "cuda")
+        return cls(dev, precision, channels_last and dev.type == "cuda", compiled)
 
     @property
     def amp_dtype(self) -> torch.dtype | None:
@@ -54,7 +61,9 @@ class Runtime:
         """The autocast context for forward passes (a no-op in fp32)."""
         if self.amp_dtype is None:
             return contextlib.nullcontext()
-        return torch.autocast(self.device.type, dtype=self.amp_dtype)
+        # The weight-cast cache is freed when the context exits: inside a captured graph that
+        # memory would be reused while the graph still refers to it.
+        return torch.autocast(self.device.type, dtype=self.amp_dtype, cache_enabled=not self.cuda_graph)
 
     def grad_scaler(self) -> torch.amp.GradScaler | None:
         """A GradScaler for fp16 (bf16 and fp32 need none)."""
@@ -93,6 +102,8 @@ class Runtime:
             "device": str(self.device),
             "precision": self.precision,
             "channels_last": self.channels_last,
+            "compile": self.compile,
+            "cuda_graph": self.cuda_graph,
             "torch": torch.__version__,
         }
         if self.device.type == "cuda":

@@ -1,8 +1,9 @@
 """The training loop skeleton: GAN-agnostic.
 
 The trainer builds the dataset, the objective and the callbacks named in a resolved recipe,
-then repeats ``objective.train_step(batch, step)`` and fires callback events. It owns the
-run folder, checkpoints, resume and signals. It never names a generator or a loss.
+then repeats ``objective.train_step(batch, step)`` (replayed as a CUDA graph where the
+objective allows it, see ``ganforge.cudagraph``) and fires callback events. It owns the run
+folder, checkpoints, resume and signals. It never names a generator or a loss.
 
 Data order is a pure function of (seed, sample position): a sampler yields positions, and the
 dataset derives the permutation and augmentation of each position from the seed. Resuming at
@@ -17,7 +18,7 @@ import os
 import signal
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +28,7 @@ from torch.utils.data import DataLoader, Sampler
 import ganforge
 from ganforge import checkpoint as ckpt
 from ganforge import recipe as recipe_mod
+from ganforge.cudagraph import CapturedStep, capture_blocker
 from ganforge.errors import GanforgeError
 from ganforge.registry import Registry
 from ganforge.runtime import Runtime, rng_state, seed_everything, set_rng_state
@@ -121,6 +123,8 @@ class Trainer:
             runtime=self.runtime,
         )
         self.callbacks = self._build_callbacks()
+        self._step_fn: Callable[[dict[str, Any], int], dict[str, torch.Tensor]] | None = None
+        self.cuda_graph_note: str | None = None  # why steps are not captured, when they are not
 
     # -- building ----------------------------------------------------------------------------
 
@@ -194,6 +198,26 @@ class Trainer:
         """Fixed held-out images (from the dataset) on the device, for samples and evaluation."""
         return self.to_device(self.dataset.holdout(n))
 
+    # -- stepping ----------------------------------------------------------------------------
+
+    def train_step(self, batch: dict[str, Any]) -> dict[str, torch.Tensor]:
+        """One optimisation step at ``self.step``: a CUDA-graph replay where possible."""
+        if self._step_fn is None:
+            self._step_fn = self._choose_step_fn()
+        return self._step_fn(batch, self.step)
+
+    def _choose_step_fn(self) -> Callable[[dict[str, Any], int], dict[str, torch.Tensor]]:
+        if not self.cfg["cuda_graph"] or self.runtime.device.type != "cuda":
+            return self.objective.train_step
+        reason = capture_blocker(self.objective, self.runtime) or self.objective.capture_ready()
+        if reason:
+            self.cuda_graph_note = reason
+            if self.is_main and self.console is not None:
+                self.console.print(f"[yellow]CUDA graphs off[/]: {reason}")
+            return self.objective.train_step
+        self.runtime.cuda_graph = True
+        return CapturedStep(self.objective, self.runtime.device)
+
     # -- state -------------------------------------------------------------------------------
 
     def state_dict(self) -> dict[str, Any]:
@@ -214,6 +238,7 @@ class Trainer:
         return state
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
+        self._step_fn = None  # captured graphs refer to the state tensors being replaced
         self.step = int(state["trainer"]["step"])
         self.epoch = int(state["trainer"]["epoch"])
         self.objective.load_state_dict(state["objective"])
@@ -278,12 +303,15 @@ class Trainer:
     def fit(self) -> dict[str, Any]:
         """Train until ``total_steps`` (or a signal); returns a summary."""
         self.run_dir.mkdir(parents=True, exist_ok=True)
+        if self._step_fn is None:
+            self._step_fn = self._choose_step_fn()
         if self.is_main:
             (self.run_dir / RESOLVED_RECIPE).write_text(recipe_mod.dumps(self.recipe))
             (self.run_dir / "run.json").write_text(
                 json.dumps(
                     {
                         "runtime": self.runtime.describe(),
+                        "cuda_graph_off": self.cuda_graph_note,
                         "world_size": self.world_size,
                         "steps_per_epoch": self.steps_per_epoch,
                         "total_steps": self.total_steps,
@@ -305,7 +333,7 @@ class Trainer:
                 t0 = time.perf_counter()
                 batch = self.to_device(next(loader))
                 self._interval[1] += time.perf_counter() - t0
-                losses = self.objective.train_step(batch, self.step)
+                losses = self.train_step(batch)
                 self.step += 1
                 pending.append(losses)
                 self.emit("on_step_end", self.step, losses)

@@ -5,6 +5,9 @@ state is a flat dict of tensors and plain ints (it is saved to safetensors + JSO
 pickled) and holds the pool's private CPU random generator, so a resumed run draws exactly the
 same images. Random decisions are made on the CPU; stored images stay on the device of the
 images queried, and no device tensor is ever read back to the host.
+
+Optionally ``make_capturable() -> str | None``: switch to deciding on the device, so a query
+can be recorded in a CUDA graph (see ``ganforge.cudagraph``), or say why the pool cannot.
 """
 
 from typing import Any, Literal
@@ -81,6 +84,9 @@ class NoPool:
     def load_state_dict(self, state: dict[str, Any]) -> None:
         pass
 
+    def make_capturable(self) -> str | None:
+        return None
+
 
 class HistoryPool:
     """CycleGAN's image history buffer (Shrivastava et al.): half the time, an older fake instead.
@@ -92,32 +98,53 @@ class HistoryPool:
     own random generator.
 
     State: ``images`` (the stored images, absent while empty), ``count``, ``size`` and ``rng``.
+
+    After ``make_capturable()`` the same decisions are made with tensor ops on the images'
+    device, drawing from that device's default generator (saved with the run's RNG states), so
+    a query never returns to the host and can be replayed in a CUDA graph.
     """
 
     def __init__(self, size: int = 50, seed: int = 0) -> None:
         if size < 0:
             raise GanforgeError(f"history pool: size must be >= 0, got {size}")
         self.size = size
-        self.count = 0
+        self._count = 0
+        self._count_on_device: Tensor | None = None  # the count, when deciding on the device
+        self._on_device = False
         self._buffer = _Buffer(size)
         self._rng = _generator(seed)
+
+    @property
+    def count(self) -> int:
+        """How many images are stored (reads the device counter back in device mode)."""
+        if self._count_on_device is not None:
+            return int(self._count_on_device)
+        return self._count
+
+    def make_capturable(self) -> str | None:
+        self._count = self.count
+        self._count_on_device = None
+        self._on_device = True
+        return None
 
     def query(self, images: Tensor) -> Tensor:
         images = images.detach()
         if self.size == 0:
             return images
         buf = self._buffer.ready(images)
+        if self._on_device:
+            return self._query_on_device(buf, images)
         n = images.shape[0]
         coins: list[float] = []
         picks: list[int] = []
-        if self.count + n > self.size:  # some images meet a full pool: draw their decisions
+        if self._count + n > self.size:  # some images meet a full pool: draw their decisions
             coins = torch.rand(n, generator=self._rng).tolist()
             picks = torch.randint(self.size, (n,), generator=self._rng).tolist()
         out: Tensor | None = None
         for i in range(n):
-            if self.count < self.size:
-                buf[self.count].copy_(images[i])
-                self.count += 1
+            if self._count < self.size:
+                buf[self._count].copy_(images[i])
+                self._count += 1
             elif coins[i] > 0.5:
                 j = picks[i]
                 if out is None:
@@ -126,12 +153,34 @@ class HistoryPool:
                 buf[j].copy_(images[i])
         return images if out is None else out
 
+    def _query_on_device(self, buf: Tensor, images: Tensor) -> Tensor:
+        # The host loop above as tensor ops: each image's slot and choice are device values.
+        if self._count_on_device is None:
+            self._count_on_device = torch.tensor(self._count, dtype=torch.int64, device=images.device)
+        n = images.shape[0]
+        coins = torch.rand(n, device=images.device) > 0.5
+        picks = torch.randint(self.size, (n,), device=images.device)
+        count = self._count_on_device
+        outs = []
+        for i in range(n):
+            full = count >= self.size
+            slot = torch.where(full, picks[i], count.clamp(max=self.size - 1)).view(1)
+            old = buf.index_select(0, slot)
+            new = images[i : i + 1].to(buf.dtype)
+            swap = full & coins[i]
+            outs.append(torch.where(swap, old, new))
+            buf.index_copy_(0, slot, torch.where(full & ~coins[i], old, new))
+            count = count + (~full).long()
+        self._count_on_device.copy_(count)
+        return _match_layout(torch.cat(outs), images)
+
     def state_dict(self) -> dict[str, Any]:
+        count = self.count
         return {
             "size": self.size,
-            "count": self.count,
+            "count": count,
             "rng": self._rng.get_state(),
-            **self._buffer.state(self.count),
+            **self._buffer.state(count),
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -139,7 +188,8 @@ class HistoryPool:
         if count > self.size:
             raise GanforgeError(f"history pool state holds {count} images but the pool size is {self.size}")
         self._buffer.load(state.get("images"), count)
-        self.count = count
+        self._count = count
+        self._count_on_device = None
         _load_rng(self._rng, state["rng"])
 
 
@@ -230,6 +280,9 @@ class CachePool:
         self._buffer.load(state.get("images"), filled)
         self.filled, self.next, self.queries = filled, nxt, int(state["queries"])
         _load_rng(self._rng, state["rng"])
+
+    def make_capturable(self) -> str | None:
+        return "the cache pool decides on the host and changes the batch size"
 
 
 @hookimpl

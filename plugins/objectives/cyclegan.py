@@ -13,6 +13,7 @@ from torchvision.utils import make_grid
 from ganforge.runtime import Runtime, eval_mode, local, unwrap
 from ganforge_plugins.objectives.optimizing import (
     ScheduledOptimizer,
+    make_capturable,
     outputs_probabilities,
     parameters,
     set_requires_grad,
@@ -59,6 +60,7 @@ class CycleGAN:
             build("optim.d", params=parameters(self.D_A, self.D_B)), schedule, self.scaler
         )
         self._d_probs = outputs_probabilities(unwrap(self.D_A))
+        self._compiled: dict[str, nn.Module] = {}  # inference networks, when runtime.compile
 
     @property
     def networks(self) -> dict[str, nn.Module]:
@@ -76,11 +78,21 @@ class CycleGAN:
 
     # -- training ----------------------------------------------------------------------------
 
+    def set_step(self, step: int) -> None:
+        """Host-side settings of a step: the scheduled learning rates."""
+        self.opt_g.set_step(step)
+        self.opt_d.set_step(step)
+
+    def capture_ready(self) -> str | None:
+        """Switch pools and optimizers to graph-safe behaviour (``ganforge.cudagraph``)."""
+        return make_capturable(
+            {"pool_A": self.pool_A, "pool_B": self.pool_B, "optim.g": self.opt_g, "optim.d": self.opt_d}
+        )
+
     def train_step(self, batch: dict[str, Tensor], step: int) -> dict[str, Tensor]:
         real_A, real_B = batch["A"], batch["B"]
         rt, loss, probs = self.runtime, self.loss, self._d_probs
-        self.opt_g.set_step(step)
-        self.opt_d.set_step(step)
+        self.set_step(step)
 
         # G step, with both discriminators frozen.
         set_requires_grad((self.D_A, self.D_B), False)
@@ -175,6 +187,10 @@ class CycleGAN:
     def translate(self, images: Tensor, direction: Literal["a2b", "b2a"] = "a2b") -> Tensor:
         """Images in [-1, 1] -> translated images in [-1, 1] (float32)."""
         net = unwrap(self.G_AB if direction == "a2b" else self.G_BA)
+        if self.runtime.compile:
+            if direction not in self._compiled:
+                self._compiled[direction] = torch.compile(net)
+            net = self._compiled[direction]
         with eval_mode(net), self.runtime.autocast():
             return net(images).float()
 

@@ -12,6 +12,7 @@ from torchvision.utils import make_grid
 from ganforge.runtime import Runtime, eval_mode, local, unwrap
 from ganforge_plugins.objectives.optimizing import (
     ScheduledOptimizer,
+    make_capturable,
     outputs_probabilities,
     set_requires_grad,
 )
@@ -78,11 +79,23 @@ class UnconditionalGAN:
             return torch.randn(n, self.latent_dim, generator=generator).to(self.runtime.device)
         return torch.randn(n, self.latent_dim, device=self.runtime.device)
 
+    def set_step(self, step: int) -> None:
+        """Host-side settings of a step: the scheduled learning rates."""
+        self.opt_g.set_step(step)
+        self.opt_d.set_step(step)
+
+    def step_variant(self, step: int) -> bool:
+        """Whether G updates at this step (one CUDA graph per answer)."""
+        return (step + 1) % self.n_critic == 0
+
+    def capture_ready(self) -> str | None:
+        """Switch the optimizers to graph-safe behaviour (``ganforge.cudagraph``)."""
+        return make_capturable({"optim.g": self.opt_g, "optim.d": self.opt_d})
+
     def train_step(self, batch: dict[str, Tensor], step: int) -> dict[str, Tensor]:
         real = batch["image"]
         rt, loss, probs = self.runtime, self.loss, self._d_probs
-        self.opt_g.set_step(step)
-        self.opt_d.set_step(step)
+        self.set_step(step)
         z = self.noise(real.shape[0])
 
         with rt.autocast():
@@ -97,7 +110,7 @@ class UnconditionalGAN:
         losses = {"D": d_loss}
         if gp is not None:
             losses["gp"] = gp
-        if (step + 1) % self.n_critic == 0:
+        if self.step_variant(step):
             set_requires_grad((self.D,), False)
             with rt.autocast():
                 g_loss = loss.g_loss(local(self.D)(fake), probabilities=probs)

@@ -1,0 +1,104 @@
+"""Translate throughput: the generator alone, and ``ganforge translate`` on a folder end to end.
+
+    python benchmarks/translate_throughput.py recipes/cyclegan_selfie2anime.toml \
+        --set data.root=../shared/data/selfie2anime --batch-size 64 [--compile]
+
+It trains one step to get a checkpoint with the recipe's architecture (speed does not depend on
+the weights), then times (1) ``objective.translate`` on a batch of real images already on the
+device, synchronised, median of the timed repeats, and (2) ``translate_files`` over the recipe's
+``trainA`` folder: decoding, the model, and writing PNGs, from start to finish.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+from ganforge.data import list_images, open_rgb, to_uint8_tensor
+from ganforge.inference import load_objective
+from ganforge.plugins import get_registry
+from ganforge.recipe import Recipe
+from ganforge.trainer import Trainer
+from ganforge.translate import translate_files
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("recipe")
+    parser.add_argument("--set", dest="overrides", action="append", default=[])
+    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--repeats", type=int, default=30)
+    parser.add_argument("--images", type=int, default=4000, help="files translated end to end")
+    parser.add_argument("--compile", action="store_true", help="also time torch.compile of the generator")
+    parser.add_argument("--json", dest="json_out", help="write the numbers here too")
+    args = parser.parse_args()
+
+    registry = get_registry()
+    recipe = Recipe.load(args.recipe, [*args.overrides, "train.max_steps=1"])
+    recipe.data["callbacks"] = {}
+    resolved = recipe.resolve(registry)
+    folder = Path(resolved["data"]["root"]) / "trainA"
+    results: dict[str, object] = {"recipe": args.recipe, "batch_size": args.batch_size}
+    with tempfile.TemporaryDirectory(prefix="ganforge-translate-bench-") as tmp:
+        Trainer(resolved, Path(tmp) / "run", registry).fit()
+        objective, _, _ = load_objective(Path(tmp) / "run", registry)
+        device = objective.runtime.device
+        torch.backends.cudnn.benchmark = True
+        size = resolved["data"]["image_size"]
+        files = list_images(folder)
+        images = [open_rgb(f).resize((size, size)) for f in files[: args.batch_size]]
+        x = objective.runtime.to_input(torch.stack([to_uint8_tensor(im) for im in images]))
+        results["device"] = torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"
+        model = lambda: objective.translate(x)  # noqa: E731
+        results["images_per_s_model"] = _time_model(model, device, args.repeats, len(x))
+        if args.compile:
+            net = objective.generators["G_AB"]
+            compiled = torch.compile(net)
+            with torch.no_grad(), objective.runtime.autocast():
+                net.eval()
+                results["images_per_s_model_compiled"] = _time_model(
+                    lambda: compiled(x), device, args.repeats, len(x)
+                )
+        inputs = [str(files[i % len(files)]) for i in range(args.images)]  # repeats get -1, -2 names
+        out = Path(tmp) / "translated"
+        results["images_end_to_end"] = len(inputs)
+        for compile in [False, True] if args.compile else [False]:
+            # Each call loads the checkpoint, compiles if asked, and translates the whole list.
+            t0 = time.perf_counter()
+            translate_files(
+                str(Path(tmp) / "run"), inputs, out, registry, batch_size=args.batch_size, compile=compile
+            )
+            elapsed = time.perf_counter() - t0
+            results[f"images_per_s_end_to_end{'_compiled' if compile else ''}"] = len(inputs) / elapsed
+    print(json.dumps(results, indent=2))
+    if args.json_out:
+        Path(args.json_out).write_text(json.dumps(results, indent=2))
+
+
+def _time_model(fn, device: torch.device, repeats: int, batch: int) -> float:
+    for _ in range(5):
+        fn()
+    _sync(device)
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        _sync(device)
+        times.append(time.perf_counter() - t0)
+    return batch / statistics.median(times)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

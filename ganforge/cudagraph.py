@@ -1,0 +1,119 @@
+"""Whole-step CUDA-graph capture: one graph replay per training step instead of ~1000 launches.
+
+At small batches a GAN step is launch-bound: the GPU waits while Python issues kernels one by
+one. :class:`CapturedStep` runs an objective's ``train_step`` eagerly for a few warm-up steps
+(optimizer state, cudnn autotuning and compilation settle), captures one whole step (forwards,
+backwards and optimizer updates) with ``torch.cuda.graph``, and from then on copies each batch
+into the graph's static inputs and replays it.
+
+What a captured step needs from the objective (the bundled ones provide it):
+
+- ``capture_ready() -> str | None``: switch to graph-safe behaviour (optimizers with
+  ``capturable`` state and tensor learning rates, image pools that decide on the device) and
+  return ``None``, or return why the step cannot be captured.
+- ``set_step(step)``: the host-side settings of a step (learning rates). It runs before each
+  replay; while a graph is being captured it must record nothing
+  (``torch.cuda.is_current_stream_capturing()``).
+- ``step_variant(step)`` (optional): a hashable naming which work a step does (for example
+  whether the generator updates this step); one graph is captured per variant.
+
+Randomness inside the step (noise, pool draws) comes from the default CUDA generator, which
+graph replays advance like eager calls, so checkpoints keep exact RNG states.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Hashable
+from typing import Any
+
+import torch
+from torch import Tensor
+
+StepFn = Callable[[dict[str, Any], int], dict[str, Tensor]]
+
+
+def capture_blocker(objective: Any, runtime: Any) -> str | None:
+    """Why this objective's step cannot be captured on this runtime, or None if it can."""
+    if runtime.device.type != "cuda":
+        return "CUDA graphs need a CUDA device"
+    if runtime.distributed:
+        return "not with DistributedDataParallel (its gradient hooks synchronise ranks outside the graph)"
+    if runtime.precision == "fp16":
+        return "not with fp16 (the GradScaler reads its inf checks on the host); use bf16"
+    if not hasattr(objective, "capture_ready"):
+        return f"objective {type(objective).__name__} has no capture_ready()"
+    return None
+
+
+class _Graph:
+    """One captured step: static inputs, the graph, and its flattened loss outputs."""
+
+    def __init__(self, objective: Any, batch: dict[str, Any], step: int, stream: torch.cuda.Stream) -> None:
+        self.inputs = {k: v.clone() if isinstance(v, Tensor) else v for k, v in batch.items()}
+        self.graph = torch.cuda.CUDAGraph()
+        # thread_local: the DataLoader's pin-memory thread keeps calling CUDA during the capture.
+        with torch.cuda.graph(self.graph, stream=stream, capture_error_mode="thread_local"):
+            losses = objective.train_step(self.inputs, step)
+            self.names = list(losses)
+            parts = [v.detach().float().reshape(-1) for v in losses.values()]
+            self.sizes = [p.numel() for p in parts]
+            self.flat = torch.cat(parts) if parts else torch.zeros(0, device=stream.device)
+            self.shapes = [tuple(v.shape) for v in losses.values()]
+
+    def replay(self, batch: dict[str, Any]) -> dict[str, Tensor]:
+        for key, value in batch.items():
+            if isinstance(value, Tensor):
+                self.inputs[key].copy_(value, non_blocking=True)
+        self.graph.replay()
+        # One copy of all losses, so the caller may keep them past the next replay.
+        out = self.flat.clone()
+        return {
+            name: part.reshape(shape)
+            for name, part, shape in zip(self.names, out.split(self.sizes), self.shapes)
+        }
+
+
+class CapturedStep:
+    """A drop-in ``train_step(batch, step)`` that replays a CUDA graph of the objective's step.
+
+    Batches of a shape (or a step variant) not seen before run eagerly for ``warmup`` steps and
+    are then captured; the first replay of a new graph is that step's own update.
+    """
+
+    def __init__(self, objective: Any, device: torch.device, warmup: int = 3) -> None:
+        self.objective = objective
+        self.device = device
+        self.warmup = max(1, warmup)
+        self.stream = torch.cuda.Stream(device)
+        self.graphs: dict[Hashable, _Graph] = {}
+        self._seen: dict[Hashable, int] = {}
+
+    def _key(self, batch: dict[str, Any], step: int) -> Hashable:
+        variant_of = getattr(self.objective, "step_variant", None)
+        variant = variant_of(step) if variant_of is not None else None
+        shapes = tuple(
+            (k, tuple(v.shape), v.dtype, v.stride()) for k, v in batch.items() if isinstance(v, Tensor)
+        )
+        return (variant, shapes)
+
+    def __call__(self, batch: dict[str, Any], step: int) -> dict[str, Tensor]:
+        key = self._key(batch, step)
+        graph = self.graphs.get(key)
+        if graph is None:
+            seen = self._seen.get(key, 0)
+            if seen < self.warmup:
+                self._seen[key] = seen + 1
+                return self._on_side_stream(lambda: self.objective.train_step(batch, step))
+            graph = self._on_side_stream(lambda: _Graph(self.objective, batch, step, self.stream))
+            self.graphs[key] = graph
+        self.objective.set_step(step)
+        return graph.replay(batch)
+
+    def _on_side_stream(self, fn: Callable[[], Any]) -> Any:
+        # Warm-up and capture run on a side stream, as torch.cuda.graph requires.
+        current = torch.cuda.current_stream(self.device)
+        self.stream.wait_stream(current)
+        with torch.cuda.stream(self.stream):
+            result = fn()
+        current.wait_stream(self.stream)
+        return result
