@@ -10,6 +10,7 @@ from __future__ import annotations
 import statistics
 import tempfile
 import time
+import warnings
 from typing import Any
 
 import torch
@@ -28,7 +29,9 @@ def count_step_flops(trainer: Any, batch: dict[str, Any]) -> float:
     from torch.utils.flop_counter import FlopCounterMode
 
     counter = FlopCounterMode(display=False)
-    with counter:
+    with counter, warnings.catch_warnings():
+        # The counter's global module hooks make every compiled network warn once; harmless here.
+        warnings.filterwarnings("ignore", message=".*global hooks on modules.*")
         trainer.objective.train_step(batch, trainer.step)
     return float(counter.get_total_flops())
 
