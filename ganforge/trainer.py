@@ -18,7 +18,7 @@ import os
 import signal
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +28,7 @@ from torch.utils.data import DataLoader, Sampler
 import ganforge
 from ganforge import checkpoint as ckpt
 from ganforge import recipe as recipe_mod
-from ganforge.cudagraph import CapturedStep, capture_blocker
+from ganforge.cudagraph import CapturedStep, StepFn, capture_blocker
 from ganforge.errors import GanforgeError
 from ganforge.registry import Registry
 from ganforge.runtime import Runtime, rng_state, seed_everything, set_rng_state
@@ -123,7 +123,7 @@ class Trainer:
             runtime=self.runtime,
         )
         self.callbacks = self._build_callbacks()
-        self._step_fn: Callable[[dict[str, Any], int], dict[str, torch.Tensor]] | None = None
+        self._step_fn: StepFn | None = None
         self.cuda_graph_note: str | None = None  # why steps are not captured, when they are not
 
     # -- building ----------------------------------------------------------------------------
@@ -206,7 +206,7 @@ class Trainer:
             self._step_fn = self._choose_step_fn()
         return self._step_fn(batch, self.step)
 
-    def _choose_step_fn(self) -> Callable[[dict[str, Any], int], dict[str, torch.Tensor]]:
+    def _choose_step_fn(self) -> StepFn:
         if not self.cfg["cuda_graph"] or self.runtime.device.type != "cuda":
             return self.objective.train_step
         reason = capture_blocker(self.objective, self.runtime) or self.objective.capture_ready()
