@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# One device call: GPU tests, then training and translate benchmarks. Run from the repo root
+# One device call: GPU tests, then training and translate benchmarks (pick them with BENCHES). Run from the repo root
 # with the data subset in .data/ (see benchmarks/RESULTS.md). Results: $OUT/results.jsonl.
 set -u
 OUT=${OUT:-/tmp/out}; mkdir -p "$OUT"
@@ -26,10 +26,17 @@ PY
       [ "$rc" = 0 ] || grep -v Warning /tmp/r.err | tail -6; }
 for spec in ${BENCHES:-cy_b1_graph cy_b16_graph_compile cy_b1_graph_compile translate dc_b128_graph cy_b4_graph cy_b16_graph dc_b128_compile}; do
   case $spec in
-    cy_b1_graph) b $spec 120 $CY --batch-size 1 --steps 60 --warmup 10 ;;
-    cy_b4_graph) b $spec 120 $CY --batch-size 4 --steps 40 --warmup 10 ;;
+    # the rows without graphs or compile, for comparison
+    cy_b1_official_like) b $spec 120 $CY --batch-size 1 --steps 40 --warmup 10 --set train.precision=fp32 \
+        --set train.channels_last=false --set optim.g.fused=false --set optim.d.fused=false \
+        --set train.compile=false --set train.cuda_graph=false ;;
+    cy_b1_eager) b $spec 120 $CY --batch-size 1 --steps 40 --warmup 10 --set train.compile=false --set train.cuda_graph=false ;;
+    cy_b16_eager) b $spec 120 $CY --batch-size 16 --steps 20 --warmup 5 --set train.compile=false --set train.cuda_graph=false ;;
+    dc_b128_eager) b $spec 120 $DC --batch-size 128 --steps 50 --warmup 10 --set train.cuda_graph=false ;;
+    cy_b1_graph) b $spec 120 $CY --batch-size 1 --steps 60 --warmup 10 --set train.compile=false ;;
+    cy_b4_graph) b $spec 120 $CY --batch-size 4 --steps 40 --warmup 10 --set train.compile=false ;;
     cy_b4_graph_compile) b $spec 200 $CY --batch-size 4 --steps 40 --warmup 10 --set train.compile=true ;;
-    cy_b16_graph) b $spec 120 $CY --batch-size 16 --steps 20 --warmup 6 ;;
+    cy_b16_graph) b $spec 120 $CY --batch-size 16 --steps 20 --warmup 6 --set train.compile=false ;;
     cy_b1_graph_compile) b $spec 240 $CY --batch-size 1 --steps 60 --warmup 10 --set train.compile=true ;;
     cy_b16_graph_compile) b $spec 240 $CY --batch-size 16 --steps 20 --warmup 6 --set train.compile=true ;;
     cy_b16_nograph_compile) b $spec 240 $CY --batch-size 16 --steps 20 --warmup 6 --set train.compile=true --set train.cuda_graph=false ;;
