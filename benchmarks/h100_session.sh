@@ -39,10 +39,23 @@ for spec in ${BENCHES:-cy_b1_graph cy_b16_graph_compile cy_b1_graph_compile tran
     cy_b16_graph) b $spec 120 $CY --batch-size 16 --steps 20 --warmup 6 --set train.compile=false ;;
     cy_b1_graph_compile) b $spec 240 $CY --batch-size 1 --steps 60 --warmup 10 --set train.compile=true ;;
     cy_b16_graph_compile) b $spec 240 $CY --batch-size 16 --steps 20 --warmup 6 --set train.compile=true ;;
+    # PyTorch's own instance norm under compile (converts channels_last), for A/B with the default
+    cy_b16_native_norm) GANFORGE_INSTANCE_NORM=native b $spec 240 $CY --batch-size 16 --steps 20 --warmup 6 ;;
+    cy_b1_native_norm) GANFORGE_INSTANCE_NORM=native b $spec 240 $CY --batch-size 1 --steps 60 --warmup 10 ;;
+    cy_b16_autotune) b $spec 540 $CY --batch-size 16 --steps 20 --warmup 6 --set 'train.compile="max-autotune"' ;;
     cy_b16_nograph_compile) b $spec 240 $CY --batch-size 16 --steps 20 --warmup 6 --set train.compile=true --set train.cuda_graph=false ;;
     dc_b128_graph) b $spec 120 $DC --batch-size 128 --steps 100 --warmup 10 ;;
     dc_b128_compile) b $spec 200 $DC --batch-size 128 --steps 100 --warmup 10 --set train.compile=true ;;
-    translate) echo "== translate"; timeout 200 python3 benchmarks/translate_throughput.py recipes/cyclegan_selfie2anime.toml \
+    # the decoded cache: on disk (CPU workers crop and collate) and on the device (one gather kernel)
+    dc_b128_disk_cache) b $spec 200 $DC --batch-size 128 --steps 200 --warmup 10 --set data.cache=true ;;
+    dc_b128_device_cache) b $spec 200 $DC --batch-size 128 --steps 200 --warmup 10 --set 'data.cache="device"' ;;
+    cy_b1_device_cache) b $spec 240 $CY --batch-size 1 --steps 60 --warmup 10 --set 'data.cache="device"' ;;
+    # where a compiled batch-16 step spends its GPU time, by kernel family
+    profile_b16|profile_b16_native_norm) echo "== $spec"; [ $spec = profile_b16 ] || export GANFORGE_INSTANCE_NORM=native
+        timeout 300 python3 benchmarks/profile_step.py recipes/cyclegan_selfie2anime.toml \
+        --set data.root=.data/selfie2anime --batch-size 16 --json "$OUT/$spec.json" 2>&1 | grep -v Warning | tail -40
+        unset GANFORGE_INSTANCE_NORM ;;
+    translate) echo "== translate"; timeout 420 python3 benchmarks/translate_throughput.py recipes/cyclegan_selfie2anime.toml \
         --set data.root=.data/selfie2anime --batch-size 64 --compile --json /tmp/t.json > /tmp/t.out 2>&1; echo "rc=$?"; tail -12 /tmp/t.out
         [ -f /tmp/t.json ] && cat /tmp/t.json >> "$OUT/results.jsonl" ;;
   esac

@@ -84,6 +84,7 @@ def run_bench(
             "precision": trainer.runtime.precision,
             "channels_last": trainer.runtime.channels_last,
             "compile": trainer.runtime.compile,
+            "compile_mode": trainer.runtime.compile_mode,
             "cuda_graph": trainer.runtime.cuda_graph,
             "cuda_graph_off": trainer.cuda_graph_note,
             "batch_size": batch_size,

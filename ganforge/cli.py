@@ -434,6 +434,7 @@ def bench_command(
             f"{result['gpu'] or result['device']} ({result['precision']}"
             f"{', channels_last' if result['channels_last'] else ''}"
             f"{', compiled' if result['compile'] else ''}"
+            f"{' (' + result['compile_mode'] + ')' if result.get('compile_mode') else ''}"
             f"{', CUDA graph' if result['cuda_graph'] else ''})",
         ),
         ("batch size", str(result["batch_size"])),

@@ -132,21 +132,64 @@ def split_holdout(files: list[Path], count: int, seed: int) -> tuple[list[Path],
     return [f for i, f in enumerate(files) if i not in held], [files[i] for i in sorted(held)]
 
 
+def crop_flip_params(
+    height: int, width: int, size: int, g: torch.Generator | None, flip: bool, random_crop: bool = True
+) -> tuple[int, int, bool]:
+    """(top, left, flipped) of a ``size`` crop, drawn from ``g`` in the same order as
+    :func:`resize_crop` (x, y, flip), so cached and decoded paths give identical pixels."""
+    if g is None or not random_crop:
+        x, y = (width - size) // 2, (height - size) // 2
+    else:
+        x = int(torch.randint(0, width - size + 1, (), generator=g))
+        y = int(torch.randint(0, height - size + 1, (), generator=g))
+    flipped = bool(flip and g is not None and torch.rand((), generator=g).item() < 0.5)
+    return y, x, flipped
+
+
 def crop_flip_tensor(
     t: torch.Tensor, size: int, g: torch.Generator | None, flip: bool, random_crop: bool = True
 ) -> torch.Tensor:
-    """Crop and flip a uint8 [C, H, W] tensor, drawing from ``g`` in the same order as
-    :func:`resize_crop` (x, y, flip), so cached and decoded paths give identical pixels."""
-    _, h, w = t.shape
-    if g is None or not random_crop:
-        x, y = (w - size) // 2, (h - size) // 2
-    else:
-        x = int(torch.randint(0, w - size + 1, (), generator=g))
-        y = int(torch.randint(0, h - size + 1, (), generator=g))
+    """Crop and flip a uint8 [C, H, W] tensor with :func:`crop_flip_params`."""
+    y, x, flipped = crop_flip_params(t.shape[1], t.shape[2], size, g, flip, random_crop)
     t = t[:, y : y + size, x : x + size]
-    if flip and g is not None and torch.rand((), generator=g).item() < 0.5:
-        t = t.flip(-1)
-    return t.contiguous()
+    return (t.flip(-1) if flipped else t).contiguous()
+
+
+def crop_spec(
+    index: int,
+    images: torch.Tensor,
+    size: int,
+    g: torch.Generator | None,
+    flip: bool,
+    random_crop: bool = True,
+) -> torch.Tensor:
+    """The crop of cached image ``index`` as int64 ``[index, top, left, flipped]``: what a
+    device-cache item carries instead of pixels (see :func:`gather_crops`)."""
+    y, x, flipped = crop_flip_params(images.shape[2], images.shape[3], size, g, flip, random_crop)
+    return torch.tensor([index, y, x, int(flipped)], dtype=torch.int64)
+
+
+def gather_crops(images: torch.Tensor, spec: torch.Tensor, size: int) -> torch.Tensor:
+    """Cut a batch of crops out of uint8 ``images [N, C, H, W]`` in one indexing kernel.
+
+    ``spec`` is int64 ``[B, >=4]`` rows of :func:`crop_spec`. The result is uint8
+    ``[B, C, size, size]`` on ``images.device``, laid out channels_last (the training layout),
+    pixel-identical to :func:`crop_flip_tensor` on each row.
+    """
+    spec = spec.to(images.device, non_blocking=True)
+    index, top, left, flipped = spec[:, 0], spec[:, 1], spec[:, 2], spec[:, 3].bool()
+    steps = torch.arange(size, device=images.device)
+    rows = top[:, None] + steps
+    cols = torch.where(flipped[:, None], left[:, None] + (size - 1) - steps, left[:, None] + steps)
+    channels = torch.arange(images.shape[1], device=images.device)
+    n, c, y, x = (
+        index[:, None, None, None],
+        channels[None, None, None, :],
+        rows[:, :, None, None],
+        cols[:, None, :, None],
+    )
+    nhwc = images[n, c, y, x]
+    return nhwc.permute(0, 3, 1, 2)
 
 
 def cache_dir() -> Path:

@@ -54,7 +54,7 @@ class TrainConfig:
     device: Literal["auto", "cpu", "cuda"] = "auto"
     precision: Literal["auto", "bf16", "fp16", "fp32"] = "auto"
     channels_last: bool = True
-    compile: bool | Literal["auto"] = "auto"  # auto: torch.compile on CUDA, not on CPU
+    compile: bool | Literal["auto", "max-autotune"] = "auto"  # auto: torch.compile on CUDA, not on CPU
     cuda_graph: bool = True  # capture the whole step on CUDA where the components allow it
     num_workers: int = -1  # -1: chosen from the device and CPU count
     log_every: int = 50

@@ -181,7 +181,14 @@ class Trainer:
         )
 
     def to_device(self, batch: dict[str, Any]) -> dict[str, Any]:
-        """Move a batch to the device; uint8 images become float in [-1, 1]."""
+        """Move a batch to the device; uint8 images become float in [-1, 1].
+
+        A dataset with ``on_device(batch, device)`` builds its images there first (e.g. crops
+        out of a decoded cache that lives on the GPU).
+        """
+        on_device = getattr(self.dataset, "on_device", None)
+        if on_device is not None:
+            batch = on_device(batch, self.runtime.device)
         out = {}
         for key, value in batch.items():
             if isinstance(value, torch.Tensor):

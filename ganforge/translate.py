@@ -6,7 +6,9 @@ import os
 import sys
 import warnings
 from collections import deque
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -52,11 +54,14 @@ def translate_files(
     feather: int | None = None,
     save_mask: bool = False,
     compile: bool = False,
+    on_batch: Callable[[int], None] | None = None,
 ) -> list[str]:
     """Translate every image; returns the inputs that failed (each reported on one line).
 
     ``batch_size`` unset means 64 on CUDA, 8 on CPU. ``compile`` compiles the generator
-    (a one-off cost of tens of seconds that pays off on large folders).
+    (a one-off cost of tens of seconds that pays off on large folders). ``on_batch``, if given,
+    is called after each batch (each image when compositing) is handed to the writers, with the
+    number of images handed over so far; benchmarks time the steady state with it.
     """
     objective, meta, _ = load_objective(checkpoint, registry, device)
     if not hasattr(objective, "translate"):
@@ -80,9 +85,11 @@ def translate_files(
     if not files:
         raise GanforgeError(f"no images found in {', '.join(inputs)}")
     if compositor is None:
-        failures = _translate_batched(objective, files, out, direction, batch_size, size)
+        failures = _translate_batched(objective, files, out, direction, batch_size, size, on_batch)
     else:
-        failures = _translate_composited(objective, files, out, direction, size, compositor, save_mask)
+        failures = _translate_composited(
+            objective, files, out, direction, size, compositor, save_mask, on_batch
+        )
     done = len(files) - len(failures)
     print(
         f"translated {done} image(s) {direction} into {out}"
@@ -115,29 +122,97 @@ def _save(array: np.ndarray, original: tuple[int, int], target: Path) -> None:
     img.save(target, compress_level=1)  # lossless either way; level 1 encodes several times faster
 
 
+_Item = tuple[Path, tuple[int, int], np.ndarray]  # (file, original size, decoded uint8 [H, W, 3])
+
+
+@dataclass
+class _Launched:
+    """A batch queued on the device: its uint8 NHWC outputs are in ``host`` once ``done`` completed."""
+
+    targets: list[tuple[Path, tuple[int, int]]]  # (file, original size) per output row
+    host: torch.Tensor
+    done: torch.cuda.Event | None  # None on CPU: ``host`` is ready when the launch returns
+
+
 def _translate_batched(
-    objective: Any, files: list[Path], out: Path, direction: str, batch_size: int, size: int
+    objective: Any,
+    files: list[Path],
+    out: Path,
+    direction: str,
+    batch_size: int,
+    size: int,
+    on_batch: Callable[[int], None] | None = None,
 ) -> list[str]:
     """Decode in threads, translate same-size images in batches on the device, save in threads.
 
     Pillow releases the GIL while it decodes, resizes and encodes, so threads keep a GPU busy.
+    On CUDA, batches are pipelined: batch k+1 is queued on the device (H2D from pinned memory,
+    model, uint8 conversion, D2H into pinned memory, an event) before the main thread waits for
+    batch k and hands its images to the writers, so the GPU works while the host collects
+    decodes and submits saves. At most two batches are in flight.
     """
     runtime = objective.runtime
+    on_cuda = runtime.device.type == "cuda"
     failures: list[str] = []
     used: set[str] = set()
-    buckets: dict[tuple[int, ...], list[tuple[Path, tuple[int, int], np.ndarray]]] = {}
+    buckets: dict[tuple[int, ...], list[_Item]] = {}
     saving: deque[Future[None]] = deque()
+    in_flight: deque[_Launched] = deque()
+    full_shapes: set[tuple[int, ...]] = set()
+    handed = 0
 
-    def run(items: list[tuple[Path, tuple[int, int], np.ndarray]]) -> None:
+    def launch(items: list[_Item]) -> _Launched:
+        """Queue one batch on the device and return without waiting for it."""
+        shape = items[0][2].shape
+        n = len(items)
+        if n == batch_size:
+            full_shapes.add(shape)
+        # Compiled, a new batch size means another compile (dynamo's guard on the batch size
+        # fails): a short batch of a shape that already ran at full size is padded to it instead.
+        rows = batch_size if runtime.compile and shape in full_shapes else n
+        # Fresh pinned tensors come from torch's caching host allocator, which reuses a block only
+        # once the copies recorded on it have completed and nothing refers to it any more.
+        staged = torch.empty((rows, *shape), dtype=torch.uint8, pin_memory=on_cuda)
+        np.stack([a for _, _, a in items], out=staged.numpy()[:n])
+        staged.numpy()[n:] = 0
         # NHWC uint8 travels as is; NCHW is a (channels_last) view made on the device.
-        x = torch.from_numpy(np.stack([a for _, _, a in items])).to(runtime.device).permute(0, 3, 1, 2)
-        y = objective.translate(runtime.to_input(x), direction)
+        x = staged.to(runtime.device, non_blocking=True).permute(0, 3, 1, 2)
+        y = objective.translate(runtime.to_input(x), direction)[:n]
         y = y.clamp(-1, 1).add(1).mul(127.5).round().to(torch.uint8).permute(0, 2, 3, 1).contiguous()
-        arrays = y.cpu().numpy()
-        for (path, original, _), array in zip(items, arrays):
+        targets = [(path, original) for path, original, _ in items]
+        if not on_cuda:
+            return _Launched(targets, y, None)
+        host = torch.empty(y.shape, dtype=torch.uint8, pin_memory=True)
+        host.copy_(y, non_blocking=True)
+        done = torch.cuda.Event(blocking=True)  # waiting on it sleeps instead of spinning a core
+        done.record(torch.cuda.current_stream(runtime.device))
+        return _Launched(targets, host, done)
+
+    def finish(batch: _Launched) -> None:
+        """Wait for a launched batch and hand its images to the writers, in launch order."""
+        nonlocal handed
+        if batch.done is not None:
+            batch.done.synchronize()  # releases the GIL: the I/O threads keep going
+        # The arrays are views of ``batch.host``; each keeps that tensor (and so its pinned
+        # block) alive until its save has dropped it, so no buffer is overwritten under a writer
+        # and no copy is needed.
+        for (path, original), array in zip(batch.targets, batch.host.numpy()):
             saving.append(pool.submit(_save, array, original, _unique(out, path.stem, used)))
-        while len(saving) > 4 * batch_size:
+        while len(saving) > 4 * batch_size:  # bounds the outputs held in memory
             saving.popleft().result()
+        handed += len(batch.targets)
+        if on_batch is not None:
+            on_batch(handed)
+
+    def run(items: list[_Item]) -> None:
+        try:
+            in_flight.append(launch(items))
+        except BaseException:
+            while in_flight:  # what was translated before the error is still written
+                finish(in_flight.popleft())
+            raise
+        while len(in_flight) > 1:
+            finish(in_flight.popleft())
 
     with ThreadPoolExecutor(_workers(), thread_name_prefix="ganforge-io") as pool:
         window = 4 * batch_size  # decodes in flight, in input order
@@ -153,6 +228,8 @@ def _translate_batched(
         for items in buckets.values():
             if items:
                 run(items)
+        while in_flight:
+            finish(in_flight.popleft())
         while saving:
             saving.popleft().result()
     return failures
@@ -160,10 +237,10 @@ def _translate_batched(
 
 def _collect(
     entry: tuple[Path, Future[Any]],
-    buckets: dict[tuple[int, int], list[Any]],
+    buckets: dict[tuple[int, ...], list[_Item]],
     failures: list[str],
     batch_size: int,
-    run: Any,
+    run: Callable[[list[_Item]], None],
 ) -> None:
     path, future = entry
     try:
@@ -187,6 +264,7 @@ def _translate_composited(
     size: int,
     compositor: Any,
     save_mask: bool,
+    on_batch: Callable[[int], None] | None = None,
 ) -> list[str]:
     """One image at a time: translate the photo and paste it back through the compositor's mask."""
     runtime = objective.runtime
@@ -215,6 +293,8 @@ def _translate_composited(
         result.save(target)
         if save_mask and mask is not None:
             _to_mask_image(mask).save(target.with_name(f"{target.stem}.mask.png"))
+        if on_batch is not None:
+            on_batch(len(used))  # one name per image written
     return failures
 
 

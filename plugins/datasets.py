@@ -11,7 +11,9 @@ from torch.utils.data import Dataset
 from ganforge import hookimpl
 from ganforge.data import (
     crop_flip_tensor,
+    crop_spec,
     decoded_cache,
+    gather_crops,
     item_generator,
     list_images,
     open_rgb,
@@ -23,6 +25,8 @@ from ganforge.data import (
 from ganforge.errors import GanforgeError
 
 Preprocess = Literal["resize_and_crop", "scale_width", "resize", "center"]
+# false: decode every epoch; true / "disk": a decoded uint8 file; "device": that file, on the GPU.
+CacheMode = bool | Literal["disk", "device"]
 
 SELFIE2ANIME_HINT = (
     "get selfie2anime (3,400 selfies in trainA/, 3,400 anime faces in trainB/, e.g. the U-GAT-IT "
@@ -73,7 +77,7 @@ class UnpairedFolders(_StreamDataset):
         holdout: int = 8,
         max_images: int = 0,
         split_seed: int = 0,
-        cache: bool = False,
+        cache: CacheMode = False,
         seed: int = 0,
     ) -> None:
         folder_a, folder_b = (Path(root) / a, Path(root) / b) if root else (Path(a), Path(b))
@@ -98,6 +102,7 @@ class UnpairedFolders(_StreamDataset):
         self.preprocess, self.flip, self.seed = preprocess, flip, seed
         self.length = max(len(files_a), len(files_b))
         self.cache_a = self.cache_b = None
+        self.on_device_cache = cache == "device"
         if cache:  # decode every JPEG once; epochs then only crop and flip tensors
             size = _cache_size(preprocess, self.image_size, self.load_size)
             self.cache_a = decoded_cache(files_a, size, _cache_mode(preprocess), "domain A images")
@@ -110,6 +115,11 @@ class UnpairedFolders(_StreamDataset):
 
         if self.cache_a is not None:
             crop = self.preprocess == "resize_and_crop"
+            if self.on_device_cache:  # pixels stay on the device: see on_device
+                return {
+                    "A": crop_spec(idx_a, self.cache_a, self.image_size, g, self.flip, crop),
+                    "B": crop_spec(idx_b, self.cache_b, self.image_size, g, self.flip, crop),
+                }
             return {
                 "A": crop_flip_tensor(self.cache_a[idx_a], self.image_size, g, self.flip, crop),
                 "B": crop_flip_tensor(self.cache_b[idx_b], self.image_size, g, self.flip, crop),
@@ -119,6 +129,16 @@ class UnpairedFolders(_StreamDataset):
             return resize_crop(img, self.image_size, self.load_size, self.preprocess, g, self.flip)
 
         return {"A": self._load(self.files_a, idx_a, augment), "B": self._load(self.files_b, idx_b, augment)}
+
+    def on_device(self, batch: dict[str, torch.Tensor], device: torch.device) -> dict[str, torch.Tensor]:
+        """With ``cache = "device"``: turn a batch of crop specs into uint8 images on ``device``."""
+        if not self.on_device_cache:
+            return batch
+        self.cache_a, self.cache_b = self.cache_a.to(device), self.cache_b.to(device)  # once
+        return {
+            "A": gather_crops(self.cache_a, batch["A"], self.image_size),
+            "B": gather_crops(self.cache_b, batch["B"], self.image_size),
+        }
 
     def holdout(self, n: int) -> dict[str, torch.Tensor]:
         """``n`` fixed held-out images per domain, resized without augmentation."""
@@ -142,7 +162,7 @@ class ImageFolder(_StreamDataset):
         holdout: int = 0,
         max_images: int = 0,
         split_seed: int = 0,
-        cache: bool = False,
+        cache: CacheMode = False,
         seed: int = 0,
     ) -> None:
         if not root:
@@ -159,6 +179,7 @@ class ImageFolder(_StreamDataset):
         self.color_jitter, self.blur = color_jitter, blur
         self.length = len(self.files)
         self.cache = None
+        self.on_device_cache = cache == "device"
         if cache:
             size = _cache_size(preprocess, image_size, image_size)
             self.cache = decoded_cache(self.files, size, _cache_mode(preprocess), "images")
@@ -167,28 +188,40 @@ class ImageFolder(_StreamDataset):
         g = item_generator("item", self.seed, position)
 
         index = self._index(position)
+        photometric = self.color_jitter > 0 or self.blur > 0
+        crop = self.preprocess == "resize_and_crop"
+        if self.on_device_cache:  # pixels stay on the device: see on_device
+            spec = crop_spec(index, self.cache, self.image_size, g, self.flip, crop)
+            if photometric:
+                spec = torch.cat([spec, torch.tensor([_photometric_seed(g)])])
+            return {"image": spec}
         if self.cache is not None:
-            image = crop_flip_tensor(
-                self.cache[index], self.image_size, g, self.flip, self.preprocess == "resize_and_crop"
-            )
-            if self.color_jitter > 0 or self.blur > 0:
-                image = self._photometric(image, g)
-            return {"image": image}
+            image = crop_flip_tensor(self.cache[index], self.image_size, g, self.flip, crop)
+            return {"image": self._photometric(image, _photometric_seed(g)) if photometric else image}
 
         def augment(img):
             img = resize_crop(img, self.image_size, self.image_size, self.preprocess, g, self.flip)
-            if self.color_jitter > 0 or self.blur > 0:
-                img = self._photometric(img, g)
-            return img
+            return self._photometric(img, _photometric_seed(g)) if photometric else img
 
         return {"image": self._load(self.files, index, augment)}
 
-    def _photometric(self, img, g: torch.Generator):
-        # torchvision's transforms draw from the global RNG: fork it, seeded per item.
+    def on_device(self, batch: dict[str, torch.Tensor], device: torch.device) -> dict[str, torch.Tensor]:
+        """With ``cache = "device"``: turn a batch of crop specs into uint8 images on ``device``."""
+        if not self.on_device_cache:
+            return batch
+        self.cache = self.cache.to(device)  # once
+        images = gather_crops(self.cache, batch["image"], self.image_size)
+        if batch["image"].shape[1] > 4:  # photometric augmentation: per image, seeded as on the CPU
+            seeds = batch["image"][:, 4].tolist()
+            images = torch.stack([self._photometric(im, seed) for im, seed in zip(images, seeds)])
+        return {"image": images}
+
+    def _photometric(self, img, seed: int):
+        # torchvision's transforms draw from the global CPU RNG: fork it, seeded per item.
         from torchvision.transforms import v2
 
         with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(int(torch.randint(0, 2**62, (), generator=g)))
+            torch.manual_seed(seed)
             if self.color_jitter > 0:
                 s = self.color_jitter
                 img = v2.ColorJitter(brightness=s, contrast=s, saturation=s, hue=min(0.5, s / 4))(img)
@@ -200,10 +233,14 @@ class ImageFolder(_StreamDataset):
         return {"image": _stack(self.held or self.files, n, self.image_size)}
 
 
+def _photometric_seed(g: torch.Generator) -> int:
+    return int(torch.randint(0, 2**62, (), generator=g))
+
+
 def _cache_size(preprocess: str, image_size: int, load_size: int) -> int:
     if preprocess == "scale_width":
         raise GanforgeError(
-            "[data] cache = true needs preprocess 'resize_and_crop', 'resize' or 'center' "
+            "[data] cache needs preprocess 'resize_and_crop', 'resize' or 'center' "
             "(scale_width keeps each image's own aspect ratio)"
         )
     return load_size if preprocess == "resize_and_crop" else image_size

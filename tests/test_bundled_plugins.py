@@ -6,7 +6,9 @@ import importlib
 
 import pytest
 import torch
+from torch.utils.data import default_collate
 
+from ganforge.errors import GanforgeError
 from ganforge.plugins import get_registry
 
 
@@ -136,6 +138,54 @@ def test_decoded_cache_gives_identical_items(selfie_root, tmp_path, monkeypatch,
             assert torch.equal(plain[position][key], cached[position][key]), (position, key)
     again = registry.build("dataset", {**table, "cache": True}, seed=5)  # loads the cache, no rebuild
     assert torch.equal(again.cache_a, cached.cache_a)
+
+
+@pytest.mark.parametrize("preprocess", ["resize_and_crop", "resize"])
+def test_device_cache_batches_match_the_decoded_path(selfie_root, tmp_path, monkeypatch, preprocess):
+    # cache = "device": items are crop specs, on_device cuts them out of the cache in one gather.
+    monkeypatch.setenv("GANFORGE_CACHE", str(tmp_path / "cache"))
+    registry = get_registry()
+    table = {"name": "unpaired-folders", "root": str(selfie_root), "image_size": 32, "load_size": 40}
+    table["preprocess"] = preprocess
+    plain = registry.build("dataset", table, seed=5)
+    on_device = registry.build("dataset", {**table, "cache": "device"}, seed=5)
+    positions = [0, 3, 7, 40, 41, 90]
+    specs = default_collate([on_device[p] for p in positions])
+    assert specs["A"].dtype == torch.int64 and specs["A"].shape == (len(positions), 4)
+    if preprocess == "resize_and_crop":
+        assert len(set(specs["A"][:, 1:3].flatten().tolist())) > 1  # real random crops
+    assert set(specs["A"][:, 3].tolist()) == {0, 1}  # and both flip outcomes
+    batch = on_device.on_device(specs, torch.device("cpu"))
+    expected = default_collate([plain[p] for p in positions])
+    for key in ("A", "B"):
+        assert batch[key].dtype == torch.uint8
+        assert batch[key].is_contiguous(memory_format=torch.channels_last)
+        assert torch.equal(batch[key], expected[key]), key
+    assert plain.on_device(expected, torch.device("cpu")) is expected  # other modes pass through
+
+
+def test_device_cache_with_photometric_augmentation(anime_root, tmp_path, monkeypatch):
+    monkeypatch.setenv("GANFORGE_CACHE", str(tmp_path / "cache"))
+    registry = get_registry()
+    table = {"name": "image-folder", "root": str(anime_root), "image_size": 24, "flip": True}
+    table.update(color_jitter=0.3, blur=0.5)
+    # Pillow and torchvision's tensor kernels round jitter differently: compare tensor paths.
+    plain = registry.build("dataset", {**table, "cache": True}, seed=2)
+    on_device = registry.build("dataset", {**table, "cache": "device"}, seed=2)
+    positions = list(range(8))
+    specs = default_collate([on_device[p] for p in positions])
+    assert specs["image"].shape == (8, 5)  # crop spec + the item's photometric seed
+    got = on_device.on_device(specs, torch.device("cpu"))["image"]
+    expected = torch.stack([plain[p]["image"] for p in positions])
+    assert torch.equal(got, expected)
+    still = {**table, "cache": True, "color_jitter": 0.0, "blur": 0.0}
+    undisturbed = registry.build("dataset", still, seed=2)
+    assert not torch.equal(expected, torch.stack([undisturbed[p]["image"] for p in positions]))
+
+
+def test_bad_cache_value_is_one_line(anime_root):
+    with pytest.raises(GanforgeError, match=r"key 'cache' expects bool \| 'disk' \| 'device', got str 'gpu'"):
+        get_registry().build("dataset", {"name": "image-folder", "root": str(anime_root), "cache": "gpu"})
 
 
 def test_decoded_cache_single_folder(anime_root, tmp_path, monkeypatch):

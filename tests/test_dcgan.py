@@ -202,3 +202,17 @@ def test_losses_that_skip_steps_are_still_logged(anime_root, tmp_path):
     trainer.fit()
     record = json.loads((tmp_path / "run" / "metrics.jsonl").read_text().splitlines()[-1])
     assert {"D", "gp", "G"} <= record.keys() and record["steps_per_s"] > 0
+
+
+def test_device_cache_trains_like_the_disk_cache(anime_root, tmp_path, monkeypatch, one_thread):
+    # The trainer hands each batch of crop specs to dataset.on_device: same images, same run.
+    monkeypatch.setenv("GANFORGE_CACHE", str(tmp_path / "cache"))
+    common = ("train.max_steps=3", "data.flip=true", "callbacks={}")
+    disk = Trainer(resolved(anime_root, *common, "data.cache=true"), tmp_path / "disk", get_registry())
+    disk.fit()
+    dev = Trainer(resolved(anime_root, *common, "data.cache='device'"), tmp_path / "dev", get_registry())
+    dev.fit()
+    a, b = weights(disk), weights(dev)
+    assert a.keys() == b.keys()
+    for k in a:
+        assert torch.equal(a[k], b[k]), k

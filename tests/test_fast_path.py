@@ -109,3 +109,18 @@ def test_bench_on_cpu(cli, selfie_root):
         "--no-flops",
     )
     assert table.returncode == 0 and "pairs/s" in table.stdout and "data-wait share" in table.stdout
+
+
+def test_compile_setting_picks_mode_per_device(monkeypatch):
+    from ganforge.runtime import Runtime
+
+    assert Runtime.create("cpu", compile="auto").compile is False  # compiling costs more than it saves
+    assert Runtime.create("cpu", compile=True).compile_mode is None  # torch.compile's default mode
+    autotune = Runtime.create("cpu", compile="max-autotune")
+    assert autotune.compile and autotune.compile_mode == "max-autotune-no-cudagraphs"  # graphs are ours
+    assert autotune.describe()["compile_mode"] == "max-autotune-no-cudagraphs"
+    calls = []
+    monkeypatch.setattr(torch, "compile", lambda module, **kw: calls.append(kw) or module)
+    autotune.prepare(torch.nn.Conv2d(3, 4, 3))
+    Runtime.create("cpu", compile=True).prepare(torch.nn.Conv2d(3, 4, 3))
+    assert calls == [{"mode": "max-autotune-no-cudagraphs"}, {"mode": None}]

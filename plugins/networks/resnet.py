@@ -11,6 +11,7 @@ import torch
 from torch import nn
 
 from ganforge import GanforgeError
+from ganforge.nn import InstanceNorm2d
 
 Norm = Literal["instance", "batch", "none"]
 Upsample = Literal["transpose", "pixelshuffle"]
@@ -19,7 +20,7 @@ Upsample = Literal["transpose", "pixelshuffle"]
 def norm_layer(norm: str, channels: int) -> nn.Module:
     """The official norm choices: instance (no affine, no running stats), batch (affine) or none."""
     if norm == "instance":
-        return nn.InstanceNorm2d(channels, affine=False, track_running_stats=False)
+        return InstanceNorm2d(channels, affine=False, track_running_stats=False)
     if norm == "batch":
         return nn.BatchNorm2d(channels, affine=True, track_running_stats=True)
     if norm == "none":

@@ -226,3 +226,25 @@ def test_registry_builds_and_initialises() -> None:
         reg.build("generator", {"name": "dcgan", "image_size": 48})
     with pytest.raises(GanforgeError):
         reg.build("generator", {"name": "resnet", "init_gain": 0.02, "blokcs": 2})
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_instance_norm_compiled_keeps_channels_last_and_matches_pytorch(dtype, one_thread) -> None:
+    from ganforge.nn import InstanceNorm2d
+
+    torch.manual_seed(0)
+    x = (torch.randn(3, 8, 10, 12) * 3 + 1).to(dtype).contiguous(memory_format=torch.channels_last)
+    grad = torch.randn(3, 8, 10, 12).to(dtype).contiguous(memory_format=torch.channels_last)
+    ours, reference = InstanceNorm2d(8), nn.InstanceNorm2d(8)
+    compiled = torch.compile(ours)  # traced: the channels_last formulation
+    x1, x2 = x.clone().requires_grad_(), x.clone().requires_grad_()
+    y1, y2 = compiled(x1), reference(x2)
+    y1.backward(grad)
+    y2.backward(grad)
+    assert y1.dtype == dtype and y1.is_contiguous(memory_format=torch.channels_last)
+    assert x1.grad.is_contiguous(memory_format=torch.channels_last)
+    tol = {"atol": 1e-5, "rtol": 1e-5} if dtype == torch.float32 else {"atol": 3e-2, "rtol": 2e-2}
+    torch.testing.assert_close(y1, y2, **tol)
+    torch.testing.assert_close(x1.grad, x2.grad, **tol)
+    assert torch.equal(ours(x), reference(x))  # eager: PyTorch's own kernel
+    assert ours.state_dict().keys() == reference.state_dict().keys()
