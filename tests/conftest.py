@@ -73,6 +73,20 @@ def anime_root(tmp_path_factory) -> Path:
     return make_folder(root, imgs, size=32)
 
 
+@pytest.fixture(scope="session")
+def tiny_cyclegan_run(selfie_root, tmp_path_factory) -> Path:
+    """A run folder of a tiny CycleGAN after two CPU steps (trained weights: outputs differ per image)."""
+    from ganforge.plugins import get_registry
+    from ganforge.recipe import Recipe
+    from ganforge.trainer import Trainer
+
+    out = tmp_path_factory.mktemp("tiny-cyclegan") / "RUN"
+    items = [*TINY, f"data.root={selfie_root}", "train.max_steps=2", "train.device='cpu'", "callbacks={}"]
+    registry = get_registry()
+    Trainer(Recipe.load(RECIPES / "cyclegan_selfie2anime.toml", items).resolve(registry), out, registry).fit()
+    return out
+
+
 def run_cli(
     *args: str, env: dict[str, str] | None = None, cwd: Path | None = None, timeout: int = 300
 ) -> subprocess.CompletedProcess:

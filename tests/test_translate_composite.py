@@ -4,29 +4,12 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import RECIPES, TINY
 from PIL import Image
-
-from ganforge.plugins import get_registry
-from ganforge.recipe import Recipe
-from ganforge.trainer import Trainer
 
 skimage_data = pytest.importorskip("skimage.data")
 
 
-@pytest.fixture(scope="module")
-def tiny_run(selfie_root, tmp_path_factory):
-    out = tmp_path_factory.mktemp("composite") / "RUN"
-    items = [*TINY, f"data.root={selfie_root}", "train.max_steps=1", "train.device='cpu'", "callbacks={}"]
-    Trainer(
-        Recipe.load(RECIPES / "cyclegan_selfie2anime.toml", items).resolve(get_registry()),
-        out,
-        get_registry(),
-    ).fit()
-    return out
-
-
-def test_translate_with_face_box_composite(cli, tiny_run, tmp_path):
+def test_translate_with_face_box_composite(cli, tiny_cyclegan_run, tmp_path):
     photo = tmp_path / "astronaut.png"
     Image.fromarray(skimage_data.astronaut()).crop((0, 0, 512, 400)).save(photo)  # non-square
     flat = tmp_path / "wall.png"
@@ -34,7 +17,7 @@ def test_translate_with_face_box_composite(cli, tiny_run, tmp_path):
     out = tmp_path / "out"
     result = cli(
         "translate",
-        str(tiny_run),
+        str(tiny_cyclegan_run),
         str(photo),
         str(flat),
         "--composite",
@@ -64,12 +47,12 @@ def test_translate_with_face_box_composite(cli, tiny_run, tmp_path):
     assert len(warnings) == 1 and "wall.png" in warnings[0]
 
 
-def test_unknown_mask_provider_is_one_line(cli, tiny_run, tmp_path):
+def test_unknown_mask_provider_is_one_line(cli, tiny_cyclegan_run, tmp_path):
     photo = tmp_path / "p.png"
     Image.new("RGB", (32, 32)).save(photo)
     result = cli(
         "translate",
-        str(tiny_run),
+        str(tiny_cyclegan_run),
         str(photo),
         "--composite",
         "face-bx",

@@ -7,25 +7,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import RECIPES, TINY
 from PIL import Image
 
 import ganforge.translate as translate_mod
 from ganforge.inference import load_objective
 from ganforge.plugins import get_registry
-from ganforge.recipe import Recipe
-from ganforge.trainer import Trainer
 from ganforge.translate import translate_files
-
-
-@pytest.fixture(scope="module")
-def checkpoint(selfie_root, tmp_path_factory) -> Path:
-    """A tiny CycleGAN after two CPU steps (trained weights, so outputs differ per image)."""
-    out = tmp_path_factory.mktemp("pipeline") / "RUN"
-    items = [*TINY, f"data.root={selfie_root}", "train.max_steps=2", "train.device='cpu'", "callbacks={}"]
-    registry = get_registry()
-    Trainer(Recipe.load(RECIPES / "cyclegan_selfie2anime.toml", items).resolve(registry), out, registry).fit()
-    return out
 
 
 @pytest.fixture
@@ -78,11 +65,19 @@ def assert_same_image(got: np.ndarray, expected: np.ndarray, name: str) -> None:
 
 
 @pytest.mark.parametrize("size", [0, 32], ids=["native", "square"])
-def test_batches_equal_one_image_at_a_time(checkpoint, mixed, tmp_path, capfd, one_thread, size):
+def test_batches_equal_one_image_at_a_time(tiny_cyclegan_run, mixed, tmp_path, capfd, one_thread, size):
     handed: list[int] = []
     out = tmp_path / "out"
     failures = translate_files(
-        str(checkpoint), [str(mixed)], out, get_registry(), "a2b", "cpu", 3, size, on_batch=handed.append
+        str(tiny_cyclegan_run),
+        [str(mixed)],
+        out,
+        get_registry(),
+        "a2b",
+        "cpu",
+        3,
+        size,
+        on_batch=handed.append,
     )
     assert failures == [str(mixed / "broken.png")]
     lines = capfd.readouterr().err.splitlines()
@@ -90,7 +85,7 @@ def test_batches_equal_one_image_at_a_time(checkpoint, mixed, tmp_path, capfd, o
     assert len(errors) == 1 and "broken.png" in errors[0]
     assert lines[-1] == f"translated 11 image(s) a2b into {out}; 1 failed"
 
-    objective, _, _ = load_objective(checkpoint, get_registry(), "cpu")
+    objective, _, _ = load_objective(tiny_cyclegan_run, get_registry(), "cpu")
     # Same stem, same bucket: named in input order.
     sources = {f"{p.stem}.png": p for p in sorted(mixed.iterdir()) if p.stem != "broken" and p.stem != "dup"}
     sources |= {"dup.png": mixed / "dup.jpg", "dup-1.png": mixed / "dup.png"}
@@ -107,7 +102,7 @@ def test_batches_equal_one_image_at_a_time(checkpoint, mixed, tmp_path, capfd, o
 
 
 @pytest.fixture
-def instrumented(checkpoint, monkeypatch):
+def instrumented(tiny_cyclegan_run, monkeypatch):
     """Record each batch the model sees and each hand-over to the writers, in one timeline.
 
     The objective reports ``runtime.compile`` on (as under ``--compile``) but runs eagerly, so
@@ -138,16 +133,16 @@ def instrumented(checkpoint, monkeypatch):
 
 
 def test_compiled_short_batches_are_padded_and_batches_overlap(
-    checkpoint, mixed, tmp_path, instrumented, one_thread
+    tiny_cyclegan_run, mixed, tmp_path, instrumented, one_thread
 ):
     events, _ = instrumented
     eager_out, compiled_out = tmp_path / "eager", tmp_path / "compiled"
     translate_files(
-        str(checkpoint), [str(mixed)], eager_out, get_registry(), device="cpu", batch_size=3, size=0
+        str(tiny_cyclegan_run), [str(mixed)], eager_out, get_registry(), device="cpu", batch_size=3, size=0
     )
     events.clear()
     translate_files(
-        str(checkpoint),
+        str(tiny_cyclegan_run),
         [str(mixed)],
         compiled_out,
         get_registry(),
@@ -176,13 +171,13 @@ def test_compiled_short_batches_are_padded_and_batches_overlap(
         assert_same_image(compiled[name], eager[name], name)
 
 
-def test_batches_before_a_model_error_are_still_written(checkpoint, mixed, tmp_path, instrumented):
+def test_batches_before_a_model_error_are_still_written(tiny_cyclegan_run, mixed, tmp_path, instrumented):
     events, fail_at = instrumented
     fail_at.append(3)
     out = tmp_path / "out"
     with pytest.raises(RuntimeError, match="simulated"):
         translate_files(
-            str(checkpoint), [str(mixed)], out, get_registry(), device="cpu", batch_size=3, size=0
+            str(tiny_cyclegan_run), [str(mixed)], out, get_registry(), device="cpu", batch_size=3, size=0
         )
     # Two batches were translated (one still in flight when the third failed); both are written.
     assert [e[1] for e in events] == [3, 3, 3]
