@@ -84,12 +84,24 @@ def sgd(
     momentum: float = 0.9,
     weight_decay: float = 0.0,
     nesterov: bool = False,
+    fused: bool | None = None,
 ) -> torch.optim.SGD:
-    """SGD with momentum (0.9 by default), optionally Nesterov."""
-    groups, _ = _param_groups(params)
+    """SGD with momentum (0.9 by default), optionally Nesterov.
+
+    ``fused`` unset means fused kernels when every parameter is on CUDA (which also lets the
+    step be captured in a CUDA graph), torch's default otherwise.
+    """
+    groups, tensors = _param_groups(params)
     if nesterov and momentum <= 0:
         raise GanforgeError("sgd: nesterov needs momentum > 0")
-    return torch.optim.SGD(groups, lr=lr, momentum=momentum, weight_decay=weight_decay, nesterov=nesterov)
+    return torch.optim.SGD(
+        groups,
+        lr=lr,
+        momentum=momentum,
+        weight_decay=weight_decay,
+        nesterov=nesterov,
+        fused=_fused(tensors, fused),
+    )
 
 
 # ---------------------------------------------------------------------------------------------

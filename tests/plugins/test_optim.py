@@ -43,7 +43,8 @@ def test_optimizer_defaults() -> None:
     assert isinstance(adamw(net.parameters()), torch.optim.AdamW)
     assert adamw(net.parameters()).param_groups[0]["weight_decay"] == 0.01
     group = sgd(net.parameters(), nesterov=True).param_groups[0]
-    assert group["momentum"] == 0.9 and group["nesterov"] is True
+    assert group["momentum"] == 0.9 and group["nesterov"] is True and not group["fused"]
+    assert sgd(net.parameters(), fused=True).param_groups[0]["fused"]  # what CUDA parameters get
 
 
 def test_optimizer_accepts_param_groups() -> None:
