@@ -189,6 +189,9 @@ class Trainer:
         on_device = getattr(self.dataset, "on_device", None)
         if on_device is not None:
             batch = on_device(batch, self.runtime.device)
+        return self._inputs(batch)
+
+    def _inputs(self, batch: dict[str, Any]) -> dict[str, Any]:
         out = {}
         for key, value in batch.items():
             if isinstance(value, torch.Tensor):
@@ -203,7 +206,7 @@ class Trainer:
 
     def holdout(self, n: int) -> dict[str, torch.Tensor]:
         """Fixed held-out images (from the dataset) on the device, for samples and evaluation."""
-        return self.to_device(self.dataset.holdout(n))
+        return self._inputs(self.dataset.holdout(n))  # images already: no on_device
 
     # -- stepping ----------------------------------------------------------------------------
 
