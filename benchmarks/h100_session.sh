@@ -22,6 +22,8 @@ r["name"]=name; r["rc"]=int(rc)
 print(json.dumps(r))
 if "samples_per_s" in r:
     print(f"  {r['samples_per_s']:.1f} {r['sample_unit']}/s  median {r['step_time_median_s']*1e3:.2f} ms  p10-p90 {r['step_time_p10_s']*1e3:.2f}-{r['step_time_p90_s']*1e3:.2f}  wait {r['data_wait_share']*100:.1f}%  mem {(r['peak_memory_bytes'] or 0)/2**30:.2f} GiB  MFU {r.get('mfu',0)*100:.1f}%  graph={r.get('cuda_graph')} {r.get('cuda_graph_off') or ''}", file=sys.stderr)
+if "baseline" in r:
+    print(f"  official-like {r['baseline']['samples_per_s']:.1f}/s  speed-up {r['speedup']:.2f}x", file=sys.stderr)
 PY
       [ "$rc" = 0 ] || grep -v Warning /tmp/r.err | tail -6; }
 for spec in ${BENCHES:-cy_b1_graph cy_b16_graph_compile cy_b1_graph_compile translate dc_b128_graph cy_b4_graph cy_b16_graph dc_b128_compile}; do
@@ -30,6 +32,9 @@ for spec in ${BENCHES:-cy_b1_graph cy_b16_graph_compile cy_b1_graph_compile tran
     cy_b1_official_like) b $spec 120 $CY --batch-size 1 --steps 40 --warmup 10 --set train.precision=fp32 \
         --set train.channels_last=false --set optim.g.fused=false --set optim.d.fused=false \
         --set train.compile=false --set train.cuda_graph=false ;;
+    # ganforge against the official-like setup in one bench run (--baseline)
+    cy_b1_vs_official) b $spec 300 $CY --batch-size 1 --steps 60 --warmup 10 --baseline ;;
+    cy_b16_vs_official) b $spec 400 $CY --batch-size 16 --steps 20 --warmup 6 --baseline ;;
     cy_b1_eager) b $spec 120 $CY --batch-size 1 --steps 40 --warmup 10 --set train.compile=false --set train.cuda_graph=false ;;
     cy_b16_eager) b $spec 120 $CY --batch-size 16 --steps 20 --warmup 5 --set train.compile=false --set train.cuda_graph=false ;;
     dc_b128_eager) b $spec 120 $DC --batch-size 128 --steps 50 --warmup 10 --set train.cuda_graph=false ;;

@@ -18,6 +18,25 @@ import torch
 from ganforge.recipe import Recipe
 from ganforge.registry import Registry
 
+# How the official pytorch-CycleGAN-and-pix2pix trains: fp32, NCHW, eager kernels, unfused Adam.
+OFFICIAL_LIKE = (
+    "train.precision='fp32'",
+    "train.channels_last=false",
+    "train.compile=false",
+    "train.cuda_graph=false",
+)
+
+
+def baseline_overrides(recipe: Recipe, registry: Registry) -> list[str]:
+    """``--set`` items that turn ``recipe`` into the official-like baseline (same model and data)."""
+    items = list(OFFICIAL_LIKE)
+    for key, table in (recipe.data.get("optim") or {}).items():
+        if isinstance(table, dict) and "name" in table:
+            params = {p.name for p in registry.get("optimizer", table["name"], f"[optim.{key}]").params}
+            if "fused" in params:
+                items.append(f"optim.{key}.fused=false")
+    return items
+
 
 def _sync(device: torch.device) -> None:
     if device.type == "cuda":

@@ -398,6 +398,12 @@ def report_command(run_dir: str, out: str | None) -> None:
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default=None)
 @click.option("--peak-tflops", type=float, default=None, help="The device's peak, for MFU (H100 bf16: ~790).")
 @click.option("--no-flops", is_flag=True, help="Skip counting FLOPs (FlopCounterMode costs one slow step).")
+@click.option(
+    "--baseline",
+    is_flag=True,
+    help="First time the same recipe as the official CycleGAN code trains (fp32, NCHW, eager, "
+    "unfused Adam); print both and the speed-up.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the numbers as JSON.")
 def bench_command(
     recipe: str,
@@ -408,25 +414,53 @@ def bench_command(
     device: str | None,
     peak_tflops: float | None,
     no_flops: bool,
+    baseline: bool,
     as_json: bool,
 ) -> None:
     """Time training steps of RECIPE on its real data: throughput, step time, data wait, memory, MFU."""
-    from ganforge.bench import run_bench
+    from ganforge.bench import baseline_overrides, run_bench
 
     if steps < 1 or warmup < 0:
         raise GanforgeError("--steps must be >= 1 and --warmup >= 0")
-    source = Recipe.load(recipe, list(overrides))
-    if batch_size is not None:
-        source.set(f"train.batch_size={batch_size}")
-    if device:
-        source.set(f"train.device={json.dumps(device)}")
-    result = run_bench(
-        source, get_registry(), steps=steps, warmup=warmup, peak_tflops=peak_tflops, count_flops=not no_flops
+
+    def bench(extra: list[str]) -> dict[str, Any]:
+        source = Recipe.load(recipe, [*overrides, *extra])
+        if batch_size is not None:
+            source.set(f"train.batch_size={batch_size}")
+        if device:
+            source.set(f"train.device={json.dumps(device)}")
+        return run_bench(
+            source,
+            get_registry(),
+            steps=steps,
+            warmup=warmup,
+            peak_tflops=peak_tflops,
+            count_flops=not no_flops,
+        )
+
+    base = (
+        bench(baseline_overrides(Recipe.load(recipe, list(overrides)), get_registry())) if baseline else None
     )
+    result = bench([])
+    if base is not None:
+        result["baseline"] = base
+        result["speedup"] = result["samples_per_s"] / base["samples_per_s"]
     if as_json:
         click.echo(json.dumps(result, indent=2))
         return
-    table = Table(title=f"ganforge bench: {recipe}", show_header=False)
+    columns = [_bench_rows(result)] + ([_bench_rows(base)] if base is not None else [])
+    table = Table(title=f"ganforge bench: {recipe}", show_header=base is not None)
+    for header in ("", "ganforge", "official-like")[: len(columns) + 1]:
+        table.add_column(header)
+    for cells in zip(*columns):
+        table.add_row(cells[0][0], *(value for _, value in cells))
+    if base is not None:
+        table.add_row("speed-up", f"{result['speedup']:.2f}x", "1.00x")
+    Console().print(table)
+
+
+def _bench_rows(result: dict[str, Any]) -> list[tuple[str, str]]:
+    """(label, value) rows for one ``run_bench`` result."""
     unit = result["sample_unit"]
     rows = [
         (
@@ -455,12 +489,9 @@ def bench_command(
         ),
         ("achieved", f"{result['achieved_tflops']:.2f} TFLOP/s" if "achieved_tflops" in result else "n/a"),
         ("MFU", _mfu_cell(result)),
+        ("CUDA graphs off", result.get("cuda_graph_off") or "-"),
     ]
-    if result.get("cuda_graph_off"):
-        rows.insert(1, ("CUDA graphs off", result["cuda_graph_off"]))
-    for k, v in rows:
-        table.add_row(k, v)
-    Console().print(table)
+    return rows
 
 
 def _mfu_cell(result: dict[str, Any]) -> str:

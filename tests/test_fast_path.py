@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import pytest
 import torch
 from conftest import RECIPES, TINY, sets
 
@@ -124,3 +125,27 @@ def test_compile_setting_picks_mode_per_device(monkeypatch):
     autotune.prepare(torch.nn.Conv2d(3, 4, 3))
     Runtime.create("cpu", compile=True).prepare(torch.nn.Conv2d(3, 4, 3))
     assert calls == [{"mode": "max-autotune-no-cudagraphs"}, {"mode": None}]
+
+
+def test_bench_baseline_runs_the_official_like_setup_first(cli, selfie_root):
+    result = cli(
+        "bench",
+        str(RECIPE),
+        *sets(*TINY, f"data.root={selfie_root}"),
+        *("--steps", "2", "--warmup", "0", "--device", "cpu", "--no-flops", "--baseline", "--json"),
+    )
+    assert result.returncode == 0, result.stderr
+    numbers = json.loads(result.stdout)
+    base = numbers["baseline"]
+    assert base["precision"] == "fp32" and not base["channels_last"] and not base["compile"]
+    assert base["timed_steps"] == numbers["timed_steps"] == 2 and base["batch_size"] == numbers["batch_size"]
+    assert numbers["speedup"] == pytest.approx(numbers["samples_per_s"] / base["samples_per_s"])
+
+
+def test_baseline_overrides_unfuse_every_optimizer_that_can_fuse():
+    from ganforge.bench import OFFICIAL_LIKE, baseline_overrides
+
+    recipe = Recipe.load(RECIPE, ["optim.d={name='sgd', lr=0.01}"])
+    items = baseline_overrides(recipe, get_registry())
+    assert items == [*OFFICIAL_LIKE, "optim.g.fused=false", "optim.d.fused=false"]
+    Recipe.load(RECIPE, items).resolve(get_registry())  # every item is a valid override
