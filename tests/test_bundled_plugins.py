@@ -214,3 +214,18 @@ def test_hook_register_compositors():
     assert set(registered("compositing", "register_compositors")) == {"mask-paste"}
     compositor = get_registry().build("compositor", {"name": "mask-paste", "mask": "face-box", "feather": 3})
     assert compositor.feather == 3 and hasattr(compositor, "composite")
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_device_cache_gathers_on_the_gpu(selfie_root, tmp_path, monkeypatch):
+    monkeypatch.setenv("GANFORGE_CACHE", str(tmp_path / "cache"))
+    registry = get_registry()
+    table = {"name": "unpaired-folders", "root": str(selfie_root), "image_size": 32, "load_size": 40}
+    disk = registry.build("dataset", {**table, "cache": True}, seed=3)
+    on_gpu = registry.build("dataset", {**table, "cache": "device"}, seed=3)
+    positions = list(range(12))
+    batch = on_gpu.on_device(default_collate([on_gpu[p] for p in positions]), torch.device("cuda"))
+    assert on_gpu.cache_a.is_cuda and batch["A"].is_cuda  # uploaded once, cut there
+    expected = default_collate([disk[p] for p in positions])
+    for key in ("A", "B"):
+        assert torch.equal(batch[key].cpu(), expected[key]), key

@@ -228,13 +228,17 @@ def test_registry_builds_and_initialises() -> None:
         reg.build("generator", {"name": "resnet", "init_gain": 0.02, "blokcs": 2})
 
 
+CUDA = pytest.param("cuda", marks=pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA"))
+
+
+@pytest.mark.parametrize("device", ["cpu", CUDA])
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
-def test_instance_norm_compiled_keeps_channels_last_and_matches_pytorch(dtype, one_thread) -> None:
+def test_instance_norm_compiled_keeps_channels_last_and_matches_pytorch(dtype, device, one_thread) -> None:
     from ganforge.nn import InstanceNorm2d
 
     torch.manual_seed(0)
-    x = (torch.randn(3, 8, 10, 12) * 3 + 1).to(dtype).contiguous(memory_format=torch.channels_last)
-    grad = torch.randn(3, 8, 10, 12).to(dtype).contiguous(memory_format=torch.channels_last)
+    x = (torch.randn(3, 8, 10, 12) * 3 + 1).to(device, dtype).contiguous(memory_format=torch.channels_last)
+    grad = torch.randn(3, 8, 10, 12).to(device, dtype).contiguous(memory_format=torch.channels_last)
     ours, reference = InstanceNorm2d(8), nn.InstanceNorm2d(8)
     compiled = torch.compile(ours)  # traced: the channels_last formulation
     x1, x2 = x.clone().requires_grad_(), x.clone().requires_grad_()
