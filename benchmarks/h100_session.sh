@@ -62,6 +62,7 @@ for spec in ${BENCHES:-cy_b1_graph cy_b16_graph_compile cy_b1_graph_compile tran
         unset GANFORGE_INSTANCE_NORM ;;
     translate) echo "== translate"; timeout 420 python3 benchmarks/translate_throughput.py recipes/cyclegan_selfie2anime.toml \
         --set data.root=.data/selfie2anime --batch-size 64 --compile --json /tmp/t.json > /tmp/t.out 2>&1; echo "rc=$?"; tail -12 /tmp/t.out
-        [ -f /tmp/t.json ] && cat /tmp/t.json >> "$OUT/results.jsonl" ;;
+        [ -f /tmp/t.json ] && python3 -c "import json; print(json.dumps(json.load(open('/tmp/t.json'))))" >> "$OUT/results.jsonl" ;;
   esac
 done
+python3 benchmarks/summarize.py "$OUT/results.jsonl" > "$OUT/summary.md" && cat "$OUT/summary.md"
