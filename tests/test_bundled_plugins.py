@@ -188,12 +188,14 @@ def test_bad_cache_value_is_one_line(anime_root):
         get_registry().build("dataset", {"name": "image-folder", "root": str(anime_root), "cache": "gpu"})
 
 
-def test_decoded_cache_single_folder(anime_root, tmp_path, monkeypatch):
+@pytest.mark.parametrize("cache", [True, "disk"])
+def test_decoded_cache_single_folder(anime_root, tmp_path, monkeypatch, cache):
     monkeypatch.setenv("GANFORGE_CACHE", str(tmp_path / "cache"))
     registry = get_registry()
     table = {"name": "image-folder", "root": str(anime_root), "image_size": 24, "flip": True}
     plain = registry.build("dataset", table, seed=1)
-    cached = registry.build("dataset", {**table, "cache": True}, seed=1)
+    cached = registry.build("dataset", {**table, "cache": cache}, seed=1)
+    assert cached.cache is not None and not cached.on_device_cache
     for position in range(6):
         assert torch.equal(plain[position]["image"], cached[position]["image"])
 
