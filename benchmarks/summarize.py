@@ -43,6 +43,10 @@ def bench_row(r: dict[str, Any]) -> str:
     )
 
 
+def _number(value: Any) -> str:
+    return f"{value:,.1f}" if isinstance(value, int | float) else "-"
+
+
 def summarize(lines: list[str]) -> str:
     """The markdown for a results.jsonl file's lines."""
     results = [json.loads(line) for line in lines if line.strip()]
@@ -56,7 +60,7 @@ def summarize(lines: list[str]) -> str:
     for r in translate:
         out += ["", f"Translate, batch {r.get('batch_size')} on {r.get('device', '?')}:", ""]
         out += ["| measure | images/s |", "|---|---|"]
-        out += [f"| {k} | {v:,.1f} |" for k, v in r.items() if k.startswith("images_per_s")]
+        out += [f"| {k} | {_number(v)} |" for k, v in r.items() if k.startswith("images_per_s")]
     return "\n".join(out) + "\n"
 
 

@@ -402,7 +402,7 @@ def report_command(run_dir: str, out: str | None) -> None:
     "--baseline",
     is_flag=True,
     help="First time the same recipe as the official CycleGAN code trains (fp32, NCHW, eager, "
-    "unfused Adam); print both and the speed-up.",
+    "unfused Adam); print both and the speed-up. Give it --warmup steps: it runs first, cold.",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the numbers as JSON.")
 def bench_command(

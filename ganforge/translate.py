@@ -205,31 +205,27 @@ def _translate_batched(
             on_batch(handed)
 
     def run(items: list[_Item]) -> None:
-        try:
-            in_flight.append(launch(items))
-        except BaseException:
-            while in_flight:  # what was translated before the error is still written
-                finish(in_flight.popleft())
-            raise
+        in_flight.append(launch(items))
         while len(in_flight) > 1:
             finish(in_flight.popleft())
 
     with ThreadPoolExecutor(_workers(), thread_name_prefix="ganforge-io") as pool:
         window = 4 * batch_size  # decodes in flight, in input order
         decoding: deque[tuple[Path, Future[Any]]] = deque()
-        pending = iter(files)
-        for path in pending:
-            decoding.append((path, pool.submit(_decode, path, size)))
-            if len(decoding) < window:
-                continue
-            _collect(decoding.popleft(), buckets, failures, batch_size, run)
-        while decoding:
-            _collect(decoding.popleft(), buckets, failures, batch_size, run)
-        for items in buckets.values():
-            if items:
-                run(items)
-        while in_flight:
-            finish(in_flight.popleft())
+        try:
+            for path in files:
+                decoding.append((path, pool.submit(_decode, path, size)))
+                if len(decoding) < window:
+                    continue
+                _collect(decoding.popleft(), buckets, failures, batch_size, run)
+            while decoding:
+                _collect(decoding.popleft(), buckets, failures, batch_size, run)
+            for items in buckets.values():
+                if items:
+                    run(items)
+        finally:  # on an error or Ctrl-C too: what was already translated is written
+            while in_flight:
+                finish(in_flight.popleft())
         while saving:
             saving.popleft().result()
     return failures

@@ -217,11 +217,12 @@ class ImageFolder(_StreamDataset):
         return {"image": images}
 
     def _photometric(self, img, seed: int):
-        # torchvision's transforms draw from the global CPU RNG: fork it, seeded per item.
+        # torchvision's transforms draw from the global CPU RNG: fork it, seeded per item. Only
+        # the CPU generator: torch.manual_seed would also reseed CUDA's (noise, pool draws).
         from torchvision.transforms import v2
 
         with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(seed)
+            torch.default_generator.manual_seed(seed)
             if self.color_jitter > 0:
                 s = self.color_jitter
                 img = v2.ColorJitter(brightness=s, contrast=s, saturation=s, hue=min(0.5, s / 4))(img)

@@ -173,9 +173,12 @@ def test_device_cache_with_photometric_augmentation(anime_root, tmp_path, monkey
     plain = registry.build("dataset", {**table, "cache": True}, seed=2)
     on_device = registry.build("dataset", {**table, "cache": "device"}, seed=2)
     positions = list(range(8))
+    reseeded = []  # the per-item seeds must not touch CUDA's generator (noise and pool draws)
+    monkeypatch.setattr(torch.cuda, "manual_seed_all", lambda seed: reseeded.append(seed))
     specs = default_collate([on_device[p] for p in positions])
     assert specs["image"].shape == (8, 5)  # crop spec + the item's photometric seed
     got = on_device.on_device(specs, torch.device("cpu"))["image"]
+    assert reseeded == []
     expected = torch.stack([plain[p]["image"] for p in positions])
     assert torch.equal(got, expected)
     still = {**table, "cache": True, "color_jitter": 0.0, "blur": 0.0}

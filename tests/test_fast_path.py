@@ -131,13 +131,14 @@ def test_bench_baseline_runs_the_official_like_setup_first(cli, selfie_root):
     result = cli(
         "bench",
         str(RECIPE),
-        *sets(*TINY, f"data.root={selfie_root}"),
+        *sets(*TINY, f"data.root={selfie_root}", "train.precision='bf16'"),  # CPU's default is fp32
         *("--steps", "2", "--warmup", "0", "--device", "cpu", "--no-flops", "--baseline", "--json"),
     )
     assert result.returncode == 0, result.stderr
     numbers = json.loads(result.stdout)
     base = numbers["baseline"]
-    assert base["precision"] == "fp32" and not base["channels_last"] and not base["compile"]
+    assert numbers["precision"] == "bf16" and base["precision"] == "fp32"  # the overrides reach it
+    assert not base["channels_last"] and not base["compile"]
     assert base["timed_steps"] == numbers["timed_steps"] == 2 and base["batch_size"] == numbers["batch_size"]
     assert numbers["speedup"] == pytest.approx(numbers["samples_per_s"] / base["samples_per_s"])
 

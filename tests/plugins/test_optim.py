@@ -166,3 +166,11 @@ def test_schedules_through_registry() -> None:
     assert f(10) == pytest.approx(0.5)
     with pytest.raises(GanforgeError):
         reg.build("scheduler", {"name": "cyclic", "mode": "sawtooth"}, steps_per_epoch=1, total_steps=1)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+@pytest.mark.parametrize("factory", [adam, adamw, sgd])
+def test_optimizers_fuse_on_cuda_by_default(factory) -> None:
+    net = model().cuda()
+    assert factory(net.parameters()).param_groups[0]["fused"]  # fused kernels, graph-capturable
+    assert not factory(net.parameters(), fused=False).param_groups[0]["fused"]
