@@ -18,6 +18,7 @@ import time
 import torch
 from torch.utils.data import DataLoader
 
+from ganforge.bench import sync
 from ganforge.plugins import get_registry
 from ganforge.recipe import Recipe
 from ganforge.trainer import PositionSampler
@@ -40,19 +41,14 @@ def measure(dataset, items: int, workers: int, batch: int, device: torch.device)
 
     it = iter(loader)
     to_device(next(it))  # start-up (worker launch, the cache's upload) stays out of the timing
-    _sync(device)
+    sync(device)
     t0 = time.perf_counter()
     n = batch
     for b in it:
         to_device(b)
         n += batch
-    _sync(device)
+    sync(device)
     return (n - batch) / (time.perf_counter() - t0)
-
-
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
 
 
 def main() -> None:

@@ -28,6 +28,7 @@ from pathlib import Path
 
 import torch
 
+from ganforge.bench import sync
 from ganforge.data import list_images, open_rgb, to_uint8_tensor
 from ganforge.inference import load_objective
 from ganforge.plugins import get_registry
@@ -35,11 +36,6 @@ from ganforge.recipe import Recipe
 from ganforge.registry import Registry
 from ganforge.trainer import Trainer
 from ganforge.translate import translate_files
-
-
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
 
 
 def main() -> None:
@@ -145,12 +141,12 @@ def _time_end_to_end(
 def _time_model(fn, device: torch.device, repeats: int, batch: int) -> float:
     for _ in range(5):
         fn()
-    _sync(device)
+    sync(device)
     times = []
     for _ in range(repeats):
         t0 = time.perf_counter()
         fn()
-        _sync(device)
+        sync(device)
         times.append(time.perf_counter() - t0)
     return batch / statistics.median(times)
 

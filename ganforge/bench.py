@@ -38,7 +38,8 @@ def baseline_overrides(recipe: Recipe, registry: Registry) -> list[str]:
     return items
 
 
-def _sync(device: torch.device) -> None:
+def sync(device: torch.device) -> None:
+    """Wait for the device's queued work (benchmarks time finished work; training never waits)."""
     if device.type == "cuda":
         torch.cuda.synchronize(device)
 
@@ -76,7 +77,7 @@ def run_bench(
         for _ in range(warmup):
             trainer.train_step(trainer.to_device(next(loader)))
             trainer.step += 1
-        _sync(device)
+        sync(device)
         if device.type == "cuda":
             torch.cuda.reset_peak_memory_stats(device)
         times, waits = [], []
@@ -85,7 +86,7 @@ def run_bench(
             batch = trainer.to_device(next(loader))
             t1 = time.perf_counter()
             trainer.train_step(batch)
-            _sync(device)
+            sync(device)
             t2 = time.perf_counter()
             trainer.step += 1
             times.append(t2 - t0)
