@@ -28,6 +28,20 @@ TINY = [
     "train.num_workers=0",
 ]
 
+# The same for the DCGAN recipe (32 px, narrow networks, a 4-image sample grid).
+DCGAN_TINY = [
+    "data.image_size=32",
+    "generator.image_size=32",
+    "discriminator.image_size=32",
+    "generator.ngf=8",
+    "discriminator.ndf=8",
+    "generator.latent_dim=16",
+    "train.log_every=2",
+    "train.num_workers=0",
+    "objective.sample_count=4",
+    "callbacks.samples.count=4",
+]
+
 
 def _real_images(folder: Path, n: int) -> list[Image.Image]:
     if not folder.is_dir():

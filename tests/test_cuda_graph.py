@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import RECIPES, TINY
+from conftest import DCGAN_TINY, RECIPES, TINY
 
 from ganforge.cudagraph import CapturedStep, capture_blocker
 from ganforge.plugins import get_registry
@@ -115,22 +115,8 @@ def test_unfused_sgd_refuses_capture_without_changing_anything():
     assert fused.make_capturable() is None  # the bundled sgd is fused on CUDA: graphs stay on
 
 
-DCGAN_SMALL = [
-    "data.image_size=32",
-    "generator.image_size=32",
-    "discriminator.image_size=32",
-    "generator.ngf=8",
-    "discriminator.ndf=8",
-    "generator.latent_dim=16",
-    "train.log_every=2",
-    "train.num_workers=0",
-    "objective.sample_count=4",
-    "callbacks.samples.count=4",
-]
-
-
 def _trainer(recipe: Path, root: Path, out: Path, *extra: str) -> Trainer:
-    overrides = [*(DCGAN_SMALL if recipe == DCGAN else TINY), f"data.root={root}", *extra]
+    overrides = [*(DCGAN_TINY if recipe == DCGAN else TINY), f"data.root={root}", *extra]
     return Trainer(Recipe.load(recipe, overrides).resolve(get_registry()), out, get_registry())
 
 

@@ -6,7 +6,7 @@ import json
 
 import pytest
 import torch
-from conftest import RECIPES, make_folder, sets
+from conftest import DCGAN_TINY, RECIPES, make_folder, sets
 from PIL import Image
 
 from ganforge import GanforgeError
@@ -15,19 +15,7 @@ from ganforge.recipe import Recipe
 from ganforge.trainer import Trainer
 
 RECIPE = RECIPES / "dcgan_anime.toml"
-SMALL = [
-    "data.image_size=32",
-    "generator.image_size=32",
-    "discriminator.image_size=32",
-    "generator.ngf=8",
-    "discriminator.ndf=8",
-    "generator.latent_dim=16",
-    "train.batch_size=4",
-    "train.log_every=2",
-    "train.num_workers=0",
-    "objective.sample_count=4",
-    "callbacks.samples.count=4",
-]
+SMALL = [*DCGAN_TINY, "train.batch_size=4"]
 
 
 def resolved(root, *extra: str) -> dict:
