@@ -72,10 +72,11 @@ def main() -> None:
         images = [open_rgb(f).resize((size, size)) for f in files[: args.batch_size]]
         x = objective.runtime.to_input(torch.stack([to_uint8_tensor(im) for im in images]))
         results["device"] = torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"
-        model = lambda: objective.translate(x)  # noqa: E731
+        direction = objective.direction(None)
+        model = lambda: objective.translate(x, direction)  # noqa: E731
         results["images_per_s_model"] = _time_model(model, device, args.repeats, len(x))
         if args.compile:
-            net = objective.generators["G_AB"]
+            net = objective.inference_network(objective.directions[direction].network)
             compiled = torch.compile(net)
             with torch.no_grad(), objective.runtime.autocast():
                 net.eval()

@@ -1,12 +1,85 @@
 """ganforge: a plugin-based GAN toolkit for PyTorch.
 
-Plugin authors import ``hookimpl`` (to mark hook implementations) and, where useful,
-``GanforgeError`` (to report a user error as one clean line).
+Plugin authors import from here: ``hookimpl`` (to mark hook implementations), ``Kind`` (to
+register a component kind), the objective contract (``Objective`` and its declarations,
+``ScheduledOptimizer``, ``frozen``, ``set_requires_grad``, ``make_capturable``), ``Range`` (a
+value's valid range, declared next to its type) and ``GanforgeError`` (a user error, reported
+as one clean line). Names load on first use, so ``import ganforge`` stays cheap.
 """
 
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
 from ganforge.errors import GanforgeError
-from ganforge.hookspecs import hookimpl
 
 __version__ = "0.1.0"
 
-__all__ = ["GanforgeError", "hookimpl", "__version__"]
+_LAZY = {
+    "hookimpl": "ganforge.hookspecs",
+    "Kind": "ganforge.registry",
+    "Range": "ganforge.registry",
+    "Objective": "ganforge.objective",
+    "Declaration": "ganforge.objective",
+    "Section": "ganforge.objective",
+    "Network": "ganforge.objective",
+    "Optimizer": "ganforge.objective",
+    "Part": "ganforge.objective",
+    "Direction": "ganforge.objective",
+    "ScheduledOptimizer": "ganforge.objective",
+    "frozen": "ganforge.objective",
+    "set_requires_grad": "ganforge.objective",
+    "make_capturable": "ganforge.objective",
+    "minimize": "ganforge.objective",
+    "outputs_probabilities": "ganforge.objective",
+}
+
+__all__ = [
+    "Declaration",
+    "Direction",
+    "GanforgeError",
+    "Kind",
+    "Network",
+    "Objective",
+    "Optimizer",
+    "Part",
+    "Range",
+    "ScheduledOptimizer",
+    "Section",
+    "__version__",
+    "frozen",
+    "hookimpl",
+    "make_capturable",
+    "minimize",
+    "outputs_probabilities",
+    "set_requires_grad",
+]
+
+if TYPE_CHECKING:
+    from ganforge.hookspecs import hookimpl
+    from ganforge.objective import (
+        Declaration,
+        Direction,
+        Network,
+        Objective,
+        Optimizer,
+        Part,
+        ScheduledOptimizer,
+        Section,
+        frozen,
+        make_capturable,
+        minimize,
+        outputs_probabilities,
+        set_requires_grad,
+    )
+    from ganforge.registry import Kind, Range
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'ganforge' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value

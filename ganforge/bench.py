@@ -15,27 +15,22 @@ from typing import Any
 
 import torch
 
+from ganforge.errors import GanforgeError
 from ganforge.recipe import Recipe
 from ganforge.registry import Registry
 
-# How the official pytorch-CycleGAN-and-pix2pix trains: fp32, NCHW, eager kernels, unfused Adam.
-OFFICIAL_LIKE = (
-    "train.precision='fp32'",
-    "train.channels_last=false",
-    "train.compile=false",
-    "train.cuda_graph=false",
-)
 
-
-def baseline_overrides(recipe: Recipe, registry: Registry) -> list[str]:
-    """``--set`` items that turn ``recipe`` into the official-like baseline (same model and data)."""
-    items = list(OFFICIAL_LIKE)
-    for key, table in (recipe.data.get("optim") or {}).items():
-        if isinstance(table, dict) and "name" in table:
-            params = {p.name for p in registry.get("optimizer", table["name"], f"[optim.{key}]").params}
-            if "fused" in params:
-                items.append(f"optim.{key}.fused=false")
-    return items
+def baseline(recipe: Recipe, registry: Registry) -> tuple[str, list[str]]:
+    """(name, ``--set`` items) of the recipe's ``[baseline]``: how a reference implementation
+    trains the same model on the same data (e.g. fp32, NCHW, eager, unfused Adam)."""
+    resolved = recipe.resolve(registry)
+    table = resolved.get("baseline")
+    if not table or not table["set"]:
+        raise GanforgeError(
+            f"{recipe.source}: --baseline needs a [baseline] table in the recipe (name = what it "
+            "reproduces, set = the --set items that turn the recipe into it)"
+        )
+    return table["name"], list(table["set"])
 
 
 def sync(device: torch.device) -> None:
@@ -52,7 +47,7 @@ def count_step_flops(trainer: Any, batch: dict[str, Any]) -> float:
     with counter, warnings.catch_warnings():
         # The counter's global module hooks make every compiled network warn once; harmless here.
         warnings.filterwarnings("ignore", message=".*global hooks on modules.*")
-        trainer.objective.train_step(batch, trainer.step)
+        trainer.objective.run_step(batch, trainer.step)
     return float(counter.get_total_flops())
 
 
@@ -108,14 +103,14 @@ def run_bench(
             "cuda_graph": trainer.runtime.cuda_graph,
             "cuda_graph_off": trainer.cuda_graph_note,
             "batch_size": batch_size,
-            "image_size": resolved.get("data", {}).get("image_size"),
+            "image_size": getattr(trainer.dataset, "image_size", None),
             "warmup_steps": warmup,
             "timed_steps": steps,
             "step_time_median_s": median,
             "step_time_p10_s": _quantile(times, 0.1),
             "step_time_p90_s": _quantile(times, 0.9),
             "samples_per_s": batch_size / median,
-            "sample_unit": "pairs" if objective == "cyclegan" else "images",
+            "sample_unit": trainer.objective.declares.sample_unit,
             "data_wait_share": sum(waits) / sum(times),
             "peak_memory_bytes": peak_mem,
             "flops_per_step": flops,

@@ -11,13 +11,14 @@ from typing import Any
 
 import click
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from ganforge import __version__
 from ganforge import checkpoint as ckpt
 from ganforge.errors import GanforgeError
 from ganforge.plugins import get_host, get_registry, warn_failures
-from ganforge.recipe import DATA_ROOT_ENV, Recipe
+from ganforge.recipe import Recipe
 from ganforge.registry import plural
 
 EXIT_SIGNAL = {"SIGINT": 130, "SIGTERM": 143}
@@ -48,8 +49,9 @@ def cli() -> None:
 @click.argument("kind", required=False)
 @click.option("--json", "as_json", is_flag=True, help="Print a machine-readable JSON array.")
 @click.option("--plugins", "show_plugins", is_flag=True, help="Show loaded and failed plugins instead.")
-def list_command(kind: str | None, as_json: bool, show_plugins: bool) -> None:
-    """List registered components, grouped by kind (or the plugins with --plugins)."""
+@click.option("--kinds", "show_kinds", is_flag=True, help="Show the component kinds and who registered them.")
+def list_command(kind: str | None, as_json: bool, show_plugins: bool, show_kinds: bool) -> None:
+    """List registered components, grouped by kind (or the plugins, or the kinds)."""
     host = get_host()
     if show_plugins:
         if as_json:
@@ -65,9 +67,21 @@ def list_command(kind: str | None, as_json: bool, show_plugins: bool) -> None:
         return
     warn_failures()
     registry = host.registry
+    if show_kinds:
+        kinds = [registry.kind(k) for k in registry.kinds()]
+        if as_json:
+            click.echo(json.dumps([k.to_json() for k in kinds], indent=2))
+            return
+        table = Table(title="component kinds", title_justify="left")
+        for col in ("kind", "hook", "plugin", "doc"):
+            table.add_column(col)
+        for k in kinds:
+            table.add_row(k.name, k.hook, f"{k.plugin} ({k.distribution})", k.doc)
+        Console().print(table)
+        return
     components = registry.all(kind)
     if as_json:
-        click.echo(json.dumps([c.to_json() for c in components], indent=2))
+        click.echo(json.dumps([_component_json(registry, c) for c in components], indent=2))
         return
     console = Console()
     kinds = [registry._kind(kind)] if kind else registry.kinds()
@@ -85,8 +99,49 @@ def list_command(kind: str | None, as_json: bool, show_plugins: bool) -> None:
                 f"{p.name}: {p.type_name}" + ("" if p.required else f" = {p.to_json()['default']!r}")
                 for p in c.params
             )
-            table.add_row(c.name, opts, f"{c.plugin} ({c.distribution} {c.version})", c.doc)
+            doc = c.doc
+            if c.kind == "objective":
+                doc += "\n" + _declaration_summary(registry, c.name)
+            table.add_row(c.name, escape(opts), f"{c.plugin} ({c.distribution} {c.version})", escape(doc))
         console.print(table)
+
+
+def _component_json(registry: Any, component: Any) -> dict[str, Any]:
+    data = component.to_json()
+    if component.kind == "objective":
+        from ganforge.recipe import objective_class
+
+        try:
+            data["declares"] = objective_class(registry, component.name).declares.to_json()
+        except GanforgeError as exc:
+            data["error"] = str(exc)
+    return data
+
+
+def _declaration_summary(registry: Any, name: str) -> str:
+    """One line per part group of an objective's declaration, for ``ganforge list``."""
+    from ganforge.recipe import objective_class
+
+    try:
+        d = objective_class(registry, name).declares
+    except GanforgeError as exc:
+        return str(exc)
+    sections = ", ".join(
+        f"[{s.name}" + (f".{{{','.join(s.roles)}}}" if s.roles else "") + "]" + ("" if s.required else "?")
+        for s in d.sections
+    )
+    optimizers = ", ".join(f"{n} -> {'+'.join(o.steps)}" for n, o in d.optimizers.items())
+    lines = [
+        f"sections: {sections}",
+        f"networks: {', '.join(d.networks)}",
+        f"optimizers: {optimizers}",
+        f"batch: {', '.join(d.batch_keys)}",
+    ]
+    if d.directions:
+        lines.append(f"translates: {', '.join(d.directions)}")
+    if d.noise:
+        lines.append(f"generates from noise ({d.noise})")
+    return "\n".join(lines)
 
 
 # -- run -------------------------------------------------------------------------------------
@@ -130,12 +185,10 @@ def run_command(
     if resume:
         file = ckpt.resolve(resume)
         meta = ckpt.read_meta(file)
-        source = Recipe(meta["recipe"], f"{file} (saved recipe)")
-        env_root = os.environ.get(DATA_ROOT_ENV)
-        if env_root and isinstance(source.data.get("data"), dict):
-            source.data["data"]["root"] = env_root
-        for item in overrides:
-            source.set(item)
+        saved = meta.get("recipe")
+        if not isinstance(saved, dict):
+            raise GanforgeError(f"{file}: checkpoint has no saved recipe")
+        source = Recipe.from_saved(saved, f"{file} (saved recipe)", list(overrides))
         if recipe is not None and not Path(recipe).is_file():
             raise GanforgeError(f"recipe {recipe} not found")
     else:
@@ -190,7 +243,9 @@ def run_command(
 @cli.command("translate")
 @click.argument("checkpoint", type=click.Path())
 @click.argument("inputs", nargs=-1, required=True, type=click.Path())
-@click.option("--direction", type=click.Choice(["a2b", "b2a"]), default="a2b", show_default=True)
+@click.option(
+    "--direction", default=None, help="A direction the objective declares (default: its first one)."
+)
 @click.option("--out", "out", type=click.Path(file_okay=False), default="translated", show_default=True)
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
 @click.option(
@@ -211,7 +266,7 @@ def run_command(
 def translate_command(
     checkpoint: str,
     inputs: tuple[str, ...],
-    direction: str,
+    direction: str | None,
     out: str,
     device: str,
     batch_size: int | None,
@@ -354,12 +409,12 @@ def eval_command(
         click.echo(json.dumps(result.to_json(), indent=2))
         return
     console = Console()
-    titles = {
-        "a2b": f"a2b (A -> B, {result.images.get('A', 0)} images)",
-        "b2a": f"b2a (B -> A, {result.images.get('B', 0)} images)",
-    }
     for direction, values in result.results.items():
-        table = Table(title=titles.get(direction, direction), title_justify="left")
+        source, target = result.routes.get(direction, ("", ""))
+        title = f"{direction} ({source} -> {target}, {result.images.get(source, 0)} images)"
+        if not source:
+            title = f"{direction} ({', '.join(f'{n} {k}' for k, n in result.images.items())} images)"
+        table = Table(title=title, title_justify="left")
         table.add_column("metric", style="bold cyan")
         table.add_column("value", justify="right")
         for key, value in values.items():
@@ -401,8 +456,8 @@ def report_command(run_dir: str, out: str | None) -> None:
 @click.option(
     "--baseline",
     is_flag=True,
-    help="First time the same recipe as the official CycleGAN code trains (fp32, NCHW, eager, "
-    "unfused Adam); print both and the speed-up. Give it --warmup steps: it runs first, cold.",
+    help="First time the recipe's [baseline] (how a reference implementation trains it: e.g. fp32, "
+    "NCHW, eager, unfused Adam); print both and the speed-up. Give it --warmup steps: it runs first, cold.",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the numbers as JSON.")
 def bench_command(
@@ -418,7 +473,8 @@ def bench_command(
     as_json: bool,
 ) -> None:
     """Time training steps of RECIPE on its real data: throughput, step time, data wait, memory, MFU."""
-    from ganforge.bench import baseline_overrides, run_bench
+    from ganforge.bench import baseline as baseline_of
+    from ganforge.bench import run_bench
 
     if steps < 1 or warmup < 0:
         raise GanforgeError("--steps must be >= 1 and --warmup >= 0")
@@ -438,9 +494,10 @@ def bench_command(
             count_flops=not no_flops,
         )
 
-    base = (
-        bench(baseline_overrides(Recipe.load(recipe, list(overrides)), get_registry())) if baseline else None
-    )
+    base_name, base = "", None
+    if baseline:
+        base_name, items = baseline_of(Recipe.load(recipe, list(overrides)), get_registry())
+        base = bench(items)
     result = bench([])
     if base is not None:
         result["baseline"] = base
@@ -450,7 +507,7 @@ def bench_command(
         return
     columns = [_bench_rows(result)] + ([_bench_rows(base)] if base is not None else [])
     table = Table(title=f"ganforge bench: {recipe}", show_header=base is not None)
-    for header in ("", "ganforge", "official-like")[: len(columns) + 1]:
+    for header in ("", "ganforge", base_name)[: len(columns) + 1]:
         table.add_column(header)
     for cells in zip(*columns):
         table.add_row(cells[0][0], *(value for _, value in cells))

@@ -6,16 +6,17 @@ one. :class:`CapturedStep` runs an objective's ``train_step`` eagerly for a few 
 backwards and optimizer updates) with ``torch.cuda.graph``, and from then on copies each batch
 into the graph's static inputs and replays it.
 
-What a captured step needs from the objective (the bundled ones provide it):
+What a captured step uses of the objective contract (``ganforge.Objective`` derives each from
+the objective's declaration):
 
 - ``capture_ready() -> str | None``: switch to graph-safe behaviour (optimizers with
   ``capturable`` state and tensor learning rates, image pools that decide on the device) and
   return ``None``, or return why the step cannot be captured.
 - ``set_step(step)``: the host-side settings of a step (learning rates). It runs before each
-  replay; while a graph is being captured it must record nothing
+  replay; while a graph is being captured it records nothing
   (``torch.cuda.is_current_stream_capturing()``).
-- ``step_variant(step)`` (optional): a hashable naming which work a step does (for example
-  whether the generator updates this step); one graph is captured per variant.
+- ``step_variant(step)``: a hashable naming which work a step does (for example whether the
+  generator updates this step); one graph is captured per variant.
 
 Randomness inside the step (noise, pool draws) comes from the default CUDA generator, which
 graph replays advance like eager calls, so checkpoints keep exact RNG states.
@@ -32,16 +33,14 @@ from torch import Tensor
 StepFn = Callable[[dict[str, Any], int], dict[str, Tensor]]
 
 
-def capture_blocker(objective: Any, runtime: Any) -> str | None:
-    """Why this objective's step cannot be captured on this runtime, or None if it can."""
+def capture_blocker(runtime: Any) -> str | None:
+    """Why no step can be captured on this runtime, or None if one can."""
     if runtime.device.type != "cuda":
         return "CUDA graphs need a CUDA device"
     if runtime.distributed:
         return "not with DistributedDataParallel (its gradient hooks synchronise ranks outside the graph)"
     if runtime.precision == "fp16":
         return "not with fp16 (the GradScaler reads its inf checks on the host); use bf16"
-    if not hasattr(objective, "capture_ready"):
-        return f"objective {type(objective).__name__} has no capture_ready()"
     return None
 
 
@@ -53,7 +52,7 @@ class _Graph:
         self.graph = torch.cuda.CUDAGraph()
         # thread_local: the DataLoader's pin-memory thread keeps calling CUDA during the capture.
         with torch.cuda.graph(self.graph, stream=stream, capture_error_mode="thread_local"):
-            losses = objective.train_step(self.inputs, step)
+            losses = objective.run_step(self.inputs, step)
             self.names = list(losses)
             parts = [v.detach().float().reshape(-1) for v in losses.values()]
             self.sizes = [p.numel() for p in parts]
@@ -89,8 +88,7 @@ class CapturedStep:
         self._seen: dict[Hashable, int] = {}
 
     def _key(self, batch: dict[str, Any], step: int) -> Hashable:
-        variant_of = getattr(self.objective, "step_variant", None)
-        variant = variant_of(step) if variant_of is not None else None
+        variant = self.objective.step_variant(step)
         shapes = tuple(
             (k, tuple(v.shape), v.dtype, v.stride()) for k, v in batch.items() if isinstance(v, Tensor)
         )
@@ -103,7 +101,7 @@ class CapturedStep:
             seen = self._seen.get(key, 0)
             if seen < self.warmup:
                 self._seen[key] = seen + 1
-                return self._on_side_stream(lambda: self.objective.train_step(batch, step))
+                return self._on_side_stream(lambda: self.objective.run_step(batch, step))
             graph = self._on_side_stream(lambda: _Graph(self.objective, batch, step, self.stream))
             self.graphs[key] = graph
         self.objective.set_step(step)

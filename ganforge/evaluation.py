@@ -10,10 +10,11 @@ Metrics come from the registry (kind ``metric``); every metric object has ``uses
   ``pairs`` names the pairings (``cycle``: x and F(G(x)); ``identity``: y and G(y)). Result keys
   are prefixed with the pairing; batches are averaged, weighted by size.
 
-For a translation model, direction ``a2b`` compares translated A images with the real B images
-(distribution metrics), A with its reconstruction (``cycle``) and B with G_AB(B)
-(``identity``); ``b2a`` is the mirror. For a generator (DCGAN), ``generated`` compares as many
-samples as there are real images with the real images.
+For a translation model, each declared direction compares its translated source images with
+the real target images (distribution metrics), the source with its reconstruction through the
+inverse direction (``cycle``, where the objective declares one) and the target with its own
+translation (``identity``). For a generator, ``generated`` compares as many samples as there
+are real images with the real images.
 
 Generated images are quantised to 8 bits before the metrics, as if saved as PNG, so numbers
 match tools that read image files. Real images are read with ``ganforge.data`` and resized
@@ -153,7 +154,7 @@ def evaluate_direction(
     float in [-1, 1] (any device). ``real_features`` caches the target's features by extractor
     (pass the same dict again to skip recomputing them).
     """
-    back = "b2a" if direction == "a2b" else "a2b"
+    back = objective.directions[direction].inverse
     runtime = objective.runtime
     feature_metrics = {n: m for n, m in metrics.items() if m.uses == "features"}
     pair_metrics = {n: m for n, m in metrics.items() if m.uses == "pairs"}
@@ -166,6 +167,8 @@ def evaluate_direction(
     unknown = {p for _, p in averagers} - {"cycle", "identity"}
     if unknown:
         raise GanforgeError(f"unknown metric pairing(s) {', '.join(sorted(unknown))}; known: cycle, identity")
+    if back is None:  # no way back: cycle pairings do not exist for this direction
+        averagers = {key: avg for key, avg in averagers.items() if key[1] != "cycle"}
     want_cycle = any(p == "cycle" for _, p in averagers)
 
     with torch.no_grad():
@@ -219,8 +222,7 @@ def evaluate_generation(
     paired = [n for n, m in metrics.items() if m.uses != "features"]
     if paired:
         raise GanforgeError(
-            f"metric(s) {', '.join(paired)} need a translation model (CycleGAN); "
-            "this checkpoint generates from noise"
+            f"metric(s) {', '.join(paired)} need a translation model; this checkpoint generates from noise"
         )
     g = torch.Generator().manual_seed(seed)
     keyed = {n: extractors.get(m) for n, m in metrics.items()}
@@ -270,6 +272,7 @@ class EvalResult:
     objective: str
     results: dict[str, dict[str, float]]
     images: dict[str, int]
+    routes: dict[str, tuple[str, str]] = field(default_factory=dict)  # direction -> (source, target)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -294,41 +297,41 @@ def evaluate_checkpoint(
     log: Callable[[str], None] | None = None,
 ) -> EvalResult:
     """Evaluate a checkpoint on image folders: two (A, B) for translation, one for generation."""
-    from ganforge.inference import load_objective
+    from ganforge.inference import image_size, load_objective
 
     log = log or (lambda text: print(text, file=sys.stderr))
     names = parse_metric_names(metrics)
     metric_objs = build_metrics(registry, names, weights)
     objective, meta, file = load_objective(checkpoint, registry, device)
-    recipe = meta.get("recipe", {})
-    size = int(recipe.get("data", {}).get("image_size", 256))
+    size = image_size(meta)
     extractors = Extractors(registry, objective.runtime.device, batch_size)
     # Build the extractors now: a missing weights file is reported before any translation.
     for metric in metric_objs.values():
         if metric.uses == "features":
             extractors.get(metric)
     step = int(meta.get("step", 0))
-    if hasattr(objective, "translate"):
-        if len(data) != 2:
+    if objective.directions:
+        domains = list(dict.fromkeys(k for d in objective.directions.values() for k in (d.source, d.target)))
+        if len(data) != len(domains):
+            folders = " ".join(f"{k}_DIR" for k in domains)
+            count = {1: "one", 2: "two", 3: "three"}.get(len(domains), str(len(domains)))
             raise GanforgeError(
-                f"{file}: a translation checkpoint needs two folders: --data A_DIR B_DIR (got {len(data)})"
+                f"{file}: a translation checkpoint of '{objective.name}' needs {count} folders, one "
+                f"per domain: --data {folders} (got {len(data)})"
             )
-        images_a = load_folder(data[0], size, max_images, "--data A_DIR")
-        images_b = load_folder(data[1], size, max_images, "--data B_DIR")
-        log(
-            f"evaluating {file.name} (step {step}) on {len(images_a)} A and {len(images_b)} B images at "
-            f"{size} px: {', '.join(names)}"
-        )
-        results = {
-            "a2b": evaluate_direction(
-                objective, images_a, images_b, "a2b", metric_objs, extractors, batch_size
-            ),
-            "b2a": evaluate_direction(
-                objective, images_b, images_a, "b2a", metric_objs, extractors, batch_size
-            ),
+        images = {
+            k: load_folder(folder, size, max_images, f"--data {k}_DIR") for k, folder in zip(domains, data)
         }
-        counts = {"A": len(images_a), "B": len(images_b)}
-    elif hasattr(objective, "generate"):
+        counted = " and ".join(f"{len(v)} {k}" for k, v in images.items())
+        log(f"evaluating {file.name} (step {step}) on {counted} images at {size} px: {', '.join(names)}")
+        results = {
+            name: evaluate_direction(
+                objective, images[d.source], images[d.target], name, metric_objs, extractors, batch_size
+            )
+            for name, d in objective.directions.items()
+        }
+        counts = {k: len(v) for k, v in images.items()}
+    elif objective.generates:
         if len(data) != 1:
             raise GanforgeError(
                 f"{file}: a generator checkpoint needs one folder of real images: --data DIR "
@@ -344,12 +347,11 @@ def evaluate_checkpoint(
         }
         counts = {"real": len(real), "generated": len(real)}
     else:
-        raise GanforgeError(
-            f"{file}: objective '{meta.get('objective')}' neither translates nor generates images"
-        )
+        raise GanforgeError(f"{file}: objective '{objective.name}' neither translates nor generates images")
     if "fid" in metric_objs and min(counts.values()) < 2048:
         log(
             f"note: FID from fewer than 2048 images ({min(counts.values())}) is biased upwards; compare runs "
             "only at equal image counts"
         )
-    return EvalResult(str(file), step, str(meta.get("objective", "")), results, counts)
+    routes = {name: (d.source, d.target) for name, d in objective.directions.items()}
+    return EvalResult(str(file), step, objective.name, results, counts, routes)

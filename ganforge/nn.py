@@ -33,7 +33,7 @@ class InstanceNorm2d(nn.InstanceNorm2d):
 
 
 def init_weights(net: nn.Module, scheme: str = "normal", gain: float = 0.02) -> nn.Module:
-    """Initialise conv and linear weights in place, as the official CycleGAN and DCGAN do.
+    """Initialise conv and linear weights in place, as the reference GAN implementations do.
 
     ``normal`` draws N(0, gain) (DCGAN's N(0, 0.02)); ``xavier``, ``kaiming`` and
     ``orthogonal`` use torch's initialisers with ``gain``; ``none`` keeps PyTorch's defaults.

@@ -8,6 +8,7 @@ list of distribution or entry-point names, or an empty string for none. The bund
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import sys
 from dataclasses import dataclass, field
@@ -19,7 +20,7 @@ import pluggy
 
 from ganforge import hookspecs
 from ganforge.errors import GanforgeError
-from ganforge.registry import KINDS, Component, Registry, signature_params
+from ganforge.registry import Component, Kind, Registry, signature_params
 
 ENTRY_POINT_GROUP = "ganforge"
 ALLOW_ENV = "GANFORGE_LOAD_PLUGINS"
@@ -99,11 +100,32 @@ class PluginHost:
         return info
 
     def collect(self) -> None:
-        """Call every ``register_*`` hook, plugin by plugin, so one failure skips one plugin."""
+        """Collect kinds, then components, plugin by plugin: one failure skips one plugin."""
         by_name = {p.key: p for p in self.plugins if p.key}
+        for impl in self.pm.hook.register_kinds.get_hookimpls():
+            info = by_name.get(impl.plugin_name)
+            if info is None or not info.loaded:
+                continue
+            kinds: list[Kind] = []
+
+            def register_kind(kind: Kind, _kinds: list[Kind] = kinds) -> None:
+                if not isinstance(kind, Kind):
+                    raise GanforgeError(f"register_kinds: expected a ganforge.Kind, got {kind!r}")
+                _kinds.append(kind)
+
+            try:
+                impl.function(register_kind)
+                for kind in kinds:
+                    self.registry.add_kind(
+                        dataclasses.replace(kind, plugin=info.name, distribution=info.distribution)
+                    )
+                    self.pm.add_hookspecs(hookspecs.kind_hookspec(kind))
+            except Exception as exc:
+                info.error = f"register_kinds: {_describe(exc)}"
         staged: dict[str, list[Component]] = {}
-        for kind, spec in KINDS.items():
-            caller = getattr(self.pm.hook, spec.hook)
+        for kind_name in self.registry.kinds():
+            kind = self.registry.kind(kind_name)
+            caller = getattr(self.pm.hook, kind.hook)
             for impl in caller.get_hookimpls():
                 info = by_name.get(impl.plugin_name)
                 if info is None or not info.loaded:
@@ -113,18 +135,18 @@ class PluginHost:
                 def register(
                     name: str,
                     factory: Any,
-                    _kind: str = kind,
+                    _kind: Kind = kind,
                     _info: PluginInfo = info,
                     _bucket: list[Component] = bucket,
                 ) -> None:
                     if not isinstance(name, str) or not name:
                         raise GanforgeError(f"register() needs a non-empty name, got {name!r}")
                     if not callable(factory):
-                        raise GanforgeError(f"{_kind} '{name}': factory {factory!r} is not callable")
-                    params, accepts_any, context = signature_params(factory, KINDS[_kind].context)
+                        raise GanforgeError(f"{_kind.name} '{name}': factory {factory!r} is not callable")
+                    params, accepts_any, context = signature_params(factory, _kind.context)
                     _bucket.append(
                         Component(
-                            _kind,
+                            _kind.name,
                             name,
                             factory,
                             _info.name,
@@ -139,7 +161,7 @@ class PluginHost:
                 try:
                     impl.function(register)
                 except Exception as exc:
-                    info.error = f"{spec.hook}: {_describe(exc)}"
+                    info.error = f"{kind.hook}: {_describe(exc)}"
         for plugin_name, components in staged.items():
             info = by_name[plugin_name]
             if not info.loaded:
@@ -152,7 +174,7 @@ class PluginHost:
             except GanforgeError as exc:
                 info.error = str(exc)
                 for component in added:  # all or nothing per plugin
-                    del self.registry._components[component.kind][component.name]
+                    self.registry.remove(component)
 
     # -- helpers -------------------------------------------------------------------------
 

@@ -1,9 +1,10 @@
 """Recipes: TOML files naming components, typed ``--set`` overrides, validation, resolved dumps.
 
-A recipe's sections map to component kinds (see ``SECTIONS``). A component section is a table
-with ``name`` (the registry name) and that component's options. ``optim`` holds one optimizer
-table per role (``optim.g``, ``optim.d``); ``callbacks`` and ``metrics`` hold one table per
-component, keyed by its name. ``train`` holds the trainer's own options (:class:`TrainConfig`).
+A recipe's sections map to component kinds: the core's own (``CORE_SECTIONS``) and those the
+objective declares. A component section is a table with ``name`` (the registry name) and that
+component's options; a section with roles holds one such table per role (``optim.g``,
+``optim.d``); ``callbacks`` and ``metrics`` hold one table per component, keyed by its name.
+``train`` holds the trainer's own options (:class:`TrainConfig`).
 Validation checks every section before any work starts and fills in every default, so the
 resolved recipe saved with a run describes it completely.
 """
@@ -17,28 +18,24 @@ import json
 import math
 import os
 import tomllib
+import typing
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from ganforge.errors import GanforgeError
-from ganforge.registry import Param, Registry, coerce, type_name
+from ganforge.registry import Component, Param, Range, Registry, coerce_option
 
-# section -> component kind, for single-component sections
-SECTIONS: dict[str, str] = {
+# Sections the core reads for every objective: section -> component kind. The objective declares
+# the rest (``Objective.declares.sections``).
+CORE_SECTIONS: dict[str, str] = {
     "objective": "objective",
     "data": "dataset",
-    "generator": "generator",
-    "discriminator": "discriminator",
-    "loss": "loss",
-    "pool": "pool",
     "schedule": "scheduler",
     "compositor": "compositor",
 }
-# sections holding several components of one kind: {role: table with name}
-ROLE_SECTIONS: dict[str, str] = {"optim": "optimizer"}
 # sections holding several components of one kind: {component name: options}
 NAMED_SECTIONS: dict[str, str] = {"callbacks": "callback", "metrics": "metric"}
-OTHER_KEYS = ("train", "description")
+OTHER_KEYS = ("train", "description", "baseline")
 
 DATA_ROOT_ENV = "GANFORGE_DATA_ROOT"
 
@@ -47,32 +44,24 @@ DATA_ROOT_ENV = "GANFORGE_DATA_ROOT"
 class TrainConfig:
     """The trainer's options: the ``[train]`` table."""
 
-    seed: int = 0
-    batch_size: int = 1
-    epochs: int = 200
-    max_steps: int = 0  # stop after this many optimisation steps; 0 means epochs decide
+    seed: Annotated[int, Range(0, 2**63 - 1, why="a 64-bit generator seed")] = 0
+    batch_size: Annotated[int, Range(1)] = 1
+    epochs: Annotated[int, Range(1)] = 200
+    max_steps: Annotated[int, Range(0)] = 0  # stop after this many optimisation steps; 0: epochs decide
     device: Literal["auto", "cpu", "cuda"] = "auto"
     precision: Literal["auto", "bf16", "fp16", "fp32"] = "auto"
     channels_last: bool = True
     compile: bool | Literal["auto", "max-autotune"] = "auto"  # auto: torch.compile on CUDA, not on CPU
     cuda_graph: bool = True  # capture the whole step on CUDA where the components allow it
-    num_workers: int = -1  # -1: chosen from the device and CPU count
-    log_every: int = 50
+    num_workers: Annotated[int, Range(-1)] = -1  # -1: chosen from the device and CPU count
+    log_every: Annotated[int, Range(1)] = 50
     deterministic: bool = False
 
 
-# Smallest allowed value of [train] integers; anything lower is a one-line error.
-TRAIN_MINIMUM = {"batch_size": 1, "epochs": 1, "max_steps": 0, "log_every": 1, "num_workers": -1}
-
-
 def train_params() -> list[Param]:
-    hints = {f.name: f.type for f in dataclasses.fields(TrainConfig)}
-    import typing
-
-    resolved = typing.get_type_hints(TrainConfig)
-    return [
-        Param(f.name, resolved.get(f.name, hints[f.name]), f.default) for f in dataclasses.fields(TrainConfig)
-    ]
+    """The ``[train]`` options, with their types and ranges."""
+    hints = typing.get_type_hints(TrainConfig, include_extras=True)
+    return [Param(f.name, hints[f.name], f.default) for f in dataclasses.fields(TrainConfig)]
 
 
 class Recipe:
@@ -99,9 +88,7 @@ class Recipe:
         except UnicodeDecodeError:
             raise GanforgeError(f"{path}: not a text file (expected a TOML recipe)") from None
         recipe = cls(data, str(path))
-        env_root = os.environ.get(DATA_ROOT_ENV)
-        if env_root and isinstance(data.get("data"), dict):
-            data["data"]["root"] = env_root
+        recipe._apply_environment()
         for item in overrides or []:
             recipe.set(item)
         return recipe
@@ -127,43 +114,92 @@ class Recipe:
             node = child
         node[parts[-1]] = value
 
+    @classmethod
+    def from_saved(cls, data: dict[str, Any], source: str, overrides: list[str] | None = None) -> Recipe:
+        """A recipe saved in a checkpoint, with the environment and ``--set`` items applied."""
+        recipe = cls(copy.deepcopy(data), source)
+        recipe._apply_environment()
+        for item in overrides or []:
+            recipe.set(item)
+        return recipe
+
+    def _apply_environment(self) -> None:
+        env_root = os.environ.get(DATA_ROOT_ENV)
+        if env_root and isinstance(self.data.get("data"), dict):
+            self.data["data"]["root"] = env_root
+
     # -- validation ------------------------------------------------------------------------
 
-    def resolve(self, registry: Registry) -> dict[str, Any]:
-        """Validate every section against the registry; return the recipe with defaults filled."""
+    def section_kinds(self, registry: Registry) -> tuple[dict[str, str], dict[str, Any]]:
+        """(section -> kind for single-component sections, role sections -> their Section).
+
+        The core's sections plus those the recipe's objective declares.
+        """
+        single = dict(CORE_SECTIONS)
+        roles: dict[str, Any] = {}
+        table = self.data.get("objective")
+        name = table.get("name") if isinstance(table, dict) else None
+        if isinstance(name, str) and name in registry.names("objective"):
+            for section in objective_class(registry, name).declares.sections:
+                if section.roles:
+                    roles[section.name] = section
+                else:
+                    single[section.name] = section.kind
+        return single, roles
+
+    def resolve(self, registry: Registry) -> Resolved:
+        """Validate every section against the registry; return the recipe with defaults filled.
+
+        The result also holds a typed spec per component section, so building needs no second
+        validation (:class:`Builder`).
+        """
         src = self.source
         data = self.data
-        self._drop_stale_keys(registry)
-        resolved: dict[str, Any] = {}
-        valid_sections = [*SECTIONS, *ROLE_SECTIONS, *NAMED_SECTIONS, *OTHER_KEYS]
+        if "objective" not in data:
+            raise GanforgeError(f"{src}: missing section [objective] (which training objective to run)")
+        objective_table = _expect_table(data["objective"], f"{src} [objective]")
+        objective = registry.get("objective", objective_table.get("name"), f"{src} [objective]")
+        declares = objective_class(registry, objective.name).declares
+        declares.check(objective.name)
+        single, roles = self.section_kinds(registry)
+        self._drop_stale_keys(registry, single, roles)
+        resolved = Resolved()
+        valid_sections = [*single, *roles, *NAMED_SECTIONS, *OTHER_KEYS]
         for section in data:
             if section not in valid_sections:
                 close = difflib.get_close_matches(section, valid_sections, n=1)
                 hint = f" (did you mean '{close[0]}'?)" if close else ""
                 raise GanforgeError(
-                    f"{src}: unknown section '{section}'{hint}; valid sections: {', '.join(valid_sections)}"
+                    f"{src}: unknown section '{section}'{hint}; valid sections for objective "
+                    f"'{objective.name}': {', '.join(valid_sections)}"
                 )
         if "description" in data:
             if not isinstance(data["description"], str):
                 raise GanforgeError(f"{src}: 'description' expects str, got {data['description']!r}")
             resolved["description"] = data["description"]
+        if "baseline" in data:
+            resolved["baseline"] = _resolve_options(data["baseline"], BASELINE_PARAMS, f"{src} [baseline]")
         resolved["train"] = _resolve_options(data.get("train", {}), train_params(), f"{src} [train]")
-        for key, low in TRAIN_MINIMUM.items():
-            if resolved["train"][key] < low:
-                raise GanforgeError(
-                    f"{src} [train]: key '{key}' must be >= {low}, got {resolved['train'][key]}"
-                )
-        if "objective" not in data:
-            raise GanforgeError(f"{src}: missing section [objective] (which training objective to run)")
-        for section, kind in SECTIONS.items():
+        for section, kind in single.items():
             if section in data:
-                resolved[section] = _resolve_component(registry, kind, data[section], f"{src} [{section}]")
-        for section, kind in ROLE_SECTIONS.items():
+                resolved[section] = resolved.add_spec(
+                    registry, section, kind, data[section], f"{src} [{section}]"
+                )
+        for section, decl in roles.items():
             if section in data:
                 table = _expect_table(data[section], f"{src} [{section}]")
+                unknown = [r for r in table if r not in decl.roles]
+                if unknown:
+                    raise GanforgeError(
+                        f"{src} [{section}.{unknown[0]}]: objective '{objective.name}' reads "
+                        f"{', '.join(f'[{section}.{r}]' for r in decl.roles)}, not [{section}.{unknown[0]}]"
+                    )
                 resolved[section] = {
-                    role: _resolve_component(registry, kind, sub, f"{src} [{section}.{role}]")
-                    for role, sub in table.items()
+                    role: resolved.add_spec(
+                        registry, f"{section}.{role}", decl.kind, table[role], f"{src} [{section}.{role}]"
+                    )
+                    for role in decl.roles
+                    if role in table
                 }
         for section, kind in NAMED_SECTIONS.items():
             if section in data:
@@ -177,18 +213,22 @@ class Recipe:
                         raise GanforgeError(f"{where}: key 'enabled' expects bool, got {enabled!r}")
                     if "name" in options:
                         raise GanforgeError(f"{where}: the table's key is the {kind} name; remove 'name'")
-                    entry = _resolve_component(registry, kind, {"name": name, **options}, where)
+                    entry = resolved.add_spec(
+                        registry, f"{section}.{name}", kind, {"name": name, **options}, where
+                    )
+                    entry = dict(entry)
                     entry.pop("name")
                     out[name] = {"enabled": enabled, **entry} if not enabled else entry
                 resolved[section] = out
-        objective = registry.get("objective", resolved["objective"]["name"])
-        for needed in getattr(objective.factory, "required_sections", ()):
-            head, _, role = needed.partition(".")
-            if head not in resolved or (role and role not in resolved[head]):
-                raise GanforgeError(f"{src}: objective '{objective.name}' needs section [{needed}]")
+        for section in declares.sections:
+            needed = [f"{section.name}.{r}" for r in section.roles] or [section.name]
+            for path in needed:
+                if section.required and path not in resolved.specs:
+                    raise GanforgeError(f"{src}: objective '{objective.name}' needs section [{path}]")
+        _check_batch_keys(registry, resolved, objective.name, declares.batch_keys, src)
         return resolved
 
-    def _drop_stale_keys(self, registry: Registry) -> None:
+    def _drop_stale_keys(self, registry: Registry, single: dict[str, str], roles: dict[str, Any]) -> None:
         """After ``--set X.name=other``, drop the file's keys that the new component does not take.
 
         ``--set schedule.name=cyclic`` then works although the file sets ``constant_epochs``;
@@ -196,7 +236,7 @@ class Recipe:
         """
         for path in self._renamed:
             head = path[0] if path else ""
-            kind = SECTIONS.get(head) or (ROLE_SECTIONS.get(head) if len(path) == 2 else None)
+            kind = single.get(head) if len(path) == 1 else (roles[head].kind if head in roles else None)
             node: Any = self.data
             for part in path:
                 node = node.get(part) if isinstance(node, dict) else None
@@ -213,18 +253,100 @@ class Recipe:
                 del node[key]
 
 
-def build_section(registry: Registry, resolved: dict[str, Any], section: str, **context: Any) -> Any:
-    """Build the component a resolved recipe's section names (``generator``, ``optim.g``, ...)."""
-    head, _, role = section.partition(".")
-    table = resolved.get(head)
-    if role and isinstance(table, dict):
-        table = table.get(role)
-    kind = SECTIONS.get(head) or ROLE_SECTIONS.get(head)
-    if kind is None:
-        raise GanforgeError(f"[{section}] is not a component section")
-    if table is None:
-        raise GanforgeError(f"recipe has no section [{section}]")
-    return registry.build(kind, table, f"[{section}]", **context)
+@dataclasses.dataclass(frozen=True)
+class Spec:
+    """A validated component section: the component and its coerced options."""
+
+    component: Component
+    options: dict[str, Any]
+    where: str
+
+
+class Resolved(dict):
+    """A resolved recipe: plain data (saved as TOML) plus one :class:`Spec` per component section."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.specs: dict[str, Spec] = {}
+
+    def add_spec(self, registry: Registry, path: str, kind: str, table: Any, where: str) -> dict[str, Any]:
+        """Validate one component table, remember its spec, return its resolved (plain) table."""
+        table = _expect_table(table, where)
+        values = registry.validate(kind, table, where)
+        component = registry.get(kind, table["name"], where)
+        self.specs[path] = Spec(component, values, f"[{path}]")
+        out: dict[str, Any] = {"name": component.name}
+        for param in registry.options(component):
+            if param.name in values:
+                out[param.name] = _plain(values[param.name])
+            elif not param.required and param.default is not None:
+                out[param.name] = _plain(param.default)
+        for key, value in values.items():  # options passed through to **kwargs factories
+            out.setdefault(key, _plain(value))
+        return out
+
+
+class Builder:
+    """Builds the components of a resolved recipe, by section, with no second validation.
+
+    One builder serves training, inference and bench; ``defaults`` is context every build gets
+    (``seed``, ``steps_per_epoch``, ``total_steps``), overridden per call.
+    """
+
+    def __init__(self, registry: Registry, resolved: Resolved, **defaults: Any) -> None:
+        self.registry = registry
+        self.recipe = resolved
+        self.defaults = defaults
+
+    def has(self, section: str) -> bool:
+        return section in self.recipe.specs
+
+    def build(self, section: str, **context: Any) -> Any:
+        """Build the component a section names (``generator``, ``optim.g``, ``callbacks.samples``)."""
+        spec = self.recipe.specs.get(section)
+        if spec is None:
+            raise GanforgeError(f"recipe has no section [{section}]")
+        return self.registry.create(spec.component, spec.options, spec.where, **{**self.defaults, **context})
+
+
+BASELINE_PARAMS = [
+    Param("name", str, "baseline"),  # what the baseline reproduces, shown by bench
+    Param("set", list[str], []),  # --set items turning the recipe into the baseline
+]
+
+
+def objective_class(registry: Registry, name: str) -> type:
+    """The class registered as objective ``name``; it must subclass :class:`ganforge.Objective`."""
+    from ganforge.objective import Objective
+
+    component = registry.get("objective", name)
+    factory = component.factory
+    if not (isinstance(factory, type) and issubclass(factory, Objective)):
+        raise GanforgeError(
+            f"objective '{name}' from {component.provider} is not a subclass of ganforge.Objective"
+        )
+    return factory
+
+
+def _check_batch_keys(
+    registry: Registry, resolved: Resolved, objective: str, needs: tuple[str, ...], src: str
+) -> None:
+    """The objective's batch keys against what the dataset declares it yields."""
+    spec = resolved.specs.get("data")
+    if spec is None or not needs:
+        return
+    yields = getattr(spec.component.factory, "yields", None)
+    if not isinstance(yields, dict):
+        raise GanforgeError(
+            f"{src} [data]: dataset '{spec.component.name}' does not declare the batch keys it "
+            "yields (a class attribute 'yields')"
+        )
+    missing = [k for k in needs if k not in yields]
+    if missing:
+        raise GanforgeError(
+            f"{src} [data]: objective '{objective}' needs batch keys {', '.join(needs)}; dataset "
+            f"'{spec.component.name}' yields {', '.join(yields) or 'none'}"
+        )
 
 
 def _expect_table(value: Any, where: str) -> dict[str, Any]:
@@ -239,21 +361,6 @@ def _kind_of(value: Any) -> str:
     return {list: "list", dict: "table"}.get(type(value), type(value).__name__)
 
 
-def _resolve_component(registry: Registry, kind: str, table: Any, where: str) -> dict[str, Any]:
-    table = _expect_table(table, where)
-    values = registry.validate(kind, table, where)
-    component = registry.get(kind, table["name"], where)
-    out: dict[str, Any] = {"name": component.name}
-    for param in registry.options(component):
-        if param.name in values:
-            out[param.name] = _plain(values[param.name])
-        elif not param.required and param.default is not None:
-            out[param.name] = _plain(param.default)
-    for key, value in values.items():  # options passed through to **kwargs factories
-        out.setdefault(key, _plain(value))
-    return out
-
-
 def _resolve_options(table: Any, params: list[Param], where: str) -> dict[str, Any]:
     table = _expect_table(table, where)
     by_name = {p.name: p for p in params}
@@ -263,13 +370,7 @@ def _resolve_options(table: Any, params: list[Param], where: str) -> dict[str, A
             close = difflib.get_close_matches(key, list(by_name), n=1)
             hint = f" (did you mean '{close[0]}'?)" if close else ""
             raise GanforgeError(f"{where}: unknown key '{key}'{hint}; valid keys: {', '.join(by_name)}")
-        try:
-            out[key] = coerce(value, by_name[key].annotation)
-        except TypeError:
-            raise GanforgeError(
-                f"{where}: key '{key}' expects {type_name(by_name[key].annotation)}, got "
-                f"{_kind_of(value)} {value!r}"
-            ) from None
+        out[key] = coerce_option(value, by_name[key], f"{where}: key '{key}'")
     return {p.name: _plain(out.get(p.name, p.default)) for p in params}
 
 

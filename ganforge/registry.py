@@ -1,58 +1,95 @@
-"""Component registries: every component reachable by kind and name.
+"""Component registries: every kind and every component reachable by kind and name.
 
-A component is a factory (class or function) that a plugin registered. Its recipe options are
-read from the factory signature, so a recipe table is checked (names and types) before anything
-is built.
+Kinds and components both come from plugins. A component is a factory (class or function); its
+recipe options are read from the factory signature, so a recipe table is checked (names and
+types) before anything is built.
 """
 
 from __future__ import annotations
 
 import difflib
 import inspect
+import math
 import types
 import typing
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from ganforge.errors import GanforgeError
 
 _MISSING = inspect.Parameter.empty
 
 
+class OutOfRange(ValueError):
+    """A value of the right type outside its declared range (the message says what is valid)."""
+
+
 @dataclass(frozen=True)
-class KindSpec:
-    """One component kind: the hook that fills it, and what ganforge passes when building."""
+class Range:
+    """A numeric option's valid range, declared next to its type.
+
+    ``lr: Annotated[float, Range(0, min_open=True)] = 2e-4``. Floats must be finite unless
+    ``max`` is ``math.inf``. ``why`` says what an upper bound protects (memory, time), so the
+    error can say it too.
+    """
+
+    min: float | None = None
+    max: float | None = None
+    min_open: bool = False
+    max_open: bool = False
+    why: str = ""
+
+    def describe(self) -> str:
+        parts = []
+        if self.min is not None:
+            parts.append(f"{'>' if self.min_open else '>='} {self.min:g}")
+        if self.max is not None and self.max != math.inf:
+            parts.append(f"{'<' if self.max_open else '<='} {self.max:g}")
+        text = " and ".join(parts) or "finite"
+        return text + (f" ({self.why})" if self.why else "")
+
+    def check(self, value: float) -> None:
+        if isinstance(value, float) and (math.isnan(value) or (math.isinf(value) and self.max != math.inf)):
+            raise OutOfRange(self.describe())
+        low_bad = self.min is not None and (value <= self.min if self.min_open else value < self.min)
+        high_bad = self.max is not None and (value >= self.max if self.max_open else value > self.max)
+        if low_bad or high_bad:
+            raise OutOfRange(self.describe())
+
+
+@dataclass(frozen=True)
+class Kind:
+    """A component kind, registered by a plugin through ``register_kinds`` like any component.
+
+    ``context`` names the arguments ganforge (or the objective building the component) passes
+    and a recipe may not set. ``common`` lists ``(option, type, default)`` that every component
+    of the kind accepts; ``finish(component, options)`` applies them after the factory returns.
+    The kind's components are registered through the hook ``register_<plural>(register)``.
+    """
 
     name: str
-    hook: str
+    doc: str
     context: tuple[str, ...] = ()
-    common: tuple[tuple[str, Any, Any], ...] = ()  # (option, type, default) every component takes
+    common: tuple[tuple[str, Any, Any], ...] = ()
+    finish: Callable[[Any, dict[str, Any]], Any] | None = None
+    plugin: str = ""  # filled in by the plugin host
+    distribution: str = ""
 
+    @property
+    def hook(self) -> str:
+        return f"register_{plural(self.name)}"
 
-_NETWORK_COMMON = (
-    ("init", Literal["normal", "xavier", "kaiming", "orthogonal", "none"], "normal"),
-    ("init_gain", float, 0.02),
-)
-
-KINDS: dict[str, KindSpec] = {
-    spec.name: spec
-    for spec in [
-        KindSpec("generator", "register_generators", common=_NETWORK_COMMON),
-        KindSpec("discriminator", "register_discriminators", common=_NETWORK_COMMON),
-        KindSpec("loss", "register_losses"),
-        KindSpec("pool", "register_pools"),
-        KindSpec("callback", "register_callbacks"),
-        KindSpec("dataset", "register_datasets", context=("seed",)),
-        KindSpec("optimizer", "register_optimizers", context=("params",)),
-        KindSpec("scheduler", "register_schedulers", context=("steps_per_epoch", "total_steps")),
-        KindSpec("metric", "register_metrics"),
-        KindSpec("feature_extractor", "register_feature_extractors"),
-        KindSpec("mask_provider", "register_mask_providers"),
-        KindSpec("compositor", "register_compositors"),
-        KindSpec("objective", "register_objectives", context=("recipe", "build", "runtime")),
-    ]
-}
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "kind": self.name,
+            "hook": self.hook,
+            "context": list(self.context),
+            "common": [{"name": n, "type": type_name(t), "default": _jsonable(d)} for n, t, d in self.common],
+            "plugin": self.plugin,
+            "distribution": self.distribution,
+            "doc": self.doc,
+        }
 
 
 @dataclass(frozen=True)
@@ -121,6 +158,9 @@ def type_name(annotation: Any) -> str:
         return "any"
     origin = typing.get_origin(annotation)
     args = typing.get_args(annotation)
+    if origin is Annotated:
+        ranges = [m.describe() for m in annotation.__metadata__ if isinstance(m, Range)]
+        return type_name(args[0]) + (f" ({', '.join(ranges)})" if ranges else "")
     if origin is Literal:
         return " | ".join(repr(a) for a in args)
     if origin in (typing.Union, types.UnionType):
@@ -144,11 +184,27 @@ def _value_type_name(value: Any) -> str:
 
 
 def coerce(value: Any, annotation: Any) -> Any:
-    """Return ``value`` converted to ``annotation``, or raise ``TypeError``."""
+    """Return ``value`` converted to ``annotation``; ``TypeError`` or :class:`OutOfRange` if not.
+
+    Floats must be finite (NaN and infinity are never a valid option value) unless a
+    :class:`Range` with ``max=math.inf`` says otherwise.
+    """
     if annotation is _MISSING or annotation is Any:
         return value
     origin = typing.get_origin(annotation)
     args = typing.get_args(annotation)
+    if origin is Annotated:
+        ranges = [m for m in annotation.__metadata__ if isinstance(m, Range)]
+        inner = args[0]
+        if ranges and inner is float:  # the range decides about infinity
+            if not isinstance(value, int | float) or isinstance(value, bool):
+                raise TypeError
+            value = float(value)
+        else:
+            value = coerce(value, inner)
+        for r in ranges:
+            r.check(value)
+        return value
     if origin is Literal:
         if value in args and not (isinstance(value, bool) != any(isinstance(a, bool) for a in args)):
             return value
@@ -192,6 +248,8 @@ def coerce(value: Any, annotation: Any) -> Any:
         raise TypeError
     if annotation is float:
         if isinstance(value, int | float) and not isinstance(value, bool):
+            if not math.isfinite(value):
+                raise OutOfRange("finite")
             return float(value)
         raise TypeError
     if annotation is str:
@@ -207,6 +265,20 @@ def coerce(value: Any, annotation: Any) -> Any:
             return value
         raise TypeError
     return value  # an annotation we cannot check (a forward reference, a protocol): accept
+
+
+def coerce_option(value: Any, param: Param, where: str) -> Any:
+    """:func:`coerce` with a one-line user error naming ``where``, the type and the value."""
+    try:
+        return coerce(value, param.annotation)
+    except OutOfRange as exc:
+        raise GanforgeError(f"{where} must be {exc}, got {value!r}") from None
+    except (TypeError, OverflowError):
+        annotation = param.annotation
+        if typing.get_origin(annotation) is Annotated:  # the type alone; the range is not the issue
+            annotation = typing.get_args(annotation)[0]
+        got = f"{_value_type_name(value)} {value!r}"
+        raise GanforgeError(f"{where} expects {type_name(annotation)}, got {got}") from None
 
 
 def _jsonable(value: Any) -> Any:
@@ -247,10 +319,22 @@ def signature_params(
 
 
 class Registry:
-    """All components, by kind and name."""
+    """All component kinds, and all components by kind and name."""
 
     def __init__(self) -> None:
-        self._components: dict[str, dict[str, Component]] = {kind: {} for kind in KINDS}
+        self._kinds: dict[str, Kind] = {}
+        self._components: dict[str, dict[str, Component]] = {}
+
+    def add_kind(self, kind: Kind) -> None:
+        """Add a component kind; the same kind twice is an error naming both plugins."""
+        existing = self._kinds.get(kind.name)
+        if existing is not None:
+            raise GanforgeError(
+                f"component kind '{kind.name}' is registered twice: by plugin '{existing.plugin}' "
+                f"({existing.distribution}) and by plugin '{kind.plugin}' ({kind.distribution})"
+            )
+        self._kinds[kind.name] = kind
+        self._components[kind.name] = {}
 
     def add(self, component: Component) -> None:
         """Add a component; the same name twice for one kind is an error naming both."""
@@ -262,8 +346,14 @@ class Registry:
             )
         self._components[component.kind][component.name] = component
 
+    def remove(self, component: Component) -> None:
+        self._components[component.kind].pop(component.name, None)
+
+    def kind(self, kind: str) -> Kind:
+        return self._kinds[self._kind(kind)]
+
     def kinds(self) -> list[str]:
-        return list(self._components)
+        return list(self._kinds)
 
     def names(self, kind: str) -> list[str]:
         return sorted(self._components[self._kind(kind)])
@@ -291,7 +381,7 @@ class Registry:
     def options(self, component: Component) -> list[Param]:
         """Every recipe option of a component: its own plus those common to its kind."""
         own = {p.name for p in component.params}
-        common = [Param(n, t, d) for n, t, d in KINDS[component.kind].common if n not in own]
+        common = [Param(n, t, d) for n, t, d in self._kinds[component.kind].common if n not in own]
         return component.params + common
 
     def validate(self, kind: str, table: dict[str, Any], where: str = "") -> dict[str, Any]:
@@ -317,52 +407,46 @@ class Registry:
                 raise GanforgeError(
                     f"{where}: unknown key '{key}' for {kind} '{component.name}'{hint}; valid keys: {valid}"
                 )
-            try:
-                values[key] = coerce(value, param.annotation)
-            except TypeError:
-                raise GanforgeError(
-                    f"{where}: key '{key}' expects {param.type_name}, got {_value_type_name(value)} {value!r}"
-                ) from None
+            values[key] = coerce_option(value, param, f"{where}: key '{key}'")
         missing = [p.name for p in options.values() if p.required and p.name not in values]
         if missing:
             raise GanforgeError(f"{where}: {kind} '{component.name}' needs key(s): {', '.join(missing)}")
         return values
 
     def build(self, kind: str, table: dict[str, Any], where: str = "", **context: Any) -> Any:
-        """Validate ``table`` and call the factory with its options plus ``context``."""
-        kind = self._kind(kind)
+        """Validate ``table`` and build it (for tables made at run time, e.g. ``--composite``)."""
         values = self.validate(kind, table, where)
-        component = self.get(kind, table["name"], where)
-        common = {
-            n: values.pop(n, d)
-            for n, _, d in KINDS[kind].common
-            if n not in {p.name for p in component.params}
-        }
+        return self.create(self.get(kind, table["name"], where), values, where, **context)
+
+    def create(self, component: Component, options: dict[str, Any], where: str = "", **context: Any) -> Any:
+        """Call the factory with already validated ``options`` plus the context it takes."""
+        kind = self._kinds[component.kind]
+        own = {p.name for p in component.params}
+        values = dict(options)
+        common = {n: values.pop(n, d) for n, _, d in kind.common if n not in own}
         ctx = {k: v for k, v in context.items() if k in component.context}
         try:
             obj = component.factory(**ctx, **values)
         except ValueError as exc:  # a factory rejecting an option's value is a user error
             message = " ".join(str(exc).split()) or type(exc).__name__
             raise GanforgeError(
-                f"{where + ': ' if where else ''}{kind} '{component.name}': {message}"
+                f"{where + ': ' if where else ''}{kind.name} '{component.name}': {message}"
             ) from None
         except GanforgeError as exc:
             if where and not str(exc).startswith(where):
                 raise GanforgeError(f"{where}: {exc}") from None
             raise
-        if kind in ("generator", "discriminator") and common:
-            from ganforge.nn import init_weights
-
-            init_weights(obj, common["init"], common["init_gain"])
+        if kind.finish is not None and common:
+            obj = kind.finish(obj, common)
         return obj
 
     def _kind(self, kind: str | None) -> str:
         """Accept a kind as written anywhere: ``loss``, ``losses``, ``mask-provider``, ``mask_providers``."""
         key = (kind or "").strip().lower().replace("-", "_")
-        for name in self._components:
+        for name in self._kinds:
             if key in (name, plural(name)):
                 return name
-        raise GanforgeError(f"unknown component kind '{kind}'; kinds: {', '.join(self._components)}")
+        raise GanforgeError(f"unknown component kind '{kind}'; kinds: {', '.join(self._kinds)}")
 
 
 def plural(kind: str) -> str:

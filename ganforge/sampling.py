@@ -45,9 +45,9 @@ def sample_to_files(
     if count < 1:
         raise GanforgeError(f"-n must be at least 1, got {count}")
     objective, meta, _ = load_objective(checkpoint, registry, device)
-    if not hasattr(objective, "generate"):
+    if not objective.generates:
         raise GanforgeError(
-            f"{checkpoint}: objective '{meta['objective']}' does not generate from noise "
+            f"{checkpoint}: objective '{objective.name}' does not generate from noise "
             "(use 'ganforge translate')"
         )
     g = torch.Generator().manual_seed(seed if seed is not None else torch.seed() % 2**63)

@@ -30,6 +30,7 @@ from ganforge import checkpoint as ckpt
 from ganforge import recipe as recipe_mod
 from ganforge.cudagraph import CapturedStep, StepFn, capture_blocker
 from ganforge.errors import GanforgeError
+from ganforge.objective import Objective
 from ganforge.registry import Registry
 from ganforge.runtime import Runtime, rng_state, seed_everything, set_rng_state
 
@@ -57,10 +58,6 @@ class PositionSampler(Sampler[int]):
         return max(0, self.end_step - self.start_step) * self.batch_size
 
 
-def _local_state(objective: Any) -> Any:
-    return objective.local_state_dict() if hasattr(objective, "local_state_dict") else {}
-
-
 def _to_cpu(tree: Any) -> Any:
     if isinstance(tree, torch.Tensor):
         return tree.cpu()
@@ -81,7 +78,7 @@ class Trainer:
 
     def __init__(
         self,
-        resolved: dict[str, Any],
+        resolved: recipe_mod.Resolved,
         run_dir: str | os.PathLike[str],
         registry: Registry,
         runtime: Runtime | None = None,
@@ -108,19 +105,16 @@ class Trainer:
         self.throughput: dict[str, float] = {}
 
         seed_everything(self.cfg["seed"] + rank, self.cfg["deterministic"])
-        self.dataset = self.build("data", seed=self.cfg["seed"])
+        self.builder = recipe_mod.Builder(registry, resolved, seed=self.cfg["seed"])
+        self.dataset = self.builder.build("data")
         if len(self.dataset) == 0:
             raise GanforgeError(f"dataset [data] '{resolved['data']['name']}' has no images")
         self.global_batch = self.cfg["batch_size"] * world_size
         self.steps_per_epoch = max(1, math.ceil(len(self.dataset) / self.global_batch))
         self.total_steps = self.cfg["max_steps"] or self.cfg["epochs"] * self.steps_per_epoch
-        self.objective = self.registry.build(
-            "objective",
-            resolved["objective"],
-            f"[objective] {resolved['objective']['name']}",
-            recipe=resolved,
-            build=self.build,
-            runtime=self.runtime,
+        self.builder.defaults.update(steps_per_epoch=self.steps_per_epoch, total_steps=self.total_steps)
+        self.objective: Objective = self.builder.build(
+            "objective", builder=self.builder, runtime=self.runtime
         )
         self.callbacks = self._build_callbacks()
         self._step_fn: StepFn | None = None
@@ -128,28 +122,18 @@ class Trainer:
 
     # -- building ----------------------------------------------------------------------------
 
-    def build(self, section: str, **context: Any) -> Any:
-        """Build the component a recipe section names (``generator``, ``optim.g``, ...)."""
-        defaults = {
-            "steps_per_epoch": getattr(self, "steps_per_epoch", 1),
-            "total_steps": getattr(self, "total_steps", 1),
-            "seed": self.cfg["seed"],
-        }
-        return recipe_mod.build_section(self.registry, self.recipe, section, **{**defaults, **context})
-
     def _build_callbacks(self) -> dict[str, Any]:
         tables = self.recipe.get("callbacks")
         if tables is None:
-            tables = {name: {} for name in DEFAULT_CALLBACKS}
-        callbacks = {}
-        for name, options in tables.items():
-            options = dict(options)
-            if not options.pop("enabled", True):
-                continue
-            callbacks[name] = self.registry.build(
-                "callback", {"name": name, **options}, f"[callbacks.{name}]"
-            )
-        return callbacks
+            return {
+                name: self.registry.build("callback", {"name": name}, f"[callbacks.{name}]")
+                for name in DEFAULT_CALLBACKS
+            }
+        return {
+            name: self.builder.build(f"callbacks.{name}")
+            for name, options in tables.items()
+            if options.get("enabled", True)
+        }
 
     def emit(self, event: str, *args: Any) -> None:
         """Call ``event`` on every callback that defines it."""
@@ -218,13 +202,13 @@ class Trainer:
 
     def _choose_step_fn(self) -> StepFn:
         if not self.cfg["cuda_graph"] or self.runtime.device.type != "cuda":
-            return self.objective.train_step
-        reason = capture_blocker(self.objective, self.runtime) or self.objective.capture_ready()
+            return self.objective.run_step
+        reason = capture_blocker(self.runtime) or self.objective.capture_ready()
         if reason:
             self.cuda_graph_note = reason
             if self.is_main and self.console is not None:
                 self.console.print(f"[yellow]CUDA graphs off[/]: {reason}")
-            return self.objective.train_step
+            return self.objective.run_step
         self.runtime.cuda_graph = True
         return CapturedStep(self.objective, self.runtime.device)
 
@@ -241,7 +225,7 @@ class Trainer:
         }
         if self.world_size > 1:
             # Per-rank state (RNG streams, image pools) differs between ranks: keep each one.
-            local = {"rng": rng_state(), "objective": _local_state(self.objective)}
+            local = {"rng": rng_state(), "objective": self.objective.local_state_dict()}
             gathered: list[Any] = [None] * self.world_size
             torch.distributed.all_gather_object(gathered, local)
             state["ranks"] = {str(r): _to_cpu(g) for r, g in enumerate(gathered)}
@@ -257,8 +241,7 @@ class Trainer:
                 self.callbacks[name].load_state_dict(cb_state)
         mine = state.get("ranks", {}).get(str(self.rank))
         if mine is not None:
-            if hasattr(self.objective, "load_local_state_dict"):
-                self.objective.load_local_state_dict(mine["objective"])
+            self.objective.load_local_state_dict(mine["objective"])
             set_rng_state(mine["rng"])
         else:
             set_rng_state(state["rng"])
@@ -270,6 +253,7 @@ class Trainer:
             "step": self.step,
             "epoch": self.epoch,
             "objective": self.recipe["objective"]["name"],
+            "image_size": getattr(self.dataset, "image_size", None),
             "world_size": self.world_size,
             "recipe": self.recipe,
             "time": time.time(),
@@ -302,7 +286,7 @@ class Trainer:
             )
         try:
             self.load_state_dict(state)
-        except (KeyError, RuntimeError, ValueError) as exc:
+        except (KeyError, RuntimeError, ValueError, TypeError) as exc:
             raise GanforgeError(
                 f"{file}: does not match the recipe's components ({str(exc).splitlines()[0]})"
             ) from None

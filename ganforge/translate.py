@@ -18,14 +18,16 @@ from PIL import Image
 
 from ganforge.data import expand_inputs, open_rgb, to_uint8_tensor
 from ganforge.errors import GanforgeError
-from ganforge.inference import load_objective
+from ganforge.inference import image_size, load_objective
 from ganforge.registry import Registry
 
 
-def _model_size(img: Image.Image, size: int) -> tuple[int, int]:
+def _model_size(img: Image.Image, size: int, multiple: int = 1) -> tuple[int, int]:
+    """The model's input size: ``size`` square, or (0) the image's own, rounded to ``multiple``."""
     if size > 0:
         return size, size
-    return max(4, img.width // 4 * 4), max(4, img.height // 4 * 4)  # the generators downsample by 4
+    m = max(1, multiple)
+    return max(m, img.width // m * m), max(m, img.height // m * m)
 
 
 def _to_pil(t: torch.Tensor) -> Image.Image:
@@ -46,7 +48,7 @@ def translate_files(
     inputs: list[str],
     out: Path,
     registry: Registry,
-    direction: str = "a2b",
+    direction: str | None = None,
     device: str = "auto",
     batch_size: int | None = None,
     size: int | None = None,
@@ -64,13 +66,12 @@ def translate_files(
     number of images handed over so far; benchmarks time the steady state with it.
     """
     objective, meta, _ = load_objective(checkpoint, registry, device)
-    if not hasattr(objective, "translate"):
-        raise GanforgeError(
-            f"{checkpoint}: objective '{meta['objective']}' does not translate images "
-            "(use 'ganforge sample' for generators)"
-        )
+    try:
+        direction = objective.direction(direction)
+    except GanforgeError as exc:
+        raise GanforgeError(f"{checkpoint}: {exc}") from None
     recipe = meta["recipe"]
-    size = recipe.get("data", {}).get("image_size", 256) if size is None else size
+    size = image_size(meta) if size is None else size
     compositor = _compositor(recipe, registry, composite, feather)
     on_cuda = objective.runtime.device.type == "cuda"
     if on_cuda:
@@ -103,7 +104,7 @@ def _workers() -> int:
     return max(2, min(16, os.cpu_count() or 2))
 
 
-def _decode(path: Path, size: int) -> tuple[tuple[int, int], np.ndarray]:
+def _decode(path: Path, size: int, multiple: int = 1) -> tuple[tuple[int, int], np.ndarray]:
     """(original size, uint8 [H, W, 3] at the model's input size) for one file.
 
     Numpy and Pillow only: torch CPU ops in many threads would each start their own thread pool.
@@ -111,7 +112,7 @@ def _decode(path: Path, size: int) -> tuple[tuple[int, int], np.ndarray]:
     if not path.exists():
         raise GanforgeError(f"{path}: no such file")
     img = open_rgb(path)
-    shape = _model_size(img, size)
+    shape = _model_size(img, size, multiple)
     return img.size, np.asarray(img if img.size == shape else img.resize(shape, Image.BICUBIC))
 
 
@@ -153,6 +154,7 @@ def _translate_batched(
     """
     runtime = objective.runtime
     on_cuda = runtime.device.type == "cuda"
+    multiple = objective.size_multiple(direction)
     failures: list[str] = []
     used: set[str] = set()
     buckets: dict[tuple[int, ...], list[_Item]] = {}
@@ -214,7 +216,7 @@ def _translate_batched(
         decoding: deque[tuple[Path, Future[Any]]] = deque()
         try:
             for path in files:
-                decoding.append((path, pool.submit(_decode, path, size)))
+                decoding.append((path, pool.submit(_decode, path, size, multiple)))
                 if len(decoding) < window:
                     continue
                 _collect(decoding.popleft(), buckets, failures, batch_size, run)
@@ -268,7 +270,8 @@ def _translate_composited(
     used: set[str] = set()
 
     def model(img: Image.Image) -> Image.Image:
-        x = to_uint8_tensor(img.resize(_model_size(img, size), Image.BICUBIC)).unsqueeze(0)
+        shape = _model_size(img, size, objective.size_multiple(direction))
+        x = to_uint8_tensor(img.resize(shape, Image.BICUBIC)).unsqueeze(0)
         return _to_pil(objective.translate(runtime.to_input(x), direction)[0])
 
     for path in files:

@@ -65,6 +65,8 @@ class _StreamDataset(Dataset):
 class UnpairedFolders(_StreamDataset):
     """Two unpaired image folders (CycleGAN): trainA/trainB under root, or any two folders."""
 
+    yields = {"A": "uint8 [3, S, S] image of domain A", "B": "uint8 [3, S, S] image of domain B"}
+
     def __init__(
         self,
         root: str = "",
@@ -150,6 +152,8 @@ class UnpairedFolders(_StreamDataset):
 
 class ImageFolder(_StreamDataset):
     """One image folder (DCGAN): resize, centre crop, optional flip, colour jitter and blur."""
+
+    yields = {"image": "uint8 [3, S, S] image"}
 
     def __init__(
         self,

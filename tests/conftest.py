@@ -101,6 +101,18 @@ def tiny_cyclegan_run(selfie_root, tmp_path_factory) -> Path:
     return out
 
 
+def bare_host():
+    """A plugin host with only the bundled kinds (no components): tests add plugins to it."""
+    import ganforge.kinds
+    import ganforge_plugins.kinds
+    from ganforge.plugins import PluginHost
+
+    host = PluginHost()
+    host.register_module(ganforge.kinds, "core-kinds", "ganforge")
+    host.register_module(ganforge_plugins.kinds, "bundled-kinds", "ganforge")
+    return host
+
+
 def run_cli(
     *args: str, env: dict[str, str] | None = None, cwd: Path | None = None, timeout: int = 300
 ) -> subprocess.CompletedProcess:

@@ -8,12 +8,12 @@ import pytest
 import torch
 from conftest import DCGAN_TINY, RECIPES, TINY
 
+from ganforge import ScheduledOptimizer
 from ganforge.cudagraph import CapturedStep, capture_blocker
 from ganforge.plugins import get_registry
 from ganforge.recipe import Recipe
 from ganforge.runtime import Runtime
 from ganforge.trainer import Trainer
-from ganforge_plugins.objectives.optimizing import ScheduledOptimizer
 from ganforge_plugins.pools import HistoryPool
 
 CYCLEGAN = RECIPES / "cyclegan_selfie2anime.toml"
@@ -124,11 +124,11 @@ def test_cpu_runs_eager_and_says_why_graphs_are_off(selfie_root, tmp_path):
     trainer = _trainer(CYCLEGAN, selfie_root, tmp_path / "run", "train.max_steps=1", "train.device='cpu'")
     trainer.fit()
     assert not isinstance(trainer._step_fn, CapturedStep) and not trainer.runtime.cuda_graph
-    assert capture_blocker(trainer.objective, trainer.runtime) == "CUDA graphs need a CUDA device"
+    assert capture_blocker(trainer.runtime) == "CUDA graphs need a CUDA device"
     cuda = Runtime(torch.device("cuda"), "bf16", True, distributed=True)
-    assert "DistributedDataParallel" in capture_blocker(trainer.objective, cuda)
+    assert "DistributedDataParallel" in capture_blocker(cuda)
     cuda = Runtime(torch.device("cuda"), "fp16", True)
-    assert "fp16" in capture_blocker(trainer.objective, cuda)
+    assert "fp16" in capture_blocker(cuda)
 
 
 def test_cache_pool_refuses_capture_before_optimizers_change(selfie_root, tmp_path):

@@ -8,6 +8,7 @@ import pytest
 import torch
 from conftest import RECIPES, TINY, sets
 
+from ganforge import GanforgeError
 from ganforge.plugins import get_registry
 from ganforge.recipe import Recipe
 from ganforge.trainer import Trainer
@@ -143,10 +144,19 @@ def test_bench_baseline_runs_the_official_like_setup_first(cli, selfie_root):
     assert numbers["speedup"] == pytest.approx(numbers["samples_per_s"] / base["samples_per_s"])
 
 
-def test_baseline_overrides_unfuse_every_optimizer_that_can_fuse():
-    from ganforge.bench import OFFICIAL_LIKE, baseline_overrides
+def test_the_recipe_declares_its_baseline_and_every_item_is_a_valid_override():
+    from ganforge.bench import baseline
 
     recipe = Recipe.load(RECIPE, ["optim.d={name='sgd', lr=0.01}"])
-    items = baseline_overrides(recipe, get_registry())
-    assert items == [*OFFICIAL_LIKE, "optim.g.fused=false", "optim.d.fused=false"]
+    name, items = baseline(recipe, get_registry())
+    assert "official" in name and "optim.g.fused=false" in items and "optim.d.fused=false" in items
     Recipe.load(RECIPE, items).resolve(get_registry())  # every item is a valid override
+
+
+def test_a_recipe_without_a_baseline_is_a_one_line_error(tmp_path):
+    from ganforge.bench import baseline
+
+    bare = tmp_path / "bare.toml"
+    bare.write_text(RECIPE.read_text().split("[baseline]")[0])
+    with pytest.raises(GanforgeError, match=r"--baseline needs a \[baseline\] table"):
+        baseline(Recipe.load(bare), get_registry())

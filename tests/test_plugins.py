@@ -6,7 +6,7 @@ import json
 import types
 
 import pytest
-from conftest import RECIPES, TINY, sets
+from conftest import RECIPES, TINY, bare_host, sets
 
 from ganforge import GanforgeError, hookimpl
 from ganforge.plugins import PluginHost, get_registry
@@ -172,7 +172,7 @@ def test_register_twice_in_process_names_both():
 
 
 def test_a_failing_register_hook_is_skipped_whole():
-    host = PluginHost()
+    host = bare_host()
     module = types.SimpleNamespace()
 
     @hookimpl

@@ -95,13 +95,12 @@ class Evaluation:
         objective, step = trainer.objective, trainer.step
         self._last_step = step
         scalars: dict[str, float] = {}
-        if hasattr(objective, "translate") and {"A", "B"} <= set(self._holdout):
-            a, b = self._holdout["A"], self._holdout["B"]
-            for direction, source, target in (("a2b", a, b), ("b2a", b, a)):
+        if objective.directions:
+            for direction, d in objective.directions.items():
                 values = evaluate_direction(
                     objective,
-                    source,
-                    target,
+                    self._holdout[d.source],
+                    self._holdout[d.target],
                     direction,
                     self._metrics,
                     self._extractors,
@@ -109,10 +108,10 @@ class Evaluation:
                     self._real.setdefault(direction, {}),
                 )
                 scalars.update({f"eval/{direction}/{k}": v for k, v in values.items()})
-        elif hasattr(objective, "generate") and "image" in self._holdout:
+        elif objective.generates:
             values = evaluate_generation(
                 objective,
-                self._holdout["image"],
+                next(iter(self._holdout.values())),
                 self._metrics,
                 self._extractors,
                 self.batch_size,
@@ -121,7 +120,9 @@ class Evaluation:
             )
             scalars.update({f"eval/generated/{k}": v for k, v in values.items()})
         else:
-            raise GanforgeError("[callbacks.eval]: the objective neither translates nor generates images")
+            raise GanforgeError(
+                f"[callbacks.eval]: objective '{objective.name}' neither translates nor generates images"
+            )
         self.last = scalars
         trainer.emit("on_log", step, scalars)
         self._update_best(trainer, scalars)

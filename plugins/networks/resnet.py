@@ -70,6 +70,8 @@ class ResnetGenerator(nn.Module):
     the channels followed by ``PixelShuffle(2)``, which avoids checkerboard artefacts.
     """
 
+    size_multiple = 4  # two stride-2 downsamplings: input sides must be multiples of 4
+
     def __init__(
         self,
         in_channels: int = 3,

@@ -17,11 +17,11 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from conftest import bare_host
 from PIL import Image
 
 import ganforge_plugins.compositing as compositing
 from ganforge import GanforgeError
-from ganforge.plugins import PluginHost
 from ganforge_plugins.compositing.composite import (
     MaskCompositor,
     NoMaskWarning,
@@ -55,7 +55,7 @@ SELFIE_FACES = {
 
 @pytest.fixture(scope="module")
 def registry():
-    host = PluginHost()
+    host = bare_host()
     host.register_module(compositing, "compositing", "ganforge")
     host.collect()
     assert not host.failures()

@@ -1,0 +1,67 @@
+"""The component kinds the core itself uses, registered like any plugin's kinds.
+
+The core builds datasets, callbacks, optimizers, schedules, metrics and compositors, and runs
+objectives; every other kind (networks, losses, pools, ...) comes from plugins.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from ganforge.hookspecs import hookimpl
+from ganforge.registry import Kind, Range
+
+
+def _finish_objective(objective: Any, common: dict[str, Any]) -> Any:
+    if common["ema"] > 0:
+        objective.enable_ema(common["ema"])
+    return objective
+
+
+KINDS = (
+    Kind(
+        "objective",
+        "Training objectives: subclasses of ``ganforge.Objective`` that declare their parts and "
+        "write ``train_step(batch, step)``. Context: ``builder`` (builds the recipe sections the "
+        "objective declares) and ``runtime`` (device, precision, channels_last). Every objective "
+        "also takes ``ema``: the decay of a moving average of its inference networks (0: off).",
+        context=("builder", "runtime"),
+        common=(("ema", Annotated[float, Range(0.0, 1.0, max_open=True)], 0.0),),
+        finish=_finish_objective,
+    ),
+    Kind(
+        "dataset",
+        "Datasets (``torch.utils.data.Dataset`` factories). Context: ``seed`` (int). The class "
+        "declares ``yields`` (batch key -> description), returns dicts with those keys and "
+        "exposes ``holdout(n)`` for fixed sample images.",
+        context=("seed",),
+    ),
+    Kind(
+        "callback",
+        "Training callbacks. A callback may define any of ``on_train_start(trainer)``, "
+        "``on_step_end(trainer, step, losses)``, ``on_log(trainer, step, scalars)``, "
+        "``on_epoch_end(trainer, epoch)``, ``on_checkpoint(trainer, path)`` and "
+        "``on_train_end(trainer)``.",
+    ),
+    Kind("optimizer", "Optimizers. Context: ``params`` (the parameters to optimise).", context=("params",)),
+    Kind(
+        "scheduler",
+        "Learning-rate schedules. Context: ``steps_per_epoch`` and ``total_steps`` (ints). The "
+        "factory returns ``factor(step) -> float``, which multiplies each base learning rate.",
+        context=("steps_per_epoch", "total_steps"),
+    ),
+    Kind("metric", "Evaluation metrics: ``compute(real, fake) -> dict[str, float]``."),
+    Kind(
+        "feature_extractor",
+        "Image feature extractors for distribution metrics (FID, KID): images in [0, 1] to "
+        "``[N, D]`` features.",
+    ),
+    Kind("mask_provider", "Mask providers: an RGB photo in, a soft [0, 1] person or face mask out."),
+    Kind("compositor", "Compositors that paste a stylized image back into the original photo."),
+)
+
+
+@hookimpl
+def register_kinds(register):
+    for kind in KINDS:
+        register(kind)
