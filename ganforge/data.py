@@ -83,7 +83,7 @@ def item_generator(*keys: int | str) -> torch.Generator:
 def resize_crop(
     img: Image.Image, image_size: int, load_size: int, mode: str, g: torch.Generator | None, flip: bool
 ) -> Image.Image:
-    """The reference unpaired-translation code's preprocessing, with randomness from ``g`` (None: centre, no flip).
+    """The reference translation code's preprocessing, randomness from ``g`` (None: centre, no flip).
 
     ``resize_and_crop``: resize to load_size square, random crop image_size. ``scale_width``:
     keep aspect, shorter side to load_size, random crop. ``resize``: straight to image_size.
