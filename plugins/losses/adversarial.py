@@ -1,4 +1,4 @@
-"""Adversarial losses: least squares, binary cross-entropy and Wasserstein with gradient penalty.
+"""Adversarial losses: least squares, binary cross-entropy, hinge and Wasserstein, plus penalties.
 
 Every loss object has the same interface::
 
@@ -12,6 +12,11 @@ sigmoid; pass the discriminator's ``outputs_probabilities`` attribute
 (``getattr(d, "outputs_probabilities", False)``). Only ``bce`` depends on it. Losses are computed
 in float32 whatever the output dtype (bf16 autocast), and build their targets on the output's
 device without host synchronisation.
+
+Every loss takes ``gradient_penalty`` (WGAN-GP's interpolate penalty; ``wgan-gp`` calls it
+``lambda_gp``) and ``r1_gamma`` (R1, a zero-centred gradient penalty on real images); ``penalty``
+returns the sum of those that are on, or ``None``. Both differentiate the discriminator's output,
+which must be a tensor (not the tuple some discriminators return).
 """
 
 import torch
@@ -42,13 +47,29 @@ def gradient_penalty(discriminator: nn.Module, real: Tensor, fake: Tensor, weigh
     return weight * (norm - 1.0).pow(2).mean()
 
 
-class AdversarialLoss:
-    """Shared part of the bundled losses: the optional interpolate gradient penalty."""
+def r1_penalty(discriminator: nn.Module, real: Tensor, gamma: float) -> Tensor:
+    """R1 (Mescheder et al.): ``gamma / 2 * mean_i ||grad_x D(x_i)||^2`` over the real images.
 
-    def __init__(self, gradient_penalty: float = 0.0) -> None:
+    Zero-centred: it pushes D's gradient on the data towards zero. ``real`` is detached, so the
+    penalty trains only the discriminator. The input and the gradient are float32; the
+    discriminator itself runs under whatever autocast is active. No host synchronisation.
+    """
+    x = real.detach().float().requires_grad_(True)
+    out = discriminator(x)
+    (grad,) = torch.autograd.grad(out.float().sum(), x, create_graph=True)
+    return (0.5 * gamma) * grad.float().flatten(1).pow(2).sum(1).mean()
+
+
+class AdversarialLoss:
+    """Shared part of the bundled losses: the optional interpolate gradient penalty and R1."""
+
+    def __init__(self, gradient_penalty: float = 0.0, r1_gamma: float = 0.0) -> None:
         if gradient_penalty < 0:
             raise GanforgeError(f"gradient_penalty must be >= 0, got {gradient_penalty}")
+        if r1_gamma < 0:
+            raise ValueError(f"r1_gamma must be >= 0, got {r1_gamma}")
         self.gradient_penalty = float(gradient_penalty)
+        self.r1_gamma = float(r1_gamma)
 
     def d_loss(self, real_out: Tensor, fake_out: Tensor, *, probabilities: bool = False) -> Tensor:
         raise NotImplementedError
@@ -57,10 +78,15 @@ class AdversarialLoss:
         raise NotImplementedError
 
     def penalty(self, discriminator: nn.Module, real: Tensor, fake: Tensor) -> Tensor | None:
-        """The gradient penalty when its weight is positive, else ``None``."""
-        if self.gradient_penalty <= 0:
+        """The sum of the gradient penalty and R1, each when its weight is positive; ``None`` if neither."""
+        terms = []
+        if self.gradient_penalty > 0:
+            terms.append(gradient_penalty(discriminator, real, fake, self.gradient_penalty))
+        if self.r1_gamma > 0:
+            terms.append(r1_penalty(discriminator, real, self.r1_gamma))
+        if not terms:
             return None
-        return gradient_penalty(discriminator, real, fake, self.gradient_penalty)
+        return terms[0] if len(terms) == 1 else terms[0] + terms[1]
 
 
 class LSGANLoss(AdversarialLoss):
@@ -69,13 +95,18 @@ class LSGANLoss(AdversarialLoss):
     ``d_loss = mse(real_out, real_label) + mse(fake_out, fake_label)`` and
     ``g_loss = mse(fake_out, real_label)``, as the official CycleGAN ``GANLoss('lsgan')`` (whose
     objective halves the D loss itself). Outputs are used as they are, so ``probabilities`` makes
-    no difference. ``gradient_penalty > 0`` adds the WGAN-GP interpolate penalty with that weight.
+    no difference. ``gradient_penalty > 0`` adds the WGAN-GP interpolate penalty with that weight,
+    ``r1_gamma > 0`` the R1 penalty on real images.
     """
 
     def __init__(
-        self, real_label: float = 1.0, fake_label: float = 0.0, gradient_penalty: float = 0.0
+        self,
+        real_label: float = 1.0,
+        fake_label: float = 0.0,
+        gradient_penalty: float = 0.0,
+        r1_gamma: float = 0.0,
     ) -> None:
-        super().__init__(gradient_penalty)
+        super().__init__(gradient_penalty, r1_gamma)
         self.real_label = float(real_label)
         self.fake_label = float(fake_label)
 
@@ -98,15 +129,20 @@ class BCELoss(AdversarialLoss):
     smoothing, Salimans et al.), the generator always aims at 1. Logits (``probabilities=False``)
     go through ``binary_cross_entropy_with_logits``; probabilities are clamped to
     ``[1e-7, 1 - 1e-7]`` before the logs, which keeps them finite and autocast-safe.
-    ``gradient_penalty > 0`` adds the WGAN-GP interpolate penalty with that weight.
+    ``gradient_penalty > 0`` adds the WGAN-GP interpolate penalty with that weight, ``r1_gamma > 0``
+    the R1 penalty on real images.
     """
 
     _EPS = 1e-7
 
     def __init__(
-        self, real_label: float = 1.0, fake_label: float = 0.0, gradient_penalty: float = 0.0
+        self,
+        real_label: float = 1.0,
+        fake_label: float = 0.0,
+        gradient_penalty: float = 0.0,
+        r1_gamma: float = 0.0,
     ) -> None:
-        super().__init__(gradient_penalty)
+        super().__init__(gradient_penalty, r1_gamma)
         self.real_label = float(real_label)
         self.fake_label = float(fake_label)
 
@@ -133,13 +169,13 @@ class WGANGPLoss(AdversarialLoss):
     ``d_loss = -mean(real_out) + mean(fake_out)``, ``g_loss = -mean(fake_out)`` and
     ``penalty = lambda_gp * mean((||grad D(x_hat)||_2 - 1)^2)`` on random interpolates
     (``None`` when ``lambda_gp`` is 0). The critic should output raw scores (no sigmoid);
-    ``probabilities`` is ignored.
+    ``probabilities`` is ignored. ``r1_gamma > 0`` adds the R1 penalty on real images.
     """
 
-    def __init__(self, lambda_gp: float = 10.0) -> None:
+    def __init__(self, lambda_gp: float = 10.0, r1_gamma: float = 0.0) -> None:
         if lambda_gp < 0:
             raise GanforgeError(f"wgan-gp: lambda_gp must be >= 0, got {lambda_gp}")
-        super().__init__(lambda_gp)
+        super().__init__(lambda_gp, r1_gamma)
         self.lambda_gp = float(lambda_gp)
 
     def d_loss(self, real_out: Tensor, fake_out: Tensor, *, probabilities: bool = False) -> Tensor:
@@ -147,3 +183,28 @@ class WGANGPLoss(AdversarialLoss):
 
     def g_loss(self, fake_out: Tensor, *, probabilities: bool = False) -> Tensor:
         return -fake_out.float().mean()
+
+
+class HingeLoss(AdversarialLoss):
+    """Hinge GAN loss (Lim & Ye; SNGAN, SAGAN, BigGAN): margins of 1 for D, raw scores for G.
+
+    ``d_loss = mean(relu(1 - real_out)) + mean(relu(1 + fake_out))`` and
+    ``g_loss = -mean(fake_out)``. It is defined on raw scores: with ``probabilities=True`` the
+    outputs are clamped to ``[1e-7, 1 - 1e-7]`` and mapped back to logits first.
+    ``gradient_penalty > 0`` adds the WGAN-GP interpolate penalty with that weight, ``r1_gamma > 0``
+    the R1 penalty on real images.
+    """
+
+    _EPS = 1e-7
+
+    def _scores(self, out: Tensor, probabilities: bool) -> Tensor:
+        out = out.float()
+        return torch.logit(out, eps=self._EPS) if probabilities else out
+
+    def d_loss(self, real_out: Tensor, fake_out: Tensor, *, probabilities: bool = False) -> Tensor:
+        real = self._scores(real_out, probabilities)
+        fake = self._scores(fake_out, probabilities)
+        return F.relu(1.0 - real).mean() + F.relu(1.0 + fake).mean()
+
+    def g_loss(self, fake_out: Tensor, *, probabilities: bool = False) -> Tensor:
+        return -self._scores(fake_out, probabilities).mean()

@@ -1,18 +1,26 @@
-"""Bundled networks: CycleGAN ResNet generators, the PatchGAN discriminator and DCGAN."""
+"""Bundled networks: CycleGAN ResNet generators, PatchGAN, DCGAN, U-GAT-IT and CUT's projector."""
 
 from ganforge import hookimpl
 from ganforge.hookspecs import Register
 
 from .dcgan import DCGANDiscriminator, DCGANGenerator
 from .patchgan import PatchGANDiscriminator
+from .projector import PatchProjector
 from .resnet import PixelShuffleResnetGenerator, ResnetGenerator
+from .ugatit import ILN, AdaILN, ResnetAdaILNBlock, UGATITDiscriminator, UGATITGenerator
 
 __all__ = [
+    "ILN",
+    "AdaILN",
     "DCGANDiscriminator",
     "DCGANGenerator",
     "PatchGANDiscriminator",
+    "PatchProjector",
     "PixelShuffleResnetGenerator",
+    "ResnetAdaILNBlock",
     "ResnetGenerator",
+    "UGATITDiscriminator",
+    "UGATITGenerator",
 ]
 
 
@@ -21,9 +29,11 @@ def register_generators(register: Register) -> None:
     register("resnet", ResnetGenerator)
     register("pixelshuffle", PixelShuffleResnetGenerator)
     register("dcgan", DCGANGenerator)
+    register("ugatit", UGATITGenerator)
 
 
 @hookimpl
 def register_discriminators(register: Register) -> None:
     register("patchgan", PatchGANDiscriminator)
     register("dcgan", DCGANDiscriminator)
+    register("ugatit", UGATITDiscriminator)

@@ -12,6 +12,8 @@ from torch import nn
 
 from ganforge import GanforgeError
 
+from .sn import spectral_normed
+
 ImageSize = Literal[32, 64, 128]
 
 
@@ -73,7 +75,8 @@ class DCGANDiscriminator(nn.Module):
     Input ``[N, in_channels, image_size, image_size]``, output ``[N]``: a logit, or a probability
     when ``sigmoid=True`` (``outputs_probabilities`` says which). The first conv has no norm; each
     k4 s2 p1 conv halves the size and doubles the channels down to 4x4, and a valid 4x4 conv gives
-    the score.
+    the score. ``spectral_norm=True`` wraps every conv in spectral normalisation (the BatchNorm
+    layers stay).
     """
 
     def __init__(
@@ -82,6 +85,7 @@ class DCGANDiscriminator(nn.Module):
         ndf: int = 64,
         image_size: ImageSize = 64,
         sigmoid: bool = False,
+        spectral_norm: bool = False,
     ) -> None:
         super().__init__()
         if min(in_channels, ndf) < 1:
@@ -101,7 +105,7 @@ class DCGANDiscriminator(nn.Module):
         layers.append(nn.Conv2d(ch, 1, 4, 1, 0, bias=False))
         if sigmoid:
             layers.append(nn.Sigmoid())
-        self.main = nn.Sequential(*layers)
+        self.main = nn.Sequential(*spectral_normed(layers, spectral_norm))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         # [N, 1, 1, 1] -> [N]; a larger input than image_size keeps its extra scores as [N, k*k].

@@ -6,6 +6,7 @@ from torch import nn
 from ganforge import GanforgeError
 
 from .resnet import Norm, conv_bias, norm_layer
+from .sn import spectral_normed
 
 
 class PatchGANDiscriminator(nn.Module):
@@ -18,6 +19,8 @@ class PatchGANDiscriminator(nn.Module):
     ``[N, 1, 16, 16]``. Other kernel sizes use padding ``(k - 1) // 2`` and the official layout.
 
     ``sigmoid=True`` appends a sigmoid; ``outputs_probabilities`` tells the losses which they get.
+    ``spectral_norm=True`` wraps every conv in spectral normalisation (Miyato et al.); the norm
+    layers stay as ``norm`` says (``norm="none"`` is the usual pairing).
     """
 
     def __init__(
@@ -28,6 +31,7 @@ class PatchGANDiscriminator(nn.Module):
         norm: Norm = "instance",
         kernel_size: int = 4,
         sigmoid: bool = False,
+        spectral_norm: bool = False,
     ) -> None:
         super().__init__()
         if in_channels < 1 or ndf < 1 or n_layers < 1 or kernel_size < 2:
@@ -72,7 +76,7 @@ class PatchGANDiscriminator(nn.Module):
             ]
         if sigmoid:
             layers.append(nn.Sigmoid())
-        self.model = nn.Sequential(*layers)
+        self.model = nn.Sequential(*spectral_normed(layers, spectral_norm))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.model(x)

@@ -2,19 +2,25 @@
 
 The module tree (``model.<i>`` and ``model.<i>.conv_block.<j>``) matches the official
 ``ResnetGenerator``, so with ``norm="instance"`` an official ``latest_net_G.pth`` loads with
-``load_state_dict`` unchanged.
+``load_state_dict`` unchanged. With ``antialias=True`` the tree matches CUT's ResnetGenerator
+(taesungp/contrastive-unpaired-translation, its default anti-aliased sampling), blur filters
+included, so a CUT ``latest_net_G.pth`` loads too.
 """
 
+import math
+from collections.abc import Sequence
 from typing import Literal
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from ganforge import GanforgeError
 from ganforge.nn import InstanceNorm2d
 
 Norm = Literal["instance", "batch", "none"]
-Upsample = Literal["transpose", "pixelshuffle"]
+Upsample = Literal["transpose", "pixelshuffle", "nearest", "bilinear"]
+_UPSAMPLE_MODES = ("transpose", "pixelshuffle", "nearest", "bilinear")
 
 
 def norm_layer(norm: str, channels: int) -> nn.Module:
@@ -35,6 +41,50 @@ def conv_bias(norm: str) -> bool:
     shift makes a bias redundant). With no norm at all a bias is needed.
     """
     return norm in ("instance", "none")
+
+
+def _binomial_filter(size: int) -> torch.Tensor:
+    """Normalised 2-D binomial filter: the outer product of a row of Pascal's triangle."""
+    row = torch.tensor([float(math.comb(size - 1, k)) for k in range(size)])
+    filt = row[:, None] * row[None, :]
+    return filt / filt.sum()
+
+
+class BlurDownsample(nn.Module):
+    """Anti-aliased stride-2 downsampling (CUT's ``Downsample``): reflect-pad, [1,2,1]^2 blur, stride 2.
+
+    A fixed depthwise filter stored as the buffer ``filt`` (as in CUT, so its checkpoints load).
+    Halves even sides exactly; odd sides give ``ceil(side / 2)``.
+    """
+
+    def __init__(self, channels: int) -> None:
+        super().__init__()
+        self.channels = channels
+        self.register_buffer("filt", _binomial_filter(3)[None, None].repeat(channels, 1, 1, 1))
+        self.pad = nn.ReflectionPad2d(1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.conv2d(self.pad(x), self.filt.to(x.dtype), stride=2, groups=self.channels)
+
+
+class BlurUpsample(nn.Module):
+    """Anti-aliased x2 upsampling (CUT's ``Upsample``): a transposed [1,3,3,1]^2 blur with stride 2.
+
+    Replicate-pads by one pixel, applies the blur (scaled by 4 so a constant image stays
+    constant) as a stride-2 depthwise transposed conv, then crops to exactly twice the size. The
+    filter is the buffer ``filt``, as in CUT.
+    """
+
+    def __init__(self, channels: int) -> None:
+        super().__init__()
+        self.channels = channels
+        self.register_buffer("filt", (_binomial_filter(4) * 4)[None, None].repeat(channels, 1, 1, 1))
+        self.pad = nn.ReplicationPad2d(1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = F.conv_transpose2d(self.pad(x), self.filt.to(x.dtype), stride=2, padding=2, groups=self.channels)
+        # (2H + 2) rows out; CUT drops the first and the last to land on 2H.
+        return y[:, :, 1:-1, 1:-1]
 
 
 class ResnetBlock(nn.Module):
@@ -64,10 +114,25 @@ class ResnetBlock(nn.Module):
 class ResnetGenerator(nn.Module):
     """CycleGAN ResNet generator (c7s1-ngf, 2 downsamples, residual blocks, 2 upsamples, tanh).
 
-    Images in, images of the same height and width out (both must be divisible by 4), values in
-    [-1, 1]. ``blocks=9`` at ``ngf=64`` is the official ``resnet_9blocks`` (11,378,179
-    parameters). ``upsample="pixelshuffle"`` replaces each transposed conv by a 3x3 conv to twice
-    the channels followed by ``PixelShuffle(2)``, which avoids checkerboard artefacts.
+    Images in, images of the same height and width out (both must be divisible by
+    ``size_multiple``, 4), values in [-1, 1]. ``blocks=9`` at ``ngf=64`` is the official
+    ``resnet_9blocks`` (11,378,179 parameters).
+
+    ``upsample`` picks how each of the two upsamplings is done (all avoid the transposed conv's
+    checkerboard artefacts except ``transpose``):
+
+    - ``transpose``: the official 3x3 stride-2 ``ConvTranspose2d``;
+    - ``pixelshuffle``: a 3x3 conv to twice the channels, then ``PixelShuffle(2)``;
+    - ``nearest`` / ``bilinear``: resize-convolution, an x2 ``Upsample`` then a 3x3 conv.
+
+    ``antialias=True`` is CUT's anti-aliased sampling: each downsampling becomes a stride-1 conv,
+    norm, ReLU and a blur-pool (``BlurDownsample``), and with ``upsample="transpose"`` each
+    transposed conv becomes a blurred upsample (``BlurUpsample``) then a 3x3 conv. The other
+    upsample modes keep their own upsampling. ``antialias=True, upsample="transpose"`` is CUT's
+    default generator, layer for layer.
+
+    ``features(x, layers)`` returns intermediate activations for CUT's PatchNCE loss and
+    ``feature_channels(layers)`` their widths.
     """
 
     size_multiple = 4  # two stride-2 downsamplings: input sides must be multiples of 4
@@ -81,6 +146,7 @@ class ResnetGenerator(nn.Module):
         norm: Norm = "instance",
         dropout: bool = False,
         upsample: Upsample = "transpose",
+        antialias: bool = False,
     ) -> None:
         super().__init__()
         if min(in_channels, out_channels, ngf) < 1 or blocks < 0:
@@ -88,8 +154,12 @@ class ResnetGenerator(nn.Module):
                 f"resnet generator: channels and ngf must be >= 1 and blocks >= 0, got "
                 f"in_channels={in_channels}, out_channels={out_channels}, ngf={ngf}, blocks={blocks}"
             )
-        if upsample not in ("transpose", "pixelshuffle"):
-            raise GanforgeError(f"unknown upsample {upsample!r}; expected 'transpose' or 'pixelshuffle'")
+        if upsample not in _UPSAMPLE_MODES:
+            raise ValueError(
+                f"unknown upsample {upsample!r}; expected one of {', '.join(map(repr, _UPSAMPLE_MODES))}"
+            )
+        self.in_channels = in_channels
+        self.size_multiple = 2**2  # two stride-2 downsamplings
         use_bias = conv_bias(norm)
         layers: list[nn.Module] = [
             nn.ReflectionPad2d(3),
@@ -99,25 +169,45 @@ class ResnetGenerator(nn.Module):
         ]
         for i in range(2):
             ch = ngf * 2**i
-            layers += [
-                nn.Conv2d(ch, ch * 2, kernel_size=3, stride=2, padding=1, bias=use_bias),
-                norm_layer(norm, ch * 2),
-                nn.ReLU(True),
-            ]
+            if antialias:
+                # Blur before subsampling instead of a strided conv (CUT's layout).
+                layers += [
+                    nn.Conv2d(ch, ch * 2, kernel_size=3, stride=1, padding=1, bias=use_bias),
+                    norm_layer(norm, ch * 2),
+                    nn.ReLU(True),
+                    BlurDownsample(ch * 2),
+                ]
+            else:
+                layers += [
+                    nn.Conv2d(ch, ch * 2, kernel_size=3, stride=2, padding=1, bias=use_bias),
+                    norm_layer(norm, ch * 2),
+                    nn.ReLU(True),
+                ]
         layers += [ResnetBlock(ngf * 4, norm, dropout, use_bias) for _ in range(blocks)]
         for i in range(2):
             ch = ngf * 2 ** (2 - i)
-            if upsample == "transpose":
+            if upsample == "transpose" and antialias:
+                layers += [
+                    BlurUpsample(ch),
+                    nn.Conv2d(ch, ch // 2, kernel_size=3, stride=1, padding=1, bias=use_bias),
+                ]
+            elif upsample == "transpose":
                 layers.append(
                     nn.ConvTranspose2d(
                         ch, ch // 2, kernel_size=3, stride=2, padding=1, output_padding=1, bias=use_bias
                     )
                 )
-            else:
+            elif upsample == "pixelshuffle":
                 # 2*ch channels rearranged into a 2x larger map of ch/2 channels.
                 layers += [
                     nn.Conv2d(ch, ch * 2, kernel_size=3, padding=1, bias=use_bias),
                     nn.PixelShuffle(2),
+                ]
+            else:
+                # Resize-convolution (Odena et al.): every output pixel sees the same kernel taps.
+                layers += [
+                    nn.Upsample(scale_factor=2, mode=upsample),
+                    nn.Conv2d(ch, ch // 2, kernel_size=3, padding=1, bias=use_bias),
                 ]
             layers += [norm_layer(norm, ch // 2), nn.ReLU(True)]
         layers += [
@@ -130,12 +220,57 @@ class ResnetGenerator(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.model(x)
 
+    def _check_layers(self, layers: Sequence[int]) -> list[int]:
+        layers = [int(i) for i in layers]
+        if not layers:
+            raise ValueError("features: layers must name at least one layer index")
+        bad = [i for i in layers if not 0 <= i < len(self.model)]
+        if bad:
+            raise ValueError(f"features: layer indices {bad} out of range 0..{len(self.model) - 1}")
+        return layers
+
+    def features(self, x: torch.Tensor, layers: Sequence[int]) -> list[torch.Tensor]:
+        """Outputs of ``self.model[i]`` for each ``i`` in ``layers`` (CUT's encoder features).
+
+        Runs ``x`` through the layers in order and stops after the highest index asked for. Index
+        0 is the reflection-padded input. The list follows the order of ``layers``. Which indices
+        mean what depends on the layout: CUT's ``nce_layers = 0,4,8,12,16`` assume
+        ``antialias=True`` (padded input, the two downsampling convs, the first and the fifth
+        residual block).
+        """
+        layers = self._check_layers(layers)
+        wanted, last = set(layers), max(layers)
+        found: dict[int, torch.Tensor] = {}
+        feat = x
+        for i, layer in enumerate(self.model):
+            feat = layer(feat)
+            if i in wanted:
+                # The in-place ReLU after a norm would overwrite the feature we keep.
+                inplace_next = i < last and getattr(self.model[i + 1], "inplace", False)
+                found[i] = feat.clone() if inplace_next else feat
+            if i == last:
+                break
+        return [found[i] for i in layers]
+
+    def feature_channels(self, layers: Sequence[int]) -> list[int]:
+        """Channels of each ``features(x, layers)`` output, read from the modules (no forward pass)."""
+        layers = self._check_layers(layers)
+        widths, ch = [], self.in_channels
+        for layer in self.model:
+            if isinstance(layer, nn.Conv2d | nn.ConvTranspose2d):
+                ch = layer.out_channels
+            elif isinstance(layer, nn.PixelShuffle):
+                ch //= layer.upscale_factor**2
+            # Pads, norms, activations, blurs, resizes and residual blocks keep the width.
+            widths.append(ch)
+        return [widths[i] for i in layers]
+
 
 class PixelShuffleResnetGenerator(ResnetGenerator):
     """ResNet generator with pixel-shuffle upsampling and 8 residual blocks (checkerboard-free).
 
     Identical to ``resnet`` except for the defaults: ``upsample="pixelshuffle"`` and
-    ``blocks=8``.
+    ``blocks=8``. ``antialias=True`` blur-pools the downsamplings and keeps the pixel shuffle.
     """
 
     def __init__(
@@ -147,6 +282,7 @@ class PixelShuffleResnetGenerator(ResnetGenerator):
         norm: Norm = "instance",
         dropout: bool = False,
         upsample: Upsample = "pixelshuffle",
+        antialias: bool = False,
     ) -> None:
         super().__init__(
             in_channels=in_channels,
@@ -156,4 +292,5 @@ class PixelShuffleResnetGenerator(ResnetGenerator):
             norm=norm,
             dropout=dropout,
             upsample=upsample,
+            antialias=antialias,
         )
