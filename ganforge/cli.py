@@ -25,7 +25,11 @@ EXIT_SIGNAL = {"SIGINT": 130, "SIGTERM": 143}
 
 
 class GanforgeGroup(click.Group):
-    """Prints a user error as one line (exit 2); a bug keeps its traceback."""
+    """Prints a user error as one line (exit 2; 3 for a non-finite loss); a bug keeps its traceback.
+
+    The machine's refusals are user errors too: a file that cannot be written (read-only folder,
+    full disk) and memory the device does not have.
+    """
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
@@ -34,6 +38,26 @@ class GanforgeGroup(click.Group):
             message = " ".join(str(exc).split("\n"))
             click.echo(f"error: {message}", err=True)
             ctx.exit(exc.exit_code)
+        except OSError as exc:
+            from ganforge.safety import describe_os_error
+
+            click.echo(f"error: {describe_os_error(exc)}", err=True)
+            ctx.exit(2)
+        except (MemoryError, RuntimeError) as exc:
+            from ganforge.registry import describe_exception
+
+            text = str(exc)
+            if not (
+                isinstance(exc, MemoryError)
+                or type(exc).__name__ == "OutOfMemoryError"
+                or "can't allocate memory" in text
+                or "out of memory" in text.lower()
+            ):
+                raise
+            click.echo(
+                f"error: out of memory ({describe_exception(exc)}); use smaller sizes or batches", err=True
+            )
+            ctx.exit(2)
 
 
 @click.group(cls=GanforgeGroup, context_settings={"help_option_names": ["-h", "--help"]})
@@ -164,7 +188,12 @@ def _declaration_summary(registry: Any, name: str) -> str:
     help="Where to train (default: the recipe's train.device, auto).",
 )
 @click.option("--resume", type=click.Path(), help="Continue a run: its folder or a checkpoint file.")
-@click.option("--nproc", type=int, default=0, help="Launch N processes with torchrun (DDP).")
+@click.option(
+    "--nproc",
+    type=click.IntRange(0, 1024),  # processes: each is one (and holds a device on CUDA)
+    default=0,
+    help="Launch N processes with torchrun (DDP).",
+)
 def run_command(
     recipe: str | None,
     overrides: tuple[str, ...],
@@ -184,11 +213,8 @@ def run_command(
     registry = get_registry()
     if resume:
         file = ckpt.resolve(resume)
-        meta = ckpt.read_meta(file)
-        saved = meta.get("recipe")
-        if not isinstance(saved, dict):
-            raise GanforgeError(f"{file}: checkpoint has no saved recipe")
-        source = Recipe.from_saved(saved, f"{file} (saved recipe)", list(overrides))
+        meta = ckpt.read_run_meta(file)
+        source = Recipe.from_saved(meta["recipe"], f"{file} (saved recipe)", list(overrides))
         if recipe is not None and not Path(recipe).is_file():
             raise GanforgeError(f"recipe {recipe} not found")
     else:
@@ -202,7 +228,7 @@ def run_command(
     train = resolved["train"]
     dist = distributed.setup(train["device"], train["precision"], train["channels_last"], train["compile"])
     if resume:
-        run_dir = Path(out) if out else ckpt.resolve(resume).parent.parent
+        run_dir = resume_run_dir(ckpt.resolve(resume), Path(out) if out else None)
     else:
         stem = Path(recipe).stem if recipe else "run"
         run_dir = Path(out) if out else Path("runs") / f"{stem}-{time.strftime('%Y%m%d-%H%M%S')}"
@@ -211,6 +237,10 @@ def run_command(
                 f"{run_dir} already holds a run's checkpoints; continue it with "
                 f"--resume {run_dir}, or choose another --out"
             )
+    if dist.rank == 0:
+        from ganforge.safety import ensure_writable_dir
+
+        ensure_writable_dir(run_dir, "run folder")  # before any work: read-only, missing rights
     from ganforge.trainer import Trainer
 
     trainer = Trainer(
@@ -235,6 +265,46 @@ def run_command(
     if summary["stopped"]:
         click.echo(f"stopped by {summary['stopped']} after a checkpoint at step {summary['step']}", err=True)
         sys.exit(EXIT_SIGNAL.get(summary["stopped"], 1))
+
+
+def resume_run_dir(file: Path, out: Path | None) -> Path:
+    """The run folder ``run --resume FILE [--out OUT]`` writes to; refused where it would
+    overwrite anything saved: another run in ``OUT``, or checkpoints newer than ``FILE``."""
+    from ganforge.safety import run_contents
+
+    source = file.parent.parent if file.parent.name == "checkpoints" else None
+    if out is None:
+        if source is None:
+            raise GanforgeError(
+                f"--resume {file}: the file is not in a run's checkpoints/ folder; give the run "
+                "folder to write to with --out RUN_DIR"
+            )
+        run_dir = source
+    else:
+        run_dir = out
+    same = source is not None and run_dir.resolve() == source.resolve()
+    if not same:
+        held = run_contents(run_dir)
+        if held:
+            raise GanforgeError(
+                f"--out {run_dir} holds another run ({', '.join(held)}); resuming {file} there would "
+                "overwrite it: choose a new --out"
+                + (f", or leave --out out to continue in {source}" if source is not None else "")
+            )
+        return run_dir
+    step = ckpt.step_of(file) if file.name != f"{ckpt.BEST}.safetensors" else None
+    if step is None:
+        step = ckpt.read_meta(file).get("step")
+    newer = [
+        p for p in ckpt.CheckpointDir(run_dir / "checkpoints").steps() if (ckpt.step_of(p) or 0) > (step or 0)
+    ]
+    if newer:
+        raise GanforgeError(
+            f"--resume {file} (step {step}): {run_dir} has later checkpoints ({newer[-1].name}) that "
+            f"continuing here would overwrite; resume the newest with --resume {run_dir}, or branch "
+            "from this one with --out NEW_RUN_DIR"
+        )
+    return run_dir
 
 
 # -- translate -------------------------------------------------------------------------------
@@ -394,6 +464,10 @@ def eval_command(
         raise click.UsageError("missing --data A_DIR B_DIR (or --data DIR for a generator)")
     if batch_size < 1:
         raise click.UsageError("--batch-size must be at least 1")
+    if max_images < 0:
+        raise click.UsageError("--max-images must be >= 0 (0: all)")
+    if not 0 <= seed < 2**63:
+        raise click.UsageError("--seed must be in [0, 2**63)")
     result = evaluate_checkpoint(
         checkpoint,
         folders,
@@ -478,6 +552,8 @@ def bench_command(
 
     if steps < 1 or warmup < 0:
         raise GanforgeError("--steps must be >= 1 and --warmup >= 0")
+    if peak_tflops is not None and not (0 < peak_tflops < float("inf")):
+        raise GanforgeError(f"--peak-tflops must be a positive number, got {peak_tflops}")
 
     def bench(extra: list[str]) -> dict[str, Any]:
         source = Recipe.load(recipe, [*overrides, *extra])
@@ -558,10 +634,7 @@ def _mfu_cell(result: dict[str, Any]) -> str:
 
 
 def _add_plugin_commands() -> None:
-    try:
-        get_host().pm.hook.register_commands(cli=cli)
-    except Exception as exc:  # a plugin's command must not break the CLI
-        print(f"warning: a plugin failed to add commands: {type(exc).__name__}: {exc}", file=sys.stderr)
+    get_host().add_commands(cli)  # a plugin that fails is marked failed, the others still load
 
 
 def main() -> None:

@@ -176,6 +176,27 @@ class PluginHost:
                 for component in added:  # all or nothing per plugin
                     self.registry.remove(component)
 
+    def add_commands(self, cli: Any) -> None:
+        """Call each plugin's ``register_commands(cli)``; one that raises is marked failed
+        (``ganforge list --plugins``), its commands are removed and the others still load."""
+        by_name = {p.key: p for p in self.plugins if p.key}
+        for impl in self.pm.hook.register_commands.get_hookimpls():
+            info = by_name.get(impl.plugin_name)
+            if info is not None and not info.loaded:
+                continue
+            before = dict(getattr(cli, "commands", {}))
+            try:
+                impl.function(cli=cli)
+            except Exception as exc:  # a plugin's command must not break the CLI
+                if hasattr(cli, "commands"):  # all or nothing per plugin
+                    cli.commands.clear()
+                    cli.commands.update(before)
+                if info is not None:
+                    info.error = f"register_commands: {_describe(exc)}"
+                    warn_failures(only=info)
+                else:
+                    print(f"warning: a plugin failed to add commands: {_describe(exc)}", file=sys.stderr)
+
     # -- helpers -------------------------------------------------------------------------
 
     def _unique_name(self, name: str, dist: str) -> str:
@@ -231,10 +252,16 @@ def reset() -> None:
     _HOST = None
 
 
-def warn_failures(stream: Any = None) -> None:
-    """Report each failed plugin once, on one line, to stderr."""
+_warned: set[int] = set()
+
+
+def warn_failures(stream: Any = None, only: PluginInfo | None = None) -> None:
+    """Report each failed plugin once per process, on one line, to stderr."""
     stream = stream or sys.stderr
-    for info in get_host().failures():
+    for info in [only] if only is not None else get_host().failures():
+        if id(info) in _warned:
+            continue
+        _warned.add(id(info))
         print(
             f"warning: plugin '{info.name}' ({info.distribution} {info.version}) skipped: {info.error}",
             file=stream,

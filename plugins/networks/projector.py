@@ -1,9 +1,14 @@
 """CUT's patch sampler and projection head (``PatchSampleF`` with ``netF=mlp_sample``)."""
 
+from typing import Annotated
+
 import torch
 from torch import Tensor, nn
 
+from ganforge import Range
 from ganforge.nn import init_weights
+
+from .resnet import Width
 
 
 def _l2_normalise(x: Tensor) -> Tensor:
@@ -24,9 +29,9 @@ class PatchProjector(nn.Module):
 
     def __init__(
         self,
-        channels: list[int],
-        nc: int = 256,
-        num_patches: int = 256,
+        channels: list[Width],
+        nc: Width = 256,
+        num_patches: Annotated[int, Range(1, 2**20, why="memory: patches are gathered at once")] = 256,
         use_mlp: bool = True,
     ) -> None:
         super().__init__()
