@@ -1,4 +1,14 @@
-"""The ``ganforge`` command line: list, run, translate, sample (plugins may add more)."""
+"""The ``ganforge`` command line: list, run, translate, sample (plugins may add more).
+
+Start-up stays cheap: this module imports click and rich only. torch, the checkpoint code and
+the plugins load inside the commands that need them, so ``ganforge --help``, ``--version`` and
+``ganforge COMMAND --help`` of a built-in command import neither torch nor any plugin.
+Plugin commands (``register_commands``) load only when needed: when the command named on the
+command line is not a built-in one (every plugin then loads, as for any command that uses the
+registry), and for the top-level ``--help`` listing, which imports only third-party plugin
+modules (the bundled plugins add no commands: ganforge's own commands are built in here). A
+plugin command never replaces a built-in one of the same name.
+"""
 
 from __future__ import annotations
 
@@ -15,17 +25,45 @@ from rich.markup import escape
 from rich.table import Table
 
 from ganforge import __version__
-from ganforge import checkpoint as ckpt
 from ganforge.errors import GanforgeError
-from ganforge.plugins import get_host, get_registry, warn_failures
-from ganforge.recipe import Recipe
-from ganforge.registry import plural
+
+
+def get_host() -> Any:
+    """The process-wide plugin host (loads every plugin on first use)."""
+    from ganforge.plugins import get_host as host
+
+    return host()
+
+
+def get_registry() -> Any:
+    """The registry filled from every loaded plugin."""
+    return get_host().registry
+
+
+def warn_failures() -> None:
+    from ganforge.plugins import warn_failures as warn
+
+    warn()
+
 
 EXIT_SIGNAL = {"SIGINT": 130, "SIGTERM": 143}
 
 
 class GanforgeGroup(click.Group):
-    """Prints a user error as one line (exit 2); a bug keeps its traceback."""
+    """Prints a user error as one line (exit 2); a bug keeps its traceback. Plugin commands are
+    added on demand (the module docstring says when)."""
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        command = super().get_command(ctx, cmd_name)
+        if command is None and not _PLUGIN_COMMANDS["loaded"]:
+            _add_plugin_commands()
+            command = super().get_command(ctx, cmd_name)
+        return command
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        if not _PLUGIN_COMMANDS["loaded"]:
+            _add_third_party_commands()
+        return super().list_commands(ctx)
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
@@ -182,6 +220,9 @@ def run_command(
         raise click.UsageError("give a RECIPE, or --resume RUN_DIR")
     warn_failures()
     registry = get_registry()
+    from ganforge import checkpoint as ckpt
+    from ganforge.recipe import Recipe
+
     if resume:
         file = ckpt.resolve(resume)
         meta = ckpt.read_meta(file)
@@ -475,6 +516,7 @@ def bench_command(
     """Time training steps of RECIPE on its real data: throughput, step time, data wait, memory, MFU."""
     from ganforge.bench import baseline as baseline_of
     from ganforge.bench import run_bench
+    from ganforge.recipe import Recipe
 
     if steps < 1 or warmup < 0:
         raise GanforgeError("--steps must be >= 1 and --warmup >= 0")
@@ -557,16 +599,155 @@ def _mfu_cell(result: dict[str, Any]) -> str:
     return "n/a (FLOPs not counted)" if not result["flops_per_step"] else "n/a (give --peak-tflops)"
 
 
+# -- export and convert ------------------------------------------------------------------------
+
+
+@cli.command("export")
+@click.argument("checkpoint", type=click.Path())
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["safetensors", "onnx"]),
+    default="safetensors",
+    show_default=True,
+    help="safetensors: for translate/sample/eval and ganforge.load; onnx: for onnxruntime and others.",
+)
+@click.option(
+    "--direction",
+    "directions",
+    multiple=True,
+    help="A direction to include (repeatable; default: every one, or the first for onnx).",
+)
+@click.option("--dtype", type=click.Choice(["fp32", "fp16", "bf16"]), default="fp32", show_default=True)
+@click.option("--out", "out", type=click.Path(dir_okay=False), required=True, help="The file to write.")
+@click.option("--force", is_flag=True, help="Replace --out if it exists.")
+def export_command(
+    checkpoint: str, fmt: str, directions: tuple[str, ...], dtype: str, out: str, force: bool
+) -> None:
+    """Write a run's inference network(s) alone, with everything needed to rebuild them.
+
+    CHECKPOINT is a run folder, a checkpoint or an exported file. The safetensors file works
+    wherever a run does (translate, sample, eval, ganforge.load).
+    """
+    from ganforge.export import export_checkpoint, size_text
+
+    path, info = export_checkpoint(
+        checkpoint, out, get_registry(), format=fmt, directions=directions, dtype=dtype, force=force
+    )
+    nets = ", ".join(
+        f"{n} ({s['component']}, {s['parameters']:,} parameters)" for n, s in info["networks"].items()
+    )
+    what = ", ".join(info["directions"]) or "samples from noise"
+    click.echo(f"wrote {path} ({size_text(path.stat().st_size)}, {fmt} {dtype}): {what}; {nets}", err=True)
+
+
+@cli.command("convert")
+@click.argument("file", type=click.Path(dir_okay=False))
+@click.option(
+    "--from",
+    "source",
+    type=click.Choice(["official-cyclegan", "cut", "ugatit"]),
+    required=True,
+    help="The project the .pth file comes from.",
+)
+@click.option(
+    "--direction",
+    default=None,
+    help="official-cyclegan/cut: the direction the file translates (default a2b; b2a for *G_B*); "
+    "ugatit: the one to keep (default: both).",
+)
+@click.option(
+    "--image-size", type=int, default=None, help="The training image size (default: inferred, else 256)."
+)
+@click.option(
+    "--set",
+    "overrides",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="Set a network option the file cannot tell (e.g. variance='biased' for U-GAT-IT).",
+)
+@click.option("--out", "out", type=click.Path(dir_okay=False), required=True, help="The .safetensors file.")
+@click.option("--force", is_flag=True, help="Replace --out if it exists.")
+def convert_command(
+    file: str,
+    source: str,
+    direction: str | None,
+    image_size: int | None,
+    overrides: tuple[str, ...],
+    out: str,
+    force: bool,
+) -> None:
+    """Turn a generator .pth of the official CycleGAN, CUT or U-GAT-IT code into an export.
+
+    Only plain state dicts are read (torch.load with weights_only=True).
+    """
+    from ganforge.convert import convert_file
+    from ganforge.export import size_text
+
+    path, info = convert_file(
+        file,
+        source,
+        out,
+        get_registry(),
+        direction=direction,
+        image_size=image_size,
+        overrides=list(overrides),
+        force=force,
+    )
+    nets = ", ".join(
+        f"{n} ({s['component']} ngf={s['options'].get('ngf')} blocks={s['options'].get('blocks')})"
+        for n, s in info["networks"].items()
+    )
+    click.echo(
+        f"wrote {path} ({size_text(path.stat().st_size)}): {', '.join(info['directions'])}; {nets}", err=True
+    )
+
+
+_PLUGIN_COMMANDS = {"loaded": False}
+
+
 def _add_plugin_commands() -> None:
-    try:
-        get_host().pm.hook.register_commands(cli=cli)
-    except Exception as exc:  # a plugin's command must not break the CLI
-        print(f"warning: a plugin failed to add commands: {type(exc).__name__}: {exc}", file=sys.stderr)
+    """Every loaded plugin's ``register_commands`` (for a command that is not built in)."""
+    _PLUGIN_COMMANDS["loaded"] = True
+    _register_commands(get_host().pm.hook.register_commands.get_hookimpls())
+
+
+def _add_third_party_commands() -> None:
+    """The cheap path of the top-level help: only third-party plugin modules are imported."""
+    from ganforge.plugins import command_hookimpls
+
+    _PLUGIN_COMMANDS["loaded"] = True
+    _register_commands(command_hookimpls())
+
+
+def _register_commands(impls: list[Any]) -> None:
+    builtin = set(cli.commands)
+    for impl in impls:
+        group = _BuiltinsKept(builtin)
+        try:
+            impl.function(cli=group)
+        except Exception as exc:  # a plugin's command must not break the CLI
+            print(
+                f"warning: plugin '{impl.plugin_name}' failed to add commands: {type(exc).__name__}: {exc}",
+                file=sys.stderr,
+            )
+            continue
+        for name, command in group.commands.items():
+            if name not in builtin:
+                cli.add_command(command, name)
+
+
+class _BuiltinsKept(click.Group):
+    """What a plugin's ``register_commands`` gets as ``cli``: a group whose commands are then
+    added to the real one, except any that would replace a built-in command."""
+
+    def __init__(self, builtin: set[str]) -> None:
+        super().__init__("ganforge")
+        self.builtin = builtin
 
 
 def main() -> None:
     """Console-script entry point."""
-    _add_plugin_commands()
     try:
         cli(prog_name="ganforge")
     except KeyboardInterrupt:  # a second Ctrl-C: stop at once, quietly
@@ -575,4 +756,6 @@ def main() -> None:
 
 
 def _plural(kind: str) -> str:
+    from ganforge.registry import plural
+
     return plural(kind).replace("_", " ")

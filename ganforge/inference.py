@@ -17,13 +17,24 @@ from ganforge.runtime import Runtime
 def load_objective(
     path: str | os.PathLike[str], registry: Registry, device: str = "auto", precision: str = "auto"
 ) -> tuple[Objective, dict[str, Any], Path]:
-    """(objective with trained inference weights, checkpoint meta, checkpoint file)."""
+    """(objective with trained inference weights, checkpoint meta, checkpoint file).
+
+    ``path`` is a run folder, a checkpoint or a file written by ``ganforge export`` (then the
+    objective is an :class:`ganforge.export.ExportedModel` with the same inference interface).
+    """
+    from ganforge.export import is_exported, load_exported
+
     file = ckpt.resolve(path)
+    if is_exported(file):
+        return load_exported(file, registry, device, precision)
     meta = ckpt.read_meta(file)
     recipe = meta.get("recipe")
     if not isinstance(recipe, dict):
         raise GanforgeError(f"{file}: checkpoint has no saved recipe")
-    resolved = Recipe(recipe, f"{file} (saved recipe)").resolve(registry)
+    try:
+        resolved = Recipe(recipe, f"{file} (saved recipe)").resolve(registry)
+    except GanforgeError as exc:
+        raise GanforgeError(_missing_plugin_hint(str(exc), meta, registry)) from None
     train = resolved["train"]
     runtime = Runtime.create(device, precision, train["channels_last"])
     # No dataset outside training: schedules see a one-step run.
@@ -39,6 +50,31 @@ def load_objective(
     except GanforgeError as exc:
         raise GanforgeError(f"{file}: {exc}") from None
     return objective, meta, file
+
+
+def _missing_plugin_hint(message: str, meta: dict[str, Any], registry: Registry) -> str:
+    """``message`` plus the distribution that provided each component the registry lacks.
+
+    Checkpoints record ``plugins: {"kind/name": "distribution version"}`` for the recipe's
+    components (``Trainer.meta``); older ones do not, and their message stays as it was.
+    """
+    plugins = meta.get("plugins")
+    if not isinstance(plugins, dict):
+        return message
+    missing: list[tuple[str, str]] = []
+    for key, provider in plugins.items():
+        kind, _, name = str(key).partition("/")
+        try:
+            known = name in registry.names(kind)
+        except GanforgeError:  # the kind itself is missing: so is the plugin that registers it
+            known = False
+        if not known:
+            missing.append((f"{kind} '{name}'", str(provider)))
+    if not missing:
+        return message
+    what = "; ".join(f"{c} was provided by {p}" for c, p in missing)
+    dists = " ".join(dict.fromkeys(p.split()[0] for _, p in missing))
+    return f"{message} ({what}: pip install {dists})"
 
 
 def image_size(meta: dict[str, Any]) -> int:

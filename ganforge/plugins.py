@@ -185,6 +185,33 @@ class PluginHost:
         return [p for p in self.plugins if not p.loaded]
 
 
+def command_hookimpls() -> list[Any]:
+    """``register_commands`` implementations of the third-party plugins, loaded cheaply.
+
+    For the top-level ``ganforge --help``: only entry points of other distributions are
+    imported (the bundled plugins add no commands), honouring ``GANFORGE_LOAD_PLUGINS``, into a
+    plugin manager that knows only ganforge's own hooks. A plugin that fails to import is
+    skipped here; ``ganforge list --plugins`` reports it.
+    """
+    pm = pluggy.PluginManager("ganforge")
+    pm.add_hookspecs(hookspecs)
+    allow = _allow_list()
+    seen: set[tuple[str, str]] = set()
+    for ep in sorted(metadata.entry_points(group=ENTRY_POINT_GROUP), key=_ep_sort_key):
+        dist = ep.dist.name if ep.dist else "unknown"
+        if _canonical(dist) == OWN_DISTRIBUTION or (dist, ep.name) in seen:
+            continue
+        seen.add((dist, ep.name))
+        if allow is not None and _canonical(dist) not in allow and _canonical(ep.name) not in allow:
+            continue
+        try:
+            module = ep.load()
+            pm.register(module, name=ep.name if pm.get_plugin(ep.name) is None else f"{dist}:{ep.name}")
+        except Exception:
+            continue
+    return list(pm.hook.register_commands.get_hookimpls())
+
+
 def _allow_list() -> set[str] | None:
     value = os.environ.get(ALLOW_ENV)
     if value is None:

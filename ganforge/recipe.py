@@ -285,6 +285,14 @@ class Resolved(dict):
             out.setdefault(key, _plain(value))
         return out
 
+    def plugins(self) -> dict[str, str]:
+        """``{"kind/name": "distribution version"}`` for every component section: saved in
+        checkpoints so that a missing plugin can be named when the run is loaded elsewhere."""
+        return {
+            f"{s.component.kind}/{s.component.name}": f"{s.component.distribution} {s.component.version}"
+            for s in self.specs.values()
+        }
+
 
 class Builder:
     """Builds the components of a resolved recipe, by section, with no second validation.

@@ -256,6 +256,7 @@ class Trainer:
             "image_size": getattr(self.dataset, "image_size", None),
             "world_size": self.world_size,
             "recipe": self.recipe,
+            "plugins": self.recipe.plugins(),  # named when a later load lacks one
             "time": time.time(),
         }
 
