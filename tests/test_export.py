@@ -8,10 +8,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from conftest import DCGAN_TINY, RECIPES, run_cli
 from PIL import Image
 from safetensors import safe_open
 
-from conftest import DCGAN_TINY, RECIPES, run_cli
 from ganforge import checkpoint as ckpt
 from ganforge.errors import GanforgeError
 from ganforge.evaluation import evaluate_checkpoint
