@@ -138,6 +138,16 @@ def register_objectives(register: Register) -> None:
 
 
 @hookspec
+def register_data_sources(register: Register) -> None:
+    """Register downloadable datasets for ``ganforge data get`` (``ganforge.download.DataSource``).
+
+    Context: none. Pass a ``DataSource`` (it is its own factory) or a zero-argument function
+    returning one: its files (relative URLs, sha256 and where each was published), its layout
+    and its expected image counts.
+    """
+
+
+@hookspec
 def register_commands(cli: Any) -> None:
     """Add commands to the ``ganforge`` command line.
 

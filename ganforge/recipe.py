@@ -40,8 +40,6 @@ ROLE_SECTIONS: dict[str, str] = {"optim": "optimizer"}
 NAMED_SECTIONS: dict[str, str] = {"callbacks": "callback", "metrics": "metric"}
 OTHER_KEYS = ("train", "description")
 
-DATA_ROOT_ENV = "GANFORGE_DATA_ROOT"
-
 
 @dataclasses.dataclass
 class TrainConfig:
@@ -99,9 +97,6 @@ class Recipe:
         except UnicodeDecodeError:
             raise GanforgeError(f"{path}: not a text file (expected a TOML recipe)") from None
         recipe = cls(data, str(path))
-        env_root = os.environ.get(DATA_ROOT_ENV)
-        if env_root and isinstance(data.get("data"), dict):
-            data["data"]["root"] = env_root
         for item in overrides or []:
             recipe.set(item)
         return recipe

@@ -51,6 +51,7 @@ KINDS: dict[str, KindSpec] = {
         KindSpec("mask_provider", "register_mask_providers"),
         KindSpec("compositor", "register_compositors"),
         KindSpec("objective", "register_objectives", context=("recipe", "build", "runtime")),
+        KindSpec("data_source", "register_data_sources"),
     ]
 }
 
