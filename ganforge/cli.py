@@ -534,6 +534,8 @@ def data_group() -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print a machine-readable JSON array.")
 def data_list_command(as_json: bool) -> None:
     """List the downloadable datasets: source, checksum origin, image counts, where installed."""
+    from rich.markup import escape
+
     from ganforge import download
     from ganforge.plugins import get_source_host
 
@@ -556,7 +558,7 @@ def data_list_command(as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps(rows, indent=2))
         return
-    table = Table(title=f"datasets (data root: {download.data_root_text()})", title_justify="left")
+    table = Table(title=escape(f"datasets (data root: {download.data_root_text()})"), title_justify="left")
     for col in ("name", "folder", "images", "verified by", "installed"):
         table.add_column(col, overflow="fold")
     for row in rows:
@@ -564,7 +566,8 @@ def data_list_command(as_json: bool) -> None:
         where = row["installed"] or "-"
         if row["installed_from"] and row["installed_from"] != row["name"]:
             where += f" (from {row['installed_from']})"
-        table.add_row(row["name"], row["dataset"], counts, _checksum_origin(row), where)
+        cells = (row["name"], row["dataset"], counts, _checksum_origin(row), where)
+        table.add_row(*(escape(cell) for cell in cells))  # a path may hold "[...]": not markup
     Console().print(table)
 
 
