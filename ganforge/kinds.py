@@ -58,6 +58,13 @@ KINDS = (
     ),
     Kind("mask_provider", "Mask providers: an RGB photo in, a soft [0, 1] person or face mask out."),
     Kind("compositor", "Compositors that paste a stylized image back into the original photo."),
+    Kind(
+        "data_source",
+        "Downloadable datasets for ``ganforge data get`` (``ganforge.download.DataSource``): pass a "
+        "``DataSource`` (it is its own factory) or a zero-argument function returning one: its "
+        "files (relative URLs, sha256 and where each was published), its layout and its expected "
+        "image counts.",
+    ),
 )
 
 
