@@ -59,6 +59,12 @@ KINDS = (
     Kind("mask_provider", "Mask providers: an RGB photo in, a soft [0, 1] person or face mask out."),
     Kind("compositor", "Compositors that paste a stylized image back into the original photo."),
     Kind(
+        "augment",
+        "Differentiable augmentations of every image a discriminator sees (DiffAugment): a "
+        "callable ``images -> images`` in [-1, 1]; the recipe's ``[augment]`` section, applied by "
+        "objectives through ``Objective.d_input``. No host syncs: it runs inside the step.",
+    ),
+    Kind(
         "data_source",
         "Downloadable datasets for ``ganforge data get`` (``ganforge.download.DataSource``): pass a "
         "``DataSource`` (it is its own factory) or a zero-argument function returning one: its "

@@ -32,6 +32,7 @@ CORE_SECTIONS: dict[str, str] = {
     "data": "dataset",
     "schedule": "scheduler",
     "compositor": "compositor",
+    "augment": "augment",
 }
 # sections holding several components of one kind: {component name: options}
 NAMED_SECTIONS: dict[str, str] = {"callbacks": "callback", "metrics": "metric"}
