@@ -62,7 +62,9 @@ def register_callbacks(register: Register) -> None:
     """Register training callbacks.
 
     Context: none. A callback may define any of ``on_train_start(trainer)``,
-    ``on_step_end(trainer, step, losses)``, ``on_epoch_end(trainer, epoch)``,
+    ``on_step_end(trainer, step, losses)``, ``on_log(trainer, step, scalars)``,
+    ``on_samples(trainer, step, grid)`` (fired by the ``samples`` callback after it writes a
+    grid: ``[3, H, W]`` float in [0, 1] on the CPU), ``on_epoch_end(trainer, epoch)``,
     ``on_checkpoint(trainer, path)`` and ``on_train_end(trainer)``.
     """
 

@@ -1,0 +1,149 @@
+"""The ``tensorboard`` callback, read back with TensorBoard's own event reader."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import pytest
+from click.testing import CliRunner
+from conftest import DCGAN_TINY, RECIPES, TINY, sets
+
+from ganforge.cli import cli
+from ganforge.plugins import get_registry
+from ganforge.recipe import Recipe
+from ganforge.trainer import DEFAULT_CALLBACKS, Trainer
+
+pytest.importorskip("tensorboard", reason="the tensorboard extra is not installed")
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator  # noqa: E402
+from tensorboard.backend.event_processing.event_file_loader import EventFileLoader  # noqa: E402
+from tensorboard.plugins.hparams import plugin_data_pb2  # noqa: E402
+
+CYCLE_LOSSES = ("G_AB", "G_BA", "cycle_A", "cycle_B", "D_A", "D_B", "idt_A", "idt_B")
+
+
+def train(recipe: str, overrides: list[str], run_dir, resume: bool = False) -> Trainer:
+    registry = get_registry()
+    trainer = Trainer(Recipe.load(RECIPES / recipe, overrides).resolve(registry), run_dir, registry)
+    if resume:
+        trainer.resume(run_dir)
+    trainer.fit()
+    return trainer
+
+
+def events(run_dir) -> EventAccumulator:
+    acc = EventAccumulator(str(run_dir / "tensorboard"), size_guidance={"images": 0, "tensors": 0})
+    acc.Reload()
+    return acc
+
+
+def steps(acc: EventAccumulator, tag: str) -> list[int]:
+    return [e.step for e in acc.Scalars(tag)]
+
+
+def session_hparams(folder) -> dict:
+    """The HParams tab's values (EventAccumulator skips that plugin's tensor-less summaries)."""
+    found = {}
+    for file in sorted(folder.glob("events.out.tfevents.*")):
+        for event in EventFileLoader(str(file)).Load():
+            for value in event.summary.value:
+                if value.tag == "_hparams_/session_start_info":
+                    data = plugin_data_pb2.HParamsPluginData.FromString(value.metadata.plugin_data.content)
+                    found.update(data.session_start_info.hparams)
+    return found
+
+
+@pytest.fixture(scope="module")
+def cyclegan_run(tmp_path_factory, selfie_root):
+    """A 4-step tiny CycleGAN logging every 2 steps, samples every 2, then resumed to 6 steps."""
+    run = tmp_path_factory.mktemp("tb") / "run"
+    base = [*TINY, f"data.root={json.dumps(str(selfie_root))}", "train.device='cpu'"]
+    base += ["callbacks.samples.every=2", "callbacks.checkpoint.every=100"]
+    train("cyclegan_selfie2anime.toml", [*base, "train.max_steps=4"], run)
+    first = events(run)
+    train("cyclegan_selfie2anime.toml", [*base, "train.max_steps=6"], run, resume=True)
+    return run, first, events(run)
+
+
+def test_losses_lr_throughput_images_and_recipe(cyclegan_run):
+    run, first, _ = cyclegan_run
+    tags = first.Tags()
+    for name in CYCLE_LOSSES:
+        assert steps(first, f"loss/{name}") == [2, 4]
+    g_ab = [e.value for e in first.Scalars("loss/G_AB")]
+    assert all(v > 0 for v in g_ab)
+    assert [e.value for e in first.Scalars("lr/g")] == pytest.approx([2e-4, 2e-4])
+    assert steps(first, "lr/d") == [2, 4]
+    for key in ("steps_per_s", "samples_per_s", "data_wait_share"):
+        assert steps(first, f"throughput/{key}") == [2, 4]
+    share = [e.value for e in first.Scalars("throughput/data_wait_share")]
+    assert all(0 <= v <= 1 for v in share)
+
+    images = first.Images("samples")
+    assert [im.step for im in images] == [2, 4]
+    # rows of 6 tiles (A, A->B, A->B->A, B, B->A, B->A->B), 32 px each with 2 px padding
+    assert (images[0].width, images[0].height) == (6 * 34 + 2, 2 * 34 + 2)
+    assert images[0].encoded_image_string.startswith(b"\x89PNG")
+
+    assert "recipe/text_summary" in tags["tensors"]
+    text = first.Tensors("recipe/text_summary")[0].tensor_proto.string_val[0].decode()
+    assert "[objective]" in text and 'name = "cyclegan"' in text and "ngf = 8" in text
+    hparams = session_hparams(run / "tensorboard")
+    assert hparams["optim.g.lr"].number_value == pytest.approx(2e-4)
+    assert hparams["generator.name"].string_value == "resnet"
+    assert not any(k.startswith("callbacks.") for k in hparams)
+
+
+def test_resume_continues_the_curves_without_duplicates(cyclegan_run):
+    run, _, resumed = cyclegan_run
+    for name in CYCLE_LOSSES:
+        assert steps(resumed, f"loss/{name}") == [2, 4, 6]
+    assert steps(resumed, "lr/g") == [2, 4, 6]
+    assert [im.step for im in resumed.Images("samples")] == [2, 4, 6]
+    assert len(list((run / "tensorboard").glob("events.out.tfevents.*"))) == 2  # one per session
+
+
+def test_resume_purges_what_a_crashed_run_logged_after_its_checkpoint(tmp_path, selfie_root):
+    run = tmp_path / "run"
+    base = [*TINY, f"data.root={json.dumps(str(selfie_root))}", "train.device='cpu'", "callbacks={}"]
+    tb = ["callbacks.checkpoint.every=2", "callbacks.tensorboard.images=false"]
+    train("cyclegan_selfie2anime.toml", [*base, *tb, "train.max_steps=4"], run)
+    (run / "checkpoints" / "step-00000004.safetensors").unlink()  # as if it crashed before step 4's
+    (run / "checkpoints" / "latest").write_text("step-00000002.safetensors")
+    train("cyclegan_selfie2anime.toml", [*base, *tb, "train.max_steps=4"], run, resume=True)
+    acc = events(run)
+    assert steps(acc, "loss/G_AB") == [2, 4]
+    second = [e.wall_time for e in acc.Scalars("loss/G_AB")]
+    assert second[1] > second[0]
+
+
+def test_dcgan_recipe_logs_its_losses(tmp_path, anime_root):
+    run = tmp_path / "dc"
+    items = [*DCGAN_TINY, f"data.root={json.dumps(str(anime_root))}", "train.device='cpu'"]
+    train("dcgan_anime.toml", [*items, "train.max_steps=2", "train.batch_size=8"], run)
+    acc = events(run)
+    assert steps(acc, "loss/D") == [2] and steps(acc, "loss/G") == [2]
+    assert steps(acc, "lr/g") == [2] and steps(acc, "lr/d") == [2]
+    assert [im.step for im in acc.Images("samples")] == [2]  # the end-of-training grid
+
+
+def test_on_by_default_and_off_with_enabled_false(tmp_path, selfie_root):
+    assert "tensorboard" in DEFAULT_CALLBACKS  # runs whose recipe lists no callbacks
+    for recipe in RECIPES.glob("*.toml"):
+        assert "[callbacks.tensorboard]" in recipe.read_text(), recipe.name
+    overrides = [*TINY, f"data.root={json.dumps(str(selfie_root))}", "train.max_steps=1"]
+    overrides.append("callbacks.tensorboard.enabled=false")
+    args = ["run", str(RECIPES / "cyclegan_selfie2anime.toml"), *sets(*overrides)]
+    result = CliRunner().invoke(cli, [*args, "--out", str(tmp_path / "off"), "--device", "cpu"])
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "off" / "metrics.jsonl").is_file() and not (tmp_path / "off" / "tensorboard").exists()
+
+
+def test_without_tensorboard_it_warns_once_and_does_nothing(tmp_path, selfie_root, monkeypatch, capsys):
+    monkeypatch.setitem(sys.modules, "torch.utils.tensorboard", None)  # import fails as if not installed
+    run = tmp_path / "run"
+    base = [*TINY, f"data.root={json.dumps(str(selfie_root))}", "train.device='cpu'", "callbacks={}"]
+    train("cyclegan_selfie2anime.toml", [*base, "callbacks.tensorboard={}", "train.max_steps=2"], run)
+    warnings = [line for line in capsys.readouterr().err.splitlines() if "tensorboard" in line]
+    assert len(warnings) == 1 and "pip install 'ganforge[tensorboard]'" in warnings[0]
+    assert not (run / "tensorboard").exists()
