@@ -3,7 +3,13 @@
 from __future__ import annotations
 
 import json
+import os
+import shutil
+import socket
+import subprocess
 import sys
+import time
+from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
@@ -19,6 +25,9 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 from tensorboard.backend.event_processing.event_file_loader import EventFileLoader  # noqa: E402
 from tensorboard.plugins.hparams import plugin_data_pb2  # noqa: E402
 
+SCREENSHOT_DIR_ENV = "GANFORGE_TEST_ARTIFACTS"  # set it to keep the screenshot (docs, CI artifacts)
+CHROMIUM_ARGS = ["--no-sandbox", "--headless", "--disable-gpu", "--disable-dev-shm-usage", "--no-first-run"]
+CHROMIUM_ARGS += ["--disable-background-networking", "--disable-component-update", "--disable-sync"]
 CYCLE_LOSSES = ("G_AB", "G_BA", "cycle_A", "cycle_B", "D_A", "D_B", "idt_A", "idt_B")
 
 
@@ -147,3 +156,48 @@ def test_without_tensorboard_it_warns_once_and_does_nothing(tmp_path, selfie_roo
     warnings = [line for line in capsys.readouterr().err.splitlines() if "tensorboard" in line]
     assert len(warnings) == 1 and "pip install 'ganforge[tensorboard]'" in warnings[0]
     assert not (run / "tensorboard").exists()
+
+
+def test_tensorboard_shows_the_run_in_chromium(cyclegan_run, tmp_path):
+    """``tensorboard --logdir`` on the runs' parent folder, its scalars page in headless Chromium."""
+    browser_path = shutil.which("chromium") or shutil.which("chromium-browser")
+    if browser_path is None:
+        pytest.skip("no Chromium on PATH (apt-get install chromium)")
+    sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
+    run, _, _ = cyclegan_run
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    cmd = [sys.executable, "-m", "tensorboard.main", "--logdir", str(run.parent), "--host", "127.0.0.1"]
+    server = subprocess.Popen(
+        [*cmd, "--port", str(port), "--load_fast", "false"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+    )
+    try:
+        with sync_api.sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=browser_path, args=CHROMIUM_ARGS)
+            page = browser.new_page(viewport={"width": 1200, "height": 900})
+            for _ in range(60):  # until the server answers
+                try:
+                    page.goto(f"http://127.0.0.1:{port}/#scalars", wait_until="networkidle")
+                    break
+                except sync_api.Error:
+                    assert server.poll() is None, server.stderr.read().decode()[-2000:]
+                    time.sleep(0.5)
+            page.get_by_text("loss/G_AB").first.wait_for(timeout=60_000)
+            page.wait_for_selector("svg path.line, canvas", timeout=60_000)  # a chart was drawn
+            page.wait_for_timeout(1000)
+            # The dashboard lives in shadow DOM: Playwright's text locators look inside it.
+            shown = {
+                name: page.get_by_text(name).count() for name in ("run/tensorboard", "loss/cycle_A", "lr/g")
+            }
+            shot = tmp_path / "tensorboard.png"
+            page.screenshot(path=str(shot))
+            browser.close()
+    finally:
+        server.terminate()
+        server.wait(timeout=20)
+    assert all(shown.values()), shown
+    if os.environ.get(SCREENSHOT_DIR_ENV):
+        target = Path(os.environ[SCREENSHOT_DIR_ENV])
+        target.mkdir(parents=True, exist_ok=True)
+        shutil.copy(shot, target / "tensorboard.png")
