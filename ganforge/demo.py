@@ -291,11 +291,18 @@ def build_demo(model: DemoModel, examples: list[Path] | None = None) -> Any:
             with gr.Row():
                 button = gr.Button("Translate", variant="primary")
                 download = gr.DownloadButton("Download full resolution", visible=False, elem_id="download")
-            inputs = [photo, direction, composite, feather]
+            inputs, outputs = [photo, direction, composite, feather], [output, download]
             # preprocess=False: the handler decodes the upload itself, with the pixel limit, so
             # a bad file gets its own message instead of failing inside the component.
-            button.click(run_translate, inputs, [output, download], api_name="translate", preprocess=False)
-            photo.upload(run_translate, inputs, [output, download], api_name=False, preprocess=False)
+            button.click(run_translate, inputs, outputs, api_name="translate", preprocess=False)
+            gr.on(  # a new photo (upload, webcam, example) or setting runs it again at once
+                [photo.change, direction.change, composite.change, feather.release],
+                run_translate,
+                inputs,
+                outputs,
+                api_name=False,
+                preprocess=False,
+            )
             if examples:
                 gr.Examples([[str(p)] for p in examples], inputs=[photo], label="Examples")
             gr.Markdown(

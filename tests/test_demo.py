@@ -152,14 +152,13 @@ def test_demo_translates_an_upload_in_chromium(server, photo, drawing, tmp_path)
             download.value.save_as(saved)
 
             # The other direction, from the switch: an anime face back to a "photo".
-            before = page.evaluate(f"() => {RESULT}.src")
-            page.get_by_label("b2a").check()
             page.locator("#photo button[aria-label='Remove Image']").click()
+            page.wait_for_function(f"() => !{RESULT}")  # the result goes with the photo
+            page.get_by_label("b2a").check()
             page.locator("#photo input[type=file]").set_input_files(str(drawing))
             page.wait_for_function(
-                f"() => {{ const i = {RESULT}; return i && i.src !== {before!r} && i.complete }}"
+                f"() => {{ const i = {RESULT}; return i && i.complete && i.naturalWidth > 0 }}"
             )
-            page.wait_for_function(f"() => {RESULT}.naturalWidth > 0")
             assert page.evaluate(f"() => [{RESULT}.naturalWidth, {RESULT}.naturalHeight]") == [128, 160]
             shot = tmp_path / "demo.png"
             page.screenshot(path=str(shot), full_page=True)
@@ -280,6 +279,8 @@ def test_dcgan_page_serves_the_grid(dcgan_run):
         with Image.open(grid) as image:
             assert image.size == (2 * 34 + 2, 2 * 34 + 2)
         assert Path(download["value"]).name == "samples-seed2.png"
+        with pytest.raises(GanforgeError, match=f"^cannot serve on 127.0.0.1:{port}: "):
+            demo_mod.launch(demo_mod.build_demo(model), "127.0.0.1", port, block=False)  # taken
     finally:
         page.close()
 
@@ -318,8 +319,16 @@ def test_export_space(tiny_cyclegan_run, tmp_path):
 def test_demo_command_errors(tiny_cyclegan_run, tmp_path, monkeypatch):
     result = CliRunner().invoke(cli, ["demo", str(tiny_cyclegan_run), "--max-pixels", "0"])
     assert result.exit_code == 2 and result.output.strip() == "error: --max-pixels must be >= 1, got 0"
-    result = CliRunner().invoke(cli, ["demo", str(tmp_path / "nothing")])
-    assert result.exit_code == 2 and "not found" in result.output and "Traceback" not in result.output
     monkeypatch.setitem(sys.modules, "gradio", None)  # as if the extra were not installed
     result = CliRunner().invoke(cli, ["demo", str(tiny_cyclegan_run)])
     assert result.exit_code == 2 and "pip install 'ganforge[demo]'" in result.output
+
+
+@needs_gradio
+def test_demo_of_a_missing_run(tmp_path):
+    result = CliRunner().invoke(cli, ["demo", str(tmp_path / "nothing")])
+    assert (
+        result.exit_code == 2
+        and result.output.startswith("error: checkpoint ")
+        and "not found" in result.output
+    )

@@ -9,6 +9,7 @@ import socket
 import subprocess
 import sys
 import time
+from importlib.util import find_spec
 from pathlib import Path
 
 import pytest
@@ -20,10 +21,9 @@ from ganforge.plugins import get_registry
 from ganforge.recipe import Recipe
 from ganforge.trainer import DEFAULT_CALLBACKS, Trainer
 
-pytest.importorskip("tensorboard", reason="the tensorboard extra is not installed")
-from tensorboard.backend.event_processing.event_accumulator import EventAccumulator  # noqa: E402
-from tensorboard.backend.event_processing.event_file_loader import EventFileLoader  # noqa: E402
-from tensorboard.plugins.hparams import plugin_data_pb2  # noqa: E402
+needs_tensorboard = pytest.mark.skipif(
+    find_spec("tensorboard") is None, reason="the tensorboard extra is not installed"
+)
 
 SCREENSHOT_DIR_ENV = "GANFORGE_TEST_ARTIFACTS"  # set it to keep the screenshot (docs, CI artifacts)
 CHROMIUM_ARGS = ["--no-sandbox", "--headless", "--disable-gpu", "--disable-dev-shm-usage", "--no-first-run"]
@@ -40,18 +40,24 @@ def train(recipe: str, overrides: list[str], run_dir, resume: bool = False) -> T
     return trainer
 
 
-def events(run_dir) -> EventAccumulator:
+def events(run_dir):
+    """TensorBoard's own reader over RUN/tensorboard."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
     acc = EventAccumulator(str(run_dir / "tensorboard"), size_guidance={"images": 0, "tensors": 0})
     acc.Reload()
     return acc
 
 
-def steps(acc: EventAccumulator, tag: str) -> list[int]:
+def steps(acc, tag: str) -> list[int]:
     return [e.step for e in acc.Scalars(tag)]
 
 
 def session_hparams(folder) -> dict:
     """The HParams tab's values (EventAccumulator skips that plugin's tensor-less summaries)."""
+    from tensorboard.backend.event_processing.event_file_loader import EventFileLoader
+    from tensorboard.plugins.hparams import plugin_data_pb2
+
     found = {}
     for file in sorted(folder.glob("events.out.tfevents.*")):
         for event in EventFileLoader(str(file)).Load():
@@ -68,12 +74,15 @@ def cyclegan_run(tmp_path_factory, selfie_root):
     run = tmp_path_factory.mktemp("tb") / "run"
     base = [*TINY, f"data.root={json.dumps(str(selfie_root))}", "train.device='cpu'"]
     base += ["callbacks.samples.every=2", "callbacks.checkpoint.every=100"]
+    # Listed after tensorboard: its end-of-training values arrive once tensorboard has closed.
+    base.append("callbacks.eval={every = 100, count = 2}")
     train("cyclegan_selfie2anime.toml", [*base, "train.max_steps=4"], run)
     first = events(run)
     train("cyclegan_selfie2anime.toml", [*base, "train.max_steps=6"], run, resume=True)
     return run, first, events(run)
 
 
+@needs_tensorboard
 def test_losses_lr_throughput_images_and_recipe(cyclegan_run):
     run, first, _ = cyclegan_run
     tags = first.Tags()
@@ -85,6 +94,7 @@ def test_losses_lr_throughput_images_and_recipe(cyclegan_run):
     assert steps(first, "lr/d") == [2, 4]
     for key in ("steps_per_s", "samples_per_s", "data_wait_share"):
         assert steps(first, f"throughput/{key}") == [2, 4]
+    assert steps(first, "eval/a2b/cycle_l1") == steps(first, "eval/b2a/cycle_l1") == [4]
     share = [e.value for e in first.Scalars("throughput/data_wait_share")]
     assert all(0 <= v <= 1 for v in share)
 
@@ -103,15 +113,17 @@ def test_losses_lr_throughput_images_and_recipe(cyclegan_run):
     assert not any(k.startswith("callbacks.") for k in hparams)
 
 
+@needs_tensorboard
 def test_resume_continues_the_curves_without_duplicates(cyclegan_run):
     run, _, resumed = cyclegan_run
     for name in CYCLE_LOSSES:
         assert steps(resumed, f"loss/{name}") == [2, 4, 6]
     assert steps(resumed, "lr/g") == [2, 4, 6]
     assert [im.step for im in resumed.Images("samples")] == [2, 4, 6]
-    assert len(list((run / "tensorboard").glob("events.out.tfevents.*"))) == 2  # one per session
+    assert steps(resumed, "eval/a2b/cycle_l1") == [4, 6]  # each session's end-of-training eval
 
 
+@needs_tensorboard
 def test_resume_purges_what_a_crashed_run_logged_after_its_checkpoint(tmp_path, selfie_root):
     run = tmp_path / "run"
     base = [*TINY, f"data.root={json.dumps(str(selfie_root))}", "train.device='cpu'", "callbacks={}"]
@@ -126,6 +138,7 @@ def test_resume_purges_what_a_crashed_run_logged_after_its_checkpoint(tmp_path, 
     assert second[1] > second[0]
 
 
+@needs_tensorboard
 def test_dcgan_recipe_logs_its_losses(tmp_path, anime_root):
     run = tmp_path / "dc"
     items = [*DCGAN_TINY, f"data.root={json.dumps(str(anime_root))}", "train.device='cpu'"]
@@ -158,6 +171,7 @@ def test_without_tensorboard_it_warns_once_and_does_nothing(tmp_path, selfie_roo
     assert not (run / "tensorboard").exists()
 
 
+@needs_tensorboard
 def test_tensorboard_shows_the_run_in_chromium(cyclegan_run, tmp_path):
     """``tensorboard --logdir`` on the runs' parent folder, its scalars page in headless Chromium."""
     browser_path = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -187,9 +201,16 @@ def test_tensorboard_shows_the_run_in_chromium(cyclegan_run, tmp_path):
             page.wait_for_selector("svg path.line, canvas", timeout=60_000)  # a chart was drawn
             page.wait_for_timeout(1000)
             # The dashboard lives in shadow DOM: Playwright's text locators look inside it.
-            shown = {
-                name: page.get_by_text(name).count() for name in ("run/tensorboard", "loss/cycle_A", "lr/g")
-            }
+            names = (
+                "run/tensorboard",
+                "loss/cycle_A",
+                "eval/a2b/cycle_l1",
+                "throughput",
+            )  # the last: a group
+            shown = {name: page.get_by_text(name, exact=True).count() for name in names}
+            page.locator("tf-tag-filterer input").fill("^(loss|lr)/")  # losses first, for the screenshot
+            page.get_by_text("lr/g", exact=True).first.wait_for(timeout=30_000)
+            page.wait_for_timeout(1000)
             shot = tmp_path / "tensorboard.png"
             page.screenshot(path=str(shot))
             browser.close()
