@@ -526,7 +526,9 @@ def _plural(kind: str) -> str:
 
 @cli.command("demo")
 @click.argument("checkpoint", type=click.Path())
-@click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind (loopback only).")
+@click.option(
+    "--host", default="127.0.0.1", show_default=True, help="Address to bind (the default: this machine only)."
+)
 @click.option("--port", type=int, default=7860, show_default=True)
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
 @click.option(

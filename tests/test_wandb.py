@@ -86,5 +86,6 @@ def test_wandb_offline_run_logs_scalars_images_config_and_resumes(tmp_path, self
         assert row["samples/_type"] == "image-file" and row["samples/caption"] == f"step {step}"
         assert (row["samples/width"], row["samples/height"]) == (6 * 34 + 2, 2 * 34 + 2)
     assert config["objective"]["name"] == "cyclegan" and config["generator"]["ngf"] == 8
+    assert config["train"]["max_steps"] == 6  # the resumed run's recipe
     for row in steps.values():  # the grid files, in one of the two offline run folders
         assert len(list(run.glob(f"wandb/offline-run-*/files/{row['samples/path']}"))) == 1

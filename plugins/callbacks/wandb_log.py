@@ -56,12 +56,13 @@ class WandB:
             mode=self.mode or None,  # None: WANDB_MODE or the login decides
             dir=str(trainer.run_dir),  # RUN/wandb/
             name=trainer.run_dir.name,
-            config=trainer.recipe,
             id=self.run_id,
             resume="allow",  # a resumed ganforge run continues its W&B run
             settings=wandb.Settings(console="off"),  # the metrics are logged, not the terminal
         )
         self.run_id = self.run.id
+        # A resume may raise train.max_steps: the config follows the recipe, changed values too.
+        self.run.config.update(trainer.recipe, allow_val_change=True)
 
     def on_log(self, trainer: Any, step: int, scalars: dict[str, float]) -> None:
         if self.run is None:
