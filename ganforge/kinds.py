@@ -1,1 +1,0 @@
-"""Placeholder: the lead's open-kinds module replaces this on merge (do not edit)."""
