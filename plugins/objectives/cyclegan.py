@@ -31,8 +31,6 @@ class CycleGAN:
 
     required_sections = ("generator", "discriminator", "loss", "optim.g", "optim.d")
     kind = "translation"
-    directions: tuple[str, ...] = ("a2b", "b2a")  # TEMP shim of the lead's objective contract
-    generates = False
 
     def __init__(
         self,
@@ -77,10 +75,6 @@ class CycleGAN:
     def generators(self) -> dict[str, nn.Module]:
         """The networks inference needs (saved in every checkpoint under these names)."""
         return {"G_AB": unwrap(self.G_AB), "G_BA": unwrap(self.G_BA)}
-
-    def learning_rates(self) -> dict[str, float]:
-        """Optimizer name -> current lr (TEMP shim of the lead's objective contract)."""
-        return {"g": self.opt_g.lr, "d": self.opt_d.lr}
 
     # -- training ----------------------------------------------------------------------------
 

@@ -28,8 +28,6 @@ class UnconditionalGAN:
 
     required_sections = ("generator", "discriminator", "loss", "optim.g", "optim.d")
     kind = "generation"
-    directions: tuple[str, ...] = ()  # TEMP shim of the lead's objective contract
-    generates = True
 
     def __init__(
         self,
@@ -74,10 +72,6 @@ class UnconditionalGAN:
     @property
     def generators(self) -> dict[str, nn.Module]:
         return {"G": unwrap(self.G), **({"G_ema": self.G_ema} if self.G_ema is not None else {})}
-
-    def learning_rates(self) -> dict[str, float]:
-        """Optimizer name -> current lr (TEMP shim of the lead's objective contract)."""
-        return {"g": self.opt_g.lr, "d": self.opt_d.lr}
 
     def noise(self, n: int, generator: torch.Generator | None = None) -> Tensor:
         """Latent vectors on the device (drawn on the CPU when a generator is given, for seeding)."""
