@@ -176,3 +176,82 @@ def test_every_new_part_is_listed(cli):
 def test_new_recipes_validate_at_full_size(recipe):
     resolved = Recipe.load(RECIPES / f"{recipe}.toml", ["data.root=unused"]).resolve(get_registry())
     assert resolved["data"]["image_size"] == 256 and resolved["train"]["batch_size"] == 1
+
+
+def _registry_with(plugin: object, name: str):
+    from conftest import bare_host
+
+    import ganforge_plugins.augment
+    import ganforge_plugins.datasets
+    import ganforge_plugins.losses
+    import ganforge_plugins.networks
+    import ganforge_plugins.objectives
+    import ganforge_plugins.optim
+    import ganforge_plugins.pools
+
+    host = bare_host()
+    bundled = ganforge_plugins
+    for module in (bundled.networks, bundled.losses, bundled.pools, bundled.optim, bundled.datasets):
+        host.register_module(module, module.__name__, "ganforge")
+    for module in (bundled.objectives, bundled.augment):
+        host.register_module(module, module.__name__, "ganforge")
+    host.register_module(plugin, name, "third-party", "1.0")
+    host.collect()
+    assert not host.failures()
+    return host.registry
+
+
+def test_hook_register_augments(selfie_root, tmp_path):
+    from ganforge import hookimpl
+
+    seen = []
+
+    class Mirror:
+        """Mirror every discriminator input (and count the calls)."""
+
+        def __call__(self, x):
+            seen.append(tuple(x.shape))
+            return x.flip(3)
+
+    class Plugin:
+        @hookimpl
+        def register_augments(self, register):
+            register("mirror", Mirror)
+
+    registry = _registry_with(Plugin(), "mirror-plugin")
+    items = [*METHODS["cut"][1], f"data.root={selfie_root}", "train.device='cpu'", "callbacks={}"]
+    items += ["train.max_steps=1", "augment={name='mirror'}"]
+    trainer = Trainer(
+        Recipe.load(RECIPES / METHODS["cut"][0], items).resolve(registry), tmp_path / "r", registry
+    )
+    trainer.fit()
+    assert len(seen) == 3  # D step: real and fake; G step: fake
+
+
+def test_hook_register_projectors(selfie_root, tmp_path):
+    from torch import nn
+
+    from ganforge import hookimpl
+    from ganforge_plugins.networks.projector import PatchProjector
+
+    class Wide(PatchProjector):
+        """CUT's head with twice the channels it is told about (to see the context arrive)."""
+
+        def __init__(self, channels: list[int], nc: int = 8) -> None:
+            super().__init__(channels, nc=nc, num_patches=8)
+            self.told = list(channels)
+
+    class Plugin:
+        @hookimpl
+        def register_projectors(self, register):
+            register("wide", Wide)
+
+    registry = _registry_with(Plugin(), "wide-plugin")
+    items = [*TINY, f"data.root={selfie_root}", "train.device='cpu'", "callbacks={}", "train.max_steps=1"]
+    items += ["projector={name='wide', nc=8}"]
+    trainer = Trainer(
+        Recipe.load(RECIPES / METHODS["cut"][0], items).resolve(registry), tmp_path / "r", registry
+    )
+    trainer.fit()
+    assert isinstance(trainer.objective.networks["F"], nn.Module)
+    assert trainer.objective.networks["F"].told == [3, 16, 32, 32, 16]
