@@ -218,9 +218,10 @@ def run_command(
         sys.exit(launch(sys.argv[1:], nproc))
     if recipe is None and resume is None:
         raise click.UsageError("give a RECIPE, or --resume RUN_DIR")
+    from ganforge import checkpoint as ckpt  # imports torch: not at start-up (`ganforge data` stays light)
+
     warn_failures()
     registry = get_registry()
-    from ganforge import checkpoint as ckpt
     from ganforge.recipe import Recipe
 
     if resume:
@@ -759,3 +760,169 @@ def _plural(kind: str) -> str:
     from ganforge.registry import plural
 
     return plural(kind).replace("_", " ")
+
+
+# -- data ------------------------------------------------------------------------------------
+# Self-contained and torch-free (`ganforge data list` starts in well under a second): it uses a
+# plugin host that loads ganforge's data_sources plugin and third-party plugins only.
+
+
+@cli.group("data")
+def data_group() -> None:
+    """Download the datasets the recipes read (docs/data.md)."""
+
+
+@data_group.command("list")
+@click.option("--json", "as_json", is_flag=True, help="Print a machine-readable JSON array.")
+def data_list_command(as_json: bool) -> None:
+    """List the downloadable datasets: source, checksum origin, image counts, where installed."""
+    from rich.markup import escape
+
+    from ganforge import download
+    from ganforge.plugins import get_source_host
+
+    host = get_source_host()
+    for info in host.failures():
+        click.echo(f"warning: plugin '{info.name}' skipped: {info.error}", err=True)
+    rows = []
+    for source in download.sources(host.registry).values():
+        folder = download.dataset_dir(source.dataset)
+        marker = download.read_marker(folder)
+        installed = str(folder) if marker is not None else ""
+        rows.append(
+            {
+                **source.to_json(),
+                "path": str(folder),
+                "installed": installed,
+                "installed_from": (marker or {}).get("source"),
+            }
+        )
+    if as_json:
+        click.echo(json.dumps(rows, indent=2))
+        return
+    table = Table(title=escape(f"datasets (data root: {download.data_root_text()})"), title_justify="left")
+    for col in ("name", "folder", "images", "verified by", "installed"):
+        table.add_column(col, overflow="fold")
+    for row in rows:
+        counts = ", ".join(f"{k or '.'} {v:,}" for k, v in row["counts"].items())
+        where = row["installed"] or "-"
+        if row["installed_from"] and row["installed_from"] != row["name"]:
+            where += f" (from {row['installed_from']})"
+        cells = (row["name"], row["dataset"], counts, _checksum_origin(row), where)
+        table.add_row(*(escape(cell) for cell in cells))  # a path may hold "[...]": not markup
+    Console().print(table)
+
+
+def _checksum_origin(row: dict[str, Any]) -> str:
+    """``sha256 (github.com/owner/repo)``: where the checksums were published, short (full URLs: --json)."""
+    import urllib.parse
+
+    origins = []
+    for file in row["files"]:
+        if not file["sha256"]:
+            return row["checksum"]  # the no-checksum sentence
+        parsed = urllib.parse.urlsplit(file["checksum_from"])
+        parts = parsed.path.strip("/").split("/")
+        repo = "/".join(parts[:3] if parts[0] in ("datasets", "spaces") else parts[:2])
+        origin = f"{parsed.netloc}/{repo}".strip("/") or "the source declaration"
+        if origin not in origins:
+            origins.append(origin)
+    return "sha256 (" + ", ".join(origins) + ")"
+
+
+@data_group.command("get")
+@click.argument("name")
+@click.option(
+    "--to",
+    "to",
+    type=click.Path(file_okay=False),
+    default=None,
+    help="The dataset folder (default: DATA_ROOT/FOLDER, see `ganforge data list`).",
+)
+@click.option(
+    "--force", is_flag=True, help="Download again and replace a folder an earlier `data get` wrote."
+)
+def data_get_command(name: str, to: str | None, force: bool) -> None:
+    """Download, verify and unpack dataset NAME where the recipes find it."""
+    from ganforge import download
+    from ganforge.plugins import get_source_host
+
+    source = download.get_source(get_source_host().registry, name)
+    result = download.get_dataset(source, to, force=force)
+    counts = ", ".join(f"{k or '.'} {v:,}" for k, v in result.marker.get("counts", {}).items())
+    if result.already:
+        click.echo(
+            f"{source.dataset} is already in {result.path} (from source '{result.marker.get('source')}': "
+            f"{counts}); nothing to do (--force downloads it again)",
+            err=True,
+        )
+    else:
+        swapped = (result.marker.get("orientation") or {}).get("swapped")
+        note = "A and B were swapped in the source: fixed" if swapped else source.notes
+        note = f"; {note}" if note else ""
+        click.echo(f"{source.dataset} is ready in {result.path} ({counts}{note})", err=True)
+
+
+# -- demo (self-contained: Gradio is imported only when the command runs) -------------------
+
+
+@cli.command("demo")
+@click.argument("checkpoint", type=click.Path())
+@click.option(
+    "--host", default="127.0.0.1", show_default=True, help="Address to bind (the default: this machine only)."
+)
+@click.option("--port", type=int, default=7860, show_default=True)
+@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
+@click.option(
+    "--max-pixels",
+    type=int,
+    default=100_000_000,
+    show_default=True,
+    help="Refuse photos larger than this many pixels (decompression bombs included).",
+)
+@click.option(
+    "--examples",
+    type=click.Path(file_okay=False),
+    default=None,
+    help="Folder of example photos (default: inputs cut from the run's latest sample grid).",
+)
+@click.option(
+    "--export-space",
+    type=click.Path(file_okay=False),
+    default=None,
+    help="Write app.py, requirements.txt, README.md and the model for a Hugging Face Space; don't serve.",
+)
+@click.option(
+    "--requirement",
+    default=None,
+    help="With --export-space: the pip line that installs ganforge there (default: ganforge[demo]==VERSION).",
+)
+def demo_command(
+    checkpoint: str,
+    host: str,
+    port: int,
+    device: str,
+    max_pixels: int,
+    examples: str | None,
+    export_space: str | None,
+    requirement: str | None,
+) -> None:
+    """Try CHECKPOINT (a run folder or file) in a local web page: photos in, translations out."""
+    from ganforge import demo
+
+    if max_pixels < 1:
+        raise GanforgeError(f"--max-pixels must be >= 1, got {max_pixels}")
+    registry = get_registry()
+    files = demo.example_files(examples) if examples else None
+    if export_space:
+        written = demo.export_space(checkpoint, export_space, registry, files, max_pixels, requirement)
+        click.echo(
+            f"wrote {len(written)} files to {export_space}: {', '.join(p.name for p in written[:4])}",
+            err=True,
+        )
+        return
+    demo._gradio()  # a missing extra fails before the model loads
+    model = demo.DemoModel(checkpoint, registry, device, max_pixels)
+    page = demo.build_demo(model, files if files is not None else model.sample_examples())
+    click.echo(f"ganforge demo of {model.file} on http://{host}:{port} (Ctrl-C stops it)", err=True)
+    demo.launch(page, host, port)

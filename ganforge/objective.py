@@ -327,6 +327,8 @@ class Objective:
             part = None if spec.optional and not builder.has(spec.section) else builder.build(spec.section)
             self.parts[name] = part
             setattr(self, name, part)
+        # Differentiable augmentation of every discriminator input, for any objective.
+        self.augment = builder.build("augment") if builder.has("augment") else None
         schedule = builder.build("schedule") if builder.has("schedule") else None
         self.scaler = runtime.grad_scaler()
         self.optimizers: dict[str, ScheduledOptimizer] = {}
@@ -343,6 +345,13 @@ class Objective:
         return {}
 
     # -- the step --------------------------------------------------------------------------
+
+    def d_input(self, images: Tensor) -> Tensor:
+        """What a discriminator sees of ``images``: the recipe's ``[augment]`` applied, if any.
+
+        Call it on real and generated images alike, in the D and the G steps (DiffAugment).
+        """
+        return images if self.augment is None else self.augment(images)
 
     def train_step(self, batch: dict[str, Tensor], step: int) -> dict[str, Tensor]:
         """One optimisation step on a batch of the declared keys; returns the losses to log."""

@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import sys
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from importlib import metadata
 from types import ModuleType
@@ -66,7 +67,8 @@ class PluginHost:
 
     # -- loading --------------------------------------------------------------------------
 
-    def load_entry_points(self) -> None:
+    def load_entry_points(self, bundled: Collection[str] | None = None) -> None:
+        """Load the plugins of the entry-point group; ``bundled`` limits ganforge's own (None: all)."""
         allow = _allow_list()
         seen: set[tuple[str, str]] = set()
         for ep in sorted(metadata.entry_points(group=ENTRY_POINT_GROUP), key=_ep_sort_key):
@@ -75,6 +77,8 @@ class PluginHost:
             if (dist, ep.name) in seen:  # the same distribution found twice on sys.path
                 continue
             seen.add((dist, ep.name))
+            if bundled is not None and _canonical(dist) == OWN_DISTRIBUTION and ep.name not in bundled:
+                continue
             if allow is not None and _canonical(dist) != OWN_DISTRIBUTION:
                 if _canonical(dist) not in allow and _canonical(ep.name) not in allow:
                     continue
@@ -252,10 +256,26 @@ def get_registry() -> Registry:
     return get_host().registry
 
 
+_SOURCE_HOST: PluginHost | None = None
+# The bundled entry points the torch-free `ganforge data` commands load (the others import torch).
+SOURCE_PLUGINS = ("kinds", "data_sources")
+
+
+def get_source_host() -> PluginHost:
+    """A plugin host for ``ganforge data``: the core's kinds and ``data_sources``, plus third parties."""
+    global _SOURCE_HOST
+    if _SOURCE_HOST is None:
+        host = PluginHost()
+        host.load_entry_points(bundled=SOURCE_PLUGINS)
+        host.collect()
+        _SOURCE_HOST = host
+    return _SOURCE_HOST
+
+
 def reset() -> None:
     """Forget loaded plugins (tests use this after changing the environment)."""
-    global _HOST
-    _HOST = None
+    global _HOST, _SOURCE_HOST
+    _HOST = _SOURCE_HOST = None
 
 
 def warn_failures(stream: Any = None) -> None:

@@ -32,12 +32,11 @@ CORE_SECTIONS: dict[str, str] = {
     "data": "dataset",
     "schedule": "scheduler",
     "compositor": "compositor",
+    "augment": "augment",
 }
 # sections holding several components of one kind: {component name: options}
 NAMED_SECTIONS: dict[str, str] = {"callbacks": "callback", "metrics": "metric"}
 OTHER_KEYS = ("train", "description", "baseline")
-
-DATA_ROOT_ENV = "GANFORGE_DATA_ROOT"
 
 
 @dataclasses.dataclass
@@ -88,7 +87,6 @@ class Recipe:
         except UnicodeDecodeError:
             raise GanforgeError(f"{path}: not a text file (expected a TOML recipe)") from None
         recipe = cls(data, str(path))
-        recipe._apply_environment()
         for item in overrides or []:
             recipe.set(item)
         return recipe
@@ -118,15 +116,9 @@ class Recipe:
     def from_saved(cls, data: dict[str, Any], source: str, overrides: list[str] | None = None) -> Recipe:
         """A recipe saved in a checkpoint, with the environment and ``--set`` items applied."""
         recipe = cls(copy.deepcopy(data), source)
-        recipe._apply_environment()
         for item in overrides or []:
             recipe.set(item)
         return recipe
-
-    def _apply_environment(self) -> None:
-        env_root = os.environ.get(DATA_ROOT_ENV)
-        if env_root and isinstance(self.data.get("data"), dict):
-            self.data["data"]["root"] = env_root
 
     # -- validation ------------------------------------------------------------------------
 

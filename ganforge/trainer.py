@@ -35,7 +35,7 @@ from ganforge.registry import Registry
 from ganforge.runtime import Runtime, rng_state, seed_everything, set_rng_state
 
 RESOLVED_RECIPE = "recipe.resolved.toml"
-DEFAULT_CALLBACKS = ("progress", "metrics-log", "samples", "checkpoint")
+DEFAULT_CALLBACKS = ("progress", "metrics-log", "samples", "checkpoint", "tensorboard")
 
 
 class PositionSampler(Sampler[int]):

@@ -11,6 +11,8 @@ torch's default generator, no host synchronisation.
 import torch
 from torch import Tensor
 
+from ganforge import hookimpl
+
 _POLICIES = ("color", "translation", "cutout")
 
 
@@ -128,3 +130,8 @@ class DiffAugment:
             f"DiffAugment(policy={','.join(self.policy)!r}, translation={self.translation}, "
             f"cutout={self.cutout})"
         )
+
+
+@hookimpl
+def register_augments(register):
+    register("diffaugment", DiffAugment)

@@ -1,4 +1,8 @@
-"""Sample grids as PNG in RUN/samples, from the objective's ``sample_grid`` on fixed inputs."""
+"""Sample grids as PNG in RUN/samples, from the objective's ``sample_grid`` on fixed inputs.
+
+After writing a grid the callback fires ``on_samples(trainer, step, grid)`` (grid: ``[3, H, W]``
+float in [0, 1], on the CPU) so loggers such as ``tensorboard`` get the same image.
+"""
 
 from __future__ import annotations
 
@@ -36,6 +40,7 @@ class Samples:
         grid = trainer.objective.sample_grid(self._holdout)
         path = save_grid(grid, trainer.run_dir / "samples" / f"step-{trainer.step:08d}.png")
         save_grid(grid, trainer.run_dir / "samples" / "latest.png")
+        trainer.emit("on_samples", trainer.step, grid)
         return path
 
     def on_step_end(self, trainer: Any, step: int, losses: dict) -> None:
