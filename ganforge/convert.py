@@ -135,6 +135,13 @@ def ugatit_options(state: dict[str, torch.Tensor], file: Path) -> tuple[dict[str
     return options, size
 
 
+def _network_name(source: str, direction: str) -> str:
+    """The network's name in ganforge's objective of the same method (CUT's one generator is G)."""
+    if source == "cut":
+        return "G"
+    return "G_AB" if direction == "a2b" else "G_BA"
+
+
 def _apply_overrides(options: dict[str, Any], overrides: list[str]) -> None:
     for item in overrides:
         key, sep, raw = item.partition("=")
@@ -195,7 +202,7 @@ def convert_file(
         if kind_name == "ugatit":
             opts["image_size"] = size
         _apply_overrides(opts, overrides or [])
-        name = "G_AB" if d == "a2b" else "G_BA"
+        name = _network_name(source, d)
         spec = {
             "kind": "generator",
             "component": kind_name,
@@ -237,7 +244,7 @@ def convert_file(
         "networks": networks,
         "directions": {
             d: {
-                "network": "G_AB" if d == "a2b" else "G_BA",
+                "network": _network_name(source, d),
                 "source": _DOMAINS[d][0],
                 "target": _DOMAINS[d][1],
                 "inverse": ("b2a" if d == "a2b" else "a2b") if both else None,

@@ -95,6 +95,7 @@ class ExportedModel(Objective):
         self._ema: dict[str, nn.Module] = {}
         self.ema_decay = 0.0
         self.parts: dict[str, Any] = {}
+        self.augment = None
         self.scaler = None
         self.optimizers = {}
         self._compiled: dict[str, nn.Module] = {}
