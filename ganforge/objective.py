@@ -53,10 +53,16 @@ class Network:
 
 @dataclass(frozen=True)
 class Optimizer:
-    """An optimizer built from a recipe section, stepping the parameters of ``steps`` (networks)."""
+    """An optimizer built from a recipe section, stepping the parameters of ``steps`` (networks).
+
+    ``losses`` names the ``train_step`` keys it minimises, each exactly or as a prefix before
+    ``_`` (``"cycle"`` covers ``cycle_A``): the progress view and other displays group the
+    logged losses by it.
+    """
 
     section: str
     steps: tuple[str, ...]
+    losses: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -123,6 +129,35 @@ class Declaration:
                 raise GanforgeError(f"objective '{objective}': direction '{name}' names unknown parts")
         if self.noise is not None and self.noise not in self.networks:
             raise GanforgeError(f"objective '{objective}': noise network '{self.noise}' is not declared")
+
+    def loss_groups(self, keys: Iterable[str]) -> dict[str, list[str]]:
+        """Loss keys grouped by the optimizer that minimises them (``Optimizer.losses``).
+
+        A group is named by the kinds of the networks its optimizer steps (``generator``,
+        ``discriminator``; ``generator+projector`` for one stepping both). A key no optimizer
+        declares goes by its name: ``D...`` and ``gp...`` to ``discriminator``, the rest to
+        ``generator``.
+        """
+        labels = {}
+        for name, opt in self.optimizers.items():
+            kinds = [self.networks[n].section.split(".")[0] for n in opt.steps if n in self.networks]
+            labels[name] = "+".join(dict.fromkeys(kinds)) or name
+        groups: dict[str, list[str]] = {}
+        for key in keys:
+            owner = next(
+                (
+                    n
+                    for n, opt in self.optimizers.items()
+                    if any(key == p or key.startswith(p + "_") for p in opt.losses)
+                ),
+                None,
+            )
+            if owner is not None:
+                label = labels[owner]
+            else:
+                label = "discriminator" if key.startswith(("D", "gp")) else "generator"
+            groups.setdefault(label, []).append(key)
+        return groups
 
     def to_json(self) -> dict[str, Any]:
         plain = asdict(self)

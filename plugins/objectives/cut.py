@@ -52,8 +52,8 @@ class CUT(Objective):
         },
         losses={"loss": Part("loss")},
         optimizers={
-            "g": Optimizer("optim.g", ("G",)),
-            "d": Optimizer("optim.d", ("D",)),
+            "g": Optimizer("optim.g", ("G",), losses=("G", "NCE")),
+            "d": Optimizer("optim.d", ("D",), losses=("D",)),
             "f": Optimizer("optim.f", ("F",)),
         },
         batch_keys=("A", "B"),

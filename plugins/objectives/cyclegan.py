@@ -49,7 +49,10 @@ class CycleGAN(Objective):
         },
         losses={"loss": Part("loss")},
         pools={"pool_A": Part("pool", optional=True), "pool_B": Part("pool", optional=True)},
-        optimizers={"g": Optimizer("optim.g", ("G_AB", "G_BA")), "d": Optimizer("optim.d", ("D_A", "D_B"))},
+        optimizers={
+            "g": Optimizer("optim.g", ("G_AB", "G_BA"), losses=("G_AB", "G_BA", "cycle", "idt")),
+            "d": Optimizer("optim.d", ("D_A", "D_B"), losses=("D_A", "D_B", "gp")),
+        },
         batch_keys=("A", "B"),
         directions={
             "a2b": Direction("G_AB", source="A", target="B", inverse="b2a"),

@@ -38,7 +38,10 @@ class UnconditionalGAN(Objective):
         ),
         networks={"G": Network("generator", inference=True), "D": Network("discriminator")},
         losses={"loss": Part("loss")},
-        optimizers={"g": Optimizer("optim.g", ("G",)), "d": Optimizer("optim.d", ("D",))},
+        optimizers={
+            "g": Optimizer("optim.g", ("G",), losses=("G",)),
+            "d": Optimizer("optim.d", ("D",), losses=("D", "gp")),
+        },
         batch_keys=("image",),
         noise="G",
     )

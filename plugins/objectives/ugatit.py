@@ -43,8 +43,8 @@ class UGATIT(Objective):
         },
         losses={"loss": Part("loss")},
         optimizers={
-            "g": Optimizer("optim.g", ("G_AB", "G_BA")),
-            "d": Optimizer("optim.d", ("D_GA", "D_GB", "D_LA", "D_LB")),
+            "g": Optimizer("optim.g", ("G_AB", "G_BA"), losses=("G_adv", "cycle", "idt", "cam")),
+            "d": Optimizer("optim.d", ("D_GA", "D_GB", "D_LA", "D_LB"), losses=("D",)),
         },
         batch_keys=("A", "B"),
         directions={
