@@ -593,6 +593,18 @@ class Objective:
         with eval_mode(net), self.runtime.autocast():
             return net(z.to(self.runtime.device)).float()
 
+    def sample_captions(self) -> list[str] | None:
+        """Captions of ``sample_grid``'s columns (None for a generator's grid): per direction the
+        input, its translation and, with an inverse, the reconstruction."""
+        if not self.directions:
+            return None
+        captions: list[str] = []
+        for d in self.directions.values():
+            captions += [f"input {d.source}", f"{d.source} -> {d.target}"]
+            if d.inverse:
+                captions.append(f"{d.source} -> {d.target} -> {self.directions[d.inverse].target}")
+        return captions
+
     def sample_grid(self, holdout: dict[str, Tensor] | None = None) -> Tensor:
         """A grid in [0, 1]: per held-out image, input | translation (| reconstruction) for each
         direction; or the fixed-noise samples of a generator."""

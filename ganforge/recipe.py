@@ -71,6 +71,7 @@ class Recipe:
         self.source = source
         self._overridden: set[tuple[str, ...]] = set()  # key paths given with --set
         self._renamed: set[tuple[str, ...]] = set()  # tables whose component --set switched
+        self.assignments: list[str] = []  # the --set items applied, in order (run.json shows them)
 
     # -- loading and overrides ---------------------------------------------------------------
 
@@ -100,6 +101,7 @@ class Recipe:
         value = parse_value(raw.strip())
         parts = key.split(".")
         self._overridden.add(tuple(parts))
+        self.assignments.append(f"{key}={raw.strip()}")
         if parts[-1] == "name":
             self._renamed.add(tuple(parts[:-1]))
         node = self.data
@@ -156,6 +158,7 @@ class Recipe:
         single, roles = self.section_kinds(registry)
         self._drop_stale_keys(registry, single, roles)
         resolved = Resolved()
+        resolved.overrides = list(self.assignments)
         valid_sections = [*single, *roles, *NAMED_SECTIONS, *OTHER_KEYS]
         for section in data:
             if section not in valid_sections:
@@ -260,6 +263,7 @@ class Resolved(dict):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.specs: dict[str, Spec] = {}
+        self.overrides: list[str] = []  # the --set items the recipe was resolved with
 
     def add_spec(self, registry: Registry, path: str, kind: str, table: Any, where: str) -> dict[str, Any]:
         """Validate one component table, remember its spec, return its resolved (plain) table."""

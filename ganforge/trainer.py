@@ -310,6 +310,7 @@ class Trainer:
                         "world_size": self.world_size,
                         "steps_per_epoch": self.steps_per_epoch,
                         "total_steps": self.total_steps,
+                        "overrides": list(getattr(self.recipe, "overrides", [])),  # the report shows them
                         "dataset_size": len(self.dataset),
                     },
                     indent=2,
