@@ -180,25 +180,30 @@ class DemoModel:
         return image, self._result_file(image, f"samples-seed{int(seed)}")
 
     def sample_examples(self) -> list[Path]:
-        """Held-out inputs (A, then B) cut from the run's newest sample grid, if it is CycleGAN's.
+        """Held-out inputs cut from the run's newest sample grid (``Objective.sample_grid``'s layout).
 
-        The grid's rows are ``A, A->B, A->B->A, B, B->A, B->A->B`` tiles of the training size with
-        2 px padding; any other layout gives no examples.
+        Each row holds, per declared direction, the source image, its translation and (with an
+        inverse direction) the reconstruction, as tiles of the training size with 2 px padding;
+        any other layout gives no examples.
         """
         grid_file = self.file.parent.parent / "samples" / "latest.png"
         if not self.translates or not grid_file.is_file():
             return []
         s = self.size + 2
+        starts, x = [], 2
+        for d in self.objective.directions.values():
+            starts.append((d.source, x))
+            x += (3 if d.inverse else 2) * s
         with Image.open(grid_file) as grid:
             grid.load()
-            if grid.width != 6 * s + 2 or (grid.height - 2) % s:
+            if grid.width != x or (grid.height - 2) % s:
                 return []
-            rows = min((grid.height - 2) // s, MAX_EXAMPLES // 2)
+            rows = min((grid.height - 2) // s, MAX_EXAMPLES // max(1, len(starts)))
             tiles = {
-                f"{domain}-{r}": grid.crop((x, 2 + r * s, x + self.size, 2 + r * s + self.size)).convert(
+                f"{domain}-{r}": grid.crop((x0, 2 + r * s, x0 + self.size, 2 + r * s + self.size)).convert(
                     "RGB"
                 )
-                for domain, x in (("A", 2), ("B", 2 + 3 * s))
+                for domain, x0 in starts
                 for r in range(rows)
             }
         folder = self._out / "examples"

@@ -255,3 +255,14 @@ def test_hook_register_projectors(selfie_root, tmp_path):
     trainer.fit()
     assert isinstance(trainer.objective.networks["F"], nn.Module)
     assert trainer.objective.networks["F"].told == [3, 16, 32, 32, 16]
+
+
+def test_antialiased_patchgan_has_cuts_layout_and_output_size():
+    from ganforge_plugins.networks.patchgan import PatchGANDiscriminator
+
+    plain, blurred = PatchGANDiscriminator(ndf=8), PatchGANDiscriminator(ndf=8, antialias=True)
+    x = torch.randn(2, 3, 64, 64)
+    assert plain(x).shape == blurred(x).shape == (2, 1, 6, 6)
+    keys = [k for k in blurred.state_dict() if k.endswith("filt")]
+    assert keys == ["model.2.filt", "model.6.filt", "model.10.filt"]  # CUT's Downsample positions
+    assert sum(p.numel() for p in plain.parameters()) == sum(p.numel() for p in blurred.parameters())

@@ -5,7 +5,7 @@ from torch import nn
 
 from ganforge import GanforgeError
 
-from .resnet import Norm, conv_bias, norm_layer
+from .resnet import BlurDownsample, Norm, conv_bias, norm_layer
 from .sn import spectral_normed
 
 
@@ -20,7 +20,9 @@ class PatchGANDiscriminator(nn.Module):
 
     ``sigmoid=True`` appends a sigmoid; ``outputs_probabilities`` tells the losses which they get.
     ``spectral_norm=True`` wraps every conv in spectral normalisation (Miyato et al.); the norm
-    layers stay as ``norm`` says (``norm="none"`` is the usual pairing).
+    layers stay as ``norm`` says (``norm="none"`` is the usual pairing). ``antialias=True`` is
+    CUT's discriminator: each stride-2 conv becomes a stride-1 conv followed (after its norm and
+    activation) by a blur-pool (``BlurDownsample``), with the same output size.
     """
 
     def __init__(
@@ -32,6 +34,7 @@ class PatchGANDiscriminator(nn.Module):
         kernel_size: int = 4,
         sigmoid: bool = False,
         spectral_norm: bool = False,
+        antialias: bool = False,
     ) -> None:
         super().__init__()
         if in_channels < 1 or ndf < 1 or n_layers < 1 or kernel_size < 2:
@@ -44,17 +47,23 @@ class PatchGANDiscriminator(nn.Module):
         k = kernel_size
         # k=2 halves the map exactly with no padding; a stride-1 k=2 conv would shift it off-centre.
         pad = 0 if k == 2 else (k - 1) // 2
+        down_stride = 1 if antialias else 2
+        blur = (lambda c: [BlurDownsample(c)]) if antialias else (lambda c: [])
         layers: list[nn.Module] = [
-            nn.Conv2d(in_channels, ndf, kernel_size=k, stride=2, padding=pad),
+            nn.Conv2d(in_channels, ndf, kernel_size=k, stride=down_stride, padding=pad),
             nn.LeakyReLU(0.2, True),
+            *blur(ndf),
         ]
         mult = 1
         for n in range(1, n_layers):
             prev, mult = mult, min(2**n, 8)
             layers += [
-                nn.Conv2d(ndf * prev, ndf * mult, kernel_size=k, stride=2, padding=pad, bias=use_bias),
+                nn.Conv2d(
+                    ndf * prev, ndf * mult, kernel_size=k, stride=down_stride, padding=pad, bias=use_bias
+                ),
                 norm_layer(norm, ndf * mult),
                 nn.LeakyReLU(0.2, True),
+                *blur(ndf * mult),
             ]
         prev, mult = mult, min(2**n_layers, 8)
         if k == 2:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from typing import Annotated, Any
 
 import torch
@@ -22,8 +23,7 @@ from ganforge import (
 )
 from ganforge.runtime import Runtime, local, unwrap
 from ganforge_plugins.losses.patchnce import patch_nce_loss
-
-Weight = Annotated[float, Range(0.0)]
+from ganforge_plugins.objectives.cyclegan import Weight
 
 
 class CUT(Objective):
@@ -147,26 +147,7 @@ class CUT(Objective):
 class FastCUT(CUT):
     """FastCUT: CUT without the NCE identity term, with lambda_nce 10 and flip equivariance."""
 
-    def __init__(
-        self,
-        builder: Any,
-        runtime: Runtime,
-        lambda_gan: Weight = 1.0,
-        lambda_nce: Weight = 10.0,
-        nce_identity: bool = False,
-        nce_layers: list[int] = [0, 4, 8, 12, 16],  # noqa: B006 (a recipe value, never mutated)
-        nce_temperature: Annotated[float, Range(0.0, min_open=True)] = 0.07,
-        flip_equivariance: bool = True,
-        sample_count: Annotated[int, Range(1)] = 4,
-    ) -> None:
-        super().__init__(
-            builder,
-            runtime,
-            lambda_gan,
-            lambda_nce,
-            nce_identity,
-            nce_layers,
-            nce_temperature,
-            flip_equivariance,
-            sample_count,
-        )
+    # The same options as CUT's with FastCUT's defaults (the registry reads them from here).
+    __init__ = functools.partialmethod(
+        CUT.__init__, lambda_nce=10.0, nce_identity=False, flip_equivariance=True
+    )

@@ -22,6 +22,11 @@ from ganforge import (
 from ganforge.runtime import Runtime, local
 
 Weight = Annotated[float, Range(0.0)]
+# A<->B with G_AB and G_BA, each the other's inverse (CycleGAN, U-GAT-IT).
+TWO_WAY = {
+    "a2b": Direction("G_AB", source="A", target="B", inverse="b2a"),
+    "b2a": Direction("G_BA", source="B", target="A", inverse="a2b"),
+}
 
 
 class CycleGAN(Objective):
@@ -54,10 +59,7 @@ class CycleGAN(Objective):
             "d": Optimizer("optim.d", ("D_A", "D_B"), losses=("D_A", "D_B", "gp")),
         },
         batch_keys=("A", "B"),
-        directions={
-            "a2b": Direction("G_AB", source="A", target="B", inverse="b2a"),
-            "b2a": Direction("G_BA", source="B", target="A", inverse="a2b"),
-        },
+        directions=TWO_WAY,
         sample_unit="pairs",
     )
 

@@ -8,10 +8,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from ganforge import Declaration, Direction, Network, Objective, Optimizer, Part, Range, Section, frozen
+from ganforge import Declaration, Network, Objective, Optimizer, Part, Range, Section, frozen
 from ganforge.runtime import Runtime, local, unwrap
-
-Weight = Annotated[float, Range(0.0)]
+from ganforge_plugins.objectives.cyclegan import TWO_WAY, Weight
 
 
 class UGATIT(Objective):
@@ -47,10 +46,7 @@ class UGATIT(Objective):
             "d": Optimizer("optim.d", ("D_GA", "D_GB", "D_LA", "D_LB"), losses=("D",)),
         },
         batch_keys=("A", "B"),
-        directions={
-            "a2b": Direction("G_AB", source="A", target="B", inverse="b2a"),
-            "b2a": Direction("G_BA", source="B", target="A", inverse="a2b"),
-        },
+        directions=TWO_WAY,
         sample_unit="pairs",
     )
 
