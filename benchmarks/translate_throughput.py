@@ -30,6 +30,7 @@ import torch
 
 from ganforge.bench import sync
 from ganforge.data import list_images, open_rgb, to_uint8_tensor
+from ganforge.download import dataset_dir
 from ganforge.inference import load_objective
 from ganforge.plugins import get_registry
 from ganforge.recipe import Recipe
@@ -60,7 +61,8 @@ def main() -> None:
     recipe = Recipe.load(args.recipe, [*fast, *args.overrides, "train.max_steps=1"])
     recipe.data["callbacks"] = {}
     resolved = recipe.resolve(registry)
-    folder = Path(resolved["data"]["root"]) / "trainA"
+    data = resolved["data"]  # an explicit data.root, else the source's folder in the data root
+    folder = Path(data["root"] or dataset_dir(data["source"])) / "trainA"
     results: dict[str, object] = {"recipe": args.recipe, "batch_size": args.batch_size}
     with tempfile.TemporaryDirectory(prefix="ganforge-translate-bench-") as tmp:
         Trainer(resolved, Path(tmp) / "run", registry).fit()

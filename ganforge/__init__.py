@@ -1,10 +1,12 @@
 """ganforge: a plugin-based GAN toolkit for PyTorch.
 
-Plugin authors import from here: ``hookimpl`` (to mark hook implementations), ``Kind`` (to
-register a component kind), the objective contract (``Objective`` and its declarations,
-``ScheduledOptimizer``, ``frozen``, ``set_requires_grad``, ``make_capturable``), ``Range`` (a
-value's valid range, declared next to its type) and ``GanforgeError`` (a user error, reported
-as one clean line). Names load on first use, so ``import ganforge`` stays cheap.
+Users train and use models from here: ``train``, ``load``, ``Run``, ``Model`` and
+``convert_file`` (docs/python.md). Plugin authors import from here: ``hookimpl`` (to mark
+hook implementations), ``Kind`` (to register a component kind), the objective contract
+(``Objective`` and its declarations, ``ScheduledOptimizer``, ``frozen``,
+``set_requires_grad``, ``make_capturable``), ``Range`` (a value's valid range, declared next to
+its type) and ``GanforgeError`` (a user error, reported as one clean line). Names load on first
+use, so ``import ganforge`` stays cheap.
 """
 
 from __future__ import annotations
@@ -17,6 +19,11 @@ from ganforge.errors import GanforgeError
 __version__ = "0.1.0"
 
 _LAZY = {
+    "train": "ganforge.api",
+    "load": "ganforge.api",
+    "Run": "ganforge.api",
+    "Model": "ganforge.api",
+    "convert_file": "ganforge.api",
     "hookimpl": "ganforge.hookspecs",
     "Kind": "ganforge.registry",
     "Range": "ganforge.registry",
@@ -37,6 +44,11 @@ _LAZY = {
 
 __all__ = [
     "Declaration",
+    "Model",
+    "Run",
+    "convert_file",
+    "load",
+    "train",
     "Direction",
     "GanforgeError",
     "Kind",
@@ -57,6 +69,7 @@ __all__ = [
 ]
 
 if TYPE_CHECKING:
+    from ganforge.api import Model, Run, convert_file, load, train
     from ganforge.hookspecs import hookimpl
     from ganforge.objective import (
         Declaration,

@@ -1,4 +1,14 @@
-"""The ``ganforge`` command line: list, run, translate, sample (plugins may add more)."""
+"""The ``ganforge`` command line: list, run, translate, sample (plugins may add more).
+
+Start-up stays cheap: this module imports click and rich only. torch, the checkpoint code and
+the plugins load inside the commands that need them, so ``ganforge --help``, ``--version`` and
+``ganforge COMMAND --help`` of a built-in command import neither torch nor any plugin.
+Plugin commands (``register_commands``) load only when needed: when the command named on the
+command line is not a built-in one (every plugin then loads, as for any command that uses the
+registry), and for the top-level ``--help`` listing, which imports only third-party plugin
+modules (the bundled plugins add no commands: ganforge's own commands are built in here). A
+plugin command never replaces a built-in one of the same name.
+"""
 
 from __future__ import annotations
 
@@ -15,11 +25,26 @@ from rich.markup import escape
 from rich.table import Table
 
 from ganforge import __version__
-from ganforge import checkpoint as ckpt
 from ganforge.errors import GanforgeError
-from ganforge.plugins import get_host, get_registry, warn_failures
-from ganforge.recipe import Recipe
-from ganforge.registry import plural
+
+
+def get_host() -> Any:
+    """The process-wide plugin host (loads every plugin on first use)."""
+    from ganforge.plugins import get_host as host
+
+    return host()
+
+
+def get_registry() -> Any:
+    """The registry filled from every loaded plugin."""
+    return get_host().registry
+
+
+def warn_failures() -> None:
+    from ganforge.plugins import warn_failures as warn
+
+    warn()
+
 
 EXIT_SIGNAL = {"SIGINT": 130, "SIGTERM": 143}
 
@@ -28,8 +53,21 @@ class GanforgeGroup(click.Group):
     """Prints a user error as one line (exit 2; 3 for a non-finite loss); a bug keeps its traceback.
 
     The machine's refusals are user errors too: a file that cannot be written (read-only folder,
-    full disk) and memory the device does not have.
+    full disk) and memory the device does not have. Plugin commands are added on demand (the
+    module docstring says when).
     """
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        command = super().get_command(ctx, cmd_name)
+        if command is None and not _PLUGIN_COMMANDS["loaded"]:
+            _add_plugin_commands()
+            command = super().get_command(ctx, cmd_name)
+        return command
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        if not _PLUGIN_COMMANDS["loaded"]:
+            _add_third_party_commands()
+        return super().list_commands(ctx)
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
@@ -78,6 +116,8 @@ def list_command(kind: str | None, as_json: bool, show_plugins: bool, show_kinds
     """List registered components, grouped by kind (or the plugins, or the kinds)."""
     host = get_host()
     if show_plugins:
+        if not _PLUGIN_COMMANDS["loaded"]:
+            _add_plugin_commands()  # a plugin whose register_commands fails is listed as failed
         if as_json:
             click.echo(json.dumps([p.to_json() for p in host.plugins], indent=2))
             return
@@ -209,8 +249,12 @@ def run_command(
         sys.exit(launch(sys.argv[1:], nproc))
     if recipe is None and resume is None:
         raise click.UsageError("give a RECIPE, or --resume RUN_DIR")
+    from ganforge import checkpoint as ckpt  # imports torch: not at start-up (`ganforge data` stays light)
+
     warn_failures()
     registry = get_registry()
+    from ganforge.recipe import Recipe
+
     if resume:
         file = ckpt.resolve(resume)
         meta = ckpt.read_run_meta(file)
@@ -270,6 +314,7 @@ def run_command(
 def resume_run_dir(file: Path, out: Path | None) -> Path:
     """The run folder ``run --resume FILE [--out OUT]`` writes to; refused where it would
     overwrite anything saved: another run in ``OUT``, or checkpoints newer than ``FILE``."""
+    from ganforge import checkpoint as ckpt
     from ganforge.safety import run_contents
 
     source = file.parent.parent if file.parent.name == "checkpoints" else None
@@ -549,6 +594,7 @@ def bench_command(
     """Time training steps of RECIPE on its real data: throughput, step time, data wait, memory, MFU."""
     from ganforge.bench import baseline as baseline_of
     from ganforge.bench import run_bench
+    from ganforge.recipe import Recipe
 
     if steps < 1 or warmup < 0:
         raise GanforgeError("--steps must be >= 1 and --warmup >= 0")
@@ -633,13 +679,158 @@ def _mfu_cell(result: dict[str, Any]) -> str:
     return "n/a (FLOPs not counted)" if not result["flops_per_step"] else "n/a (give --peak-tflops)"
 
 
+# -- export and convert ------------------------------------------------------------------------
+
+
+@cli.command("export")
+@click.argument("checkpoint", type=click.Path())
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["safetensors", "onnx"]),
+    default="safetensors",
+    show_default=True,
+    help="safetensors: for translate/sample/eval and ganforge.load; onnx: for onnxruntime and others.",
+)
+@click.option(
+    "--direction",
+    "directions",
+    multiple=True,
+    help="A direction to include (repeatable; default: every one, or the first for onnx).",
+)
+@click.option("--dtype", type=click.Choice(["fp32", "fp16", "bf16"]), default="fp32", show_default=True)
+@click.option("--out", "out", type=click.Path(dir_okay=False), required=True, help="The file to write.")
+@click.option("--force", is_flag=True, help="Replace --out if it exists.")
+def export_command(
+    checkpoint: str, fmt: str, directions: tuple[str, ...], dtype: str, out: str, force: bool
+) -> None:
+    """Write a run's inference network(s) alone, with everything needed to rebuild them.
+
+    CHECKPOINT is a run folder, a checkpoint or an exported file. The safetensors file works
+    wherever a run does (translate, sample, eval, ganforge.load).
+    """
+    from ganforge.export import export_checkpoint, size_text
+
+    path, info = export_checkpoint(
+        checkpoint, out, get_registry(), format=fmt, directions=directions, dtype=dtype, force=force
+    )
+    nets = ", ".join(
+        f"{n} ({s['component']}, {s['parameters']:,} parameters)" for n, s in info["networks"].items()
+    )
+    what = ", ".join(info["directions"]) or "samples from noise"
+    click.echo(f"wrote {path} ({size_text(path.stat().st_size)}, {fmt} {dtype}): {what}; {nets}", err=True)
+
+
+@cli.command("convert")
+@click.argument("file", type=click.Path(dir_okay=False))
+@click.option(
+    "--from",
+    "source",
+    type=click.Choice(["official-cyclegan", "cut", "ugatit"]),
+    required=True,
+    help="The project the .pth file comes from.",
+)
+@click.option(
+    "--direction",
+    default=None,
+    help="official-cyclegan/cut: the direction the file translates (default a2b; b2a for *G_B*); "
+    "ugatit: the one to keep (default: both).",
+)
+@click.option(
+    "--image-size", type=int, default=None, help="The training image size (default: inferred, else 256)."
+)
+@click.option(
+    "--set",
+    "overrides",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="Set a network option the file cannot tell (e.g. variance='biased' for U-GAT-IT).",
+)
+@click.option("--out", "out", type=click.Path(dir_okay=False), required=True, help="The .safetensors file.")
+@click.option("--force", is_flag=True, help="Replace --out if it exists.")
+def convert_command(
+    file: str,
+    source: str,
+    direction: str | None,
+    image_size: int | None,
+    overrides: tuple[str, ...],
+    out: str,
+    force: bool,
+) -> None:
+    """Turn a generator .pth of the official CycleGAN, CUT or U-GAT-IT code into an export.
+
+    Only plain state dicts are read (torch.load with weights_only=True).
+    """
+    from ganforge.convert import convert_file
+    from ganforge.export import size_text
+
+    path, info = convert_file(
+        file,
+        source,
+        out,
+        get_registry(),
+        direction=direction,
+        image_size=image_size,
+        overrides=list(overrides),
+        force=force,
+    )
+    nets = ", ".join(
+        f"{n} ({s['component']} ngf={s['options'].get('ngf')} blocks={s['options'].get('blocks')})"
+        for n, s in info["networks"].items()
+    )
+    click.echo(
+        f"wrote {path} ({size_text(path.stat().st_size)}): {', '.join(info['directions'])}; {nets}", err=True
+    )
+
+
+_PLUGIN_COMMANDS = {"loaded": False}
+
+
 def _add_plugin_commands() -> None:
-    get_host().add_commands(cli)  # a plugin that fails is marked failed, the others still load
+    """Every loaded plugin's ``register_commands`` (for a command that is not built in)."""
+    _PLUGIN_COMMANDS["loaded"] = True
+    _register_commands(get_host().pm.hook.register_commands.get_hookimpls())
+
+
+def _add_third_party_commands() -> None:
+    """The cheap path of the top-level help: only third-party plugin modules are imported."""
+    from ganforge.plugins import command_hookimpls
+
+    _PLUGIN_COMMANDS["loaded"] = True
+    _register_commands(command_hookimpls())
+
+
+def _register_commands(impls: list[Any]) -> None:
+    builtin = set(cli.commands)
+    for impl in impls:
+        group = _BuiltinsKept(builtin)
+        try:
+            impl.function(cli=group)
+        except Exception as exc:  # a plugin's command must not break the CLI
+            from ganforge.plugins import mark_failed
+
+            print(
+                f"warning: plugin '{impl.plugin_name}' failed to add commands: {type(exc).__name__}: {exc}",
+                file=sys.stderr,
+            )
+            mark_failed(impl.plugin_name, f"register_commands: {type(exc).__name__}: {exc}")
+            continue
+        for name, command in group.commands.items():
+            if name not in builtin:
+                cli.add_command(command, name)
+
+
+class _BuiltinsKept(click.Group):
+    """What a plugin's ``register_commands`` gets as ``cli``: a group whose commands are then
+    added to the real one, except any that would replace a built-in command."""
+
+    def __init__(self, builtin: set[str]) -> None:
+        super().__init__("ganforge")
+        self.builtin = builtin
 
 
 def main() -> None:
     """Console-script entry point."""
-    _add_plugin_commands()
     try:
         cli(prog_name="ganforge")
     except KeyboardInterrupt:  # a second Ctrl-C: stop at once, quietly
@@ -648,4 +839,172 @@ def main() -> None:
 
 
 def _plural(kind: str) -> str:
+    from ganforge.registry import plural
+
     return plural(kind).replace("_", " ")
+
+
+# -- data ------------------------------------------------------------------------------------
+# Self-contained and torch-free (`ganforge data list` starts in well under a second): it uses a
+# plugin host that loads ganforge's data_sources plugin and third-party plugins only.
+
+
+@cli.group("data")
+def data_group() -> None:
+    """Download the datasets the recipes read (docs/data.md)."""
+
+
+@data_group.command("list")
+@click.option("--json", "as_json", is_flag=True, help="Print a machine-readable JSON array.")
+def data_list_command(as_json: bool) -> None:
+    """List the downloadable datasets: source, checksum origin, image counts, where installed."""
+    from rich.markup import escape
+
+    from ganforge import download
+    from ganforge.plugins import get_source_host
+
+    host = get_source_host()
+    for info in host.failures():
+        click.echo(f"warning: plugin '{info.name}' skipped: {info.error}", err=True)
+    rows = []
+    for source in download.sources(host.registry).values():
+        folder = download.dataset_dir(source.dataset)
+        marker = download.read_marker(folder)
+        installed = str(folder) if marker is not None else ""
+        rows.append(
+            {
+                **source.to_json(),
+                "path": str(folder),
+                "installed": installed,
+                "installed_from": (marker or {}).get("source"),
+            }
+        )
+    if as_json:
+        click.echo(json.dumps(rows, indent=2))
+        return
+    table = Table(title=escape(f"datasets (data root: {download.data_root_text()})"), title_justify="left")
+    for col in ("name", "folder", "images", "verified by", "installed"):
+        table.add_column(col, overflow="fold")
+    for row in rows:
+        counts = ", ".join(f"{k or '.'} {v:,}" for k, v in row["counts"].items())
+        where = row["installed"] or "-"
+        if row["installed_from"] and row["installed_from"] != row["name"]:
+            where += f" (from {row['installed_from']})"
+        cells = (row["name"], row["dataset"], counts, _checksum_origin(row), where)
+        table.add_row(*(escape(cell) for cell in cells))  # a path may hold "[...]": not markup
+    Console().print(table)
+
+
+def _checksum_origin(row: dict[str, Any]) -> str:
+    """``sha256 (github.com/owner/repo)``: where the checksums were published, short (full URLs: --json)."""
+    import urllib.parse
+
+    origins = []
+    for file in row["files"]:
+        if not file["sha256"]:
+            return row["checksum"]  # the no-checksum sentence
+        parsed = urllib.parse.urlsplit(file["checksum_from"])
+        parts = parsed.path.strip("/").split("/")
+        repo = "/".join(parts[:3] if parts[0] in ("datasets", "spaces") else parts[:2])
+        origin = f"{parsed.netloc}/{repo}".strip("/") or "the source declaration"
+        if origin not in origins:
+            origins.append(origin)
+    return "sha256 (" + ", ".join(origins) + ")"
+
+
+@data_group.command("get")
+@click.argument("name")
+@click.option(
+    "--to",
+    "to",
+    type=click.Path(file_okay=False),
+    default=None,
+    help="The dataset folder (default: DATA_ROOT/FOLDER, see `ganforge data list`).",
+)
+@click.option(
+    "--force", is_flag=True, help="Download again and replace a folder an earlier `data get` wrote."
+)
+def data_get_command(name: str, to: str | None, force: bool) -> None:
+    """Download, verify and unpack dataset NAME where the recipes find it."""
+    from ganforge import download
+    from ganforge.plugins import get_source_host
+
+    source = download.get_source(get_source_host().registry, name)
+    result = download.get_dataset(source, to, force=force)
+    counts = ", ".join(f"{k or '.'} {v:,}" for k, v in result.marker.get("counts", {}).items())
+    if result.already:
+        click.echo(
+            f"{source.dataset} is already in {result.path} (from source '{result.marker.get('source')}': "
+            f"{counts}); nothing to do (--force downloads it again)",
+            err=True,
+        )
+    else:
+        swapped = (result.marker.get("orientation") or {}).get("swapped")
+        note = "A and B were swapped in the source: fixed" if swapped else source.notes
+        note = f"; {note}" if note else ""
+        click.echo(f"{source.dataset} is ready in {result.path} ({counts}{note})", err=True)
+
+
+# -- demo (self-contained: Gradio is imported only when the command runs) -------------------
+
+
+@cli.command("demo")
+@click.argument("checkpoint", type=click.Path())
+@click.option(
+    "--host", default="127.0.0.1", show_default=True, help="Address to bind (the default: this machine only)."
+)
+@click.option("--port", type=int, default=7860, show_default=True)
+@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
+@click.option(
+    "--max-pixels",
+    type=int,
+    default=100_000_000,
+    show_default=True,
+    help="Refuse photos larger than this many pixels (decompression bombs included).",
+)
+@click.option(
+    "--examples",
+    type=click.Path(file_okay=False),
+    default=None,
+    help="Folder of example photos (default: inputs cut from the run's latest sample grid).",
+)
+@click.option(
+    "--export-space",
+    type=click.Path(file_okay=False),
+    default=None,
+    help="Write app.py, requirements.txt, README.md and the model for a Hugging Face Space; don't serve.",
+)
+@click.option(
+    "--requirement",
+    default=None,
+    help="With --export-space: the pip line that installs ganforge there (default: ganforge[demo]==VERSION).",
+)
+def demo_command(
+    checkpoint: str,
+    host: str,
+    port: int,
+    device: str,
+    max_pixels: int,
+    examples: str | None,
+    export_space: str | None,
+    requirement: str | None,
+) -> None:
+    """Try CHECKPOINT (a run folder or file) in a local web page: photos in, translations out."""
+    from ganforge import demo
+
+    if max_pixels < 1:
+        raise GanforgeError(f"--max-pixels must be >= 1, got {max_pixels}")
+    registry = get_registry()
+    files = demo.example_files(examples) if examples else None
+    if export_space:
+        written = demo.export_space(checkpoint, export_space, registry, files, max_pixels, requirement)
+        click.echo(
+            f"wrote {len(written)} files to {export_space}: {', '.join(p.name for p in written[:4])}",
+            err=True,
+        )
+        return
+    demo._gradio()  # a missing extra fails before the model loads
+    model = demo.DemoModel(checkpoint, registry, device, max_pixels)
+    page = demo.build_demo(model, files if files is not None else model.sample_examples())
+    click.echo(f"ganforge demo of {model.file} on http://{host}:{port} (Ctrl-C stops it)", err=True)
+    demo.launch(page, host, port)

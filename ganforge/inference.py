@@ -18,7 +18,10 @@ def build_saved(
     file: Path, meta: dict[str, Any], registry: Registry, device: str = "cpu", precision: str = "auto"
 ) -> Objective:
     """The objective a checkpoint's saved recipe describes, untrained, for inference."""
-    resolved = Recipe(meta["recipe"], f"{file} (saved recipe)").resolve(registry)
+    try:
+        resolved = Recipe(meta["recipe"], f"{file} (saved recipe)").resolve(registry)
+    except GanforgeError as exc:
+        raise GanforgeError(_missing_plugin_hint(str(exc), meta, registry)) from None
     train = resolved["train"]
     runtime = Runtime.create(device, precision, train["channels_last"])
     # No dataset outside training: schedules see a one-step run.
@@ -32,10 +35,17 @@ def load_objective(
 ) -> tuple[Objective, dict[str, Any], Path]:
     """(objective with trained inference weights, checkpoint meta, checkpoint file).
 
-    Everything the file holds is checked before any weight is loaded (:func:`check_saved_state`),
-    not only the inference networks: a damaged checkpoint is a one-line error from every command.
+    ``path`` is a run folder, a checkpoint or a file written by ``ganforge export`` (then the
+    objective is an :class:`ganforge.export.ExportedModel` with the same inference interface).
+    Everything a checkpoint holds is checked before any weight is loaded
+    (:func:`check_saved_state`), not only the inference networks: a damaged checkpoint is a
+    one-line error from every command.
     """
+    from ganforge.export import is_exported, load_exported
+
     file = ckpt.resolve(path)
+    if is_exported(file):
+        return load_exported(file, registry, device, precision)
     meta = ckpt.read_run_meta(file)
     objective = build_saved(file, meta, registry, device, precision)
     state, _ = ckpt.load(file)
@@ -100,9 +110,37 @@ def size_problem(objective: Objective, direction: str, side: int) -> str | None:
     (its ``check_image_size``, see :func:`ganforge.recipe.image_size_problem`)."""
     from ganforge.recipe import image_size_problem
 
-    section = objective.declares.networks[objective.directions[direction].network].section
-    spec = objective.builder.recipe.specs.get(section)
-    return None if spec is None else image_size_problem(objective.builder.registry, spec, side)
+    builder = getattr(objective, "builder", None)
+    network = objective.declares.networks.get(objective.directions[direction].network)
+    if builder is None or network is None:  # an export: no recipe to check against
+        return None
+    spec = builder.recipe.specs.get(network.section)
+    return None if spec is None else image_size_problem(builder.registry, spec, side)
+
+
+def _missing_plugin_hint(message: str, meta: dict[str, Any], registry: Registry) -> str:
+    """``message`` plus the distribution that provided each component the registry lacks.
+
+    Checkpoints record ``plugins: {"kind/name": "distribution version"}`` for the recipe's
+    components (``Trainer.meta``); older ones do not, and their message stays as it was.
+    """
+    plugins = meta.get("plugins")
+    if not isinstance(plugins, dict):
+        return message
+    missing: list[tuple[str, str]] = []
+    for key, provider in plugins.items():
+        kind, _, name = str(key).partition("/")
+        try:
+            known = name in registry.names(kind)
+        except GanforgeError:  # the kind itself is missing: so is the plugin that registers it
+            known = False
+        if not known:
+            missing.append((f"{kind} '{name}'", str(provider)))
+    if not missing:
+        return message
+    what = "; ".join(f"{c} was provided by {p}" for c, p in missing)
+    dists = " ".join(dict.fromkeys(p.split()[0] for _, p in missing))
+    return f"{message} ({what}: pip install {dists})"
 
 
 def image_size(meta: dict[str, Any]) -> int:

@@ -40,8 +40,9 @@ KINDS = (
         "callback",
         "Training callbacks. A callback may define any of ``on_train_start(trainer)``, "
         "``on_step_end(trainer, step, losses)``, ``on_log(trainer, step, scalars)``, "
-        "``on_epoch_end(trainer, epoch)``, ``on_checkpoint(trainer, path)`` and "
-        "``on_train_end(trainer)``.",
+        "``on_samples(trainer, step, grid)`` (after the ``samples`` callback writes a grid: "
+        "``[3, H, W]`` float in [0, 1] on the CPU), ``on_epoch_end(trainer, epoch)``, "
+        "``on_checkpoint(trainer, path)`` and ``on_train_end(trainer)``.",
     ),
     Kind("optimizer", "Optimizers. Context: ``params`` (the parameters to optimise).", context=("params",)),
     Kind(
@@ -58,6 +59,19 @@ KINDS = (
     ),
     Kind("mask_provider", "Mask providers: an RGB photo in, a soft [0, 1] person or face mask out."),
     Kind("compositor", "Compositors that paste a stylized image back into the original photo."),
+    Kind(
+        "augment",
+        "Differentiable augmentations of every image a discriminator sees (DiffAugment): a "
+        "callable ``images -> images`` in [-1, 1]; the recipe's ``[augment]`` section, applied by "
+        "objectives through ``Objective.d_input``. No host syncs: it runs inside the step.",
+    ),
+    Kind(
+        "data_source",
+        "Downloadable datasets for ``ganforge data get`` (``ganforge.download.DataSource``): pass a "
+        "``DataSource`` (it is its own factory) or a zero-argument function returning one: its "
+        "files (relative URLs, sha256 and where each was published), its layout and its expected "
+        "image counts.",
+    ),
 )
 
 

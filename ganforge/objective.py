@@ -54,10 +54,16 @@ class Network:
 
 @dataclass(frozen=True)
 class Optimizer:
-    """An optimizer built from a recipe section, stepping the parameters of ``steps`` (networks)."""
+    """An optimizer built from a recipe section, stepping the parameters of ``steps`` (networks).
+
+    ``losses`` names the ``train_step`` keys it minimises, each exactly or as a prefix before
+    ``_`` (``"cycle"`` covers ``cycle_A``): the progress view and other displays group the
+    logged losses by it.
+    """
 
     section: str
     steps: tuple[str, ...]
+    losses: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -124,6 +130,35 @@ class Declaration:
                 raise GanforgeError(f"objective '{objective}': direction '{name}' names unknown parts")
         if self.noise is not None and self.noise not in self.networks:
             raise GanforgeError(f"objective '{objective}': noise network '{self.noise}' is not declared")
+
+    def loss_groups(self, keys: Iterable[str]) -> dict[str, list[str]]:
+        """Loss keys grouped by the optimizer that minimises them (``Optimizer.losses``).
+
+        A group is named by the kinds of the networks its optimizer steps (``generator``,
+        ``discriminator``; ``generator+projector`` for one stepping both). A key no optimizer
+        declares goes by its name: ``D...`` and ``gp...`` to ``discriminator``, the rest to
+        ``generator``.
+        """
+        labels = {}
+        for name, opt in self.optimizers.items():
+            kinds = [self.networks[n].section.split(".")[0] for n in opt.steps if n in self.networks]
+            labels[name] = "+".join(dict.fromkeys(kinds)) or name
+        groups: dict[str, list[str]] = {}
+        for key in keys:
+            owner = next(
+                (
+                    n
+                    for n, opt in self.optimizers.items()
+                    if any(key == p or key.startswith(p + "_") for p in opt.losses)
+                ),
+                None,
+            )
+            if owner is not None:
+                label = labels[owner]
+            else:
+                label = "discriminator" if key.startswith(("D", "gp")) else "generator"
+            groups.setdefault(label, []).append(key)
+        return groups
 
     def to_json(self) -> dict[str, Any]:
         plain = asdict(self)
@@ -410,6 +445,8 @@ class Objective:
             part = None if spec.optional and not builder.has(spec.section) else builder.build(spec.section)
             self.parts[name] = part
             setattr(self, name, part)
+        # Differentiable augmentation of every discriminator input, for any objective.
+        self.augment = builder.build("augment") if builder.has("augment") else None
         schedule = builder.build("schedule") if builder.has("schedule") else None
         self.scaler = runtime.grad_scaler()
         self.optimizers: dict[str, ScheduledOptimizer] = {}
@@ -426,6 +463,13 @@ class Objective:
         return {}
 
     # -- the step --------------------------------------------------------------------------
+
+    def d_input(self, images: Tensor) -> Tensor:
+        """What a discriminator sees of ``images``: the recipe's ``[augment]`` applied, if any.
+
+        Call it on real and generated images alike, in the D and the G steps (DiffAugment).
+        """
+        return images if self.augment is None else self.augment(images)
 
     def train_step(self, batch: dict[str, Tensor], step: int) -> dict[str, Tensor]:
         """One optimisation step on a batch of the declared keys; returns the losses to log."""
@@ -665,6 +709,18 @@ class Objective:
         net = self.inference_network(self.declares.noise)
         with eval_mode(net), self.runtime.autocast():
             return net(z.to(self.runtime.device)).float()
+
+    def sample_captions(self) -> list[str] | None:
+        """Captions of ``sample_grid``'s columns (None for a generator's grid): per direction the
+        input, its translation and, with an inverse, the reconstruction."""
+        if not self.directions:
+            return None
+        captions: list[str] = []
+        for d in self.directions.values():
+            captions += [f"input {d.source}", f"{d.source} -> {d.target}"]
+            if d.inverse:
+                captions.append(f"{d.source} -> {d.target} -> {self.directions[d.inverse].target}")
+        return captions
 
     def sample_grid(self, holdout: dict[str, Tensor] | None = None) -> Tensor:
         """A grid in [0, 1]: per held-out image, input | translation (| reconstruction) for each

@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import sys
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from importlib import metadata
 from types import ModuleType
@@ -66,7 +67,8 @@ class PluginHost:
 
     # -- loading --------------------------------------------------------------------------
 
-    def load_entry_points(self) -> None:
+    def load_entry_points(self, bundled: Collection[str] | None = None) -> None:
+        """Load the plugins of the entry-point group; ``bundled`` limits ganforge's own (None: all)."""
         allow = _allow_list()
         seen: set[tuple[str, str]] = set()
         for ep in sorted(metadata.entry_points(group=ENTRY_POINT_GROUP), key=_ep_sort_key):
@@ -75,6 +77,8 @@ class PluginHost:
             if (dist, ep.name) in seen:  # the same distribution found twice on sys.path
                 continue
             seen.add((dist, ep.name))
+            if bundled is not None and _canonical(dist) == OWN_DISTRIBUTION and ep.name not in bundled:
+                continue
             if allow is not None and _canonical(dist) != OWN_DISTRIBUTION:
                 if _canonical(dist) not in allow and _canonical(ep.name) not in allow:
                     continue
@@ -176,27 +180,6 @@ class PluginHost:
                 for component in added:  # all or nothing per plugin
                     self.registry.remove(component)
 
-    def add_commands(self, cli: Any) -> None:
-        """Call each plugin's ``register_commands(cli)``; one that raises is marked failed
-        (``ganforge list --plugins``), its commands are removed and the others still load."""
-        by_name = {p.key: p for p in self.plugins if p.key}
-        for impl in self.pm.hook.register_commands.get_hookimpls():
-            info = by_name.get(impl.plugin_name)
-            if info is not None and not info.loaded:
-                continue
-            before = dict(getattr(cli, "commands", {}))
-            try:
-                impl.function(cli=cli)
-            except Exception as exc:  # a plugin's command must not break the CLI
-                if hasattr(cli, "commands"):  # all or nothing per plugin
-                    cli.commands.clear()
-                    cli.commands.update(before)
-                if info is not None:
-                    info.error = f"register_commands: {_describe(exc)}"
-                    warn_failures(only=info)
-                else:
-                    print(f"warning: a plugin failed to add commands: {_describe(exc)}", file=sys.stderr)
-
     # -- helpers -------------------------------------------------------------------------
 
     def _unique_name(self, name: str, dist: str) -> str:
@@ -204,6 +187,33 @@ class PluginHost:
 
     def failures(self) -> list[PluginInfo]:
         return [p for p in self.plugins if not p.loaded]
+
+
+def command_hookimpls() -> list[Any]:
+    """``register_commands`` implementations of the third-party plugins, loaded cheaply.
+
+    For the top-level ``ganforge --help``: only entry points of other distributions are
+    imported (the bundled plugins add no commands), honouring ``GANFORGE_LOAD_PLUGINS``, into a
+    plugin manager that knows only ganforge's own hooks. A plugin that fails to import is
+    skipped here; ``ganforge list --plugins`` reports it.
+    """
+    pm = pluggy.PluginManager("ganforge")
+    pm.add_hookspecs(hookspecs)
+    allow = _allow_list()
+    seen: set[tuple[str, str]] = set()
+    for ep in sorted(metadata.entry_points(group=ENTRY_POINT_GROUP), key=_ep_sort_key):
+        dist = ep.dist.name if ep.dist else "unknown"
+        if _canonical(dist) == OWN_DISTRIBUTION or (dist, ep.name) in seen:
+            continue
+        seen.add((dist, ep.name))
+        if allow is not None and _canonical(dist) not in allow and _canonical(ep.name) not in allow:
+            continue
+        try:
+            module = ep.load()
+            pm.register(module, name=ep.name if pm.get_plugin(ep.name) is None else f"{dist}:{ep.name}")
+        except Exception:
+            continue
+    return list(pm.hook.register_commands.get_hookimpls())
 
 
 def _allow_list() -> set[str] | None:
@@ -246,22 +256,41 @@ def get_registry() -> Registry:
     return get_host().registry
 
 
+_SOURCE_HOST: PluginHost | None = None
+# The bundled entry points the torch-free `ganforge data` commands load (the others import torch).
+SOURCE_PLUGINS = ("kinds", "data_sources")
+
+
+def get_source_host() -> PluginHost:
+    """A plugin host for ``ganforge data``: the core's kinds and ``data_sources``, plus third parties."""
+    global _SOURCE_HOST
+    if _SOURCE_HOST is None:
+        host = PluginHost()
+        host.load_entry_points(bundled=SOURCE_PLUGINS)
+        host.collect()
+        _SOURCE_HOST = host
+    return _SOURCE_HOST
+
+
 def reset() -> None:
     """Forget loaded plugins (tests use this after changing the environment)."""
-    global _HOST
-    _HOST = None
+    global _HOST, _SOURCE_HOST
+    _HOST = _SOURCE_HOST = None
 
 
-_warned: set[int] = set()
+def mark_failed(plugin_key: str, error: str) -> None:
+    """Record that a loaded plugin failed later (its ``register_commands``), so ``ganforge list
+    --plugins`` shows it as failed; a no-op before the plugins are loaded."""
+    if _HOST is not None:
+        for info in _HOST.plugins:
+            if info.key == plugin_key or info.name == plugin_key:
+                info.error = error
 
 
-def warn_failures(stream: Any = None, only: PluginInfo | None = None) -> None:
-    """Report each failed plugin once per process, on one line, to stderr."""
+def warn_failures(stream: Any = None) -> None:
+    """Report each failed plugin once, on one line, to stderr."""
     stream = stream or sys.stderr
-    for info in [only] if only is not None else get_host().failures():
-        if id(info) in _warned:
-            continue
-        _warned.add(id(info))
+    for info in get_host().failures():
         print(
             f"warning: plugin '{info.name}' ({info.distribution} {info.version}) skipped: {info.error}",
             file=stream,

@@ -32,12 +32,11 @@ CORE_SECTIONS: dict[str, str] = {
     "data": "dataset",
     "schedule": "scheduler",
     "compositor": "compositor",
+    "augment": "augment",
 }
 # sections holding several components of one kind: {component name: options}
 NAMED_SECTIONS: dict[str, str] = {"callbacks": "callback", "metrics": "metric"}
 OTHER_KEYS = ("train", "description", "baseline")
-
-DATA_ROOT_ENV = "GANFORGE_DATA_ROOT"
 
 
 @dataclasses.dataclass
@@ -79,6 +78,7 @@ class Recipe:
         self.source = source
         self._overridden: set[tuple[str, ...]] = set()  # key paths given with --set
         self._renamed: set[tuple[str, ...]] = set()  # tables whose component --set switched
+        self.assignments: list[str] = []  # the --set items applied, in order (run.json shows them)
 
     # -- loading and overrides ---------------------------------------------------------------
 
@@ -100,7 +100,6 @@ class Recipe:
             raise GanforgeError(f"recipe {path} cannot be read: {exc.strerror or exc}") from None
         _check_depth(data, str(path))
         recipe = cls(data, str(path))
-        recipe._apply_environment()
         for item in overrides or []:
             recipe.set(item)
         return recipe
@@ -115,6 +114,7 @@ class Recipe:
         parts = key.split(".")
         _check_depth(value, f"--set {key}", len(parts))
         self._overridden.add(tuple(parts))
+        self.assignments.append(f"{key}={raw.strip()}")
         if parts[-1] == "name":
             self._renamed.add(tuple(parts[:-1]))
         node = self.data
@@ -131,15 +131,9 @@ class Recipe:
     def from_saved(cls, data: dict[str, Any], source: str, overrides: list[str] | None = None) -> Recipe:
         """A recipe saved in a checkpoint, with the environment and ``--set`` items applied."""
         recipe = cls(copy.deepcopy(data), source)
-        recipe._apply_environment()
         for item in overrides or []:
             recipe.set(item)
         return recipe
-
-    def _apply_environment(self) -> None:
-        env_root = os.environ.get(DATA_ROOT_ENV)
-        if env_root and isinstance(self.data.get("data"), dict):
-            self.data["data"]["root"] = env_root
 
     # -- validation ------------------------------------------------------------------------
 
@@ -177,6 +171,7 @@ class Recipe:
         single, roles = self.section_kinds(registry)
         self._drop_stale_keys(registry, single, roles)
         resolved = Resolved()
+        resolved.overrides = list(self.assignments)
         valid_sections = [*single, *roles, *NAMED_SECTIONS, *OTHER_KEYS]
         for section in data:
             if section not in valid_sections:
@@ -283,6 +278,7 @@ class Resolved(dict):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.specs: dict[str, Spec] = {}
+        self.overrides: list[str] = []  # the --set items the recipe was resolved with
 
     def add_spec(self, registry: Registry, path: str, kind: str, table: Any, where: str) -> dict[str, Any]:
         """Validate one component table, remember its spec, return its resolved (plain) table."""
@@ -299,6 +295,14 @@ class Resolved(dict):
         for key, value in values.items():  # options passed through to **kwargs factories
             out.setdefault(key, _plain(value))
         return out
+
+    def plugins(self) -> dict[str, str]:
+        """``{"kind/name": "distribution version"}`` for every component section: saved in
+        checkpoints so that a missing plugin can be named when the run is loaded elsewhere."""
+        return {
+            f"{s.component.kind}/{s.component.name}": f"{s.component.distribution} {s.component.version}"
+            for s in self.specs.values()
+        }
 
 
 class Builder:

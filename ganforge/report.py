@@ -345,6 +345,47 @@ def _recipe_info(text: str) -> dict[str, Any]:
         return {}
 
 
+def as_run_description(description: str, recipe: dict[str, Any]) -> str:
+    """The recipe file's description, with an image size the run did not use corrected.
+
+    Descriptions are written for the recipe file ("..., 256 px, ..."); ``--set
+    data.image_size=64`` makes that stale, so the size the run used replaces it.
+    """
+    size = (recipe.get("data") or {}).get("image_size")
+    if not isinstance(size, int):
+        return description
+
+    def fix(match: re.Match[str]) -> str:
+        said = int(match.group(1))
+        return match.group(0) if said == size else f"{size} px (the recipe file says {said} px)"
+
+    return re.sub(r"\b(\d+) ?px\b", fix, description)
+
+
+def as_run(recipe: dict[str, Any], run_info: dict[str, Any]) -> str:
+    """What the run used, from its resolved recipe: size, networks, batch, steps, device."""
+    parts = []
+    data = recipe.get("data") or {}
+    if isinstance(data.get("image_size"), int):
+        parts.append(f"{data['image_size']} px")
+    for section in ("generator", "discriminator"):
+        table = recipe.get(section)
+        if isinstance(table, dict) and "name" in table:
+            keys = ("ngf", "ndf", "blocks", "n_layers", "layers", "latent_dim")
+            opts = ", ".join(f"{k} {table[k]}" for k in keys if k in table)
+            parts.append(f"{section} {table['name']}" + (f" ({opts})" if opts else ""))
+    train = recipe.get("train") or {}
+    if "batch_size" in train:
+        parts.append(f"batch {train['batch_size']}")
+    total = run_info.get("total_steps")
+    if isinstance(total, int):
+        parts.append(f"{total:,} steps")
+    runtime = run_info.get("runtime") or {}
+    if runtime.get("device"):
+        parts.append(f"{runtime['device']} {runtime.get('precision', '')}".strip())
+    return ", ".join(parts)
+
+
 def build_report(run_dir: Path) -> str:
     """The report page for ``run_dir`` as an HTML string."""
     run_dir = Path(run_dir)
@@ -384,7 +425,12 @@ def build_report(run_dir: Path) -> str:
     best = run_dir / "checkpoints" / "best.safetensors"
     summary_rows: list[tuple[str, Any]] = [("run folder", str(run_dir.resolve())), ("objective", objective)]
     if description:
-        summary_rows.append(("description", description))
+        summary_rows.append(("description", as_run_description(description, recipe)))
+    facts = as_run(recipe, run_info)
+    if facts:
+        summary_rows.append(("as run", facts))
+    if run_info.get("overrides"):
+        summary_rows.append(("changed with --set", ", ".join(map(str, run_info["overrides"]))))
     if latest_ckpt is not None:
         summary_rows.append(("latest checkpoint", latest_ckpt.name))
     if best.is_file():

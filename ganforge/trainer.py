@@ -36,7 +36,7 @@ from ganforge.runtime import Runtime, rng_state, seed_everything, set_rng_state
 from ganforge.safety import describe_os_error, first_nonfinite
 
 RESOLVED_RECIPE = "recipe.resolved.toml"
-DEFAULT_CALLBACKS = ("progress", "metrics-log", "samples", "checkpoint")
+DEFAULT_CALLBACKS = ("progress", "metrics-log", "samples", "checkpoint", "tensorboard")
 
 
 class PositionSampler(Sampler[int]):
@@ -272,6 +272,7 @@ class Trainer:
             "image_size": getattr(self.dataset, "image_size", None),
             "world_size": self.world_size,
             "recipe": self.recipe,
+            "plugins": self.recipe.plugins(),  # named when a later load lacks one
             "time": time.time(),
         }
 
@@ -388,6 +389,7 @@ class Trainer:
                         "world_size": self.world_size,
                         "steps_per_epoch": self.steps_per_epoch,
                         "total_steps": self.total_steps,
+                        "overrides": list(getattr(self.recipe, "overrides", [])),  # the report shows them
                         "dataset_size": len(self.dataset),
                     },
                     indent=2,

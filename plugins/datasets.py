@@ -22,6 +22,7 @@ from ganforge.data import (
     to_uint8_tensor,
     try_open_rgb,
 )
+from ganforge.download import data_root_text, dataset_dir
 from ganforge.errors import GanforgeError
 
 Preprocess = Literal["resize_and_crop", "scale_width", "resize", "center"]
@@ -34,10 +35,23 @@ Probability = Annotated[float, Range(0.0, 1.0)]
 # false: decode every epoch; true / "disk": a decoded uint8 file; "device": that file, on the GPU.
 CacheMode = bool | Literal["disk", "device"]
 
-SELFIE2ANIME_HINT = (
-    "get selfie2anime (3,400 selfies in trainA/, 3,400 anime faces in trainB/, e.g. the U-GAT-IT "
-    "release on Kaggle), then set data.root or the GANFORGE_DATA_ROOT environment variable"
-)
+
+def _dataset_root(root: str, source: str, example: str) -> tuple[Path | None, str]:
+    """The folder a dataset reads (None: no root, paths as given) and a hint for "not found".
+
+    An explicit ``root`` is used as it is; otherwise ``source`` names a folder in the data root
+    (``GANFORGE_DATA_ROOT`` or ``~/.cache/ganforge/datasets``), where ``ganforge data get`` puts it.
+    ``example`` is the bundled source the hint suggests for a root without a source.
+    """
+    if root:
+        get = f"ganforge data get {source or example} --to {root}"
+        return Path(
+            root
+        ), f"(data.root = {root!r}); get it with `{get}` (`ganforge data list` names the datasets)"
+    if source:
+        where = f"(data.source = {source!r} in the data root {data_root_text()})"
+        return dataset_dir(source), f"{where}; get it with `ganforge data get {source}`, or set data.root"
+    return None, ""
 
 
 class _StreamDataset(Dataset):
@@ -69,13 +83,14 @@ class _StreamDataset(Dataset):
 
 
 class UnpairedFolders(_StreamDataset):
-    """Two unpaired image folders (CycleGAN): trainA/trainB under root, or any two folders."""
+    """Two unpaired image folders (CycleGAN): trainA/trainB of a source or root, or any two folders."""
 
     yields = {"A": "uint8 [3, S, S] image of domain A", "B": "uint8 [3, S, S] image of domain B"}
 
     def __init__(
         self,
         root: str = "",
+        source: str = "",
         a: str = "trainA",
         b: str = "trainB",
         image_size: Side = 256,
@@ -93,13 +108,12 @@ class UnpairedFolders(_StreamDataset):
                 f"[data] load_size {load_size} is smaller than image_size {image_size}: crops of "
                 f"image_size are cut from images of load_size (0: {round(image_size * 286 / 256)})"
             )
-        folder_a, folder_b = (Path(root) / a, Path(root) / b) if root else (Path(a), Path(b))
+        base, hint = _dataset_root(root, source, "selfie2anime")
+        folder_a, folder_b = (base / a, base / b) if base else (Path(a), Path(b))
         for folder in (folder_a, folder_b):
             if not folder.is_dir():
-                looked = Path(folder).resolve()
-                raise GanforgeError(
-                    f"dataset not found: looked for {looked} (data.root = {root!r}); {SELFIE2ANIME_HINT}"
-                )
+                hint = hint or "(data.a and data.b are folders when neither data.source nor data.root is set)"
+                raise GanforgeError(f"dataset not found: looked for {folder.resolve()} {hint}")
         files_a = list_images(folder_a, f"[data] domain A ({a})")
         files_b = list_images(folder_b, f"[data] domain B ({b})")
         files_a, self.held_a = split_holdout(files_a, holdout, split_seed)
@@ -169,6 +183,7 @@ class ImageFolder(_StreamDataset):
     def __init__(
         self,
         root: str = "",
+        source: str = "",
         image_size: Side = 64,
         preprocess: Preprocess = "center",
         flip: bool = False,
@@ -180,14 +195,15 @@ class ImageFolder(_StreamDataset):
         cache: CacheMode = False,
         seed: int = 0,
     ) -> None:
-        if not root:
-            raise GanforgeError("[data] needs key 'root': the image folder")
-        if not Path(root).is_dir():
+        folder, hint = _dataset_root(root, source, "anime_faces_64")
+        if folder is None:
             raise GanforgeError(
-                f"dataset not found: looked for folder {Path(root).resolve()} (data.root = "
-                f"{root!r}); set data.root or the GANFORGE_DATA_ROOT environment variable"
+                "[data] needs key 'source' (a dataset in the data root, see `ganforge data list`) "
+                "or 'root' (the image folder)"
             )
-        files = list_images(root, "[data] image folder")
+        if not folder.is_dir():
+            raise GanforgeError(f"dataset not found: looked for folder {folder.resolve()} {hint}")
+        files = list_images(folder, "[data] image folder")
         files, self.held = split_holdout(files, holdout, split_seed)
         self.files = _subset(files, max_images, split_seed) if max_images else files
         self.image_size, self.preprocess, self.flip, self.seed = image_size, preprocess, flip, seed

@@ -40,6 +40,13 @@ KINDS = (
         "``penalty(discriminator, real, fake)`` (None when off).",
     ),
     Kind(
+        "projector",
+        "Feature projectors for contrastive losses (CUT's netF): built from the feature widths "
+        "of another network. Context: ``channels`` (one width per feature map). "
+        "``forward(feats, patch_ids=None) -> (projected, patch_ids)``.",
+        context=("channels",),
+    ),
+    Kind(
         "pool",
         "Image pools (history buffers of generated images for the discriminator): "
         "``query(images) -> images`` plus ``state_dict`` / ``load_state_dict`` and optionally "

@@ -108,7 +108,13 @@ def test_hook_register_callbacks():
 
 
 def test_hook_register_objectives():
-    assert set(registered("objectives", "register_objectives")) == {"cyclegan", "dcgan"}
+    assert set(registered("objectives", "register_objectives")) == {
+        "cyclegan",
+        "dcgan",
+        "cut",
+        "fastcut",
+        "ugatit",
+    }
     objective = get_registry().get("objective", "cyclegan")
     assert {p.name for p in objective.params} == {
         "lambda_cycle",

@@ -195,8 +195,8 @@ def test_missing_dataset_says_where_it_looked(cli, tmp_path):
     assert result.returncode == 2 and "Traceback" not in result.stderr
     line = result.stderr.strip()
     assert "\n" not in line
-    assert str(tmp_path / "nowhere" / "trainA") in line and "selfie2anime" in line
-    assert "GANFORGE_DATA_ROOT" in line
+    assert str(tmp_path / "nowhere" / "trainA") in line
+    assert f"`ganforge data get selfie2anime --to {tmp_path / 'nowhere'}`" in line
 
 
 def test_empty_domain_folder(selfie_root, tmp_path):
@@ -317,15 +317,16 @@ def test_seed_recipes_train_a_step(selfie_root, tmp_path, name):
 
 
 def test_environment_variable_root(cli, selfie_root, tmp_path):
+    # data.source names a folder in GANFORGE_DATA_ROOT; no data.root anywhere
     result = cli(
         "run",
         str(RECIPE),
-        *sets(*TINY, "train.max_steps=1"),
+        *sets(*TINY, "train.max_steps=1", f"data.source={selfie_root.name}"),
         "--out",
         str(tmp_path / "r"),
         "--device",
         "cpu",
-        env={"GANFORGE_DATA_ROOT": str(selfie_root)},
+        env={"GANFORGE_DATA_ROOT": str(selfie_root.parent)},
     )
     assert result.returncode == 0, result.stderr
 

@@ -1,4 +1,4 @@
-"""Training callbacks: progress display, sample grids, metrics log, checkpoints, loss plot."""
+"""Training callbacks: progress, sample grids, metrics log, checkpoints, loss plot, TensorBoard, W&B."""
 
 from ganforge import hookimpl
 from ganforge_plugins.callbacks.checkpointing import Checkpointing
@@ -7,6 +7,8 @@ from ganforge_plugins.callbacks.loss_plot import LossPlot
 from ganforge_plugins.callbacks.metrics_log import MetricsLog
 from ganforge_plugins.callbacks.progress import Progress
 from ganforge_plugins.callbacks.samples import Samples
+from ganforge_plugins.callbacks.tensorboard import TensorBoard
+from ganforge_plugins.callbacks.wandb_log import WandB
 
 
 @hookimpl
@@ -17,3 +19,5 @@ def register_callbacks(register):
     register("checkpoint", Checkpointing)
     register("loss-plot", LossPlot)
     register("eval", Evaluation)
+    register("tensorboard", TensorBoard)
+    register("wandb", WandB)

@@ -1,4 +1,8 @@
-"""Sample grids as PNG in RUN/samples, from the objective's ``sample_grid`` on fixed inputs."""
+"""Sample grids as PNG in RUN/samples, from the objective's ``sample_grid`` on fixed inputs.
+
+After writing a grid the callback fires ``on_samples(trainer, step, grid)`` (grid: ``[3, H, W]``
+float in [0, 1], on the CPU) so loggers such as ``tensorboard`` get the same image.
+"""
 
 from __future__ import annotations
 
@@ -10,13 +14,55 @@ from PIL import Image
 
 from ganforge import Range
 
+PADDING = 2  # make_grid's, in Objective.sample_grid
 
-def save_grid(grid: torch.Tensor, path: Path) -> Path:
-    """Write a [3, H, W] image in [0, 1] as PNG (atomically)."""
+
+def _font(size: int) -> Any:
+    from PIL import ImageFont
+
+    try:
+        return ImageFont.load_default(size=size)  # Pillow's scalable default (FreeType)
+    except (TypeError, OSError):
+        return ImageFont.load_default()
+
+
+def with_captions(image: Image.Image, captions: list[str]) -> Image.Image:
+    """``image`` (a grid of ``len(captions)`` columns) below a white header row naming each column.
+
+    The grid's pixels are unchanged; a caption wider than its column is shortened to fit.
+    """
+    from PIL import ImageDraw
+
+    columns = len(captions)
+    cell = (image.width - PADDING) / columns
+    font = _font(max(9, min(14, int(cell / 8))))
+    height = int(font.size if hasattr(font, "size") else 11) + 6
+    out = Image.new("RGB", (image.width, image.height + height), (255, 255, 255))
+    out.paste(image, (0, height))
+    draw = ImageDraw.Draw(out)
+    for i, text in enumerate(captions):
+        room = cell - PADDING - 2
+        short = text.replace("input ", "").replace(" -> ", ">")
+        for candidate in (text, short):
+            if draw.textlength(candidate, font=font) <= room:
+                break
+        while candidate and draw.textlength(candidate, font=font) > room:
+            candidate = candidate[:-1]
+        x = PADDING + i * cell + (cell - PADDING - draw.textlength(candidate, font=font)) / 2
+        draw.text((x, 3), candidate, fill=(40, 40, 40), font=font)
+    return out
+
+
+def save_grid(grid: torch.Tensor, path: Path, captions: list[str] | None = None) -> Path:
+    """Write a [3, H, W] image in [0, 1] as PNG (atomically), under a header row of column
+    ``captions`` when given."""
     array = grid.clamp(0, 1).mul(255).round().to(torch.uint8).permute(1, 2, 0).contiguous().numpy()
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp")
-    Image.fromarray(array).save(tmp, format="PNG")
+    image = Image.fromarray(array)
+    if captions:
+        image = with_captions(image, captions)
+    image.save(tmp, format="PNG")
     tmp.replace(path)
     return path
 
@@ -40,8 +86,11 @@ class Samples:
         if not trainer.is_main or self._holdout is None:
             return None
         grid = trainer.objective.sample_grid(self._holdout)
-        path = save_grid(grid, trainer.run_dir / "samples" / f"step-{trainer.step:08d}.png")
-        save_grid(grid, trainer.run_dir / "samples" / "latest.png")
+        captions_of = getattr(trainer.objective, "sample_captions", None)
+        captions = captions_of() if captions_of is not None else None
+        path = save_grid(grid, trainer.run_dir / "samples" / f"step-{trainer.step:08d}.png", captions)
+        save_grid(grid, trainer.run_dir / "samples" / "latest.png", captions)
+        trainer.emit("on_samples", trainer.step, grid)
         return path
 
     def on_step_end(self, trainer: Any, step: int, losses: dict) -> None:

@@ -37,3 +37,8 @@ def register_discriminators(register: Register) -> None:
     register("patchgan", PatchGANDiscriminator)
     register("dcgan", DCGANDiscriminator)
     register("ugatit", UGATITDiscriminator)
+
+
+@hookimpl
+def register_projectors(register: Register) -> None:
+    register("patch-mlp", PatchProjector)

@@ -7,25 +7,24 @@ from torch import nn
 
 from ganforge import GanforgeError, Range
 
-from .resnet import Norm, Width, conv_bias, norm_layer
+from .resnet import BlurDownsample, Norm, Width, conv_bias, norm_layer
 from .sn import spectral_normed
 
 Layers = Annotated[int, Range(1, 30, why="each layer halves the image: 30 need sides of 2**30 px")]
 Kernel = Annotated[int, Range(2, 1024, why="memory and time: a kernel's weights grow with its square")]
 
 
-def conv_chain_min_size(
-    layers: list[tuple[int, int, int, int]], reflect: int = 0, limit: int = 2**24
-) -> int | None:
-    """The smallest input side a chain of ``(kernel, stride, padding, min_output)`` convs accepts.
+def conv_chain_min_size(layers: list[tuple[int, int, int, int, int]], limit: int = 2**24) -> int | None:
+    """The smallest input side a chain of ``(kernel, stride, padding, min_output, reflect)``
+    convs accepts, or None if no side up to ``limit`` works.
 
     ``min_output`` is the side a conv's output needs for what follows it (2 before an instance
-    or batch norm: a norm needs more than one value per channel). ``reflect`` is a reflection
-    padding before each conv (it needs sides above it). None if no side up to ``limit`` works.
+    or batch norm: a norm needs more than one value per channel); ``reflect`` is a reflection
+    padding before the conv (it needs sides above it).
     """
 
     def works(side: int) -> bool:
-        for k, stride, pad, min_out in layers:
+        for k, stride, pad, min_out, reflect in layers:
             if reflect and side <= reflect:
                 return False
             side += 2 * (pad + reflect)
@@ -61,25 +60,32 @@ class PatchGANDiscriminator(nn.Module):
 
     ``sigmoid=True`` appends a sigmoid; ``outputs_probabilities`` tells the losses which they get.
     ``spectral_norm=True`` wraps every conv in spectral normalisation (Miyato et al.); the norm
-    layers stay as ``norm`` says (``norm="none"`` is the usual pairing).
+    layers stay as ``norm`` says (``norm="none"`` is the usual pairing). ``antialias=True`` is
+    CUT's discriminator: each stride-2 conv becomes a stride-1 conv followed (after its norm and
+    activation) by a blur-pool (``BlurDownsample``), with the same output size.
     """
 
     @staticmethod
-    def _layers(n_layers: int, k: int, norm: str) -> list[tuple[int, int, int, int]]:
-        """(kernel, stride, padding, min_output) of every conv, in order: every conv but the
-        first and the last is followed by a norm (which needs 2x2 maps)."""
+    def _layers(n_layers: int, k: int, norm: str, antialias: bool) -> list[tuple[int, int, int, int, int]]:
+        """(kernel, stride, padding, min_output, reflect) of every conv, in order: every conv but
+        the first and the last is followed by a norm (which needs 2x2 maps); with ``antialias``
+        each halving is a stride-1 conv then a blur-pool (reflect 1, 3x3, stride 2)."""
         pad = 0 if k == 2 else (k - 1) // 2
         m = 1 if norm == "none" else 2
-        convs = [(k, 2, pad, 1)] + [(k, 2, pad, m)] * (n_layers - 1)
+        convs = []
+        for i in range(n_layers):
+            after = 1 if i == 0 else m
+            convs += [(k, 1, pad, after, 0), (3, 2, 0, 1, 1)] if antialias else [(k, 2, pad, after, 0)]
         if k == 2:
-            return convs + [(2, 2, 0, m), (3, 1, 1, m), (3, 1, 1, 1)]
-        return convs + [(k, 1, pad, m), (k, 1, pad, 1)]
+            return convs + [(2, 2, 0, m, 0), (3, 1, 1, m, 0), (3, 1, 1, 1, 0)]
+        return convs + [(k, 1, pad, m, 0), (k, 1, pad, 1, 0)]
 
     @classmethod
     def check_image_size(cls, options: dict[str, Any], size: int) -> str | None:
         """Why ``size`` px square images are too small for this many layers, or None."""
         n, k = options.get("n_layers", 3), options.get("kernel_size", 4)
-        need = conv_chain_min_size(cls._layers(n, k, options.get("norm", "instance")))
+        layers = cls._layers(n, k, options.get("norm", "instance"), options.get("antialias", False))
+        need = conv_chain_min_size(layers)
         if need is None or size < need:
             return (
                 f"with n_layers={n} and kernel_size={k} it needs images of at least "
@@ -96,6 +102,7 @@ class PatchGANDiscriminator(nn.Module):
         kernel_size: Kernel = 4,
         sigmoid: bool = False,
         spectral_norm: bool = False,
+        antialias: bool = False,
     ) -> None:
         super().__init__()
         if in_channels < 1 or ndf < 1 or n_layers < 1 or kernel_size < 2:
@@ -108,17 +115,23 @@ class PatchGANDiscriminator(nn.Module):
         k = kernel_size
         # k=2 halves the map exactly with no padding; a stride-1 k=2 conv would shift it off-centre.
         pad = 0 if k == 2 else (k - 1) // 2
+        down_stride = 1 if antialias else 2
+        blur = (lambda c: [BlurDownsample(c)]) if antialias else (lambda c: [])
         layers: list[nn.Module] = [
-            nn.Conv2d(in_channels, ndf, kernel_size=k, stride=2, padding=pad),
+            nn.Conv2d(in_channels, ndf, kernel_size=k, stride=down_stride, padding=pad),
             nn.LeakyReLU(0.2, True),
+            *blur(ndf),
         ]
         mult = 1
         for n in range(1, n_layers):
             prev, mult = mult, min(2**n, 8)
             layers += [
-                nn.Conv2d(ndf * prev, ndf * mult, kernel_size=k, stride=2, padding=pad, bias=use_bias),
+                nn.Conv2d(
+                    ndf * prev, ndf * mult, kernel_size=k, stride=down_stride, padding=pad, bias=use_bias
+                ),
                 norm_layer(norm, ndf * mult),
                 nn.LeakyReLU(0.2, True),
+                *blur(ndf * mult),
             ]
         prev, mult = mult, min(2**n_layers, 8)
         if k == 2:

@@ -34,7 +34,9 @@ def resnet_size_problem(size: int, blocks: int = 1, antialias: bool = False) -> 
     # halves, so without blocks 1x1 is enough there.
     need = 4 if antialias and blocks == 0 else 8
     if size % 4 or size < need:
-        return f"image sides must be multiples of 4 (two stride-2 halvings) and at least {need} px, got {size}"
+        return (
+            f"image sides must be multiples of 4 (two stride-2 halvings) and at least {need} px, got {size}"
+        )
     return None
 
 

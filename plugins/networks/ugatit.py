@@ -7,7 +7,7 @@ with one change: spectral norm uses ``torch.nn.utils.parametrizations`` (keys
 instance and layer statistics (see ``_ada_iln``).
 """
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import torch
 import torch.nn.functional as F
@@ -25,17 +25,18 @@ UGATITSize = Annotated[int, Range(4, 16384, why="memory: the MLP's input grows w
 DiscLayers = Annotated[int, Range(3, 30, why="each layer halves the image: 30 need sides of 2**30 px")]
 
 
-def _ada_iln(x: Tensor, rho: Tensor, gamma: Tensor, beta: Tensor, eps: float) -> Tensor:
+def _ada_iln(x: Tensor, rho: Tensor, gamma: Tensor, beta: Tensor, eps: float, correction: int = 0) -> Tensor:
     """``(rho * IN(x) + (1 - rho) * LN(x)) * gamma + beta`` with float32 statistics.
 
     IN normalises each channel of each image over ``(H, W)``, LN each image over ``(C, H, W)``,
-    both with the biased variance, as the paper and the official TensorFlow release. (The PyTorch
-    reference nests ``torch.var`` over H then over W, which is not the variance of the map.)
-    ``rho``, ``gamma`` and ``beta`` broadcast against ``[N, C, H, W]``.
+    by default with the biased variance, as the paper and the official TensorFlow release.
+    ``correction=1`` is the unbiased variance of the PyTorch reference's ``torch.var`` (its
+    earliest versions nested ``torch.var`` over H then over W, which is not the variance of the
+    map). ``rho``, ``gamma`` and ``beta`` broadcast against ``[N, C, H, W]``.
     """
     xf = x.float()
-    in_var, in_mean = torch.var_mean(xf, dim=(2, 3), keepdim=True, correction=0)
-    ln_var, ln_mean = torch.var_mean(xf, dim=(1, 2, 3), keepdim=True, correction=0)
+    in_var, in_mean = torch.var_mean(xf, dim=(2, 3), keepdim=True, correction=correction)
+    ln_var, ln_mean = torch.var_mean(xf, dim=(1, 2, 3), keepdim=True, correction=correction)
     out_in = (xf - in_mean) * torch.rsqrt(in_var + eps)
     out_ln = (xf - ln_mean) * torch.rsqrt(ln_var + eps)
     rho = rho.float()
@@ -51,13 +52,16 @@ class AdaILN(nn.Module):
     generator's ``clip_rho``.
     """
 
-    def __init__(self, num_features: int, eps: float = 1e-5) -> None:
+    def __init__(self, num_features: int, eps: float = 1e-5, correction: int = 0) -> None:
         super().__init__()
         self.eps = eps
+        self.correction = correction
         self.rho = nn.Parameter(torch.full((1, num_features, 1, 1), 0.9))
 
     def forward(self, x: Tensor, gamma: Tensor, beta: Tensor) -> Tensor:
-        return _ada_iln(x, self.rho, gamma[:, :, None, None], beta[:, :, None, None], self.eps)
+        return _ada_iln(
+            x, self.rho, gamma[:, :, None, None], beta[:, :, None, None], self.eps, self.correction
+        )
 
 
 class ILN(nn.Module):
@@ -66,29 +70,30 @@ class ILN(nn.Module):
     ``rho`` starts at 0 (pure LN), ``gamma`` at 1 and ``beta`` at 0, all ``[1, C, 1, 1]``.
     """
 
-    def __init__(self, num_features: int, eps: float = 1e-5) -> None:
+    def __init__(self, num_features: int, eps: float = 1e-5, correction: int = 0) -> None:
         super().__init__()
         self.eps = eps
+        self.correction = correction
         self.rho = nn.Parameter(torch.zeros(1, num_features, 1, 1))
         self.gamma = nn.Parameter(torch.ones(1, num_features, 1, 1))
         self.beta = nn.Parameter(torch.zeros(1, num_features, 1, 1))
 
     def forward(self, x: Tensor) -> Tensor:
-        return _ada_iln(x, self.rho, self.gamma, self.beta, self.eps)
+        return _ada_iln(x, self.rho, self.gamma, self.beta, self.eps, self.correction)
 
 
 class ResnetAdaILNBlock(nn.Module):
     """Residual block of the U-GAT-IT decoder: (pad, conv3, AdaILN, ReLU, pad, conv3, AdaILN) + x."""
 
-    def __init__(self, dim: int, use_bias: bool = False) -> None:
+    def __init__(self, dim: int, use_bias: bool = False, correction: int = 0) -> None:
         super().__init__()
         self.pad1 = nn.ReflectionPad2d(1)
         self.conv1 = nn.Conv2d(dim, dim, kernel_size=3, stride=1, padding=0, bias=use_bias)
-        self.norm1 = AdaILN(dim)
+        self.norm1 = AdaILN(dim, correction=correction)
         self.relu1 = nn.ReLU(True)
         self.pad2 = nn.ReflectionPad2d(1)
         self.conv2 = nn.Conv2d(dim, dim, kernel_size=3, stride=1, padding=0, bias=use_bias)
-        self.norm2 = AdaILN(dim)
+        self.norm2 = AdaILN(dim, correction=correction)
 
     def forward(self, x: Tensor, gamma: Tensor, beta: Tensor) -> Tensor:
         out = self.relu1(self.norm1(self.conv1(self.pad1(x)), gamma, beta))
@@ -122,6 +127,10 @@ class UGATITGenerator(nn.Module):
     ``(image, cam_logit [N, 2], heatmap [N, 1, H/4, W/4])`` for training. Call ``clip_rho()``
     after each optimizer step (the reference's ``RhoClipper(0, 1)``). The reference uses
     PyTorch's default initialisation: build it with ``init = "none"`` to match.
+
+    ``variance`` is the variance AdaILN and ILN normalise by: ``biased`` (the paper and the
+    TensorFlow release) or ``unbiased`` (the PyTorch reference's ``torch.var``; what
+    ``ganforge convert --from ugatit`` sets, so converted weights give the reference's outputs).
     """
 
     @classmethod
@@ -143,8 +152,12 @@ class UGATITGenerator(nn.Module):
         blocks: Blocks = 4,
         image_size: UGATITSize = 256,
         light: bool = False,
+        variance: Literal["biased", "unbiased"] = "biased",
     ) -> None:
         super().__init__()
+        if variance not in ("biased", "unbiased"):
+            raise ValueError(f"ugatit generator: variance must be 'biased' or 'unbiased', got {variance!r}")
+        correction = 1 if variance == "unbiased" else 0
         if min(in_channels, out_channels, ngf) < 1 or blocks < 0:
             raise ValueError(
                 f"ugatit generator: channels and ngf must be >= 1 and blocks >= 0, got "
@@ -193,7 +206,9 @@ class UGATITGenerator(nn.Module):
         self.beta = nn.Linear(dim, dim, bias=False)
 
         for i in range(blocks):
-            self.add_module(f"UpBlock1_{i + 1}", ResnetAdaILNBlock(dim, use_bias=False))
+            self.add_module(
+                f"UpBlock1_{i + 1}", ResnetAdaILNBlock(dim, use_bias=False, correction=correction)
+            )
 
         up: list[nn.Module] = []
         for i in range(2):
@@ -202,7 +217,7 @@ class UGATITGenerator(nn.Module):
                 nn.Upsample(scale_factor=2, mode="nearest"),
                 nn.ReflectionPad2d(1),
                 nn.Conv2d(ch, ch // 2, kernel_size=3, stride=1, padding=0, bias=False),
-                ILN(ch // 2),
+                ILN(ch // 2, correction=correction),
                 nn.ReLU(True),
             ]
         up += [
@@ -259,8 +274,8 @@ class UGATITDiscriminator(nn.Module):
     def check_image_size(cls, options: dict[str, Any], size: int) -> str | None:
         """Why ``size`` px square images are too small for this many layers, or None."""
         layers = options.get("layers", 5)
-        convs = [(4, 2, 0, 1)] * (layers - 2) + [(4, 1, 0, 1), (4, 1, 0, 1)]
-        need = conv_chain_min_size(convs, reflect=1)
+        convs = [(4, 2, 0, 1, 1)] * (layers - 2) + [(4, 1, 0, 1, 1), (4, 1, 0, 1, 1)]
+        need = conv_chain_min_size(convs)
         if need is None or size < need:
             return f"with layers={layers} it needs images of at least {need or 2**24} px (got {size})"
         return None

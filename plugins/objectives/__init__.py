@@ -1,11 +1,16 @@
 """Training objectives: what one optimisation step does, and what a checkpoint holds."""
 
 from ganforge import hookimpl
+from ganforge_plugins.objectives.cut import CUT, FastCUT
 from ganforge_plugins.objectives.cyclegan import CycleGAN
 from ganforge_plugins.objectives.dcgan import UnconditionalGAN
+from ganforge_plugins.objectives.ugatit import UGATIT
 
 
 @hookimpl
 def register_objectives(register):
     register("cyclegan", CycleGAN)
     register("dcgan", UnconditionalGAN)
+    register("cut", CUT)
+    register("fastcut", FastCUT)
+    register("ugatit", UGATIT)

@@ -22,6 +22,11 @@ from ganforge import (
 from ganforge.runtime import Runtime, local
 
 Weight = Annotated[float, Range(0.0)]
+# A<->B with G_AB and G_BA, each the other's inverse (CycleGAN, U-GAT-IT).
+TWO_WAY = {
+    "a2b": Direction("G_AB", source="A", target="B", inverse="b2a"),
+    "b2a": Direction("G_BA", source="B", target="A", inverse="a2b"),
+}
 
 
 class CycleGAN(Objective):
@@ -49,12 +54,12 @@ class CycleGAN(Objective):
         },
         losses={"loss": Part("loss")},
         pools={"pool_A": Part("pool", optional=True), "pool_B": Part("pool", optional=True)},
-        optimizers={"g": Optimizer("optim.g", ("G_AB", "G_BA")), "d": Optimizer("optim.d", ("D_A", "D_B"))},
-        batch_keys=("A", "B"),
-        directions={
-            "a2b": Direction("G_AB", source="A", target="B", inverse="b2a"),
-            "b2a": Direction("G_BA", source="B", target="A", inverse="a2b"),
+        optimizers={
+            "g": Optimizer("optim.g", ("G_AB", "G_BA"), losses=("G_AB", "G_BA", "cycle", "idt")),
+            "d": Optimizer("optim.d", ("D_A", "D_B"), losses=("D_A", "D_B", "gp")),
         },
+        batch_keys=("A", "B"),
+        directions=TWO_WAY,
         sample_unit="pairs",
     )
 
@@ -84,8 +89,8 @@ class CycleGAN(Objective):
                 fake_A = self.G_BA(real_B)
                 rec_B = self.G_AB(fake_A)
                 # frozen Ds: their DDP wrappers are bypassed, no gradients of theirs to synchronise
-                g_adv_AB = loss.g_loss(local(self.D_B)(fake_B), probabilities=probs)
-                g_adv_BA = loss.g_loss(local(self.D_A)(fake_A), probabilities=probs)
+                g_adv_AB = loss.g_loss(local(self.D_B)(self.d_input(fake_B)), probabilities=probs)
+                g_adv_BA = loss.g_loss(local(self.D_A)(self.d_input(fake_A)), probabilities=probs)
                 cycle_A = F.l1_loss(rec_A.float(), real_A.float()) * self.lambda_cycle
                 cycle_B = F.l1_loss(rec_B.float(), real_B.float()) * self.lambda_cycle
                 g_total = g_adv_AB + g_adv_BA + cycle_A + cycle_B
@@ -101,8 +106,12 @@ class CycleGAN(Objective):
         pooled_B = self.pool_B.query(fake_B.detach()) if self.pool_B else fake_B.detach()
         pooled_A = self.pool_A.query(fake_A.detach()) if self.pool_A else fake_A.detach()
         with rt.autocast():
-            d_B = loss.d_loss(self.D_B(real_B), self.D_B(pooled_B), probabilities=probs) * self.d_loss_weight
-            d_A = loss.d_loss(self.D_A(real_A), self.D_A(pooled_A), probabilities=probs) * self.d_loss_weight
+            d_B = self.d_loss_weight * loss.d_loss(
+                self.D_B(self.d_input(real_B)), self.D_B(self.d_input(pooled_B)), probabilities=probs
+            )
+            d_A = self.d_loss_weight * loss.d_loss(
+                self.D_A(self.d_input(real_A)), self.D_A(self.d_input(pooled_A)), probabilities=probs
+            )
             d_total = d_A + d_B
             gp_B = loss.penalty(self.D_B, real_B, pooled_B)
             gp_A = loss.penalty(self.D_A, real_A, pooled_A)

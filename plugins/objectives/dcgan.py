@@ -38,7 +38,10 @@ class UnconditionalGAN(Objective):
         ),
         networks={"G": Network("generator", inference=True), "D": Network("discriminator")},
         losses={"loss": Part("loss")},
-        optimizers={"g": Optimizer("optim.g", ("G",)), "d": Optimizer("optim.d", ("D",))},
+        optimizers={
+            "g": Optimizer("optim.g", ("G",), losses=("G",)),
+            "d": Optimizer("optim.d", ("D",), losses=("D", "gp")),
+        },
         batch_keys=("image",),
         noise="G",
     )
@@ -68,7 +71,8 @@ class UnconditionalGAN(Objective):
             fake = self.G(z)
             if rt.channels_last:
                 fake = fake.contiguous(memory_format=torch.channels_last)
-            d_loss = loss.d_loss(self.D(real), self.D(fake.detach()), probabilities=probs)
+            d_real, d_fake = self.D(self.d_input(real)), self.D(self.d_input(fake.detach()))
+            d_loss = loss.d_loss(d_real, d_fake, probabilities=probs)
             gp = loss.penalty(self.D, real, fake.detach())
             d_total = d_loss if gp is None else d_loss + gp
         self.opt_d.minimize(d_total)
@@ -79,7 +83,7 @@ class UnconditionalGAN(Objective):
         if self.step_variant(step):
             with frozen(self.D):
                 with rt.autocast():
-                    g_loss = loss.g_loss(local(self.D)(fake), probabilities=probs)
+                    g_loss = loss.g_loss(local(self.D)(self.d_input(fake)), probabilities=probs)
                 self.opt_g.minimize(g_loss)  # the moving average of G, if on, updates here
             losses["G"] = g_loss
         return losses

@@ -1,0 +1,84 @@
+"""Step cost of every translation method against CycleGAN, measured in one run.
+
+    python benchmarks/methods.py --set data.image_size=64 --set data.load_size=72 --device cpu
+    python benchmarks/methods.py --batch-size 16 --peak-tflops 989      # on a GPU, 256 px
+
+Runs ``ganforge bench`` (``ganforge.bench.run_bench``) on each recipe with the same overrides and
+prints images/s, step time and the ratio to CycleGAN's images per second (one image is one
+training sample: a pair for the two-way methods, one source image for CUT and FastCUT).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+from ganforge.bench import run_bench
+from ganforge.plugins import get_registry
+from ganforge.recipe import Recipe
+
+RECIPES = {
+    "cyclegan": "recipes/cyclegan_selfie2anime.toml",
+    "cut": "recipes/cut_selfie2anime.toml",
+    "fastcut": "recipes/fastcut_selfie2anime.toml",
+    "ugatit-light": "recipes/ugatit_light_selfie2anime.toml",
+}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--set", dest="overrides", action="append", default=[])
+    parser.add_argument("--batch-size", type=int, default=1)
+    parser.add_argument("--steps", type=int, default=10)
+    parser.add_argument("--warmup", type=int, default=3)
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--peak-tflops", type=float, default=None)
+    parser.add_argument("--methods", nargs="*", default=list(RECIPES))
+    args = parser.parse_args()
+    registry = get_registry()
+    rows = {}
+    for name in args.methods:
+        extra = [
+            *args.overrides,
+            f"train.batch_size={args.batch_size}",
+            f"train.device={json.dumps(args.device)}",
+        ]
+        if name == "ugatit-light":  # its networks take the image size as an option too
+            size = _size(args.overrides)
+            extra += [f"generator.image_size={size}"]
+            if size < 128:  # the 7-layer global D needs >= 128 px; one layer fewer below that
+                extra += ["discriminator.global.layers=6"]
+        recipe = Recipe.load(RECIPES[name], extra)
+        rows[name] = run_bench(recipe, registry, args.steps, args.warmup, args.peak_tflops, count_flops=True)
+    base = rows.get("cyclegan", {}).get("samples_per_s")
+    for name, r in rows.items():
+        r["ratio_to_cyclegan"] = r["samples_per_s"] / base if base else None
+        print(json.dumps({"method": name, **{k: r[k] for k in _KEYS if k in r}}))
+
+
+_KEYS = (
+    "device",
+    "gpu",
+    "precision",
+    "compile",
+    "cuda_graph",
+    "batch_size",
+    "image_size",
+    "samples_per_s",
+    "step_time_median_s",
+    "flops_per_step",
+    "peak_memory_bytes",
+    "data_wait_share",
+    "ratio_to_cyclegan",
+)
+
+
+def _size(overrides: list[str]) -> int:
+    for item in overrides:
+        if item.startswith("data.image_size="):
+            return int(item.split("=", 1)[1])
+    return 256
+
+
+if __name__ == "__main__":
+    main()

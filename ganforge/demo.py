@@ -1,0 +1,424 @@
+"""``ganforge demo``: a local web page (Gradio) to try a trained checkpoint.
+
+Translation checkpoints: upload a photo (or take one with the webcam), see the translation
+beside it at the photo's resolution, switch direction and compositing, download the result.
+Generator checkpoints: a seed and a count give a grid. The model is loaded once and requests run
+one at a time (a queue), so a second visitor waits instead of doubling the memory.
+
+:class:`DemoModel` holds everything except the page, so it works (and is tested) without
+Gradio; :func:`build_demo` adds the page. Gradio is imported only there.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import shutil
+import tempfile
+import uuid
+import warnings
+import weakref
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import torch
+from PIL import Image, ImageOps, UnidentifiedImageError
+from torchvision.utils import make_grid
+
+from ganforge import __version__
+from ganforge import checkpoint as ckpt
+from ganforge.data import IMAGE_EXTENSIONS, to_uint8_tensor
+from ganforge.errors import GanforgeError
+from ganforge.inference import image_size, load_objective
+from ganforge.registry import Registry
+from ganforge.translate import _compositor, _model_size, _to_pil
+
+DEFAULT_MAX_PIXELS = 100_000_000  # 100 megapixels: ~300 MB as RGB, a few seconds to resize on a CPU
+MAX_UPLOAD = "200mb"  # Gradio refuses larger uploads before they reach the model
+NO_COMPOSITE = "none"
+MAX_EXAMPLES = 4
+MAX_GRID = 64
+
+
+@contextmanager
+def _pixel_limit(max_pixels: int) -> Iterator[None]:
+    """Pillow's decompression-bomb limit set to ours while one image is opened."""
+    before = Image.MAX_IMAGE_PIXELS
+    Image.MAX_IMAGE_PIXELS = max_pixels
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # checked below, exactly
+            yield
+    finally:
+        Image.MAX_IMAGE_PIXELS = before
+
+
+def _megapixels(n: int) -> str:
+    if n < 100_000:
+        return f"{n} pixels"
+    return f"{n / 1e6:.0f} megapixels" if n >= 1e7 else f"{n / 1e6:.1f} megapixels"
+
+
+def open_upload(path: str | os.PathLike[str], max_pixels: int = DEFAULT_MAX_PIXELS) -> Image.Image:
+    """Decode an uploaded file as RGB (EXIF rotation applied), or raise a one-line GanforgeError.
+
+    The size is checked from the header, before any pixel is decoded: an image over
+    ``max_pixels`` (a decompression bomb included) is refused without using its memory.
+    """
+    name = Path(path).name
+    try:
+        with _pixel_limit(max_pixels), Image.open(path) as img:
+            pixels = img.width * img.height
+            if pixels > max_pixels:
+                raise GanforgeError(
+                    f"{name} is {img.width} x {img.height} = {_megapixels(pixels)}; this demo takes at "
+                    f"most {_megapixels(max_pixels)} (ganforge demo --max-pixels)"
+                )
+            img.load()
+            return ImageOps.exif_transpose(img).convert("RGB")
+    except Image.DecompressionBombError:
+        raise GanforgeError(
+            f"{name} declares more than {_megapixels(2 * max_pixels)} (a decompression bomb?); refused"
+        ) from None
+    except UnidentifiedImageError:
+        raise GanforgeError(f"{name} is not an image Pillow can read (JPEG, PNG, WebP, ...)") from None
+    except (OSError, ValueError, SyntaxError, EOFError) as exc:  # truncated or corrupt data
+        raise GanforgeError(f"{name} is truncated or damaged ({' '.join(str(exc).split())})") from None
+
+
+class DemoModel:
+    """A checkpoint loaded once, with the operations the demo page calls."""
+
+    def __init__(
+        self,
+        checkpoint: str | os.PathLike[str],
+        registry: Registry,
+        device: str = "auto",
+        max_pixels: int = DEFAULT_MAX_PIXELS,
+    ) -> None:
+        self.objective, self.meta, self.file = load_objective(checkpoint, registry, device)
+        self.registry, self.max_pixels = registry, max_pixels
+        self.recipe = self.meta["recipe"]
+        self.size = image_size(self.meta)
+        self.directions: tuple[str, ...] = tuple(self.objective.directions)
+        self.translates, self.generates = bool(self.directions), self.objective.generates
+        if not (self.translates or self.generates):
+            raise GanforgeError(
+                f"{self.file}: objective '{self.objective.name}' neither translates nor generates"
+            )
+        self.composites = (NO_COMPOSITE, *registry.names("mask_provider"))
+        self._providers: dict[str, Any] = {}  # mask providers may load a network: once each
+        self._out = Path(tempfile.mkdtemp(prefix="ganforge-demo-"))  # results offered for download
+        weakref.finalize(self, shutil.rmtree, self._out, True)
+
+    @property
+    def title(self) -> str:
+        return self.recipe.get("description") or f"{self.meta['objective']} ({self.file.name})"
+
+    def _result_file(self, image: Image.Image, stem: str) -> Path:
+        """The full-resolution PNG offered for download (only the newest few are kept)."""
+        for old in sorted(self._out.glob("results/*/*.png"), key=lambda p: p.stat().st_mtime)[:-16]:
+            shutil.rmtree(old.parent, ignore_errors=True)
+        path = self._out / "results" / uuid.uuid4().hex[:8] / f"{stem}.png"  # a folder each: a clean name
+        path.parent.mkdir(parents=True)
+        image.save(path, compress_level=1)
+        return path
+
+    def _model(self, direction: str) -> Any:
+        runtime = self.objective.runtime
+
+        def model(img: Image.Image) -> Image.Image:
+            shape = _model_size(img, self.size, self.objective.size_multiple(direction))
+            x = to_uint8_tensor(img.resize(shape, Image.BICUBIC)).unsqueeze(0)
+            with torch.inference_mode():
+                return _to_pil(self.objective.translate(runtime.to_input(x), direction)[0])
+
+        return model
+
+    def translate(
+        self, path: str | os.PathLike[str], direction: str, composite: str = NO_COMPOSITE, feather: int = 15
+    ) -> tuple[Image.Image, Path, list[str]]:
+        """(result at the photo's size, its PNG file, warnings such as 'no face found')."""
+        if not self.translates:
+            raise GanforgeError(f"objective '{self.meta['objective']}' does not translate images")
+        if direction not in self.directions:
+            raise GanforgeError(f"direction must be one of {', '.join(self.directions)}, got {direction!r}")
+        img = open_upload(path, self.max_pixels)
+        model = self._model(direction)
+        notes: list[str] = []
+        if composite == NO_COMPOSITE:
+            result = model(img)
+            if result.size != img.size:
+                result = result.resize(img.size, Image.BICUBIC)
+        else:
+            if composite not in self.composites:
+                raise GanforgeError(
+                    f"unknown compositing {composite!r} (one of {', '.join(self.composites)})"
+                )
+            compositor = _compositor(self.recipe, self.registry, composite, int(feather))
+            if composite not in self._providers:
+                self._providers[composite] = compositor.mask_provider  # builds it: may need an extra
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
+                result, _ = compositor.composite(img, model, self._providers[composite], name="the photo")
+            notes = [" ".join(str(w.message).split()) for w in caught]
+        return result, self._result_file(result, f"{Path(path).stem}-{direction}"), notes
+
+    def generate(self, seed: int, count: int) -> tuple[Image.Image, Path]:
+        """A grid of ``count`` samples from noise seeded by ``seed`` (as ``ganforge sample --seed``)."""
+        if not self.generates:
+            raise GanforgeError(f"objective '{self.meta['objective']}' does not generate from noise")
+        count = max(1, min(MAX_GRID, int(count)))
+        g = torch.Generator().manual_seed(int(seed))
+        with torch.inference_mode():
+            images = self.objective.generate(self.objective.noise(count, g)).clamp(-1, 1).add(1).div(2)
+        grid = make_grid(images.cpu(), nrow=max(1, math.ceil(math.sqrt(count))), padding=2, pad_value=1.0)
+        array = grid.mul(255).round().to(torch.uint8).permute(1, 2, 0).numpy()
+        image = Image.fromarray(array)
+        return image, self._result_file(image, f"samples-seed{int(seed)}")
+
+    def sample_examples(self) -> list[Path]:
+        """Held-out inputs cut from the run's newest sample grid (``Objective.sample_grid``'s layout).
+
+        Each row holds, per declared direction, the source image, its translation and (with an
+        inverse direction) the reconstruction, as tiles of the training size with 2 px padding;
+        any other layout gives no examples.
+        """
+        grid_file = self.file.parent.parent / "samples" / "latest.png"
+        if not self.translates or not grid_file.is_file():
+            return []
+        s = self.size + 2
+        starts, x = [], 2
+        for d in self.objective.directions.values():
+            starts.append((d.source, x))
+            x += (3 if d.inverse else 2) * s
+        with Image.open(grid_file) as grid:
+            grid.load()
+            if grid.width != x or (grid.height - 2) % s:
+                return []
+            rows = min((grid.height - 2) // s, MAX_EXAMPLES // max(1, len(starts)))
+            tiles = {
+                f"{domain}-{r}": grid.crop((x0, 2 + r * s, x0 + self.size, 2 + r * s + self.size)).convert(
+                    "RGB"
+                )
+                for domain, x0 in starts
+                for r in range(rows)
+            }
+        folder = self._out / "examples"
+        folder.mkdir(exist_ok=True)
+        for name, tile in tiles.items():
+            tile.save(folder / f"{name}.png")
+        return [folder / f"{name}.png" for name in tiles]
+
+
+def example_files(folder: str | os.PathLike[str]) -> list[Path]:
+    """The first few images of an ``--examples`` folder."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise GanforgeError(f"--examples: folder {folder} not found")
+    files = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_EXTENSIONS)
+    if not files:
+        raise GanforgeError(f"--examples: no images in {folder}")
+    return files[:MAX_EXAMPLES]
+
+
+def _gradio() -> Any:
+    """Import Gradio with its usage analytics off (set before the import: it is read then)."""
+    os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"
+    os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
+    try:
+        import gradio
+    except ImportError:
+        raise GanforgeError("ganforge demo needs Gradio: pip install 'ganforge[demo]'") from None
+    return gradio
+
+
+def _upload_path(payload: Any) -> str | None:
+    """The server-side file of an image input (the handlers take raw payloads: ``preprocess=False``)."""
+    if payload is None:
+        return None
+    path = payload.get("path") if isinstance(payload, dict) else getattr(payload, "path", payload)
+    return str(path) if path else None
+
+
+def build_demo(model: DemoModel, examples: list[Path] | None = None) -> Any:
+    """The page (a ``gradio.Blocks``) for a loaded model; call ``launch`` to serve it."""
+    gr = _gradio()
+
+    def run_translate(photo: Any, direction: str, composite: str, feather: float) -> Any:
+        path = _upload_path(photo)
+        if path is None:
+            return None, gr.update(value=None, visible=False)
+        try:
+            result, file, notes = model.translate(path, direction, composite, int(feather))
+        except GanforgeError as exc:
+            raise gr.Error(str(exc), print_exception=False) from None
+        for note in notes:
+            gr.Warning(note)
+        return result, gr.update(value=str(file), visible=True)
+
+    def run_generate(seed: float, count: float) -> Any:
+        image, file = model.generate(int(seed), int(count))
+        return image, gr.update(value=str(file), visible=True)
+
+    with gr.Blocks(
+        title=f"ganforge demo: {model.title}", analytics_enabled=False, delete_cache=(3600, 3600)
+    ) as demo:
+        gr.Markdown(f"## {model.title}\n`{model.file.name}`, ganforge {__version__}")
+        if model.translates:
+            with gr.Row():
+                photo = gr.Image(
+                    label="Photo", type="filepath", sources=["upload", "webcam", "clipboard"], elem_id="photo"
+                )
+                output = gr.Image(
+                    label="Result",
+                    type="pil",
+                    format="png",
+                    interactive=False,
+                    buttons=["download", "fullscreen"],  # no "share" (to a hub)
+                    elem_id="result",
+                )
+            with gr.Row():
+                direction = gr.Radio(
+                    list(model.directions),
+                    value=model.directions[0],
+                    label="Direction",
+                    visible=len(model.directions) > 1,
+                )
+                composite = gr.Dropdown(
+                    list(model.composites),
+                    value=NO_COMPOSITE,
+                    label="Compositing (paste the result into the photo through a mask)",
+                )
+                feather = gr.Slider(0, 100, value=15, step=1, label="Feather (px)")
+            with gr.Row():
+                button = gr.Button("Translate", variant="primary")
+                download = gr.DownloadButton("Download full resolution", visible=False, elem_id="download")
+            inputs, outputs = [photo, direction, composite, feather], [output, download]
+            # preprocess=False: the handler decodes the upload itself, with the pixel limit, so
+            # a bad file gets its own message instead of failing inside the component.
+            button.click(run_translate, inputs, outputs, api_name="translate", preprocess=False)
+            gr.on(  # a new photo (upload, webcam, example) or setting runs it again at once
+                [photo.change, direction.change, composite.change, feather.release],
+                run_translate,
+                inputs,
+                outputs,
+                api_name=False,
+                preprocess=False,
+            )
+            if examples:
+                gr.Examples([[str(p)] for p in examples], inputs=[photo], label="Examples")
+            gr.Markdown(
+                f"Photos up to {_megapixels(model.max_pixels)}. The model sees {model.size} px; the "
+                "result is resized back to the photo's size."
+            )
+        if model.generates:
+            with gr.Row():
+                seed = gr.Slider(0, 10_000, value=0, step=1, label="Seed")
+                count = gr.Slider(1, MAX_GRID, value=16, step=1, label="Images")
+            generate = gr.Button("Generate", variant="primary")
+            grid = gr.Image(
+                label="Samples",
+                type="pil",
+                format="png",
+                interactive=False,
+                buttons=["fullscreen"],
+                elem_id="grid",
+            )
+            grid_download = gr.DownloadButton("Download grid", visible=False)
+            generate.click(run_generate, [seed, count], [grid, grid_download], api_name="generate")
+            demo.load(run_generate, [seed, count], [grid, grid_download], api_name=False)
+    demo.queue(default_concurrency_limit=1, max_size=32)  # one request at a time, on one model
+    return demo
+
+
+def launch(demo: Any, host: str | None = "127.0.0.1", port: int | None = 7860, block: bool = True) -> Any:
+    """Serve the page locally: no share link, no analytics; ``host=None`` lets GRADIO_SERVER_NAME decide."""
+    gr = _gradio()
+    try:
+        return demo.launch(
+            server_name=host,
+            server_port=port,
+            share=False,
+            inbrowser=False,
+            show_error=True,
+            quiet=True,
+            ssr_mode=False,  # the plain page: no Node.js server
+            max_file_size=MAX_UPLOAD,
+            prevent_thread_lock=not block,
+            theme=gr.themes.Default(),
+        )
+    except OSError as exc:  # the port is taken
+        raise GanforgeError(f"cannot serve on {host}:{port}: {' '.join(str(exc).split())}") from None
+
+
+SPACE_APP = '''"""A Hugging Face Space for a ganforge model (written by `ganforge demo --export-space`)."""
+
+from pathlib import Path
+
+from ganforge.demo import DemoModel, build_demo, example_files, launch
+from ganforge.plugins import get_registry
+
+HERE = Path(__file__).parent
+model = DemoModel(HERE / "{model}", get_registry(), device="auto", max_pixels={max_pixels})
+examples = example_files(HERE / "examples") if (HERE / "examples").is_dir() else None
+demo = build_demo(model, examples)
+
+if __name__ == "__main__":
+    launch(demo, host=None, port=None)  # a Space sets GRADIO_SERVER_NAME and the port
+'''
+
+SPACE_README = """---
+title: {title}
+sdk: gradio
+sdk_version: {gradio}
+app_file: app.py
+---
+
+{description}
+
+A ganforge checkpoint (`{model}`) served by `ganforge.demo`: `python app.py` runs it locally.
+"""
+
+
+def export_space(
+    checkpoint: str | os.PathLike[str],
+    out: str | os.PathLike[str],
+    registry: Registry,
+    examples: list[Path] | None = None,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+    requirement: str | None = None,
+) -> list[Path]:
+    """Write ``app.py``, ``requirements.txt``, ``README.md``, the checkpoint and examples to ``out``.
+
+    The checkpoint is copied as is and loaded with ganforge in ``app.py``. ``requirement`` is the
+    pip line that installs ganforge in the Space (default ``ganforge[demo]==VERSION``; give a
+    ``git+https://...`` URL or a wheel when ganforge is not on the package index).
+    """
+    model = DemoModel(checkpoint, registry, device="cpu", max_pixels=max_pixels)  # loads: it works
+    if examples is None:
+        examples = model.sample_examples()
+    folder = Path(out)
+    if folder.exists() and any(folder.iterdir()):
+        raise GanforgeError(f"--export-space: {folder} is not empty")
+    folder.mkdir(parents=True, exist_ok=True)
+    model_name = "model.safetensors"
+    shutil.copyfile(ckpt.resolve(checkpoint), folder / model_name)
+    written = [folder / "app.py", folder / "requirements.txt", folder / "README.md", folder / model_name]
+    written[0].write_text(SPACE_APP.format(model=model_name, max_pixels=max_pixels), encoding="utf-8")
+    # The Space's gradio comes from README's sdk_version; this line brings ganforge (and torch).
+    written[1].write_text(f"{requirement or f'ganforge[demo]=={__version__}'}\n", encoding="utf-8")
+    title = " ".join("".join(c if c.isalnum() or c in "-_" else " " for c in model.title).split())[:60]
+    readme = SPACE_README.format(
+        title=title or "ganforge", gradio=_gradio().__version__, description=model.title, model=model_name
+    )
+    written[2].write_text(readme, encoding="utf-8")
+    if examples:
+        (folder / "examples").mkdir()
+        for path in examples:
+            target = folder / "examples" / path.name
+            shutil.copyfile(path, target)
+            written.append(target)
+    return written

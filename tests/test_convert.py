@@ -1,0 +1,250 @@
+"""``ganforge convert``: reference projects' generator files give the same outputs as ganforge exports.
+
+Each file is made here with ``torch.save`` of a state dict of a module laid out like the
+reference: the official CycleGAN's ``ResnetGenerator`` is ganforge's ``resnet`` (key for key),
+CUT's is ``resnet`` with ``antialias=True``, and U-GAT-IT's generator is re-implemented below
+from znxlwm/UGATIT-pytorch's networks.py (its module names and its ``torch.var`` statistics).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+from conftest import run_cli
+from torch import nn
+
+from ganforge.convert import convert_file
+from ganforge.errors import GanforgeError
+from ganforge.export import read_header
+from ganforge.inference import load_objective
+from ganforge.plugins import get_registry
+from ganforge_plugins.networks.resnet import ResnetGenerator
+
+# -- U-GAT-IT's reference generator, as in its networks.py ----------------------------------------
+
+
+class RefResnetBlock(nn.Module):
+    def __init__(self, dim):
+        super().__init__()
+        self.conv_block = nn.Sequential(
+            nn.ReflectionPad2d(1),
+            nn.Conv2d(dim, dim, 3, 1, 0, bias=False),
+            nn.InstanceNorm2d(dim),
+            nn.ReLU(True),
+            nn.ReflectionPad2d(1),
+            nn.Conv2d(dim, dim, 3, 1, 0, bias=False),
+            nn.InstanceNorm2d(dim),
+        )
+
+    def forward(self, x):
+        return x + self.conv_block(x)
+
+
+def ref_iln(x, rho, gamma, beta, eps=1e-5):
+    in_mean, in_var = torch.mean(x, dim=[2, 3], keepdim=True), torch.var(x, dim=[2, 3], keepdim=True)
+    out_in = (x - in_mean) / torch.sqrt(in_var + eps)
+    ln_mean, ln_var = torch.mean(x, dim=[1, 2, 3], keepdim=True), torch.var(x, dim=[1, 2, 3], keepdim=True)
+    out_ln = (x - ln_mean) / torch.sqrt(ln_var + eps)
+    rho = rho.expand(x.shape[0], -1, -1, -1)
+    return (rho * out_in + (1 - rho) * out_ln) * gamma + beta
+
+
+class RefAdaILN(nn.Module):
+    def __init__(self, c):
+        super().__init__()
+        self.rho = nn.Parameter(torch.full((1, c, 1, 1), 0.9))
+
+    def forward(self, x, gamma, beta):
+        return ref_iln(x, self.rho, gamma.unsqueeze(2).unsqueeze(3), beta.unsqueeze(2).unsqueeze(3))
+
+
+class RefILN(nn.Module):
+    def __init__(self, c):
+        super().__init__()
+        self.rho = nn.Parameter(torch.rand(1, c, 1, 1))
+        self.gamma = nn.Parameter(torch.rand(1, c, 1, 1) + 0.5)
+        self.beta = nn.Parameter(torch.randn(1, c, 1, 1) * 0.1)
+
+    def forward(self, x):
+        return ref_iln(x, self.rho, self.gamma, self.beta)
+
+
+class RefAdaILNBlock(nn.Module):
+    def __init__(self, dim):
+        super().__init__()
+        self.pad1, self.conv1, self.norm1 = (
+            nn.ReflectionPad2d(1),
+            nn.Conv2d(dim, dim, 3, bias=False),
+            RefAdaILN(dim),
+        )
+        self.relu1 = nn.ReLU(True)
+        self.pad2, self.conv2, self.norm2 = (
+            nn.ReflectionPad2d(1),
+            nn.Conv2d(dim, dim, 3, bias=False),
+            RefAdaILN(dim),
+        )
+
+    def forward(self, x, gamma, beta):
+        out = self.relu1(self.norm1(self.conv1(self.pad1(x)), gamma, beta))
+        return self.norm2(self.conv2(self.pad2(out)), gamma, beta) + x
+
+
+class RefUGATITGenerator(nn.Module):
+    def __init__(self, ngf=4, n_blocks=2, img_size=32, light=False):
+        super().__init__()
+        self.n_blocks, self.light = n_blocks, light
+        down = [
+            nn.ReflectionPad2d(3),
+            nn.Conv2d(3, ngf, 7, 1, 0, bias=False),
+            nn.InstanceNorm2d(ngf),
+            nn.ReLU(True),
+        ]
+        for i in range(2):
+            m = 2**i
+            down += [nn.ReflectionPad2d(1), nn.Conv2d(ngf * m, ngf * m * 2, 3, 2, 0, bias=False)]
+            down += [nn.InstanceNorm2d(ngf * m * 2), nn.ReLU(True)]
+        dim = ngf * 4
+        down += [RefResnetBlock(dim) for _ in range(n_blocks)]
+        self.gap_fc, self.gmp_fc = nn.Linear(dim, 1, bias=False), nn.Linear(dim, 1, bias=False)
+        self.conv1x1, self.relu = nn.Conv2d(dim * 2, dim, 1, 1, bias=True), nn.ReLU(True)
+        mlp_in = dim if light else img_size // 4 * img_size // 4 * dim
+        self.FC = nn.Sequential(
+            nn.Linear(mlp_in, dim, bias=False), nn.ReLU(True), nn.Linear(dim, dim, bias=False), nn.ReLU(True)
+        )
+        self.gamma, self.beta = nn.Linear(dim, dim, bias=False), nn.Linear(dim, dim, bias=False)
+        for i in range(n_blocks):
+            setattr(self, f"UpBlock1_{i + 1}", RefAdaILNBlock(dim))
+        up = []
+        for i in range(2):
+            m = 2 ** (2 - i)
+            up += [nn.Upsample(scale_factor=2, mode="nearest"), nn.ReflectionPad2d(1)]
+            up += [nn.Conv2d(ngf * m, ngf * m // 2, 3, 1, 0, bias=False), RefILN(ngf * m // 2), nn.ReLU(True)]
+        up += [nn.ReflectionPad2d(3), nn.Conv2d(ngf, 3, 7, 1, 0, bias=False), nn.Tanh()]
+        self.DownBlock, self.UpBlock2 = nn.Sequential(*down), nn.Sequential(*up)
+
+    def forward(self, x):
+        x = self.DownBlock(x)
+        gap_logit = self.gap_fc(nn.functional.adaptive_avg_pool2d(x, 1).view(x.shape[0], -1))
+        gap = x * list(self.gap_fc.parameters())[0].unsqueeze(2).unsqueeze(3)
+        gmp_logit = self.gmp_fc(nn.functional.adaptive_max_pool2d(x, 1).view(x.shape[0], -1))
+        gmp = x * list(self.gmp_fc.parameters())[0].unsqueeze(2).unsqueeze(3)
+        x = self.relu(self.conv1x1(torch.cat([gap, gmp], 1)))
+        heatmap = torch.sum(x, dim=1, keepdim=True)
+        if self.light:
+            x_ = self.FC(nn.functional.adaptive_avg_pool2d(x, 1).view(x.shape[0], -1))
+        else:
+            x_ = self.FC(x.view(x.shape[0], -1))
+        gamma, beta = self.gamma(x_), self.beta(x_)
+        for i in range(self.n_blocks):
+            x = getattr(self, f"UpBlock1_{i + 1}")(x, gamma, beta)
+        return self.UpBlock2(x), torch.cat([gap_logit, gmp_logit], 1), heatmap
+
+
+class NotAStateDict:
+    """A custom class: its pickle needs a full unpickle."""
+
+    def __init__(self):
+        self.weights = torch.ones(2)
+
+
+# -- tests -------------------------------------------------------------------------------------------
+
+
+def trained_like(net: nn.Module, seed: int) -> nn.Module:
+    """Random weights (not PyTorch's init), so every layer's mapping matters in the comparison."""
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for p in net.parameters():
+            p.add_(torch.randn(p.shape, generator=g) * 0.05)
+    return net.eval()
+
+
+def convert_and_load(path: Path, source: str, tmp_path: Path, **kwargs):
+    out = tmp_path / f"{path.stem}.safetensors"
+    convert_file(path, source, out, get_registry(), **kwargs)
+    model, meta, _ = load_objective(out, get_registry(), "cpu")
+    return model, read_header(out)
+
+
+@pytest.mark.parametrize(
+    "options", [dict(blocks=9), dict(blocks=3, norm="batch", dropout=True)], ids=["resnet9", "batch-dropout"]
+)
+def test_official_cyclegan_generator(tmp_path, options):
+    torch.manual_seed(0)
+    reference = trained_like(ResnetGenerator(ngf=4, **options), 1)
+    if options.get("norm") == "batch":  # running statistics that are not the initial ones
+        for m in reference.modules():
+            if isinstance(m, nn.BatchNorm2d):
+                m.running_mean.uniform_(-0.2, 0.2)
+                m.running_var.uniform_(0.5, 2.0)
+    file = tmp_path / "latest_net_G_B.pth"
+    torch.save(reference.state_dict(), file)
+    model, meta = convert_and_load(file, "official-cyclegan", tmp_path)
+    assert list(meta["directions"]) == ["b2a"] and meta["objective"] == "cyclegan"  # G_B maps B to A
+    opts = meta["networks"]["G_BA"]["options"]
+    assert (opts["ngf"], opts["blocks"], opts["antialias"]) == (4, options["blocks"], False)
+    assert opts["norm"] == options.get("norm", "instance") and opts["dropout"] == options.get(
+        "dropout", False
+    )
+    x = torch.rand(2, 3, 32, 28) * 2 - 1
+    with torch.no_grad():
+        torch.testing.assert_close(model.translate(x, "b2a"), reference(x), rtol=0, atol=1e-6)
+
+
+def test_cut_generator_with_its_blur_filters(tmp_path):
+    torch.manual_seed(0)
+    reference = trained_like(ResnetGenerator(ngf=4, blocks=9, antialias=True), 2)
+    file = tmp_path / "latest_net_G.pth"
+    # saved from DataParallel: every key starts with module.
+    torch.save({f"module.{k}": v for k, v in reference.state_dict().items()}, file)
+    model, meta = convert_and_load(file, "cut", tmp_path, image_size=128)
+    assert meta["objective"] == "cut" and meta["image_size"] == 128
+    assert meta["networks"]["G"]["options"]["antialias"] is True  # CUT's objective calls it G
+    x = torch.rand(1, 3, 36, 32) * 2 - 1
+    with torch.no_grad():
+        torch.testing.assert_close(model.translate(x, "a2b"), reference(x), rtol=0, atol=1e-6)
+    with pytest.raises(GanforgeError, match="convert it with --from cut"):
+        convert_file(file, "official-cyclegan", tmp_path / "wrong.safetensors", get_registry())
+    only_down = {
+        k: v for k, v in reference.state_dict().items() if not (k.endswith("filt") and v.shape[-1] == 4)
+    }
+    torch.save(only_down, tmp_path / "no_aa_up.pth")
+    with pytest.raises(GanforgeError, match="only downsampling anti-aliased"):
+        convert_file(tmp_path / "no_aa_up.pth", "cut", tmp_path / "x.safetensors", get_registry())
+
+
+@pytest.mark.parametrize("light", [False, True], ids=["full", "light"])
+def test_ugatit_params_file_gives_the_reference_outputs(tmp_path, light):
+    torch.manual_seed(0)
+    a2b = trained_like(RefUGATITGenerator(light=light), 3)
+    b2a = trained_like(RefUGATITGenerator(light=light), 4)
+    file = tmp_path / "selfie2anime_params_latest.pt"
+    torch.save({"genA2B": a2b.state_dict(), "genB2A": b2a.state_dict(), "disGA": {}, "D_optimizer": {}}, file)
+    model, meta = convert_and_load(file, "ugatit", tmp_path, image_size=None if not light else 64)
+    opts = meta["networks"]["G_AB"]["options"]
+    assert (opts["ngf"], opts["blocks"], opts["light"], opts["variance"]) == (4, 2, light, "unbiased")
+    assert meta["image_size"] == (64 if light else 32)  # the full MLP tells the size
+    assert meta["directions"]["a2b"]["inverse"] == "b2a"
+    x = torch.rand(2, 3, 32, 32) * 2 - 1
+    with torch.no_grad():
+        torch.testing.assert_close(model.translate(x, "a2b"), a2b(x)[0], rtol=0, atol=1e-5)
+        torch.testing.assert_close(model.translate(x, "b2a"), b2a(x)[0], rtol=0, atol=1e-5)
+    if not light:
+        with pytest.raises(GanforgeError, match="sized for 32 px"):
+            convert_file(file, "ugatit", tmp_path / "y.safetensors", get_registry(), image_size=64)
+
+
+def test_a_pickle_with_a_custom_class_is_refused_on_one_line(tmp_path):
+    file = tmp_path / "latest_net_G_A.pth"
+    torch.save({"model": NotAStateDict()}, file)
+    with pytest.raises(GanforgeError, match="needs a full unpickle"):
+        convert_file(file, "official-cyclegan", tmp_path / "out.safetensors", get_registry())
+    result = run_cli(
+        "convert", str(file), "--from", "official-cyclegan", "--out", str(tmp_path / "o.safetensors")
+    )
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "NotAStateDict" in lines[0] and "weights_only=True" in lines[0]
+    assert not (tmp_path / "o.safetensors").exists()
