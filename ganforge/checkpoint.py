@@ -394,7 +394,13 @@ class CheckpointDir:
         return sorted(files, key=lambda p: int(_STEP_FILE.match(p.name).group(1)))  # type: ignore[union-attr]
 
     def latest(self) -> Path | None:
-        """The file ``latest`` names, else the newest ``step-N`` file (a damaged pointer is ignored)."""
+        """The file ``latest`` names, else the newest ``step-N`` file (a damaged pointer is ignored).
+
+        A newer step file than the pointer's wins: a write that filled the disk may have renamed
+        its (complete) checkpoint into place without updating the pointer.
+        """
+        steps = self.steps()
+        newest = steps[-1] if steps else None
         pointer = self.root / LATEST
         if pointer.is_file():
             try:
@@ -403,9 +409,11 @@ class CheckpointDir:
                 name = ""
             # Only a step file of this folder: a tampered pointer cannot lead elsewhere.
             if _STEP_FILE.match(name) and (self.root / name).is_file():
-                return self.root / name
-        steps = self.steps()
-        return steps[-1] if steps else None
+                target = self.root / name
+                if newest is not None and (step_of(newest) or 0) > (step_of(target) or 0):
+                    return newest
+                return target
+        return newest
 
     def _rotate(self, current: Path) -> None:
         """Keep the newest ``keep`` step files; never the one just written."""

@@ -272,6 +272,8 @@ def run_command(
     train = resolved["train"]
     dist = distributed.setup(train["device"], train["precision"], train["channels_last"], train["compile"])
     if resume:
+        from ganforge.safety import resume_run_dir
+
         run_dir = resume_run_dir(ckpt.resolve(resume), Path(out) if out else None)
     else:
         stem = Path(recipe).stem if recipe else "run"
@@ -309,47 +311,6 @@ def run_command(
     if summary["stopped"]:
         click.echo(f"stopped by {summary['stopped']} after a checkpoint at step {summary['step']}", err=True)
         sys.exit(EXIT_SIGNAL.get(summary["stopped"], 1))
-
-
-def resume_run_dir(file: Path, out: Path | None) -> Path:
-    """The run folder ``run --resume FILE [--out OUT]`` writes to; refused where it would
-    overwrite anything saved: another run in ``OUT``, or checkpoints newer than ``FILE``."""
-    from ganforge import checkpoint as ckpt
-    from ganforge.safety import run_contents
-
-    source = file.parent.parent if file.parent.name == "checkpoints" else None
-    if out is None:
-        if source is None:
-            raise GanforgeError(
-                f"--resume {file}: the file is not in a run's checkpoints/ folder; give the run "
-                "folder to write to with --out RUN_DIR"
-            )
-        run_dir = source
-    else:
-        run_dir = out
-    same = source is not None and run_dir.resolve() == source.resolve()
-    if not same:
-        held = run_contents(run_dir)
-        if held:
-            raise GanforgeError(
-                f"--out {run_dir} holds another run ({', '.join(held)}); resuming {file} there would "
-                "overwrite it: choose a new --out"
-                + (f", or leave --out out to continue in {source}" if source is not None else "")
-            )
-        return run_dir
-    step = ckpt.step_of(file) if file.name != f"{ckpt.BEST}.safetensors" else None
-    if step is None:
-        step = ckpt.read_meta(file).get("step")
-    newer = [
-        p for p in ckpt.CheckpointDir(run_dir / "checkpoints").steps() if (ckpt.step_of(p) or 0) > (step or 0)
-    ]
-    if newer:
-        raise GanforgeError(
-            f"--resume {file} (step {step}): {run_dir} has later checkpoints ({newer[-1].name}) that "
-            f"continuing here would overwrite; resume the newest with --resume {run_dir}, or branch "
-            "from this one with --out NEW_RUN_DIR"
-        )
-    return run_dir
 
 
 # -- translate -------------------------------------------------------------------------------

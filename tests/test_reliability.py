@@ -703,7 +703,7 @@ def test_a_plugin_factory_failure_is_one_line_naming_it(monkeypatch):
 
 
 def test_register_commands_failure_marks_the_plugin_failed():
-    import click
+    from ganforge import cli as cli_module
 
     class Good:
         @hookimpl
@@ -716,17 +716,25 @@ def test_register_commands_failure_marks_the_plugin_failed():
             cli.command("half-cmd")(lambda: None)
             raise ValueError("no commands today")
 
-    host = bare_host()
-    host.register_module(Bad(), "bad-commands")
-    host.register_module(Good(), "good-commands")
-    group = click.Group()
-    host.add_commands(group)
-    status = {p.name: p for p in host.plugins}
-    assert (
-        not status["bad-commands"].loaded and "register_commands: ValueError" in status["bad-commands"].error
-    )
-    assert status["good-commands"].loaded
-    assert "good-cmd" in group.commands and "half-cmd" not in group.commands  # all or nothing
+    host = cli_module.get_host()
+    infos = [host.register_module(Bad(), "bad-commands"), host.register_module(Good(), "good-commands")]
+    loaded = dict(cli_module._PLUGIN_COMMANDS)
+    try:
+        cli_module._PLUGIN_COMMANDS["loaded"] = False
+        result = CliRunner().invoke(cli, ["list", "--plugins", "--json"])
+        assert result.exit_code == 0, result.output
+        status = {p["name"]: p for p in json.loads(result.stdout)}
+        assert not status["bad-commands"]["loaded"]
+        assert status["bad-commands"]["error"].startswith("register_commands: ValueError: no commands today")
+        assert status["good-commands"]["loaded"]
+        assert "good-cmd" in cli.commands and "half-cmd" not in cli.commands  # all or nothing
+    finally:
+        for info in infos:
+            host.pm.unregister(name=info.key)
+            host.plugins.remove(info)
+        for name in ("good-cmd", "half-cmd"):
+            cli.commands.pop(name, None)
+        cli_module._PLUGIN_COMMANDS.update(loaded)
 
 
 # -- declared ranges and cross-checks ------------------------------------------------------------------
