@@ -138,6 +138,12 @@ def train(
                 f"{run_dir} already holds a run's checkpoints; continue it with resume={str(run_dir)!r}, "
                 "or choose another out"
             )
+        from ganforge.safety import run_contents
+
+        if run_contents(run_dir):  # a run that never wrote a checkpoint is still not overwritten
+            raise GanforgeError(
+                f"{run_dir} already holds a run ({', '.join(run_contents(run_dir))}); choose another out"
+            )
     if device:
         source.set(f"train.device={json.dumps(device)}")
     trainer = Trainer(source.resolve(registry), run_dir, registry)

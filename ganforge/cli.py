@@ -283,6 +283,13 @@ def run_command(
                 f"{run_dir} already holds a run's checkpoints; continue it with "
                 f"--resume {run_dir}, or choose another --out"
             )
+        from ganforge.safety import run_contents
+
+        held = run_contents(run_dir) if dist.rank == 0 else []
+        if held:  # a run that never wrote a checkpoint is still not overwritten
+            raise GanforgeError(
+                f"{run_dir} already holds a run ({', '.join(held)}); choose another --out, or move it away"
+            )
     if dist.rank == 0:
         from ganforge.safety import ensure_writable_dir
 

@@ -135,8 +135,27 @@ class Param:
         return type_name(self.annotation)
 
     def to_json(self) -> dict[str, Any]:
+        """``type`` is the plain type; a declared range is ``range`` (machine-readable bounds)."""
         default = None if self.required else _jsonable(self.default)
-        return {"name": self.name, "type": self.type_name, "default": default, "required": self.required}
+        out = {
+            "name": self.name,
+            "type": type_name(self.annotation, ranges=False),
+            "default": default,
+            "required": self.required,
+        }
+        if typing.get_origin(self.annotation) is Annotated:
+            ranges = [m for m in self.annotation.__metadata__ if isinstance(m, Range)]
+            if ranges:
+                r = ranges[0]
+                out["range"] = {
+                    "min": r.min,
+                    "max": r.max,
+                    "min_open": r.min_open,
+                    "max_open": r.max_open,
+                    "why": r.why,
+                    "text": r.describe(),
+                }
+        return out
 
 
 @dataclass

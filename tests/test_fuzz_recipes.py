@@ -260,14 +260,11 @@ def check_known_sizes(resolved: Any) -> None:
     """Cross-section facts the oracle knows: the networks can take the data's image size."""
     data = resolved["data"]
     size = data.get("image_size")
-    if resolved["objective"]["name"] == "cyclegan" and resolved["generator"]["name"] in (
-        "resnet",
-        "pixelshuffle",
-    ):
-        assert size % 4 == 0 and size >= 8, f"resnet accepted image_size {size}"
+    if resolved["generator"].get("name") in ("resnet", "pixelshuffle", "ugatit"):
+        assert size % 4 == 0 and size >= 4, f"a ResNet encoder accepted image_size {size}"
     if resolved["objective"]["name"] == "dcgan" and resolved["generator"]["name"] == "dcgan":
         assert resolved["generator"]["image_size"] == size, "dcgan generator size differs from the data's"
-    if resolved["discriminator"]["name"] == "dcgan":
+    if resolved.get("discriminator", {}).get("name") == "dcgan":
         assert resolved["discriminator"]["image_size"] <= size
 
 

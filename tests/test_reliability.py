@@ -281,7 +281,8 @@ SAYS = {
 
 
 def test_checkpoint_damage_matrix(run_dir, photos, selfie_root, tmp_path):
-    """Every damaged file, through every command that reads checkpoints: one line, exit 2."""
+    """Every damaged file, through every command that reads checkpoints: one line, exit 2, the
+    file unchanged and nothing written."""
     a, b = selfie_root / "trainA", selfie_root / "trainB"
     failures = []
     for kind in DAMAGES:
@@ -298,6 +299,7 @@ def test_checkpoint_damage_matrix(run_dir, photos, selfie_root, tmp_path):
             "sample": ["sample", file, "-n", "2", "--out", case / "grid.png", "--device", "cpu"],
             "eval": ["eval", file, "--data", a, b, "--metrics", "cycle", "--device", "cpu"],
             "report": ["report", case / "RUN"],
+            "export": ["export", file, "--out", case / "out.safetensors"],
             "resume-file": ["run", "--resume", file, "--set", "train.max_steps=3", "--device", "cpu"],
             "resume-dir": ["run", "--resume", case / "RUN", "--set", "train.max_steps=3", "--device", "cpu"],
         }
@@ -306,7 +308,7 @@ def test_checkpoint_damage_matrix(run_dir, photos, selfie_root, tmp_path):
             try:
                 assert_one_line_error(result, file.name, SAYS.get(kind, ""))
                 assert file.read_bytes() == damaged, "the checkpoint was changed"
-                assert not (case / "out").exists() and not (case / "grid.png").exists()
+                assert not any((case / name).exists() for name in ("out", "grid.png", "out.safetensors"))
             except AssertionError as exc:
                 failures.append(f"{kind} x {name}: {exc}")
         assert not (case / "RUN" / "checkpoints" / "PWNED").exists(), "a pickle ran"
@@ -662,6 +664,19 @@ def test_resume_never_overwrites_another_run(run_dir, selfie_root, tmp_path):
         "step-00000002.safetensors"
     ]
     assert tree_digest(other) == before
+
+
+def test_a_fresh_run_never_overwrites_a_folder_holding_a_run(selfie_root, tmp_path):
+    started = tmp_path / "STARTED"  # a run that stopped before its first checkpoint
+    started.mkdir()
+    (started / "run.json").write_text('{"mine": true}')
+    (started / "metrics.jsonl").write_text('{"step": 1}\n')
+    before = tree_digest(started)
+    result = invoke(
+        "run", RECIPE, *sets(*TINY, f"data.root={selfie_root}"), "--out", started, "--device", "cpu"
+    )
+    assert_one_line_error(result, "already holds a run", "run.json")
+    assert tree_digest(started) == before
 
 
 def test_callback_file_names_stay_in_the_run_folder(selfie_root, tmp_path):
