@@ -5,7 +5,8 @@ Users train and use models from here: ``train``, ``load``, ``Run``, ``Model`` an
 hook implementations), ``Kind`` (to register a component kind), the objective contract
 (``Objective`` and its declarations, ``ScheduledOptimizer``, ``frozen``,
 ``set_requires_grad``, ``make_capturable``), ``Range`` (a value's valid range, declared next to
-its type) and ``GanforgeError`` (a user error, reported as one clean line). Names load on first
+its type) and ``GanforgeError`` (a user error, reported as one clean line; ``NonFiniteError``,
+exit code 3, when training produced NaN or infinity). Names load on first
 use, so ``import ganforge`` stays cheap.
 """
 
@@ -14,7 +15,7 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-from ganforge.errors import GanforgeError
+from ganforge.errors import GanforgeError, NonFiniteError
 
 __version__ = "0.1.0"
 
@@ -51,6 +52,7 @@ __all__ = [
     "train",
     "Direction",
     "GanforgeError",
+    "NonFiniteError",
     "Kind",
     "Network",
     "Objective",

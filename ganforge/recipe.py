@@ -443,9 +443,11 @@ def _check_network_sizes(registry: Registry, resolved: Resolved, declares: Any, 
         for name, net in declares.networks.items():
             spec = resolved.specs.get(net.section)
             if spec is not None:
+                key = (spec.component.factory, repr(sorted(spec.options.items())))
                 budget.add(
                     f"{name} [{net.section}]",
                     lambda spec=spec: registry.create(spec.component, spec.options, spec.where),
+                    key,
                 )
     except GanforgeError as exc:
         raise GanforgeError(f"{src}: {exc}") from None

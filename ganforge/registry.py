@@ -50,14 +50,15 @@ class Range:
     max_open: bool = False
     why: str = ""
 
-    def describe(self) -> str:
+    def describe(self, why: bool = True) -> str:
+        """``>= 0 and <= 1000 (time: ...)``; without the reason when ``why`` is false."""
         parts = []
         if self.min is not None:
             parts.append(f"{'>' if self.min_open else '>='} {_number(self.min)}")
         if self.max is not None and self.max != math.inf:
             parts.append(f"{'<' if self.max_open else '<='} {_number(self.max)}")
         text = " and ".join(parts) or "finite"
-        return text + (f" ({self.why})" if self.why else "")
+        return text + (f" ({self.why})" if self.why and why else "")
 
     def check(self, value: float) -> None:
         """Raise :class:`OutOfRange` saying the bound ``value`` breaks (both for NaN).
@@ -80,6 +81,8 @@ class Range:
 def _number(value: float) -> str:
     """A bound as written: ints in full (2**63 - 1 is not 9.22337e+18), floats short."""
     if isinstance(value, int) and not isinstance(value, bool):
+        if abs(value) in (2**63 - 1, 2**63):
+            return ("-" if value < 0 else "") + ("2**63 - 1" if abs(value) == 2**63 - 1 else "2**63")
         return f"{value:,}" if abs(value) >= 100_000 else str(value)
     return f"{value:g}"
 
@@ -205,7 +208,9 @@ def type_name(annotation: Any, ranges: bool = True) -> str:
     origin = typing.get_origin(annotation)
     args = typing.get_args(annotation)
     if origin is Annotated:
-        found = [m.describe() for m in annotation.__metadata__ if isinstance(m, Range)] if ranges else []
+        found = (
+            [m.describe(why=False) for m in annotation.__metadata__ if isinstance(m, Range)] if ranges else []
+        )
         return type_name(args[0], ranges) + (f" ({', '.join(found)})" if found else "")
     if origin is Literal:
         return " | ".join(repr(a) for a in args)

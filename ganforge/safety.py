@@ -220,6 +220,9 @@ def module_bytes(module: torch.nn.Module) -> int:
     return sum(t.numel() * t.element_size() for t in tensors)
 
 
+_measured: dict[Any, int] = {}  # (factory, options) -> bytes on the meta device
+
+
 class MemoryBudget:
     """Sizes of an objective's networks, measured on the meta device before they are built.
 
@@ -233,23 +236,31 @@ class MemoryBudget:
         self.total = 0
         self.parts: list[str] = []
 
-    def add(self, what: str, build: Callable[[], Any]) -> None:
+    def add(self, what: str, build: Callable[[], Any], key: Any = None) -> None:
         """Measure what ``build()`` makes on the meta device; refuse when the total cannot fit.
 
         A factory that cannot build on the meta device (it reads tensor values, or needs
         context) is not measured; with ``strict`` a :class:`GanforgeError` it raises is the
-        user's error and propagates, otherwise the real build reports it.
+        user's error and propagates, otherwise the real build reports it. Sizes are remembered
+        by ``key`` (a component and its options) when one is given: resolving the same recipe
+        again measures nothing twice.
         """
-        try:
-            with torch.device("meta"):
-                module = build()
-            size = module_bytes(module) if isinstance(module, torch.nn.Module) else 0
-        except GanforgeError:
-            if self.strict:
-                raise
-            return
-        except Exception:  # not meta-safe, or an error the real build reports
-            return
+        size = _measured.get(key) if key is not None else None
+        if size is None:
+            try:
+                with torch.device("meta"):
+                    module = build()
+                size = module_bytes(module) if isinstance(module, torch.nn.Module) else 0
+            except GanforgeError:
+                if self.strict:
+                    raise
+                return
+            except Exception:  # not meta-safe, or an error the real build reports
+                return
+            if key is not None:
+                if len(_measured) > 4096:  # a long-lived process resolving many recipes
+                    _measured.clear()
+                _measured[key] = size
         self.total += size
         self.parts.append(f"{what} {human_bytes(size)}")
         available = device_memory(self.device)

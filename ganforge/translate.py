@@ -23,6 +23,7 @@ from ganforge.registry import Registry
 from ganforge.safety import ensure_writable_dir, guard_out_folder, guard_targets, png_info
 
 _MARK = png_info("translate")  # outputs are marked: a later run may replace them, nothing else
+MAX_SIZE = 16384  # a network's activations at this side already take tens of GB
 
 
 def _model_size(img: Image.Image, size: int, multiple: int = 1) -> tuple[int, int]:
@@ -87,8 +88,11 @@ def translate_files(
         raise GanforgeError(f"{checkpoint}: {exc}") from None
     recipe = meta["recipe"]
     size = image_size(meta) if size is None else size
-    if size < 0:
-        raise GanforgeError(f"--size must be >= 0 (0: each image's own size), got {size}")
+    if not 0 <= size <= MAX_SIZE:
+        raise GanforgeError(
+            f"--size must be in [0, {MAX_SIZE}] (0: each image's own size; larger sides need more "
+            f"memory than a device has), got {size}"
+        )
     if size > 0:
         problem = size_problem(objective, direction, size)
         if problem:

@@ -31,7 +31,7 @@ from ganforge.plugins import get_registry
 from ganforge.recipe import Recipe, parse_value
 from ganforge.registry import Range, coerce
 
-CASES = int(os.environ.get("GANFORGE_FUZZ_CASES", "1000"))
+CASES = int(os.environ.get("GANFORGE_FUZZ_CASES", "2000"))
 SEED = int(os.environ.get("GANFORGE_FUZZ_SEED", "20251201"))
 CASE_SECONDS = 10  # a resolve takes milliseconds: this long is a hang
 BASES = sorted(RECIPES.glob("*.toml"))

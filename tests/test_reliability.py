@@ -762,7 +762,7 @@ def test_register_commands_failure_marks_the_plugin_failed():
         ("generator.ngf=100000", "networks too large"),
         ("generator.init_gain=-1", "'init_gain' must be > 0"),
         ("generator.init_gain=inf", "'init_gain' must be > 0"),
-        ("train.seed=9223372036854775808", "<= 9,223,372,036,854,775,807"),
+        ("train.seed=9223372036854775808", "<= 2**63 - 1 (a 64-bit generator seed)"),
         ("data.image_size=7", "multiples of 4"),
         ("data.image_size=-32", "must be >= 1"),
         ("callbacks.checkpoint.every=-1", "'every' must be >= 0"),
