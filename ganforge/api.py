@@ -117,12 +117,12 @@ def train(
         raise GanforgeError("overrides is a list of 'section.key=value' strings, not one string")
     registry = _registry()
     if resume is not None:
+        from ganforge.safety import resume_run_dir
+
         file = ckpt.resolve(resume)
-        saved = ckpt.read_meta(file).get("recipe")
-        if not isinstance(saved, dict):
-            raise GanforgeError(f"{file}: checkpoint has no saved recipe")
-        source = Recipe.from_saved(saved, f"{file} (saved recipe)", items)
-        run_dir = Path(out) if out else file.parent.parent
+        source = Recipe.from_saved(ckpt.read_run_meta(file)["recipe"], f"{file} (saved recipe)", items)
+        # never into another run, nor over this run's later checkpoints
+        run_dir = resume_run_dir(file, Path(out) if out else None, flag="out=")
     elif recipe is None:
         raise GanforgeError("train() needs a recipe, or resume=RUN_DIR")
     else:
@@ -137,6 +137,12 @@ def train(
             raise GanforgeError(
                 f"{run_dir} already holds a run's checkpoints; continue it with resume={str(run_dir)!r}, "
                 "or choose another out"
+            )
+        from ganforge.safety import run_contents
+
+        if run_contents(run_dir):  # a run that never wrote a checkpoint is still not overwritten
+            raise GanforgeError(
+                f"{run_dir} already holds a run ({', '.join(run_contents(run_dir))}); choose another out"
             )
     if device:
         source.set(f"train.device={json.dumps(device)}")

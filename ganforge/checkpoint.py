@@ -4,29 +4,46 @@ Tensors are stored flat under ``a/b/c`` keys; everything else (ints, floats, str
 goes into a JSON tree in the safetensors header, with each tensor replaced by a reference.
 One file per checkpoint keeps writes atomic (temporary file, fsync, rename). Loading never
 unpickles.
+
+Loading checks before anything is used: the file's framing (a pickle is named as one), the
+header's format and JSON, the state tree's structure against the tensors the file holds
+(missing and extra ones named), and CRC-32 checksums of the metadata, the tree and every
+tensor (``ganforge-checkpoint/2``; files of format 1 have none). :func:`check_run_meta` checks
+a run checkpoint's metadata schema.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import os
 import re
 import tempfile
+import zlib
 from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors import safe_open
+from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 
-from ganforge.errors import GanforgeError
+from ganforge.errors import GanforgeError, WriteError
 
-FORMAT = "ganforge-checkpoint/1"
+FORMAT = "ganforge-checkpoint/2"
+FORMATS = ("ganforge-checkpoint/1", FORMAT)  # 1: ganforge 0.1.0, without checksums
 _TENSOR = "__tensor__"
 _TUPLE = "__tuple__"
 LATEST = "latest"
 BEST = "best"
 _STEP_FILE = re.compile(r"^step-(\d+)\.safetensors$")
+# Temporary files of our own writes (a killed write leaves one): removed when a run starts.
+_STALE_TMP = re.compile(r"^\.(?:step-\d+\.safetensors\.[^/]+|best|latest|best\.safetensors\.[^/]+)\.tmp$")
+_INT_KEY = re.compile(r"^#-?\d+$")
+_MAX_DEPTH = 64  # state trees are a few levels deep; deeper is damage (and would recurse)
+PICKLE_HINT = (
+    "a pickle (torch.save) file, not a ganforge checkpoint; ganforge never unpickles: convert it "
+    "with `ganforge convert`"
+)
 
 
 def _split(state: Any, prefix: str, tensors: dict[str, torch.Tensor]) -> Any:
@@ -64,59 +81,271 @@ def _join(tree: Any, tensors: dict[str, torch.Tensor]) -> Any:
     return tree
 
 
+def _crc(data: Any) -> int:
+    return zlib.crc32(data) & 0xFFFFFFFF
+
+
+def _tensor_crc(t: torch.Tensor) -> int:
+    """CRC-32 of a contiguous CPU tensor's bytes (any dtype, no copy)."""
+    return _crc(t.reshape(-1).view(torch.uint8).numpy())
+
+
 def save(path: str | os.PathLike[str], state: dict[str, Any], meta: dict[str, Any]) -> Path:
-    """Write ``state`` (nested tensors and plain values) and JSON ``meta`` atomically."""
+    """Write ``state`` (nested tensors and plain values) and JSON ``meta`` atomically.
+
+    A folder that cannot be written (read-only, full disk) is a :class:`WriteError` naming the
+    file; the temporary file is removed and an existing ``path`` is left as it was.
+    """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     tensors: dict[str, torch.Tensor] = {}
     tree = _split(state, "", tensors)
-    header = {"format": FORMAT, "meta": json.dumps(meta), "state": json.dumps(tree)}
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
+    meta_json, state_json = json.dumps(meta), json.dumps(tree)
+    sums = {
+        "meta": _crc(meta_json.encode()),
+        "state": _crc(state_json.encode()),
+        "tensors": {k: _tensor_crc(t) for k, t in tensors.items()},
+    }
+    header = {"format": FORMAT, "meta": meta_json, "state": state_json, "checksums": json.dumps(sums)}
+    tmp: str | None = None
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        os.close(fd)
         save_file(tensors, tmp, metadata=header)
         with open(tmp, "rb") as f:
             os.fsync(f.fileno())
         os.replace(tmp, path)
+    except (OSError, SafetensorError) as exc:
+        raise WriteError(f"cannot write checkpoint {path}: {_reason(exc)}") from None
     finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+        if tmp is not None and os.path.exists(tmp):
+            try:
+                os.unlink(tmp)
+            except OSError:
+                pass
     return path
 
 
+def _reason(exc: BaseException) -> str:
+    if isinstance(exc, OSError) and exc.strerror:
+        return exc.strerror
+    text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    for phrase in ("No space left on device", "Read-only file system", "Permission denied"):
+        if phrase.lower() in text.lower():
+            return phrase
+    return text
+
+
 def read_meta(path: str | os.PathLike[str]) -> dict[str, Any]:
-    """Only the JSON metadata (cheap: reads the header)."""
+    """Only the JSON metadata (cheap: reads the header; its checksum is checked)."""
     return _open(Path(path))[0]
+
+
+def read_run_meta(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """A run checkpoint's metadata, its schema checked (:func:`check_run_meta`)."""
+    return check_run_meta(read_meta(path), Path(path))
 
 
 def load(
     path: str | os.PathLike[str], device: str | torch.device = "cpu"
 ) -> tuple[dict[str, Any], dict[str, Any]]:
-    """Read a checkpoint: ``(state, meta)``. A damaged file is a one-line error."""
+    """Read a checkpoint: ``(state, meta)``. A damaged file is a one-line error naming it."""
     path = Path(path)
-    meta, tree, tensors = _open(path, want_tensors=True, device=str(device))
+    meta, tree, tensors = _open(path, want_tensors=True)
+    if str(device) != "cpu":
+        tensors = {k: t.to(device) for k, t in tensors.items()}
     return _join(tree, tensors), meta
 
 
-def _open(path: Path, want_tensors: bool = False, device: str = "cpu") -> tuple[Any, Any, dict]:
+def _corrupt(path: Path, what: str) -> GanforgeError:
+    return GanforgeError(f"checkpoint {path} is truncated or corrupt ({what})")
+
+
+def _sniff(path: Path) -> None:
+    """Check the safetensors framing (8-byte header length, then JSON) before parsing anything.
+
+    A pickle (``torch.save``) is named as one; a short or garbled file is called truncated.
+    """
+    with open(path, "rb") as f:
+        head = f.read(9)
+        size = os.fstat(f.fileno()).st_size
+    length = int.from_bytes(head[:8], "little") if len(head) >= 8 else 0
+    if len(head) == 9 and 0 < length <= size - 8 and head[8:9] == b"{":
+        return
+    if head[:1] == b"\x80" or head[:4] == b"PK\x03\x04":  # pickle protocol >= 2, or torch's zip
+        raise GanforgeError(f"{path} is {PICKLE_HINT}")
+    if size < 9:
+        raise _corrupt(path, f"{size} bytes, too short for a header")
+    if length > size - 8:
+        raise _corrupt(path, f"its header claims {length:,} bytes, the file has {size:,}")
+    raise _corrupt(path, "no safetensors header")
+
+
+def _header_json(header: dict[str, str], key: str, path: Path, kind: type) -> Any:
+    if key not in header:
+        raise _corrupt(path, f"no '{key}' in the header")
+    try:
+        value = json.loads(header[key])
+    except (ValueError, RecursionError):
+        raise _corrupt(path, f"the header's '{key}' is not valid JSON") from None
+    if not isinstance(value, kind):
+        name = "a JSON object" if kind is dict else kind.__name__
+        raise _corrupt(path, f"the header's '{key}' is {_json_kind(value)}, expected {name}")
+    return value
+
+
+def _json_kind(value: Any) -> str:
+    return {dict: "an object", list: "a list", str: "a string", bool: "a boolean"}.get(
+        type(value), "null" if value is None else "a number"
+    )
+
+
+def _tree_refs(tree: Any, path: Path) -> list[str]:
+    """Every tensor key the state tree references; a malformed tree is an error."""
+    refs: list[str] = []
+
+    def walk(node: Any, where: str, depth: int) -> None:
+        if depth > _MAX_DEPTH:
+            raise _corrupt(path, f"the state tree is nested more than {_MAX_DEPTH} levels at '{where}'")
+        if isinstance(node, dict):
+            if _TENSOR in node:
+                if len(node) != 1 or not isinstance(node[_TENSOR], str):
+                    raise _corrupt(path, f"a malformed tensor reference at '{where}'")
+                refs.append(node[_TENSOR])
+                return
+            if _TUPLE in node:
+                if len(node) != 1 or not isinstance(node[_TUPLE], list):
+                    raise _corrupt(path, f"a malformed tuple at '{where}'")
+                for i, v in enumerate(node[_TUPLE]):
+                    walk(v, f"{where}/{i}", depth + 1)
+                return
+            for k, v in node.items():
+                if k.startswith("#") and not _INT_KEY.match(k):
+                    raise _corrupt(path, f"a malformed key '{k}' at '{where}'")
+                walk(v, f"{where}/{k}" if where else k, depth + 1)
+        elif isinstance(node, list):
+            for i, v in enumerate(node):
+                walk(v, f"{where}/{i}", depth + 1)
+
+    walk(tree, "", 0)
+    return refs
+
+
+def _names(keys: Any, limit: int = 3) -> str:
+    keys = sorted(keys)
+    more = f" and {len(keys) - limit} more" if len(keys) > limit else ""
+    return ", ".join(f"'{k}'" for k in keys[:limit]) + more
+
+
+def _open(path: Path, want_tensors: bool = False) -> tuple[Any, Any, dict]:
     if not path.is_file():
         raise GanforgeError(f"checkpoint {path} not found")
     try:
-        with safe_open(str(path), framework="pt", device=device) as f:
+        _sniff(path)
+        with safe_open(str(path), framework="pt", device="cpu") as f:
             header = f.metadata() or {}
-            if header.get("format") != FORMAT:
+            fmt = header.get("format")
+            if fmt not in FORMATS:
                 raise GanforgeError(f"{path} is not a ganforge checkpoint (no '{FORMAT}' header)")
-            meta = json.loads(header["meta"])
-            tree = json.loads(header["state"])
-            tensors = {k: f.get_tensor(k) for k in f.keys()} if want_tensors else {}
+            meta = _header_json(header, "meta", path, dict)
+            tree = _header_json(header, "state", path, dict)
+            sums = _header_json(header, "checksums", path, dict) if fmt == FORMAT else None
+            keys = set(f.keys())
+            refs = _tree_refs(tree, path)
+            missing, extra = set(refs) - keys, keys - set(refs)
+            if missing:
+                raise _corrupt(path, f"tensors {_names(missing)} of the state are missing from the file")
+            if extra:
+                raise _corrupt(path, f"the file holds tensors the state does not name: {_names(extra)}")
+            if len(refs) != len(keys):
+                raise _corrupt(path, "the state names one tensor twice")
+            if sums is not None:
+                _check_header_sums(path, header, sums, keys)
+            tensors = {k: f.get_tensor(k) for k in sorted(keys)} if want_tensors else {}
     except GanforgeError:
         raise
     except Exception as exc:  # safetensors raises several types for truncated or garbled files
-        raise GanforgeError(
-            f"checkpoint {path} is truncated or corrupt ({type(exc).__name__}: "
-            f"{str(exc).splitlines()[0] if str(exc) else 'unreadable'})"
-        ) from None
+        first = str(exc).splitlines()[0] if str(exc) else "unreadable"
+        raise _corrupt(path, f"{type(exc).__name__}: {first}") from None
+    if sums is not None:
+        for k, t in tensors.items():
+            if _tensor_crc(t) != sums["tensors"][k]:
+                raise GanforgeError(
+                    f"checkpoint {path} is damaged: tensor '{k}' does not match its checksum "
+                    "(changed after it was written)"
+                )
     return meta, tree, tensors
+
+
+def _check_header_sums(path: Path, header: dict[str, str], sums: dict[str, Any], keys: set[str]) -> None:
+    table = sums.get("tensors")
+    if not isinstance(table, dict) or not all(isinstance(v, int) for v in table.values()):
+        raise _corrupt(path, "malformed checksums")
+    if set(table) != keys:
+        missing, extra = set(table) - keys, keys - set(table)
+        what = f"tensors {_names(missing)} are missing" if missing else f"unexpected tensors {_names(extra)}"
+        raise _corrupt(path, f"{what} (the checksums list other tensors than the file holds)")
+    for key in ("meta", "state"):
+        if sums.get(key) != _crc(header[key].encode()):
+            raise GanforgeError(
+                f"checkpoint {path} is damaged: its {'metadata' if key == 'meta' else 'state tree'} does "
+                "not match its checksum (changed after it was written)"
+            )
+
+
+# -- a run checkpoint's metadata ---------------------------------------------------------------
+
+
+def _is_int(value: Any, low: int) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= low
+
+
+def check_run_meta(meta: Any, path: Path) -> dict[str, Any]:
+    """Check the metadata of a run checkpoint (what the trainer writes); one-line errors.
+
+    ``recipe`` a table and ``step`` an int >= 0 are required; ``epoch`` (int >= 0),
+    ``world_size`` (int >= 1), ``image_size`` (int >= 1 or null), ``objective``, ``ganforge``,
+    ``torch`` (strings) and ``time`` (a finite number) are checked when present.
+    """
+
+    def bad(key: str, expected: str) -> GanforgeError:
+        got = "missing" if key not in meta else f"got {_short(meta[key])}"
+        return GanforgeError(f"checkpoint {path}: metadata '{key}' must be {expected} ({got})")
+
+    if not isinstance(meta, dict):
+        raise GanforgeError(f"checkpoint {path}: its metadata is {_json_kind(meta)}, expected an object")
+    if not isinstance(meta.get("recipe"), dict) or not meta["recipe"]:
+        raise bad("recipe", "the run's recipe (a table)")
+    if not _is_int(meta.get("step"), 0):
+        raise bad("step", "a whole number >= 0")
+    checks = {
+        "epoch": (lambda v: _is_int(v, 0), "a whole number >= 0"),
+        "world_size": (lambda v: _is_int(v, 1), "a whole number >= 1"),
+        "image_size": (lambda v: v is None or _is_int(v, 1), "a whole number >= 1"),
+        "objective": (lambda v: isinstance(v, str), "a string"),
+        "ganforge": (lambda v: isinstance(v, str), "a string"),
+        "torch": (lambda v: isinstance(v, str), "a string"),
+        "time": (
+            lambda v: isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v),
+            "a number",
+        ),
+    }
+    for key, (ok, expected) in checks.items():
+        if key in meta and not ok(meta[key]):
+            raise bad(key, expected)
+    table = meta["recipe"].get("objective")
+    name = table.get("name") if isinstance(table, dict) else None
+    if "objective" in meta and name != meta["objective"]:
+        raise GanforgeError(
+            f"checkpoint {path}: metadata says objective {_short(meta['objective'])} but its recipe "
+            f"runs {_short(name)}"
+        )
+    return meta
+
+
+def _short(value: Any, limit: int = 60) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 # -- a run's checkpoint folder -----------------------------------------------------------------
@@ -132,17 +361,31 @@ class CheckpointDir:
     def save(self, step: int, state: dict[str, Any], meta: dict[str, Any]) -> Path:
         path = save(self.root / f"step-{step:08d}.safetensors", state, meta)
         _write_pointer(self.root / LATEST, path.name)
-        self._rotate()
+        self._rotate(path)
         return path
 
     def mark_best(self, path: Path) -> None:
         """Keep a copy of ``path`` as ``best.safetensors`` (never rotated away)."""
         tmp = self.root / ".best.tmp"
-        with open(path, "rb") as src, open(tmp, "wb") as dst:
-            dst.write(src.read())
-            dst.flush()
-            os.fsync(dst.fileno())
-        os.replace(tmp, self.root / f"{BEST}.safetensors")
+        try:
+            with open(path, "rb") as src, open(tmp, "wb") as dst:
+                dst.write(src.read())
+                dst.flush()
+                os.fsync(dst.fileno())
+            os.replace(tmp, self.root / f"{BEST}.safetensors")
+        except OSError as exc:
+            tmp.unlink(missing_ok=True)
+            raise WriteError(f"cannot write {self.root / BEST}.safetensors: {_reason(exc)}") from None
+
+    def clean_stale(self) -> list[Path]:
+        """Remove temporary files that killed writes left behind (only names of our own pattern)."""
+        removed = []
+        if self.root.is_dir():
+            for p in self.root.iterdir():
+                if _STALE_TMP.match(p.name) and p.is_file():
+                    p.unlink(missing_ok=True)
+                    removed.append(p)
+        return removed
 
     def steps(self) -> list[Path]:
         if not self.root.is_dir():
@@ -151,25 +394,50 @@ class CheckpointDir:
         return sorted(files, key=lambda p: int(_STEP_FILE.match(p.name).group(1)))  # type: ignore[union-attr]
 
     def latest(self) -> Path | None:
+        """The file ``latest`` names, else the newest ``step-N`` file (a damaged pointer is ignored).
+
+        A newer step file than the pointer's wins: a write that filled the disk may have renamed
+        its (complete) checkpoint into place without updating the pointer.
+        """
+        steps = self.steps()
+        newest = steps[-1] if steps else None
         pointer = self.root / LATEST
         if pointer.is_file():
-            target = self.root / pointer.read_text().strip()
-            if target.is_file():
+            try:
+                name = pointer.read_text(encoding="utf-8", errors="replace").strip()
+            except OSError:
+                name = ""
+            # Only a step file of this folder: a tampered pointer cannot lead elsewhere.
+            if _STEP_FILE.match(name) and (self.root / name).is_file():
+                target = self.root / name
+                if newest is not None and (step_of(newest) or 0) > (step_of(target) or 0):
+                    return newest
                 return target
-        steps = self.steps()
-        return steps[-1] if steps else None
+        return newest
 
-    def _rotate(self) -> None:
+    def _rotate(self, current: Path) -> None:
+        """Keep the newest ``keep`` step files; never the one just written."""
         if self.keep <= 0:
             return
         for old in self.steps()[: -self.keep]:
-            old.unlink(missing_ok=True)
+            if old != current:
+                old.unlink(missing_ok=True)
+
+
+def step_of(path: Path) -> int | None:
+    """N of a ``step-N.safetensors`` file name, else None."""
+    m = _STEP_FILE.match(path.name)
+    return int(m.group(1)) if m else None
 
 
 def _write_pointer(path: Path, text: str) -> None:
     tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text + "\n")
-    os.replace(tmp, path)
+    try:
+        tmp.write_text(text + "\n")
+        os.replace(tmp, path)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise WriteError(f"cannot write {path}: {_reason(exc)}") from None
 
 
 def resolve(path: str | os.PathLike[str]) -> Path:

@@ -50,8 +50,12 @@ EXIT_SIGNAL = {"SIGINT": 130, "SIGTERM": 143}
 
 
 class GanforgeGroup(click.Group):
-    """Prints a user error as one line (exit 2); a bug keeps its traceback. Plugin commands are
-    added on demand (the module docstring says when)."""
+    """Prints a user error as one line (exit 2; 3 for a non-finite loss); a bug keeps its traceback.
+
+    The machine's refusals are user errors too: a file that cannot be written (read-only folder,
+    full disk) and memory the device does not have. Plugin commands are added on demand (the
+    module docstring says when).
+    """
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
         command = super().get_command(ctx, cmd_name)
@@ -72,6 +76,26 @@ class GanforgeGroup(click.Group):
             message = " ".join(str(exc).split("\n"))
             click.echo(f"error: {message}", err=True)
             ctx.exit(exc.exit_code)
+        except OSError as exc:
+            from ganforge.safety import describe_os_error
+
+            click.echo(f"error: {describe_os_error(exc)}", err=True)
+            ctx.exit(2)
+        except (MemoryError, RuntimeError) as exc:
+            from ganforge.registry import describe_exception
+
+            text = str(exc)
+            if not (
+                isinstance(exc, MemoryError)
+                or type(exc).__name__ == "OutOfMemoryError"
+                or "can't allocate memory" in text
+                or "out of memory" in text.lower()
+            ):
+                raise
+            click.echo(
+                f"error: out of memory ({describe_exception(exc)}); use smaller sizes or batches", err=True
+            )
+            ctx.exit(2)
 
 
 @click.group(cls=GanforgeGroup, context_settings={"help_option_names": ["-h", "--help"]})
@@ -92,6 +116,8 @@ def list_command(kind: str | None, as_json: bool, show_plugins: bool, show_kinds
     """List registered components, grouped by kind (or the plugins, or the kinds)."""
     host = get_host()
     if show_plugins:
+        if not _PLUGIN_COMMANDS["loaded"]:
+            _add_plugin_commands()  # a plugin whose register_commands fails is listed as failed
         if as_json:
             click.echo(json.dumps([p.to_json() for p in host.plugins], indent=2))
             return
@@ -202,7 +228,12 @@ def _declaration_summary(registry: Any, name: str) -> str:
     help="Where to train (default: the recipe's train.device, auto).",
 )
 @click.option("--resume", type=click.Path(), help="Continue a run: its folder or a checkpoint file.")
-@click.option("--nproc", type=int, default=0, help="Launch N processes with torchrun (DDP).")
+@click.option(
+    "--nproc",
+    type=click.IntRange(0, 1024),  # processes: each is one (and holds a device on CUDA)
+    default=0,
+    help="Launch N processes with torchrun (DDP).",
+)
 def run_command(
     recipe: str | None,
     overrides: tuple[str, ...],
@@ -226,11 +257,8 @@ def run_command(
 
     if resume:
         file = ckpt.resolve(resume)
-        meta = ckpt.read_meta(file)
-        saved = meta.get("recipe")
-        if not isinstance(saved, dict):
-            raise GanforgeError(f"{file}: checkpoint has no saved recipe")
-        source = Recipe.from_saved(saved, f"{file} (saved recipe)", list(overrides))
+        meta = ckpt.read_run_meta(file)
+        source = Recipe.from_saved(meta["recipe"], f"{file} (saved recipe)", list(overrides))
         if recipe is not None and not Path(recipe).is_file():
             raise GanforgeError(f"recipe {recipe} not found")
     else:
@@ -244,7 +272,9 @@ def run_command(
     train = resolved["train"]
     dist = distributed.setup(train["device"], train["precision"], train["channels_last"], train["compile"])
     if resume:
-        run_dir = Path(out) if out else ckpt.resolve(resume).parent.parent
+        from ganforge.safety import resume_run_dir
+
+        run_dir = resume_run_dir(ckpt.resolve(resume), Path(out) if out else None)
     else:
         stem = Path(recipe).stem if recipe else "run"
         run_dir = Path(out) if out else Path("runs") / f"{stem}-{time.strftime('%Y%m%d-%H%M%S')}"
@@ -253,6 +283,17 @@ def run_command(
                 f"{run_dir} already holds a run's checkpoints; continue it with "
                 f"--resume {run_dir}, or choose another --out"
             )
+        from ganforge.safety import run_contents
+
+        held = run_contents(run_dir) if dist.rank == 0 else []
+        if held:  # a run that never wrote a checkpoint is still not overwritten
+            raise GanforgeError(
+                f"{run_dir} already holds a run ({', '.join(held)}); choose another --out, or move it away"
+            )
+    if dist.rank == 0:
+        from ganforge.safety import ensure_writable_dir
+
+        ensure_writable_dir(run_dir, "run folder")  # before any work: read-only, missing rights
     from ganforge.trainer import Trainer
 
     trainer = Trainer(
@@ -436,6 +477,10 @@ def eval_command(
         raise click.UsageError("missing --data A_DIR B_DIR (or --data DIR for a generator)")
     if batch_size < 1:
         raise click.UsageError("--batch-size must be at least 1")
+    if max_images < 0:
+        raise click.UsageError("--max-images must be >= 0 (0: all)")
+    if not 0 <= seed < 2**63:
+        raise click.UsageError("--seed must be in [0, 2**63)")
     result = evaluate_checkpoint(
         checkpoint,
         folders,
@@ -521,6 +566,8 @@ def bench_command(
 
     if steps < 1 or warmup < 0:
         raise GanforgeError("--steps must be >= 1 and --warmup >= 0")
+    if peak_tflops is not None and not (0 < peak_tflops < float("inf")):
+        raise GanforgeError(f"--peak-tflops must be a positive number, got {peak_tflops}")
 
     def bench(extra: list[str]) -> dict[str, Any]:
         source = Recipe.load(recipe, [*overrides, *extra])
@@ -728,10 +775,13 @@ def _register_commands(impls: list[Any]) -> None:
         try:
             impl.function(cli=group)
         except Exception as exc:  # a plugin's command must not break the CLI
+            from ganforge.plugins import mark_failed
+
             print(
                 f"warning: plugin '{impl.plugin_name}' failed to add commands: {type(exc).__name__}: {exc}",
                 file=sys.stderr,
             )
+            mark_failed(impl.plugin_name, f"register_commands: {type(exc).__name__}: {exc}")
             continue
         for name, command in group.commands.items():
             if name not in builtin:

@@ -9,11 +9,14 @@ from __future__ import annotations
 import hashlib
 import os
 import sys
+import threading
+import warnings
 from collections.abc import Iterable
 from pathlib import Path
 
+import numpy as np
 import torch
-from PIL import Image, UnidentifiedImageError
+from PIL import Image, ImageOps
 
 from ganforge.errors import GanforgeError
 
@@ -46,14 +49,65 @@ def expand_inputs(inputs: Iterable[str | os.PathLike[str]]) -> list[Path]:
     return out
 
 
+_open_lock = threading.Lock()  # warnings filters are process-wide: one open at a time changes them
+
+
 def open_rgb(path: str | os.PathLike[str]) -> Image.Image:
-    """Decode an image as RGB, raising ``GanforgeError`` naming the file if it is not one."""
+    """Decode an image as 8-bit RGB, raising ``GanforgeError`` naming the file if it is not one.
+
+    The one decoder every reader uses (datasets, translate, eval): EXIF orientation is applied
+    (phone photos come upright), 16-bit and 32-bit images are scaled to 8 bits (not clipped to
+    white), and an image over Pillow's pixel limit (``PIL.Image.MAX_IMAGE_PIXELS``, which guards
+    memory against decompression bombs) is unreadable, as is anything Pillow fails on.
+    """
     try:
-        with Image.open(path) as img:
+        with _open_lock, warnings.catch_warnings():
+            # Pillow only warns between the limit and twice it: treat the whole range as too big.
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            img = Image.open(path)
+        with img:
             img.load()
-            return img.convert("RGB")
-    except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:
-        raise GanforgeError(f"{path}: not a readable image ({type(exc).__name__}: {exc})") from None
+            img = _upright(img)
+            return _to_rgb8(img)
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        limit = Image.MAX_IMAGE_PIXELS
+        raise GanforgeError(
+            f"{path}: not a readable image: {' '.join(str(exc).split())} (the limit of "
+            f"{limit:,} pixels protects memory from decompression bombs)"
+        ) from None
+    except (KeyboardInterrupt, SystemExit):
+        raise
+    except Exception as exc:  # Pillow raises many types on damaged files: all mean unreadable
+        text = " ".join(str(exc).split()) or "unreadable"
+        raise GanforgeError(f"{path}: not a readable image ({type(exc).__name__}: {text})") from None
+
+
+def _upright(img: Image.Image) -> Image.Image:
+    """The image turned as its EXIF orientation says (a malformed EXIF block is ignored)."""
+    try:
+        return ImageOps.exif_transpose(img) or img
+    except Exception:
+        return img
+
+
+def _to_rgb8(img: Image.Image) -> Image.Image:
+    """8-bit RGB. Modes of more than 8 bits are scaled down instead of clipped."""
+    if img.mode in ("RGB", "L", "P", "1", "RGBA", "LA", "PA", "CMYK", "YCbCr", "LAB", "HSV", "RGBX"):
+        return img.convert("RGB")
+    if img.mode.startswith("I;16") or img.mode in ("I", "F"):
+        array = np.asarray(img, dtype=np.float64)
+        if img.mode.startswith("I;16"):
+            scale = 65535.0
+        elif img.mode == "I":  # 32-bit ints: 16-bit data (e.g. a 16-bit PNG) unless it is 8-bit
+            top = float(array.max()) if array.size else 0.0
+            scale = 255.0 if top <= 255 else 65535.0 if top <= 65535 else max(top, 1.0)
+        else:  # floats: [0, 1] data, else taken as [0, 255]
+            finite = array[np.isfinite(array)]
+            scale = 1.0 if finite.size and finite.max() <= 1.0 else 255.0
+            array = np.nan_to_num(array, nan=0.0, posinf=scale, neginf=0.0)
+        gray = np.clip(np.rint(array * (255.0 / scale)), 0, 255).astype(np.uint8)
+        return Image.fromarray(gray, mode="L").convert("RGB")
+    return img.convert("RGB")
 
 
 def try_open_rgb(path: Path) -> Image.Image | None:

@@ -1,4 +1,4 @@
-"""The one exception type for errors a user can cause."""
+"""The exception types for errors a user can cause."""
 
 
 class GanforgeError(Exception):
@@ -9,3 +9,19 @@ class GanforgeError(Exception):
     """
 
     exit_code = 2
+
+
+class NonFiniteError(GanforgeError):
+    """Training produced a NaN or infinite loss or weight: the run stops, exit code 3.
+
+    The last finite checkpoint is kept; no checkpoint with non-finite values is ever written.
+    """
+
+    exit_code = 3
+
+
+class WriteError(GanforgeError, OSError):
+    """A file ganforge had to write could not be written (read-only folder, full disk).
+
+    Also an ``OSError``, so code that handles I/O errors keeps working.
+    """

@@ -10,8 +10,24 @@ from ganforge import checkpoint as ckpt
 from ganforge.errors import GanforgeError
 from ganforge.objective import Objective
 from ganforge.recipe import Builder, Recipe
-from ganforge.registry import Registry
+from ganforge.registry import Registry, describe_exception
 from ganforge.runtime import Runtime
+
+
+def build_saved(
+    file: Path, meta: dict[str, Any], registry: Registry, device: str = "cpu", precision: str = "auto"
+) -> Objective:
+    """The objective a checkpoint's saved recipe describes, untrained, for inference."""
+    try:
+        resolved = Recipe(meta["recipe"], f"{file} (saved recipe)").resolve(registry)
+    except GanforgeError as exc:
+        raise GanforgeError(_missing_plugin_hint(str(exc), meta, registry)) from None
+    train = resolved["train"]
+    runtime = Runtime.create(device, precision, train["channels_last"])
+    # No dataset outside training: schedules see a one-step run.
+    builder = Builder(registry, resolved, seed=train["seed"], steps_per_epoch=1, total_steps=1)
+    builder.inference = True  # networks need their weights only (no gradients, no moments)
+    return builder.build("objective", builder=builder, runtime=runtime)
 
 
 def load_objective(
@@ -21,35 +37,85 @@ def load_objective(
 
     ``path`` is a run folder, a checkpoint or a file written by ``ganforge export`` (then the
     objective is an :class:`ganforge.export.ExportedModel` with the same inference interface).
+    Everything a checkpoint holds is checked before any weight is loaded
+    (:func:`check_saved_state`), not only the inference networks: a damaged checkpoint is a
+    one-line error from every command.
     """
     from ganforge.export import is_exported, load_exported
 
     file = ckpt.resolve(path)
     if is_exported(file):
         return load_exported(file, registry, device, precision)
-    meta = ckpt.read_meta(file)
-    recipe = meta.get("recipe")
-    if not isinstance(recipe, dict):
-        raise GanforgeError(f"{file}: checkpoint has no saved recipe")
-    try:
-        resolved = Recipe(recipe, f"{file} (saved recipe)").resolve(registry)
-    except GanforgeError as exc:
-        raise GanforgeError(_missing_plugin_hint(str(exc), meta, registry)) from None
-    train = resolved["train"]
-    runtime = Runtime.create(device, precision, train["channels_last"])
-    # No dataset outside training: schedules see a one-step run.
-    builder = Builder(registry, resolved, seed=train["seed"], steps_per_epoch=1, total_steps=1)
-    objective = builder.build("objective", builder=builder, runtime=runtime)
+    meta = ckpt.read_run_meta(file)
+    objective = build_saved(file, meta, registry, device, precision)
     state, _ = ckpt.load(file)
-    try:
-        objective.load_state_dict(state.get("objective"), inference_only=True)
-    except (KeyError, RuntimeError, ValueError, TypeError) as exc:
-        raise GanforgeError(
-            f"{file}: weights do not match the saved recipe ({str(exc).splitlines()[0]})"
-        ) from None
-    except GanforgeError as exc:
-        raise GanforgeError(f"{file}: {exc}") from None
+    check_saved_state(file, meta, state, objective, training=False)
+    _load(objective, state["objective"], file, inference_only=True)
     return objective, meta, file
+
+
+def verify_checkpoint(path: str | os.PathLike[str], registry: Registry) -> tuple[Path, dict[str, Any]]:
+    """Check a run checkpoint whole, as ``--resume`` would, without training: (file, meta)."""
+    file = ckpt.resolve(path)
+    meta = ckpt.read_run_meta(file)
+    state, _ = ckpt.load(file)
+    check_saved_state(file, meta, state, build_saved(file, meta, registry), training=True)
+    return file, meta
+
+
+def check_saved_state(
+    file: Path, meta: dict[str, Any], state: dict[str, Any], objective: Objective, training: bool
+) -> None:
+    """The checks every reader of a checkpoint runs before it uses any of it.
+
+    The trainer's state (step against the metadata, RNG states) and every part of the objective
+    (networks, optimizers, pools: names, shapes, dtypes, finite values) against what the saved
+    recipe declares. ``training`` requires the whole training state; otherwise (inference) the
+    inference networks are required and whatever else the file holds is checked too, so a
+    file that holds only generators (converted weights) still translates.
+    """
+    from ganforge.trainer import check_state
+
+    if training or "trainer" in state:
+        problems = check_state(state, meta.get("world_size", 1))
+        if problems:
+            raise GanforgeError(f"{file}: the state does not fit a ganforge run: {problems[0]}")
+        step = state["trainer"]["step"]
+        if step != meta["step"]:
+            raise GanforgeError(
+                f"{file}: the state is at step {step} but the metadata says {meta['step']}; the file was "
+                "changed after it was written"
+            )
+    problems = objective.check_state_dict(state.get("objective"), inference_only=not training)
+    if problems:
+        more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+        raise GanforgeError(
+            f"{file}: objective '{objective.name}' state does not match its parts: {problems[0]}{more}"
+        )
+
+
+def _load(objective: Objective, state: Any, file: Path, inference_only: bool) -> None:
+    try:
+        objective.load_state_dict(state, inference_only=inference_only)
+    except GanforgeError as exc:
+        raise type(exc)(f"{file}: {exc}") from None
+    except (KeyError, RuntimeError, ValueError, TypeError, AttributeError, IndexError) as exc:
+        raise GanforgeError(
+            f"{file}: weights do not match the saved recipe ({describe_exception(exc)})"
+        ) from None
+
+
+def size_problem(objective: Objective, direction: str, side: int) -> str | None:
+    """Why the network of ``direction`` cannot take images with sides of ``side`` px, or None
+    (its ``check_image_size``, see :func:`ganforge.recipe.image_size_problem`)."""
+    from ganforge.recipe import image_size_problem
+
+    builder = getattr(objective, "builder", None)
+    network = objective.declares.networks.get(objective.directions[direction].network)
+    if builder is None or network is None:  # an export: no recipe to check against
+        return None
+    spec = builder.recipe.specs.get(network.section)
+    return None if spec is None else image_size_problem(builder.registry, spec, side)
 
 
 def _missing_plugin_hint(message: str, meta: dict[str, Any], registry: Registry) -> str:

@@ -24,6 +24,7 @@ from torch import Tensor, nn
 
 from ganforge.errors import GanforgeError
 from ganforge.runtime import Runtime, eval_mode, unwrap
+from ganforge.safety import MemoryBudget, first_nonfinite
 
 # -- declarations ------------------------------------------------------------------------------
 
@@ -326,6 +327,83 @@ def outputs_probabilities(module: nn.Module) -> bool:
     return bool(getattr(unwrap(module), "outputs_probabilities", False))
 
 
+def _kind(value: Any) -> str:
+    if isinstance(value, Tensor):
+        return "a tensor"
+    return {dict: "a table", list: "a list", tuple: "a tuple", str: "a string"}.get(
+        type(value), type(value).__name__
+    )
+
+
+def _compare_tensors(expected: dict[str, Tensor], given: Any, where: str) -> list[str]:
+    """Names, shapes and dtypes of a network's saved tensors against the live network's."""
+    if not isinstance(given, dict):
+        return [f"{where} is {_kind(given)}, not a table of tensors"]
+    missing = [k for k in expected if k not in given]
+    extra = [k for k in given if k not in expected]
+    problems = []
+    if missing:
+        problems.append(f"missing {', '.join(f'{where}/{k}' for k in missing[:3])}" + _more(missing))
+    if extra:
+        problems.append(f"unexpected {', '.join(f'{where}/{k}' for k in extra[:3])}" + _more(extra))
+    for key, live in expected.items():
+        saved = given.get(key)
+        if key not in given:
+            continue
+        if not isinstance(saved, Tensor):
+            problems.append(f"{where}/{key} is {_kind(saved)}, not a tensor")
+        elif tuple(saved.shape) != tuple(live.shape):
+            problems.append(
+                f"{where}/{key} has shape {list(saved.shape)}, the network has {list(live.shape)}"
+            )
+        elif saved.dtype != live.dtype:
+            problems.append(
+                f"{where}/{key} is {str(saved.dtype).removeprefix('torch.')}, the network "
+                f"has {str(live.dtype).removeprefix('torch.')}"
+            )
+    return problems
+
+
+def _more(items: list[Any]) -> str:
+    return f" and {len(items) - 3} more" if len(items) > 3 else ""
+
+
+def _check_optimizer_state(optimizer: torch.optim.Optimizer, given: Any, where: str) -> list[str]:
+    """An optimizer's saved groups and per-parameter state against its live parameters."""
+    if not isinstance(given, dict) or not isinstance(given.get("state"), dict):
+        return [f"{where} is not an optimizer state (a table with 'state' and 'param_groups')"]
+    groups = given.get("param_groups")
+    live_groups = optimizer.param_groups
+    if not isinstance(groups, list) or len(groups) != len(live_groups):
+        count = len(groups) if isinstance(groups, list) else _kind(groups)
+        return [f"{where}/param_groups: {count} groups saved, the optimizer has {len(live_groups)}"]
+    params: dict[int, Tensor] = {}
+    for i, (group, live) in enumerate(zip(groups, live_groups)):
+        ids = group.get("params") if isinstance(group, dict) else None
+        if not isinstance(ids, list) or len(ids) != len(live["params"]):
+            return [f"{where}/param_groups/{i}: not the {len(live['params'])} parameters of the optimizer"]
+        for pid, p in zip(ids, live["params"]):
+            if not isinstance(pid, int) or isinstance(pid, bool):
+                return [f"{where}/param_groups/{i}: parameter id {pid!r} is not an int"]
+            params[pid] = p
+    for pid, entry in given["state"].items():
+        if pid not in params:
+            return [f"{where}/state/{pid}: no such parameter"]
+        if not isinstance(entry, dict):
+            return [f"{where}/state/{pid} is {_kind(entry)}, not a table"]
+        shape = tuple(params[pid].shape)
+        for key, value in entry.items():
+            if isinstance(value, Tensor) and value.dim() > 0 and tuple(value.shape) != shape:
+                return [
+                    f"{where}/state/{pid}/{key} has shape {list(value.shape)}, its parameter {list(shape)}"
+                ]
+            if isinstance(value, Tensor) and value.dim() > 0 and not value.is_floating_point():
+                return [
+                    f"{where}/state/{pid}/{key} is {str(value.dtype).removeprefix('torch.')}, not floating"
+                ]
+    return []
+
+
 # -- the base class --------------------------------------------------------------------------------
 
 
@@ -353,8 +431,13 @@ class Objective:
         self._nets: dict[str, nn.Module] = {}  # as trained: compiled or wrapped
         self._ema: dict[str, nn.Module] = {}
         self.ema_decay = 0.0
+        # Each network is measured on the meta device first: one too big for the device's memory
+        # is refused before anything is allocated.
+        budget = MemoryBudget(runtime.device, 1.0 if getattr(builder, "inference", False) else 4.0)
         for name, spec in decl.networks.items():
-            net = builder.build(spec.section, **self.network_context(name))
+            context = self.network_context(name)
+            budget.add(f"{name} [{spec.section}]", lambda s=spec.section, c=context: builder.build(s, **c))
+            net = builder.build(spec.section, **context)
             self._nets[name] = runtime.prepare(net)
             setattr(self, name, self._nets[name])
         self.parts: dict[str, Any] = {}
@@ -492,19 +575,53 @@ class Objective:
             state["scaler"] = self.scaler.state_dict()
         return state
 
-    def load_state_dict(self, state: dict[str, Any], inference_only: bool = False) -> None:
-        """Restore :meth:`state_dict`; the key set is checked first and differences named."""
+    def check_state_dict(self, state: Any, inference_only: bool = False) -> list[str]:
+        """What in ``state`` does not fit this objective's declared parts (empty: it fits).
+
+        Checked without touching any state: the part names; each network's tensor names,
+        shapes and dtypes; each optimizer's groups and moment shapes against its parameters;
+        and that every floating tensor is finite. Each problem names its key
+        (``objective/G_AB/model.1.bias``). With ``inference_only`` only the inference networks
+        are required, and the other parts are checked where the state has them.
+        """
         if not isinstance(state, dict):
-            raise GanforgeError(f"objective '{self.name}': state is a {type(state).__name__}, not a table")
+            return [f"the objective state is {_kind(state)}, not a table"]
         expected = self.state_keys(inference_only)
         missing = sorted(expected - set(state))
         if "scaler" in missing:  # a checkpoint made without fp16 resumes under fp16 with a fresh scaler
             missing.remove("scaler")
-        extra = sorted(set(state) - self.state_keys()) if not inference_only else []
-        if missing or extra:
-            what = [f"missing {', '.join(missing)}"] if missing else []
-            what += [f"unexpected {', '.join(extra)}"] if extra else []
-            raise GanforgeError(f"objective '{self.name}' state does not match its parts: {'; '.join(what)}")
+        extra = sorted(set(state) - self.state_keys())
+        problems = [f"missing part {', '.join(missing)}"] if missing else []
+        problems += [f"unexpected part {', '.join(extra)}"] if extra else []
+        if problems:
+            return problems
+        for name, net in self.networks.items():
+            if name in state:
+                problems += _compare_tensors(net.state_dict(), state[name], f"objective/{name}")
+        for name, opt in self.optimizers.items():
+            if f"opt_{name}" in state:
+                problems += _check_optimizer_state(
+                    opt.optimizer, state[f"opt_{name}"], f"objective/opt_{name}"
+                )
+        for name in self._pools():
+            if name in state and not isinstance(state[name], dict):
+                problems.append(f"objective/{name} is {_kind(state[name])}, not a table")
+        for key in sorted(state, key=lambda k: (k not in self.networks, k)):  # networks first
+            bad = first_nonfinite(state[key], f"objective/{key}")
+            if bad is not None:
+                problems.append(f"{bad} holds NaN or infinite values")
+                break
+        return problems
+
+    def load_state_dict(self, state: dict[str, Any], inference_only: bool = False) -> None:
+        """Restore :meth:`state_dict`; everything is checked first (:meth:`check_state_dict`)
+        and the differences named."""
+        problems = self.check_state_dict(state, inference_only)
+        if problems:
+            more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+            raise GanforgeError(
+                f"objective '{self.name}' state does not match its parts: {problems[0]}{more}"
+            )
         nets = self.inference_networks() if inference_only else self.networks
         for name, net in nets.items():
             net.load_state_dict(state[name])

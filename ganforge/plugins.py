@@ -278,6 +278,15 @@ def reset() -> None:
     _HOST = _SOURCE_HOST = None
 
 
+def mark_failed(plugin_key: str, error: str) -> None:
+    """Record that a loaded plugin failed later (its ``register_commands``), so ``ganforge list
+    --plugins`` shows it as failed; a no-op before the plugins are loaded."""
+    if _HOST is not None:
+        for info in _HOST.plugins:
+            if info.key == plugin_key or info.name == plugin_key:
+                info.error = error
+
+
 def warn_failures(stream: Any = None) -> None:
     """Report each failed plugin once, on one line, to stderr."""
     stream = stream or sys.stderr

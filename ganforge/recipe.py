@@ -44,16 +44,23 @@ class TrainConfig:
     """The trainer's options: the ``[train]`` table."""
 
     seed: Annotated[int, Range(0, 2**63 - 1, why="a 64-bit generator seed")] = 0
-    batch_size: Annotated[int, Range(1)] = 1
-    epochs: Annotated[int, Range(1)] = 200
-    max_steps: Annotated[int, Range(0)] = 0  # stop after this many optimisation steps; 0: epochs decide
+    # A batch is decoded and held in memory at once.
+    batch_size: Annotated[int, Range(1, 65536, why="memory: a batch is held at once")] = 1
+    # Sample positions are 64-bit integers (epochs * images * batch must fit).
+    epochs: Annotated[int, Range(1, 2**40, why="sample positions are 64-bit integers")] = 200
+    # stop after this many optimisation steps; 0: epochs decide
+    max_steps: Annotated[int, Range(0, 2**40, why="sample positions are 64-bit integers")] = 0
     device: Literal["auto", "cpu", "cuda"] = "auto"
     precision: Literal["auto", "bf16", "fp16", "fp32"] = "auto"
     channels_last: bool = True
     compile: bool | Literal["auto", "max-autotune"] = "auto"  # auto: torch.compile on CUDA, not on CPU
     cuda_graph: bool = True  # capture the whole step on CUDA where the components allow it
-    num_workers: Annotated[int, Range(-1)] = -1  # -1: chosen from the device and CPU count
-    log_every: Annotated[int, Range(1)] = 50
+    # -1: chosen from the device and CPU count
+    num_workers: Annotated[int, Range(-1, 1024, why="processes: each worker is one")] = -1
+    # Losses stay on the device until the log step, where they are read (and checked to be finite).
+    log_every: Annotated[
+        int, Range(1, 100_000, why="memory: each step's losses are held until the log step")
+    ] = 50
     deterministic: bool = False
 
 
@@ -84,9 +91,14 @@ class Recipe:
         try:
             data = tomllib.loads(path.read_text(encoding="utf-8"))
         except tomllib.TOMLDecodeError as exc:
-            raise GanforgeError(f"{path}: not valid TOML: {exc}") from None
+            raise GanforgeError(f"{path}: not valid TOML: {' '.join(str(exc).split())}") from None
         except UnicodeDecodeError:
             raise GanforgeError(f"{path}: not a text file (expected a TOML recipe)") from None
+        except RecursionError:
+            raise GanforgeError(f"{path}: values nested deeper than {MAX_DEPTH} levels") from None
+        except OSError as exc:
+            raise GanforgeError(f"recipe {path} cannot be read: {exc.strerror or exc}") from None
+        _check_depth(data, str(path))
         recipe = cls(data, str(path))
         for item in overrides or []:
             recipe.set(item)
@@ -100,6 +112,7 @@ class Recipe:
             raise GanforgeError(f"--set {assignment!r}: expected section.key=value")
         value = parse_value(raw.strip())
         parts = key.split(".")
+        _check_depth(value, f"--set {key}", len(parts))
         self._overridden.add(tuple(parts))
         self.assignments.append(f"{key}={raw.strip()}")
         if parts[-1] == "name":
@@ -221,6 +234,8 @@ class Recipe:
                 if section.required and path not in resolved.specs:
                     raise GanforgeError(f"{src}: objective '{objective.name}' needs section [{path}]")
         _check_batch_keys(registry, resolved, objective.name, declares.batch_keys, src)
+        _check_image_sizes(registry, resolved, src)
+        _check_network_sizes(registry, resolved, declares, src)
         return resolved
 
     def _drop_stale_keys(self, registry: Registry, single: dict[str, str], roles: dict[str, Any]) -> None:
@@ -301,6 +316,7 @@ class Builder:
         self.registry = registry
         self.recipe = resolved
         self.defaults = defaults
+        self.inference = False  # True: built to infer only (networks' memory is their weights)
 
     def has(self, section: str) -> bool:
         return section in self.recipe.specs
@@ -353,6 +369,88 @@ def _check_batch_keys(
         )
 
 
+def full_options(registry: Registry, spec: Spec) -> dict[str, Any]:
+    """A component's options with every default filled in (what its factory will get)."""
+    values = {p.name: p.default for p in registry.options(spec.component) if not p.required}
+    values.update(spec.options)
+    return values
+
+
+def data_image_size(registry: Registry, resolved: Resolved) -> int | None:
+    """The square side of the dataset's images: its factory's ``output_size(options)`` if it
+    declares one, else its ``image_size`` option; None when it says neither."""
+    spec = resolved.specs.get("data")
+    if spec is None:
+        return None
+    options = full_options(registry, spec)
+    declared = getattr(spec.component.factory, "output_size", None)
+    try:
+        size = declared(options) if callable(declared) else options.get("image_size")
+    except Exception as exc:  # a plugin's bug: name it, no traceback
+        from ganforge.registry import describe_exception
+
+        raise GanforgeError(
+            f"[data]: output_size of dataset '{spec.component.name}' from {spec.component.provider} "
+            f"failed ({describe_exception(exc)})"
+        ) from None
+    return size if isinstance(size, int) and not isinstance(size, bool) else None
+
+
+def image_size_problem(registry: Registry, spec: Spec, size: int) -> str | None:
+    """Why the component of ``spec`` cannot work with ``size`` px square images, or None.
+
+    Components declare it with ``check_image_size(options, size) -> str | None`` (a classmethod
+    or staticmethod of the factory); without one nothing is checked.
+    """
+    check = getattr(spec.component.factory, "check_image_size", None)
+    if not callable(check):
+        return None
+    try:
+        return check(full_options(registry, spec), size)
+    except Exception as exc:  # a plugin's check failing is its bug: name it, no traceback
+        from ganforge.registry import describe_exception
+
+        return f"its check_image_size from {spec.component.provider} failed ({describe_exception(exc)})"
+
+
+def _check_image_sizes(registry: Registry, resolved: Resolved, src: str) -> None:
+    """Every component that declares which image sizes it can work with, against the dataset's."""
+    size = data_image_size(registry, resolved)
+    if size is None:
+        return
+    for path, spec in resolved.specs.items():
+        if path == "data":
+            continue
+        problem = image_size_problem(registry, spec, size)
+        if problem:
+            raise GanforgeError(
+                f"{src} [{path}]: {spec.component.kind} '{spec.component.name}' cannot work on the "
+                f"{size} px images of [data]: {problem}"
+            )
+
+
+def _check_network_sizes(registry: Registry, resolved: Resolved, declares: Any, src: str) -> None:
+    """The declared networks, measured on the meta device: weights that cannot fit the training
+    device's memory are refused now (the objective checks training's full need when it builds)."""
+    import torch
+
+    from ganforge.safety import MemoryBudget
+
+    wanted = resolved["train"]["device"]
+    use_cuda = wanted in ("auto", "cuda") and torch.cuda.is_available()
+    budget = MemoryBudget(torch.device("cuda" if use_cuda else "cpu"), 1.0, strict=False)
+    try:
+        for name, net in declares.networks.items():
+            spec = resolved.specs.get(net.section)
+            if spec is not None:
+                budget.add(
+                    f"{name} [{net.section}]",
+                    lambda spec=spec: registry.create(spec.component, spec.options, spec.where),
+                )
+    except GanforgeError as exc:
+        raise GanforgeError(f"{src}: {exc}") from None
+
+
 def _expect_table(value: Any, where: str) -> dict[str, Any]:
     if not isinstance(value, dict):
         raise GanforgeError(f"{where}: expected a table, got {_kind_of(value)} {value!r}")
@@ -387,6 +485,17 @@ def _plain(value: Any) -> Any:
     return value
 
 
+MAX_DEPTH = 32  # recipes are a few tables deep; deeper values would only exhaust recursion
+
+
+def _check_depth(value: Any, where: str, depth: int = 0) -> None:
+    if depth > MAX_DEPTH:
+        raise GanforgeError(f"{where}: values nested deeper than {MAX_DEPTH} levels")
+    children = value.values() if isinstance(value, dict) else value if isinstance(value, list) else ()
+    for child in children:
+        _check_depth(child, where, depth + 1)
+
+
 def parse_value(raw: str) -> Any:
     """Parse an override value as TOML (int, float, bool, string, list, inline table).
 
@@ -397,6 +506,8 @@ def parse_value(raw: str) -> Any:
         return tomllib.loads(f"v = {raw}")["v"]
     except tomllib.TOMLDecodeError:
         pass
+    except RecursionError:
+        raise GanforgeError(f"--set value nested deeper than {MAX_DEPTH} levels") from None
     lowered = raw.lower()
     if lowered in ("true", "false"):
         return lowered == "true"

@@ -10,6 +10,7 @@ from __future__ import annotations
 import difflib
 import inspect
 import math
+import os
 import types
 import typing
 from collections.abc import Callable, Iterable
@@ -25,13 +26,22 @@ class OutOfRange(ValueError):
     """A value of the right type outside its declared range (the message says what is valid)."""
 
 
+# Options are computed in float32: beyond this a value overflows to infinity in the first step.
+FLOAT32_MAX = 3.4028234663852886e38
+_FLOAT32_WHY = "float32: larger values overflow to infinity"
+# Integers end up in int64 (tensor sizes, seeds, sample positions).
+INT64_MAX = 2**63 - 1
+_INT64_WHY = "int64: larger values overflow"
+
+
 @dataclass(frozen=True)
 class Range:
     """A numeric option's valid range, declared next to its type.
 
     ``lr: Annotated[float, Range(0, min_open=True)] = 2e-4``. Floats must be finite unless
-    ``max`` is ``math.inf``. ``why`` says what an upper bound protects (memory, time), so the
-    error can say it too.
+    ``max`` is ``math.inf``; on a side without a bound, floats stay within float32's range
+    (about 3.4e38, what training computes in) and ints within int64's. ``why`` says what an
+    upper bound protects (memory, time), so the error can say it too.
     """
 
     min: float | None = None
@@ -43,19 +53,35 @@ class Range:
     def describe(self) -> str:
         parts = []
         if self.min is not None:
-            parts.append(f"{'>' if self.min_open else '>='} {self.min:g}")
+            parts.append(f"{'>' if self.min_open else '>='} {_number(self.min)}")
         if self.max is not None and self.max != math.inf:
-            parts.append(f"{'<' if self.max_open else '<='} {self.max:g}")
+            parts.append(f"{'<' if self.max_open else '<='} {_number(self.max)}")
         text = " and ".join(parts) or "finite"
         return text + (f" ({self.why})" if self.why else "")
 
     def check(self, value: float) -> None:
+        """Raise :class:`OutOfRange` saying the bound ``value`` breaks (both for NaN).
+
+        A float without a declared bound on a side is held to float32's range on that side.
+        """
         if isinstance(value, float) and (math.isnan(value) or (math.isinf(value) and self.max != math.inf)):
             raise OutOfRange(self.describe())
-        low_bad = self.min is not None and (value <= self.min if self.min_open else value < self.min)
-        high_bad = self.max is not None and (value >= self.max if self.max_open else value > self.max)
-        if low_bad or high_bad:
-            raise OutOfRange(self.describe())
+        if self.min is not None and (value <= self.min if self.min_open else value < self.min):
+            raise OutOfRange(Range(self.min, None, self.min_open).describe())
+        if self.max is not None and (value >= self.max if self.max_open else value > self.max):
+            raise OutOfRange(Range(None, self.max, max_open=self.max_open, why=self.why).describe())
+        top, why = (FLOAT32_MAX, _FLOAT32_WHY) if isinstance(value, float) else (INT64_MAX, _INT64_WHY)
+        if self.max is None and value > top:
+            raise OutOfRange(Range(None, top, why=why).describe())
+        if self.min is None and value < -top:
+            raise OutOfRange(Range(-top, None).describe() + f" ({why})")
+
+
+def _number(value: float) -> str:
+    """A bound as written: ints in full (2**63 - 1 is not 9.22337e+18), floats short."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return f"{value:,}" if abs(value) >= 100_000 else str(value)
+    return f"{value:g}"
 
 
 @dataclass(frozen=True)
@@ -109,8 +135,27 @@ class Param:
         return type_name(self.annotation)
 
     def to_json(self) -> dict[str, Any]:
+        """``type`` is the plain type; a declared range is ``range`` (machine-readable bounds)."""
         default = None if self.required else _jsonable(self.default)
-        return {"name": self.name, "type": self.type_name, "default": default, "required": self.required}
+        out = {
+            "name": self.name,
+            "type": type_name(self.annotation, ranges=False),
+            "default": default,
+            "required": self.required,
+        }
+        if typing.get_origin(self.annotation) is Annotated:
+            ranges = [m for m in self.annotation.__metadata__ if isinstance(m, Range)]
+            if ranges:
+                r = ranges[0]
+                out["range"] = {
+                    "min": r.min,
+                    "max": r.max,
+                    "min_open": r.min_open,
+                    "max_open": r.max_open,
+                    "why": r.why,
+                    "text": r.describe(),
+                }
+        return out
 
 
 @dataclass
@@ -152,21 +197,22 @@ class Component:
 # Types: what a recipe value may be for a given annotation.
 
 
-def type_name(annotation: Any) -> str:
-    """A short human name for an annotation, e.g. ``list[float]`` or ``'a' | 'b'``."""
+def type_name(annotation: Any, ranges: bool = True) -> str:
+    """A short human name for an annotation, e.g. ``list[float]`` or ``'a' | 'b'``
+    (with declared ranges, ``float (>= 0)``, unless ``ranges`` is false)."""
     if annotation is _MISSING or annotation is Any:
         return "any"
     origin = typing.get_origin(annotation)
     args = typing.get_args(annotation)
     if origin is Annotated:
-        ranges = [m.describe() for m in annotation.__metadata__ if isinstance(m, Range)]
-        return type_name(args[0]) + (f" ({', '.join(ranges)})" if ranges else "")
+        found = [m.describe() for m in annotation.__metadata__ if isinstance(m, Range)] if ranges else []
+        return type_name(args[0], ranges) + (f" ({', '.join(found)})" if found else "")
     if origin is Literal:
         return " | ".join(repr(a) for a in args)
     if origin in (typing.Union, types.UnionType):
-        return " | ".join(type_name(a) for a in args)
+        return " | ".join(type_name(a, ranges) for a in args)
     if origin in (list, tuple, dict):
-        inner = ", ".join("..." if a is Ellipsis else type_name(a) for a in args)
+        inner = ", ".join("..." if a is Ellipsis else type_name(a, ranges) for a in args)
         return f"{origin.__name__}[{inner}]" if args else origin.__name__
     if annotation is type(None):
         return "none"
@@ -196,10 +242,13 @@ def coerce(value: Any, annotation: Any) -> Any:
     if origin is Annotated:
         ranges = [m for m in annotation.__metadata__ if isinstance(m, Range)]
         inner = args[0]
-        if ranges and inner is float:  # the range decides about infinity
+        if ranges and inner is float:  # the range decides about infinity and float32's bounds
             if not isinstance(value, int | float) or isinstance(value, bool):
                 raise TypeError
             value = float(value)
+        elif ranges and inner is int:  # the range decides, int64 only where it is open
+            if not isinstance(value, int) or isinstance(value, bool):
+                raise TypeError
         else:
             value = coerce(value, inner)
         for r in ranges:
@@ -244,16 +293,21 @@ def coerce(value: Any, annotation: Any) -> Any:
         raise TypeError
     if annotation is int:
         if isinstance(value, int) and not isinstance(value, bool):
+            Range().check(value)  # int64's range
             return value
         raise TypeError
     if annotation is float:
         if isinstance(value, int | float) and not isinstance(value, bool):
             if not math.isfinite(value):
                 raise OutOfRange("finite")
-            return float(value)
+            value = float(value)
+            Range().check(value)  # float32's range
+            return value
         raise TypeError
     if annotation is str:
         if isinstance(value, str):
+            if "\x00" in value:  # no path, name or key may hold one (the OS refuses them later)
+                raise OutOfRange("a string without NUL characters")
             return value
         raise TypeError
     if annotation is type(None):
@@ -272,13 +326,19 @@ def coerce_option(value: Any, param: Param, where: str) -> Any:
     try:
         return coerce(value, param.annotation)
     except OutOfRange as exc:
-        raise GanforgeError(f"{where} must be {exc}, got {value!r}") from None
+        raise GanforgeError(f"{where} must be {exc}, got {_short_repr(value)}") from None
     except (TypeError, OverflowError):
-        annotation = param.annotation
-        if typing.get_origin(annotation) is Annotated:  # the type alone; the range is not the issue
-            annotation = typing.get_args(annotation)[0]
-        got = f"{_value_type_name(value)} {value!r}"
-        raise GanforgeError(f"{where} expects {type_name(annotation)}, got {got}") from None
+        got = f"{_value_type_name(value)} {_short_repr(value)}"
+        # the type alone: the range is not the issue
+        raise GanforgeError(
+            f"{where} expects {type_name(param.annotation, ranges=False)}, got {got}"
+        ) from None
+
+
+def _short_repr(value: Any, limit: int = 80) -> str:
+    """``repr`` cut to one readable piece (a fuzzed 10 MB string is not echoed whole)."""
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def _jsonable(value: Any) -> Any:
@@ -425,19 +485,27 @@ class Registry:
         values = dict(options)
         common = {n: values.pop(n, d) for n, _, d in kind.common if n not in own}
         ctx = {k: v for k, v in context.items() if k in component.context}
+        prefix = f"{where + ': ' if where else ''}{kind.name} '{component.name}'"
         try:
             obj = component.factory(**ctx, **values)
-        except ValueError as exc:  # a factory rejecting an option's value is a user error
-            message = " ".join(str(exc).split()) or type(exc).__name__
-            raise GanforgeError(
-                f"{where + ': ' if where else ''}{kind.name} '{component.name}': {message}"
-            ) from None
+            if kind.finish is not None and common:
+                obj = kind.finish(obj, common)
         except GanforgeError as exc:
             if where and not str(exc).startswith(where):
-                raise GanforgeError(f"{where}: {exc}") from None
+                raise type(exc)(f"{where}: {exc}") from None
             raise
-        if kind.finish is not None and common:
-            obj = kind.finish(obj, common)
+        except ValueError as exc:  # a factory rejecting an option's value is a user error
+            message = " ".join(str(exc).split()) or type(exc).__name__
+            raise GanforgeError(f"{prefix}: {message}") from None
+        except Exception as exc:
+            # Any other failure of a component's code (a plugin's bug, or a size the allocator
+            # refuses) names the component and its plugin instead of a traceback;
+            # GANFORGE_DEBUG=1 keeps the traceback.
+            if os.environ.get("GANFORGE_DEBUG"):
+                raise
+            raise GanforgeError(
+                f"{prefix} from {component.provider} failed: {describe_exception(exc)}"
+            ) from None
         return obj
 
     def _kind(self, kind: str | None) -> str:
@@ -447,6 +515,15 @@ class Registry:
             if key in (name, plural(name)):
                 return name
         raise GanforgeError(f"unknown component kind '{kind}'; kinds: {', '.join(self._kinds)}")
+
+
+def describe_exception(exc: BaseException) -> str:
+    """``Type: first line`` of an exception, for one-line messages."""
+    lines = str(exc).strip().splitlines()
+    text = lines[0] if lines else ""
+    if isinstance(exc, MemoryError | RuntimeError) and "alloc" in text.lower():
+        text = "out of memory: " + text
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
 def plural(kind: str) -> str:

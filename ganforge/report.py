@@ -22,7 +22,8 @@ from typing import Any
 
 import ganforge
 from ganforge import checkpoint as ckpt
-from ganforge.errors import GanforgeError
+from ganforge.errors import GanforgeError, WriteError
+from ganforge.safety import REPORT_MARK, describe_os_error, ensure_writable_dir, guard_targets
 
 PALETTE = [
     "#1f77b4",
@@ -53,9 +54,10 @@ def read_records(path: Path) -> list[dict[str, Any]]:
         for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
             try:
                 record = json.loads(line)
-            except ValueError:
+            except (ValueError, RecursionError):
                 continue
-            if isinstance(record, dict) and isinstance(record.get("step"), int | float):
+            step = record.get("step") if isinstance(record, dict) else None
+            if isinstance(step, int | float) and not isinstance(step, bool) and math.isfinite(step):
                 records.append(record)
     return records
 
@@ -319,13 +321,19 @@ def _read_json(path: Path) -> dict[str, Any]:
 
 
 def _checkpoint_meta(run_dir: Path) -> tuple[Path | None, dict[str, Any]]:
+    """The latest checkpoint and its metadata, checked whole: a damaged one is an error, not a
+    report that looks fine (a run without checkpoints yet is not an error)."""
     latest = ckpt.CheckpointDir(run_dir / "checkpoints").latest()
     if latest is None:
         return None, {}
-    try:
-        return latest, ckpt.read_meta(latest)
-    except GanforgeError:
-        return latest, {}
+    return latest, _verified(latest)
+
+
+def _verified(file: Path) -> dict[str, Any]:
+    from ganforge.inference import verify_checkpoint
+    from ganforge.plugins import get_registry
+
+    return verify_checkpoint(file, get_registry())[1]
 
 
 def _recipe_info(text: str) -> dict[str, Any]:
@@ -396,8 +404,11 @@ def build_report(run_dir: Path) -> str:
     latest_ckpt, meta = _checkpoint_meta(run_dir)
     esc = html.escape
 
-    objective = (recipe.get("objective") or {}).get("name") or meta.get("objective") or "?"
+    table = recipe.get("objective")
+    name = table.get("name") if isinstance(table, dict) else None
+    objective = str(name or meta.get("objective") or "?")
     description = recipe.get("description", "")
+    description = description if isinstance(description, str) else ""
     last = records[-1] if records else {}
     step = int(max([r["step"] for r in records] + [meta.get("step", 0)]))
     total = run_info.get("total_steps")
@@ -423,10 +434,7 @@ def build_report(run_dir: Path) -> str:
     if latest_ckpt is not None:
         summary_rows.append(("latest checkpoint", latest_ckpt.name))
     if best.is_file():
-        try:
-            best_step = f" (step {ckpt.read_meta(best).get('step', '?')})"
-        except GanforgeError:
-            best_step = ""
+        best_step = f" (step {_verified(best)['step']})"
         summary_rows.append(("best checkpoint", best.name + best_step))
     parts.append(
         f'<section id="summary"><h2>Summary</h2><div class="cards">{"".join(cards)}</div>'
@@ -434,7 +442,7 @@ def build_report(run_dir: Path) -> str:
     )
 
     # environment
-    runtime = run_info.get("runtime") or {}
+    runtime = run_info.get("runtime") if isinstance(run_info.get("runtime"), dict) else {}
     env_rows: list[tuple[str, Any]] = []
     for key, label in (
         ("device", "device"),
@@ -581,7 +589,7 @@ def build_report(run_dir: Path) -> str:
     title = f"ganforge report: {run_dir.resolve().name}"
     generated = time.strftime("%Y-%m-%d %H:%M:%S")
     return (
-        '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
+        f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">{REPORT_MARK}'
         f'<meta http-equiv="Content-Security-Policy" content="{CSP}">'
         '<meta name="viewport" content="width=device-width, initial-scale=1">'
         '<link rel="icon" href="data:,">'
@@ -596,12 +604,20 @@ def build_report(run_dir: Path) -> str:
 
 
 def write_report(run_dir: str | os.PathLike[str], out: str | os.PathLike[str] | None = None) -> Path:
-    """Write the report (default ``RUN_DIR/report.html``) atomically; returns its path."""
+    """Write the report (default ``RUN_DIR/report.html``) atomically; returns its path.
+
+    An existing file is replaced only when it is an earlier ganforge report.
+    """
     run_dir = Path(run_dir)
-    page = build_report(run_dir)
     path = Path(out) if out else run_dir / "report.html"
-    path.parent.mkdir(parents=True, exist_ok=True)
+    guard_targets([path], flag="--out")
+    page = build_report(run_dir)
+    ensure_writable_dir(path.parent, "--out folder")
     tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(page, encoding="utf-8")
-    os.replace(tmp, path)
+    try:
+        tmp.write_text(page, encoding="utf-8")
+        os.replace(tmp, path)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise WriteError(f"cannot write {path}: {describe_os_error(exc)}") from None
     return path

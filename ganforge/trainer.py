@@ -29,10 +29,11 @@ import ganforge
 from ganforge import checkpoint as ckpt
 from ganforge import recipe as recipe_mod
 from ganforge.cudagraph import CapturedStep, StepFn, capture_blocker
-from ganforge.errors import GanforgeError
+from ganforge.errors import GanforgeError, NonFiniteError, WriteError
 from ganforge.objective import Objective
-from ganforge.registry import Registry
+from ganforge.registry import Registry, describe_exception
 from ganforge.runtime import Runtime, rng_state, seed_everything, set_rng_state
+from ganforge.safety import describe_os_error, first_nonfinite
 
 RESOLVED_RECIPE = "recipe.resolved.toml"
 DEFAULT_CALLBACKS = ("progress", "metrics-log", "samples", "checkpoint", "tensorboard")
@@ -101,6 +102,7 @@ class Trainer:
         self.checkpoints = ckpt.CheckpointDir(self.run_dir / "checkpoints")
         self.stop_reason: str | None = None
         self._last_saved = -1
+        self._pending: list[dict[str, torch.Tensor]] = []  # losses of the steps since the last log
         self.history_file = self.run_dir / "metrics.jsonl"
         self.throughput: dict[str, float] = {}
 
@@ -112,6 +114,11 @@ class Trainer:
         self.global_batch = self.cfg["batch_size"] * world_size
         self.steps_per_epoch = max(1, math.ceil(len(self.dataset) / self.global_batch))
         self.total_steps = self.cfg["max_steps"] or self.cfg["epochs"] * self.steps_per_epoch
+        if self.total_steps * self.global_batch >= 2**62:  # sample positions are int64 in samplers
+            raise GanforgeError(
+                f"[train]: {self.total_steps:,} steps of {self.global_batch} images is more sample "
+                "positions than 64-bit integers hold; lower train.epochs or train.max_steps"
+            )
         self.builder.defaults.update(steps_per_epoch=self.steps_per_epoch, total_steps=self.total_steps)
         self.objective: Objective = self.builder.build(
             "objective", builder=self.builder, runtime=self.runtime
@@ -232,13 +239,22 @@ class Trainer:
         return state
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore :meth:`state_dict`; its structure is checked first (:func:`check_state`)."""
+        problems = check_state(state, self.world_size)
+        if problems:
+            raise GanforgeError(f"the state does not fit this trainer: {problems[0]}")
+        self.objective.load_state_dict(state["objective"])  # checks everything before loading
         self._step_fn = None  # captured graphs refer to the state tensors being replaced
         self.step = int(state["trainer"]["step"])
         self.epoch = int(state["trainer"]["epoch"])
-        self.objective.load_state_dict(state["objective"])
         for name, cb_state in state.get("callbacks", {}).items():
             if name in self.callbacks and hasattr(self.callbacks[name], "load_state_dict"):
-                self.callbacks[name].load_state_dict(cb_state)
+                try:
+                    self.callbacks[name].load_state_dict(cb_state)
+                except (KeyError, ValueError, TypeError, AttributeError, IndexError, RuntimeError) as exc:
+                    raise GanforgeError(
+                        f"callback '{name}' state does not load ({describe_exception(exc)})"
+                    ) from None
         mine = state.get("ranks", {}).get(str(self.rank))
         if mine is not None:
             self.objective.load_local_state_dict(mine["objective"])
@@ -261,8 +277,21 @@ class Trainer:
         }
 
     def save_checkpoint(self) -> Path | None:
-        """Write a checkpoint of the current step (called on every rank; rank 0 writes)."""
+        """Write a checkpoint of the current step (called on every rank; rank 0 writes).
+
+        A checkpoint never holds non-finite values: the losses since the last log and every
+        tensor of the state are checked first, and a :class:`NonFiniteError` stops the run
+        instead, so rotation can never drop the last finite checkpoint for a broken one.
+        """
+        if self.world_size == 1 and self._pending:  # DDP ranks agree on non-finite losses in _log
+            self._check_losses(self._pending)
         state = self.state_dict()
+        bad = first_nonfinite(state["objective"], "objective")
+        if bad is not None:
+            raise NonFiniteError(
+                f"step {self.step}: {bad} holds NaN or infinite values; not writing a checkpoint. "
+                + self._last_finite("lower the learning rates or loss weights")
+            )
         if not self.is_main:
             return None
         path = self.checkpoints.save(self.step, state, self.meta())
@@ -271,9 +300,21 @@ class Trainer:
         return path
 
     def resume(self, path: str | os.PathLike[str]) -> Path:
-        """Restore everything from a checkpoint file or run folder."""
+        """Restore everything from a checkpoint file or run folder.
+
+        The file is checked whole before any state is touched: its metadata schema, its tensors
+        against what the objective declares (names, shapes, dtypes), finite values and a
+        possible step; each problem is a one-line error naming the file.
+        """
         file = ckpt.resolve(path)
-        state, meta = ckpt.load(file)
+        meta = ckpt.read_run_meta(file)
+        state, _ = ckpt.load(file)
+        step = state.get("trainer", {}).get("step") if isinstance(state.get("trainer"), dict) else None
+        if step != meta["step"]:
+            raise GanforgeError(
+                f"{file}: the state is at step {step!r} but the metadata says {meta['step']}; the file "
+                "was changed after it was written"
+            )
         if meta.get("objective") != self.recipe["objective"]["name"]:
             raise GanforgeError(
                 f"{file}: checkpoint is for objective '{meta.get('objective')}', "
@@ -287,17 +328,55 @@ class Trainer:
             )
         try:
             self.load_state_dict(state)
-        except (KeyError, RuntimeError, ValueError, TypeError) as exc:
+        except GanforgeError as exc:
+            raise type(exc)(f"{file}: {exc}") from None
+        except (KeyError, RuntimeError, ValueError, TypeError, AttributeError, IndexError) as exc:
             raise GanforgeError(
-                f"{file}: does not match the recipe's components ({str(exc).splitlines()[0]})"
+                f"{file}: does not match the recipe's components ({describe_exception(exc)})"
             ) from None
         return file
 
     # -- the loop ----------------------------------------------------------------------------
 
     def fit(self) -> dict[str, Any]:
-        """Train until ``total_steps`` (or a signal); returns a summary."""
+        """Train until ``total_steps`` (or a signal); returns a summary.
+
+        Stops with a :class:`NonFiniteError` (exit code 3) when a loss or weight turns NaN or
+        infinite, a :class:`WriteError` when the run folder cannot be written (read-only, full
+        disk) and a :class:`GanforgeError` when the device runs out of memory; the last
+        checkpoint written is intact in each case.
+        """
+        try:
+            return self._fit()
+        except GanforgeError:
+            raise
+        except OSError as exc:
+            raise WriteError(f"run folder {self.run_dir}: {describe_os_error(exc)}") from None
+        except (torch.OutOfMemoryError, MemoryError, RuntimeError) as exc:
+            text = str(exc)
+            if not isinstance(exc, torch.OutOfMemoryError | MemoryError) and not (
+                "can't allocate memory" in text or "out of memory" in text.lower()
+            ):
+                raise
+            raise GanforgeError(
+                f"out of memory at step {self.step + 1} on {self.runtime.device} "
+                f"({describe_exception(exc)}); lower train.batch_size, data.image_size or the "
+                f"networks' widths. {self._last_finite()}"
+            ) from None
+
+    def _last_finite(self, advice: str = "") -> str:
+        """Where the run can go on from: the last checkpoint written (all are finite)."""
+        last = self.checkpoints.latest() if self.is_main else None
+        if last is None:
+            return "No checkpoint was written before it" + (f"; {advice} and start again" if advice else ".")
+        return f"The last checkpoint, {last}, is intact" + (
+            f"; {advice} and resume from it" if advice else "."
+        )
+
+    def _fit(self) -> dict[str, Any]:
         self.run_dir.mkdir(parents=True, exist_ok=True)
+        if self.is_main:
+            self.checkpoints.clean_stale()  # temporary files of writes a kill interrupted
         if self._step_fn is None:
             self._step_fn = self._choose_step_fn()
         if self.is_main:
@@ -318,7 +397,7 @@ class Trainer:
             )
         previous = self._install_signal_handlers()
         start_step = self.step
-        pending: list[dict[str, torch.Tensor]] = []
+        pending = self._pending = []
         log_every = max(1, self.cfg["log_every"])
         t_start = time.perf_counter()
         self._interval = [t_start, 0.0]  # start of the current log interval, data wait within it
@@ -329,19 +408,20 @@ class Trainer:
                 t0 = time.perf_counter()
                 batch = self.to_device(next(loader))
                 self._interval[1] += time.perf_counter() - t0
-                losses = self.train_step(batch)
+                losses = self._first_step(batch) if self.step == start_step else self.train_step(batch)
                 self.step += 1
                 pending.append(losses)
                 self.emit("on_step_end", self.step, losses)
                 if self.step % log_every == 0 or self.step == self.total_steps:
                     self._log(pending)
-                    pending = []
+                    pending = self._pending = []
                 epoch = self.step * self.global_batch // len(self.dataset)
                 if epoch > self.epoch:
                     self.epoch = epoch
                     self.emit("on_epoch_end", epoch)
             if pending:
                 self._log(pending)
+                pending = self._pending = []
             if self._last_saved != self.step:
                 self.save_checkpoint()
             self.emit("on_train_end")
@@ -368,13 +448,100 @@ class Trainer:
             self.stop_reason = "SIGTERM"
         return flag.item() > 0
 
+    def _first_step(self, batch: dict[str, Any]) -> dict[str, torch.Tensor]:
+        """The run's first step. Components that do not fit together (a network built for other
+        channels, a discriminator whose output the loss cannot take) fail here: that is a
+        one-line error naming the part whose code failed (``GANFORGE_DEBUG=1`` keeps the
+        traceback); later failures keep theirs."""
+        try:
+            return self.train_step(batch)
+        except (GanforgeError, KeyboardInterrupt, torch.OutOfMemoryError, MemoryError):
+            raise
+        except Exception as exc:
+            text = str(exc)
+            if os.environ.get("GANFORGE_DEBUG") or "can't allocate memory" in text or "out of memory" in text:
+                raise
+            raise GanforgeError(
+                f"step {self.step + 1}: the recipe's components do not work together: "
+                f"{self._blame(exc.__traceback__)}{describe_exception(exc)}"
+            ) from None
+
+    def _blame(self, tb: Any) -> str:
+        """``[section] 'component' (part): `` for the innermost part of the objective in ``tb``."""
+        parts: dict[int, tuple[str, str]] = {}
+        decl = self.objective.declares
+        for name, net in self.objective.networks.items():
+            spec = decl.networks.get(name.removesuffix("_ema"))
+            if spec is not None:
+                parts[id(net)] = (name, spec.section)
+        for name, part in self.objective.parts.items():
+            spec = {**decl.losses, **decl.pools}.get(name)
+            if part is not None and spec is not None:
+                parts[id(part)] = (name, spec.section)
+        frames = []
+        while tb is not None:
+            frames.append(tb.tb_frame)
+            tb = tb.tb_next
+        for frame in reversed(frames):
+            found = parts.get(id(frame.f_locals.get("self")))
+            if found is not None:
+                name, section = found
+                table = self.recipe.get(section.split(".")[0], {})
+                for key in section.split(".")[1:]:
+                    table = table.get(key, {}) if isinstance(table, dict) else {}
+                component = table.get("name", "?") if isinstance(table, dict) else "?"
+                return f"[{section}] '{component}' ({name}) failed with "
+        return ""
+
+    def _check_losses(self, pending: list[dict[str, torch.Tensor]]) -> None:
+        """Raise :class:`NonFiniteError` naming the first step and loss that is NaN or infinite."""
+        keys = list(dict.fromkeys(k for p in pending for k in p))
+        if not keys:
+            return
+        table = _loss_table(pending, keys)
+        finite = torch.isfinite(table)
+        if bool(finite.all()):  # one sync
+            return
+        self._raise_nonfinite(pending, keys, table.cpu(), finite.cpu())
+
+    def _raise_nonfinite(
+        self, pending: list[dict[str, Any]], keys: list[str], table: torch.Tensor, finite: torch.Tensor
+    ) -> None:
+        row, col = (~finite).nonzero()[0].tolist()
+        step = self.step - len(pending) + 1 + row
+        raise NonFiniteError(
+            f"step {step}: loss '{keys[col]}' is {table[row, col].item()}; training stopped. "
+            + self._last_finite("lower the learning rates or loss weights")
+        )
+
     def _log(self, pending: list[dict[str, torch.Tensor]]) -> None:
-        """Average the interval's losses and measure its throughput; one host sync per interval."""
+        """Average the interval's losses and measure its throughput; one host sync per interval.
+
+        The losses are checked to be finite in the same sync: a NaN or infinite loss stops the
+        run (:class:`NonFiniteError`, exit code 3) naming its step and name.
+        """
         keys = list(dict.fromkeys(k for p in pending for k in p))  # a loss may skip steps (n_critic)
         means = torch.stack(
             [torch.stack([p[k].detach().float() for p in pending if k in p]).mean() for k in keys]
         )
-        scalars = dict(zip(keys, means.cpu().tolist()))  # the sync: the interval's work is done here
+        # A NaN or infinity in any step makes its mean non-finite: the check costs nothing here.
+        bad = (~torch.isfinite(means)).any().float().reshape(1)
+        if self.world_size > 1:  # every rank stops at the same log step
+            torch.distributed.all_reduce(bad)
+        host = torch.cat([means, bad]).cpu()  # the sync: the interval's work is done here
+        if host[-1].item() > 0:
+            if bool(torch.isfinite(host[:-1]).all()):
+                raise NonFiniteError(
+                    f"step {self.step}: a loss of another process is NaN or infinite; training "
+                    f"stopped. {self._last_finite()}"
+                )
+            self._check_losses(pending)  # names the first step and loss
+            name = keys[int((~torch.isfinite(host[:-1])).nonzero()[0])]
+            raise NonFiniteError(
+                f"step {self.step}: the mean of loss '{name}' over the log interval overflows; training "
+                "stopped. " + self._last_finite("lower the learning rates or loss weights")
+            )
+        scalars = dict(zip(keys, host[:-1].tolist()))
         now = time.perf_counter()
         elapsed, data_wait = max(now - self._interval[0], 1e-9), self._interval[1]
         self._interval = [now, 0.0]
@@ -404,6 +571,72 @@ class Trainer:
     def _restore_signal_handlers(previous: dict[int, Any]) -> None:
         for sig, old in previous.items():
             signal.signal(sig, old)
+
+
+def _loss_table(pending: list[dict[str, torch.Tensor]], keys: list[str]) -> torch.Tensor:
+    """``[steps, keys]`` of the pending losses (0 where a step has no such loss), on the device."""
+    first = next(iter(pending[0].values()))
+    zero = torch.zeros((), device=first.device)
+    return torch.stack(
+        [torch.stack([p[k].detach().float() if k in p else zero for k in keys]) for p in pending]
+    )
+
+
+def check_state(state: Any, world_size: int | None = None) -> list[str]:
+    """Problems with the trainer's part of a checkpoint state (empty: it fits).
+
+    ``trainer`` holds a whole ``step`` and ``epoch`` >= 0, ``rng`` the CPU generator's uint8
+    state and Python's, ``objective`` and ``callbacks`` are tables, and a DDP checkpoint has
+    one ``ranks`` entry per process.
+    """
+    if not isinstance(state, dict):
+        return ["the state is not a table"]
+    missing = [k for k in ("trainer", "rng", "objective") if k not in state]
+    if missing:
+        return [f"missing {', '.join(missing)}"]
+    trainer = state["trainer"]
+    if not isinstance(trainer, dict):
+        return ["trainer is not a table"]
+    for key in ("step", "epoch"):
+        value = trainer.get(key)
+        if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+            return [f"trainer/{key} must be a whole number >= 0, got {value!r}"]
+    problems = _check_rng(state["rng"], "rng")
+    if not isinstance(state.get("callbacks", {}), dict) or not all(
+        isinstance(v, dict) for v in state.get("callbacks", {}).values()
+    ):
+        problems.append("callbacks is not a table of tables")
+    ranks = state.get("ranks")
+    if ranks is not None or (world_size or 1) > 1:
+        if not isinstance(ranks, dict) or (world_size and set(ranks) != {str(r) for r in range(world_size)}):
+            problems.append(f"ranks must hold one entry per process ({world_size})")
+        else:
+            for r, entry in ranks.items():
+                if not isinstance(entry, dict) or not isinstance(entry.get("objective"), dict):
+                    problems.append(f"ranks/{r} is not a table with 'rng' and 'objective'")
+                else:
+                    problems += _check_rng(entry.get("rng"), f"ranks/{r}/rng")
+    return problems
+
+
+def _check_rng(rng: Any, where: str) -> list[str]:
+    if not isinstance(rng, dict):
+        return [f"{where} is not a table"]
+    cpu = rng.get("cpu")
+    if not isinstance(cpu, torch.Tensor) or cpu.dtype != torch.uint8 or cpu.dim() != 1:
+        return [f"{where}/cpu must be the CPU generator's uint8 state"]
+    py = rng.get("python")
+    if py is not None and not (
+        isinstance(py, list)
+        and len(py) == 3
+        and isinstance(py[1], list)
+        and all(isinstance(v, int) and not isinstance(v, bool) for v in py[1])
+    ):
+        return [f"{where}/python is not Python's random state"]
+    cuda = rng.get("cuda")
+    if cuda is not None and (not isinstance(cuda, torch.Tensor) or cuda.dtype != torch.uint8):
+        return [f"{where}/cuda must be uint8 generator states"]
+    return []
 
 
 def _is_main_thread() -> bool:

@@ -18,8 +18,11 @@ from PIL import Image
 
 from ganforge.data import expand_inputs, open_rgb, to_uint8_tensor
 from ganforge.errors import GanforgeError
-from ganforge.inference import image_size, load_objective
+from ganforge.inference import image_size, load_objective, size_problem
 from ganforge.registry import Registry
+from ganforge.safety import ensure_writable_dir, guard_out_folder, guard_targets, png_info
+
+_MARK = png_info("translate")  # outputs are marked: a later run may replace them, nothing else
 
 
 def _model_size(img: Image.Image, size: int, multiple: int = 1) -> tuple[int, int]:
@@ -35,12 +38,24 @@ def _to_pil(t: torch.Tensor) -> Image.Image:
     return Image.fromarray(array)
 
 
-def _unique(out: Path, stem: str, used: set[str]) -> Path:
-    name, i = stem, 1
-    while name in used:
-        name, i = f"{stem}-{i}", i + 1
-    used.add(name)
-    return out / f"{name}.png"
+def output_names(files: list[Path], out: Path, masks: bool = False) -> dict[Path, Path]:
+    """Each input's output file, in input order: ``STEM.png``, then ``STEM-1.png``... for stems
+    seen before; with ``masks`` the name ``STEM.mask.png`` is kept free too."""
+    used: set[str] = set()
+    names: dict[Path, Path] = {}
+    for path in files:
+        name, i = path.stem, 1
+        while name in used or (masks and f"{name}.mask" in used):
+            name, i = f"{path.stem}-{i}", i + 1
+        used.add(name)
+        if masks:
+            used.add(f"{name}.mask")
+        names[path] = out / f"{name}.png"
+    return names
+
+
+def mask_name(target: Path) -> Path:
+    return target.with_name(f"{target.stem}.mask.png")
 
 
 def translate_files(
@@ -72,6 +87,12 @@ def translate_files(
         raise GanforgeError(f"{checkpoint}: {exc}") from None
     recipe = meta["recipe"]
     size = image_size(meta) if size is None else size
+    if size < 0:
+        raise GanforgeError(f"--size must be >= 0 (0: each image's own size), got {size}")
+    if size > 0:
+        problem = size_problem(objective, direction, size)
+        if problem:
+            raise GanforgeError(f"--size {size}: {problem}")
     compositor = _compositor(recipe, registry, composite, feather)
     on_cuda = objective.runtime.device.type == "cuda"
     if on_cuda:
@@ -81,15 +102,20 @@ def translate_files(
         batch_size = 64 if on_cuda else 8
     if batch_size < 1:
         raise GanforgeError(f"--batch-size must be >= 1, got {batch_size}")
-    out.mkdir(parents=True, exist_ok=True)
-    files = expand_inputs(inputs)
+    files = list(dict.fromkeys(expand_inputs(inputs)))  # a file named twice is translated once
     if not files:
         raise GanforgeError(f"no images found in {', '.join(inputs)}")
+    # Nothing a user has is overwritten: not an input, not a file this command did not write.
+    guard_out_folder(out, [Path(i) for i in inputs])
+    masks = compositor is not None and save_mask
+    targets = output_names(files, out, masks)
+    guard_targets([*targets.values(), *(mask_name(t) for t in targets.values() if masks)], files)
+    ensure_writable_dir(out, "--out")
     if compositor is None:
-        failures = _translate_batched(objective, files, out, direction, batch_size, size, on_batch)
+        failures = _translate_batched(objective, files, targets, direction, batch_size, size, on_batch)
     else:
         failures = _translate_composited(
-            objective, files, out, direction, size, compositor, save_mask, on_batch
+            objective, files, targets, direction, size, compositor, save_mask, on_batch
         )
     done = len(files) - len(failures)
     print(
@@ -104,15 +130,22 @@ def _workers() -> int:
     return max(2, min(16, os.cpu_count() or 2))
 
 
-def _decode(path: Path, size: int, multiple: int = 1) -> tuple[tuple[int, int], np.ndarray]:
+def _decode(
+    path: Path, size: int, multiple: int = 1, check: Callable[[int], str | None] | None = None
+) -> tuple[tuple[int, int], np.ndarray]:
     """(original size, uint8 [H, W, 3] at the model's input size) for one file.
 
     Numpy and Pillow only: torch CPU ops in many threads would each start their own thread pool.
+    ``check(side)`` says why the model cannot take a side (native sizes), which skips the file.
     """
     if not path.exists():
         raise GanforgeError(f"{path}: no such file")
     img = open_rgb(path)
     shape = _model_size(img, size, multiple)
+    if check is not None:
+        problem = check(shape[0]) or check(shape[1])
+        if problem:
+            raise GanforgeError(f"{path}: {img.width}x{img.height} px cannot be translated: {problem}")
     return img.size, np.asarray(img if img.size == shape else img.resize(shape, Image.BICUBIC))
 
 
@@ -120,7 +153,22 @@ def _save(array: np.ndarray, original: tuple[int, int], target: Path) -> None:
     img = Image.fromarray(array)
     if img.size != original:
         img = img.resize(original, Image.BICUBIC)
-    img.save(target, compress_level=1)  # lossless either way; level 1 encodes several times faster
+    # lossless either way; level 1 encodes several times faster
+    img.save(target, compress_level=1, pnginfo=_MARK)
+
+
+def _side_check(objective: Any, direction: str, size: int) -> Callable[[int], str | None] | None:
+    """For native sizes (``size`` 0): a cached check of each side against the network."""
+    if size > 0:
+        return None
+    seen: dict[int, str | None] = {}
+
+    def check(side: int) -> str | None:
+        if side not in seen:
+            seen[side] = size_problem(objective, direction, side)
+        return seen[side]
+
+    return check
 
 
 _Item = tuple[Path, tuple[int, int], np.ndarray]  # (file, original size, decoded uint8 [H, W, 3])
@@ -138,7 +186,7 @@ class _Launched:
 def _translate_batched(
     objective: Any,
     files: list[Path],
-    out: Path,
+    targets: dict[Path, Path],
     direction: str,
     batch_size: int,
     size: int,
@@ -155,8 +203,8 @@ def _translate_batched(
     runtime = objective.runtime
     on_cuda = runtime.device.type == "cuda"
     multiple = objective.size_multiple(direction)
+    check = _side_check(objective, direction, size)
     failures: list[str] = []
-    used: set[str] = set()
     buckets: dict[tuple[int, ...], list[_Item]] = {}
     saving: deque[Future[None]] = deque()
     in_flight: deque[_Launched] = deque()
@@ -199,7 +247,7 @@ def _translate_batched(
         # block) alive until its save has dropped it, so no buffer is overwritten under a writer
         # and no copy is needed.
         for (path, original), array in zip(batch.targets, batch.host.numpy()):
-            saving.append(pool.submit(_save, array, original, _unique(out, path.stem, used)))
+            saving.append(pool.submit(_save, array, original, targets[path]))
         while len(saving) > 4 * batch_size:  # bounds the outputs held in memory
             saving.popleft().result()
         handed += len(batch.targets)
@@ -216,7 +264,7 @@ def _translate_batched(
         decoding: deque[tuple[Path, Future[Any]]] = deque()
         try:
             for path in files:
-                decoding.append((path, pool.submit(_decode, path, size, multiple)))
+                decoding.append((path, pool.submit(_decode, path, size, multiple, check)))
                 if len(decoding) < window:
                     continue
                 _collect(decoding.popleft(), buckets, failures, batch_size, run)
@@ -257,7 +305,7 @@ def _collect(
 def _translate_composited(
     objective: Any,
     files: list[Path],
-    out: Path,
+    targets: dict[Path, Path],
     direction: str,
     size: int,
     compositor: Any,
@@ -267,7 +315,8 @@ def _translate_composited(
     """One image at a time: translate the photo and paste it back through the compositor's mask."""
     runtime = objective.runtime
     failures: list[str] = []
-    used: set[str] = set()
+    written = 0
+    check = _side_check(objective, direction, size)
 
     def model(img: Image.Image) -> Image.Image:
         shape = _model_size(img, size, objective.size_multiple(direction))
@@ -279,6 +328,10 @@ def _translate_composited(
             if not path.exists():
                 raise GanforgeError(f"{path}: no such file")
             img = open_rgb(path)
+            shape = _model_size(img, size, objective.size_multiple(direction))
+            problem = check and (check(shape[0]) or check(shape[1]))
+            if problem:
+                raise GanforgeError(f"{path}: {img.width}x{img.height} px cannot be translated: {problem}")
         except GanforgeError as exc:
             print(f"error: {exc}", file=sys.stderr)
             failures.append(str(path))
@@ -288,12 +341,13 @@ def _translate_composited(
             result, mask = compositor.composite(img, model, compositor.mask_provider, name=str(path))
         for w in caught:  # e.g. no face found: the photo comes back unchanged
             print(f"warning: {' '.join(str(w.message).split())}", file=sys.stderr)
-        target = _unique(out, path.stem, used)
-        result.save(target)
+        target = targets[path]
+        result.save(target, pnginfo=_MARK)
         if save_mask and mask is not None:
-            _to_mask_image(mask).save(target.with_name(f"{target.stem}.mask.png"))
+            _to_mask_image(mask).save(mask_name(target), pnginfo=_MARK)
+        written += 1
         if on_batch is not None:
-            on_batch(len(used))  # one name per image written
+            on_batch(written)
     return failures
 
 

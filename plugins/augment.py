@@ -8,10 +8,12 @@ port), written for CUDA graphs: fixed shapes, all randomness drawn on the images
 torch's default generator, no host synchronisation.
 """
 
+from typing import Annotated
+
 import torch
 from torch import Tensor
 
-from ganforge import hookimpl
+from ganforge import Range, hookimpl
 
 _POLICIES = ("color", "translation", "cutout")
 
@@ -92,7 +94,10 @@ class DiffAugment:
     """
 
     def __init__(
-        self, policy: str = "color,translation,cutout", translation: float = 0.125, cutout: float = 0.5
+        self,
+        policy: str = "color,translation,cutout",
+        translation: Annotated[float, Range(0.0, 1.0, max_open=True)] = 0.125,
+        cutout: Annotated[float, Range(0.0, 1.0)] = 0.5,
     ) -> None:
         names = [p.strip() for p in policy.split(",") if p.strip()]
         unknown = [p for p in names if p not in _POLICIES]

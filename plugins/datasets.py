@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 import torch
 from torch.utils.data import Dataset
 
-from ganforge import hookimpl
+from ganforge import Range, hookimpl
 from ganforge.data import (
     crop_flip_tensor,
     crop_spec,
@@ -26,6 +26,12 @@ from ganforge.download import data_root_text, dataset_dir
 from ganforge.errors import GanforgeError
 
 Preprocess = Literal["resize_and_crop", "scale_width", "resize", "center"]
+# A decoded 16384 px image is 805 MB, and the networks' activations grow with the square.
+Side = Annotated[int, Range(1, 16384, why="memory: images and activations grow with the square of the side")]
+LoadSide = Annotated[int, Range(0, 16384, why="memory: images grow with the square of the side")]
+Count = Annotated[int, Range(0)]
+Seed = Annotated[int, Range(0, 2**63 - 1, why="a 64-bit generator seed")]
+Probability = Annotated[float, Range(0.0, 1.0)]
 # false: decode every epoch; true / "disk": a decoded uint8 file; "device": that file, on the GPU.
 CacheMode = bool | Literal["disk", "device"]
 
@@ -87,16 +93,21 @@ class UnpairedFolders(_StreamDataset):
         source: str = "",
         a: str = "trainA",
         b: str = "trainB",
-        image_size: int = 256,
-        load_size: int = 0,
+        image_size: Side = 256,
+        load_size: LoadSide = 0,
         preprocess: Preprocess = "resize_and_crop",
         flip: bool = True,
-        holdout: int = 8,
-        max_images: int = 0,
-        split_seed: int = 0,
+        holdout: Count = 8,
+        max_images: Count = 0,
+        split_seed: Seed = 0,
         cache: CacheMode = False,
         seed: int = 0,
     ) -> None:
+        if load_size and load_size < image_size and preprocess in ("resize_and_crop", "scale_width"):
+            raise GanforgeError(
+                f"[data] load_size {load_size} is smaller than image_size {image_size}: crops of "
+                f"image_size are cut from images of load_size (0: {round(image_size * 286 / 256)})"
+            )
         base, hint = _dataset_root(root, source, "selfie2anime")
         folder_a, folder_b = (base / a, base / b) if base else (Path(a), Path(b))
         for folder in (folder_a, folder_b):
@@ -173,14 +184,14 @@ class ImageFolder(_StreamDataset):
         self,
         root: str = "",
         source: str = "",
-        image_size: int = 64,
+        image_size: Side = 64,
         preprocess: Preprocess = "center",
         flip: bool = False,
-        color_jitter: float = 0.0,
-        blur: float = 0.0,
-        holdout: int = 0,
-        max_images: int = 0,
-        split_seed: int = 0,
+        color_jitter: Annotated[float, Range(0.0)] = 0.0,
+        blur: Probability = 0.0,
+        holdout: Count = 0,
+        max_images: Count = 0,
+        split_seed: Seed = 0,
         cache: CacheMode = False,
         seed: int = 0,
     ) -> None:

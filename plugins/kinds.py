@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from ganforge import Kind, hookimpl
+from ganforge import Kind, Range, hookimpl
 
 _NETWORK_COMMON = (
     ("init", Literal["normal", "xavier", "kaiming", "orthogonal", "none"], "normal"),
-    ("init_gain", float, 0.02),
+    # the std (normal) or gain of the init: 0 makes every weight equal, negative is meaningless
+    ("init_gain", Annotated[float, Range(0.0, min_open=True)], 0.02),
 )
 
 

@@ -7,13 +7,21 @@ rate. Epoch-based schedules use ``epoch = step // steps_per_epoch`` (0-based).
 
 import math
 from collections.abc import Iterable
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import torch
 from torch import Tensor
 
-from ganforge import GanforgeError, hookimpl
+from ganforge import GanforgeError, Range, hookimpl
 from ganforge.hookspecs import Register
+
+Rate = Annotated[float, Range(0.0)]  # 0 freezes the parameters (torch refuses negative rates)
+Beta = Annotated[float, Range(0.0, 1.0, max_open=True)]  # moving-average decays: 1 never forgets
+Betas = tuple[Beta, Beta]
+Eps = Annotated[float, Range(0.0, min_open=True)]  # 0 divides by zero where a gradient is zero
+Decay = Annotated[float, Range(0.0)]
+Fraction = Annotated[float, Range(0.0, 1.0)]
+Epochs = Annotated[int, Range(0)]
 
 # ---------------------------------------------------------------------------------------------
 # Optimizers
@@ -44,10 +52,10 @@ def _fused(tensors: list[Tensor], fused: bool | None) -> bool | None:
 
 def adam(
     params: Iterable[Any],
-    lr: float = 2e-4,
-    betas: tuple[float, float] = (0.5, 0.999),
-    eps: float = 1e-8,
-    weight_decay: float = 0.0,
+    lr: Rate = 2e-4,
+    betas: Betas = (0.5, 0.999),
+    eps: Eps = 1e-8,
+    weight_decay: Decay = 0.0,
     fused: bool | None = None,
 ) -> torch.optim.Adam:
     """Adam with the GAN defaults of CycleGAN and DCGAN (lr 2e-4, betas 0.5/0.999).
@@ -62,10 +70,10 @@ def adam(
 
 def adamw(
     params: Iterable[Any],
-    lr: float = 2e-4,
-    betas: tuple[float, float] = (0.5, 0.999),
-    eps: float = 1e-8,
-    weight_decay: float = 0.01,
+    lr: Rate = 2e-4,
+    betas: Betas = (0.5, 0.999),
+    eps: Eps = 1e-8,
+    weight_decay: Decay = 0.01,
     fused: bool | None = None,
 ) -> torch.optim.AdamW:
     """AdamW (decoupled weight decay, 0.01 by default) with the GAN betas 0.5/0.999.
@@ -80,9 +88,9 @@ def adamw(
 
 def sgd(
     params: Iterable[Any],
-    lr: float = 1e-3,
-    momentum: float = 0.9,
-    weight_decay: float = 0.0,
+    lr: Rate = 1e-3,
+    momentum: Beta = 0.9,
+    weight_decay: Decay = 0.0,
     nesterov: bool = False,
     fused: bool | None = None,
 ) -> torch.optim.SGD:
@@ -132,7 +140,11 @@ class LinearDecay:
     """
 
     def __init__(
-        self, steps_per_epoch: int, total_steps: int, constant_epochs: int = 100, decay_epochs: int = 100
+        self,
+        steps_per_epoch: int,
+        total_steps: int,
+        constant_epochs: Epochs = 100,
+        decay_epochs: Epochs = 100,
     ) -> None:
         if constant_epochs < 0 or decay_epochs < 0:
             raise GanforgeError("linear-decay: constant_epochs and decay_epochs must be >= 0")
@@ -162,8 +174,8 @@ class Cyclic:
         self,
         steps_per_epoch: int,
         total_steps: int,
-        min_factor: float = 0.1,
-        cycle_epochs: float = 10.0,
+        min_factor: Fraction = 0.1,
+        cycle_epochs: Annotated[float, Range(0.0, min_open=True)] = 10.0,
         mode: Literal["triangular", "triangular2", "cosine"] = "triangular",
     ) -> None:
         if not 0.0 <= min_factor <= 1.0:
@@ -196,7 +208,12 @@ class StepDecay:
     """Step decay: the factor is multiplied by gamma every step_epochs epochs."""
 
     def __init__(
-        self, steps_per_epoch: int, total_steps: int, step_epochs: int = 30, gamma: float = 0.1
+        self,
+        steps_per_epoch: int,
+        total_steps: int,
+        step_epochs: Annotated[int, Range(1)] = 30,
+        # a decay: a factor above 1 would grow the rate without bound (and overflow)
+        gamma: Annotated[float, Range(0.0, 1.0, min_open=True)] = 0.1,
     ) -> None:
         if step_epochs < 1 or gamma <= 0:
             raise GanforgeError("step: step_epochs must be >= 1 and gamma > 0")
@@ -221,7 +238,11 @@ class Cosine:
     """
 
     def __init__(
-        self, steps_per_epoch: int, total_steps: int, min_factor: float = 0.0, warmup_steps: int = 0
+        self,
+        steps_per_epoch: int,
+        total_steps: int,
+        min_factor: Fraction = 0.0,
+        warmup_steps: Annotated[int, Range(0)] = 0,
     ) -> None:
         if not 0.0 <= min_factor <= 1.0:
             raise GanforgeError(f"cosine: min_factor must be in [0, 1], got {min_factor}")

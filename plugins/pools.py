@@ -10,13 +10,17 @@ Optionally ``make_capturable() -> str | None``: switch to deciding on the device
 can be recorded in a CUDA graph (see ``ganforge.cudagraph``), or say why the pool cannot.
 """
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import torch
 from torch import Tensor
 
-from ganforge import GanforgeError, hookimpl
+from ganforge import GanforgeError, Range, hookimpl
 from ganforge.hookspecs import Register
+
+# The pool keeps that many generated images on the device (10,000 at 256 px: 7.9 GB).
+PoolSize = Annotated[int, Range(0, 10_000, why="memory: the pool keeps that many images on the device")]
+Seed = Annotated[int, Range(0, 2**63 - 1, why="a 64-bit generator seed")]
 
 
 def _generator(seed: int) -> torch.Generator:
@@ -104,7 +108,7 @@ class HistoryPool:
     a query never returns to the host and can be replayed in a CUDA graph.
     """
 
-    def __init__(self, size: int = 50, seed: int = 0) -> None:
+    def __init__(self, size: PoolSize = 50, seed: Seed = 0) -> None:
         if size < 0:
             raise GanforgeError(f"history pool: size must be >= 0, got {size}")
         self.size = size
@@ -211,11 +215,11 @@ class CachePool:
 
     def __init__(
         self,
-        size: int = 25,
-        every: int = 3,
+        size: PoolSize = 25,
+        every: Annotated[int, Range(1)] = 3,
         sample: Literal["contiguous", "random"] = "random",
-        count: int = 5,
-        seed: int = 0,
+        count: Annotated[int, Range(1)] = 5,
+        seed: Seed = 0,
     ) -> None:
         if size < 1 or every < 1 or count < 1 or count > size:
             raise GanforgeError(

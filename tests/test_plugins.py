@@ -54,7 +54,9 @@ def test_list_json_has_bundled_components(cli):
     assert set(resnet) >= {"kind", "name", "plugin", "distribution", "version", "params", "doc"}
     assert resnet["distribution"] == "ganforge" and resnet["plugin"] == "networks"
     params = {p["name"]: p for p in resnet["params"]}
-    assert params["blocks"] == {"name": "blocks", "type": "int", "default": 9, "required": False}
+    blocks = {k: v for k, v in params["blocks"].items() if k != "range"}
+    assert blocks == {"name": "blocks", "type": "int", "default": 9, "required": False}
+    assert params["blocks"]["range"]["min"] == 0 and params["blocks"]["range"]["why"]  # declared bounds
     assert params["norm"]["type"] == "'instance' | 'batch' | 'none'"
     assert resnet["doc"]
 

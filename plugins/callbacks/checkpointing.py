@@ -2,13 +2,24 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
+
+from ganforge import Range
 
 
 class Checkpointing:
-    """Save a checkpoint every ``every`` steps (and at epoch ends if asked), keeping the last ``keep``."""
+    """Save a checkpoint every ``every`` steps (and at epoch ends if asked), keeping the last ``keep``.
 
-    def __init__(self, every: int = 1000, keep: int = 3, on_epoch: bool = False) -> None:
+    ``every = 0`` writes none periodically (the trainer still writes one at the end and on a
+    signal); ``keep = 0`` keeps every checkpoint.
+    """
+
+    def __init__(
+        self,
+        every: Annotated[int, Range(0)] = 1000,
+        keep: Annotated[int, Range(0)] = 3,
+        on_epoch: bool = False,
+    ) -> None:
         self.every, self.keep, self.on_epoch = every, keep, on_epoch
 
     def on_train_start(self, trainer: Any) -> None:
@@ -19,5 +30,6 @@ class Checkpointing:
             trainer.save_checkpoint()
 
     def on_epoch_end(self, trainer: Any, epoch: int) -> None:
-        if self.on_epoch and trainer.step % self.every != 0 and trainer.step < trainer.total_steps:
+        periodic = self.every > 0 and trainer.step % self.every == 0  # already written this step
+        if self.on_epoch and not periodic and trainer.step < trainer.total_steps:
             trainer.save_checkpoint()

@@ -11,8 +11,9 @@ of each new best value is saved and copied to ``RUN/checkpoints/best.safetensors
 from __future__ import annotations
 
 import sys
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
+from ganforge import Range
 from ganforge.errors import GanforgeError
 
 
@@ -26,13 +27,15 @@ class Evaluation:
 
     def __init__(
         self,
-        every: int = 1000,
+        every: Annotated[int, Range(0)] = 1000,
         metrics: tuple[str, ...] = ("cycle",),
-        count: int = 64,
+        count: Annotated[
+            int, Range(1, 100_000, why="memory: the held-out images are kept on the device")
+        ] = 64,
         best: str = "",
         mode: Literal["min", "max"] = "min",
         weights: str = "",
-        batch_size: int = 16,
+        batch_size: Annotated[int, Range(1, 65536, why="memory: a batch is held at once")] = 16,
         at_end: bool = True,
     ) -> None:
         from ganforge.evaluation import parse_metric_names

@@ -5,11 +5,13 @@ from __future__ import annotations
 import json
 import math
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 from PIL import Image, ImageDraw, ImageFont
 
+from ganforge import Range
 from ganforge.report import PALETTE, axis_range, nice_ticks
+from ganforge.safety import plain_file_name
 
 
 def line_chart(
@@ -64,11 +66,13 @@ def read_metrics(path: Path) -> list[dict[str, Any]]:
     """Records of a metrics.jsonl file (bad lines skipped)."""
     records = []
     if path.is_file():
-        for line in path.read_text(encoding="utf-8").splitlines():
+        for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
             try:
-                records.append(json.loads(line))
-            except ValueError:
+                record = json.loads(line)
+            except (ValueError, RecursionError):
                 continue
+            if isinstance(record, dict) and isinstance(record.get("step"), int | float):
+                records.append(record)
     return records
 
 
@@ -94,8 +98,8 @@ def loss_series(records: list[dict[str, Any]]) -> dict[str, list[tuple[float, fl
 class LossPlot:
     """Plot the logged D and G losses over training to RUN/loss_curves.png (every ``every`` logs)."""
 
-    def __init__(self, every: int = 10, filename: str = "loss_curves.png") -> None:
-        self.every, self.filename = every, filename
+    def __init__(self, every: Annotated[int, Range(0)] = 10, filename: str = "loss_curves.png") -> None:
+        self.every, self.filename = every, plain_file_name(filename, "loss-plot")
         self._logs = 0
 
     def write(self, trainer: Any) -> Path:

@@ -6,12 +6,14 @@ import json
 import time
 from typing import Any
 
+from ganforge.safety import plain_file_name
+
 
 class MetricsLog:
     """Append averaged losses, learning rates and throughput to RUN/metrics.jsonl at each log step."""
 
     def __init__(self, filename: str = "metrics.jsonl") -> None:
-        self.filename = filename
+        self.filename = plain_file_name(filename, "metrics-log", own="metrics.jsonl")
 
     def on_train_start(self, trainer: Any) -> None:
         # After a resume, drop records past the checkpoint: those steps are about to rerun.
@@ -19,7 +21,7 @@ class MetricsLog:
         if trainer.is_main and path.is_file():
             kept = [
                 line
-                for line in path.read_text(encoding="utf-8").splitlines()
+                for line in path.read_text(encoding="utf-8", errors="replace").splitlines()
                 if line.strip() and _step_of(line) <= trainer.step
             ]
             path.write_text("".join(line + "\n" for line in kept), encoding="utf-8")
@@ -38,5 +40,5 @@ class MetricsLog:
 def _step_of(line: str) -> int:
     try:
         return int(json.loads(line).get("step", 0))
-    except (ValueError, AttributeError):
+    except (ValueError, AttributeError, TypeError, OverflowError, RecursionError):
         return 0

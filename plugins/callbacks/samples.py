@@ -7,10 +7,12 @@ float in [0, 1], on the CPU) so loggers such as ``tensorboard`` get the same ima
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import torch
 from PIL import Image
+
+from ganforge import Range
 
 PADDING = 2  # make_grid's, in Objective.sample_grid
 
@@ -68,7 +70,11 @@ def save_grid(grid: torch.Tensor, path: Path, captions: list[str] | None = None)
 class Samples:
     """Every ``every`` steps (and at the end) write samples/step-N.png; 0 means once per epoch."""
 
-    def __init__(self, every: int = 500, count: int = 4) -> None:
+    def __init__(
+        self,
+        every: Annotated[int, Range(0)] = 500,
+        count: Annotated[int, Range(1, 1024, why="memory: the grid is drawn in one image")] = 4,
+    ) -> None:
         self.every, self.count = every, count
         self._holdout: dict[str, torch.Tensor] | None = None
 

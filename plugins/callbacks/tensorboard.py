@@ -10,18 +10,23 @@ its last checkpoint are purged. Needs the optional ``tensorboard`` package
 from __future__ import annotations
 
 import sys
-from typing import Any
+from typing import Annotated, Any
 
 import torch
 
+from ganforge import Range
 from ganforge import recipe as recipe_mod
+from ganforge.safety import plain_file_name
 
 
 class TensorBoard:
     """Write losses, lr, throughput, sample grids and the resolved recipe to RUN/tensorboard."""
 
-    def __init__(self, subdir: str = "tensorboard", images: bool = True, flush_secs: int = 30) -> None:
-        self.subdir, self.images, self.flush_secs = subdir, images, flush_secs
+    def __init__(
+        self, subdir: str = "tensorboard", images: bool = True, flush_secs: Annotated[int, Range(1)] = 30
+    ) -> None:
+        # the event files stay inside the run folder
+        self.subdir, self.images, self.flush_secs = plain_file_name(subdir, "tensorboard"), images, flush_secs
         self.writer: Any = None
         self._log_dir: str | None = None
 

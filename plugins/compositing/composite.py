@@ -12,13 +12,14 @@ from __future__ import annotations
 import math
 import warnings
 from collections.abc import Callable
-from typing import Any
+from typing import Annotated, Any
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from PIL import Image
 
+from ganforge import Range
 from ganforge.errors import GanforgeError
 from ganforge_plugins.compositing.masks import resize_mask
 
@@ -152,10 +153,12 @@ class MaskCompositor:
         self,
         mask: str = "face-box",
         mask_options: dict | None = None,
-        feather: int = 15,
-        threshold: float = 0.5,
+        feather: Annotated[
+            int, Range(0, 4096, why="memory and time: the mask is padded and blurred that far")
+        ] = 15,
+        threshold: Annotated[float, Range(0.0, 1.0, max_open=True)] = 0.5,
         face_crop: bool = False,
-        crop_margin: float = 0.4,
+        crop_margin: Annotated[float, Range(0.0)] = 0.4,
     ) -> None:
         if feather < 0:
             raise GanforgeError(f"compositor 'mask-paste': feather must be >= 0 pixels, got {feather}")

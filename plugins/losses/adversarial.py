@@ -19,11 +19,27 @@ returns the sum of those that are on, or ``None``. Both differentiate the discri
 which must be a tensor (not the tuple some discriminators return).
 """
 
+from typing import Annotated
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ganforge import GanforgeError
+from ganforge import GanforgeError, Range
+
+Weight = Annotated[float, Range(0.0)]
+Label = Annotated[float, Range(-1e18, 1e18, why="float32: the squared error of a larger label overflows")]
+Probability = Annotated[float, Range(0.0, 1.0)]  # BCE targets are probabilities
+
+
+def _scores(out: Tensor) -> Tensor:
+    """A discriminator's output as float32 scores; a tuple output is refused with its reason."""
+    if isinstance(out, tuple | list):
+        raise TypeError(
+            "the discriminator returns a tuple (like U-GAT-IT's (logits, cam_logit)); the bundled "
+            "losses take one tensor: pair it with an objective made for it"
+        )
+    return out.float()
 
 
 def gradient_penalty(discriminator: nn.Module, real: Tensor, fake: Tensor, weight: float) -> Tensor:
@@ -63,7 +79,7 @@ def r1_penalty(discriminator: nn.Module, real: Tensor, gamma: float) -> Tensor:
 class AdversarialLoss:
     """Shared part of the bundled losses: the optional interpolate gradient penalty and R1."""
 
-    def __init__(self, gradient_penalty: float = 0.0, r1_gamma: float = 0.0) -> None:
+    def __init__(self, gradient_penalty: Weight = 0.0, r1_gamma: Weight = 0.0) -> None:
         if gradient_penalty < 0:
             raise GanforgeError(f"gradient_penalty must be >= 0, got {gradient_penalty}")
         if r1_gamma < 0:
@@ -101,17 +117,17 @@ class LSGANLoss(AdversarialLoss):
 
     def __init__(
         self,
-        real_label: float = 1.0,
-        fake_label: float = 0.0,
-        gradient_penalty: float = 0.0,
-        r1_gamma: float = 0.0,
+        real_label: Label = 1.0,
+        fake_label: Label = 0.0,
+        gradient_penalty: Weight = 0.0,
+        r1_gamma: Weight = 0.0,
     ) -> None:
         super().__init__(gradient_penalty, r1_gamma)
         self.real_label = float(real_label)
         self.fake_label = float(fake_label)
 
     def _mse(self, out: Tensor, label: float) -> Tensor:
-        out = out.float()
+        out = _scores(out)
         return F.mse_loss(out, torch.full_like(out, label))
 
     def d_loss(self, real_out: Tensor, fake_out: Tensor, *, probabilities: bool = False) -> Tensor:
@@ -137,17 +153,17 @@ class BCELoss(AdversarialLoss):
 
     def __init__(
         self,
-        real_label: float = 1.0,
-        fake_label: float = 0.0,
-        gradient_penalty: float = 0.0,
-        r1_gamma: float = 0.0,
+        real_label: Probability = 1.0,
+        fake_label: Probability = 0.0,
+        gradient_penalty: Weight = 0.0,
+        r1_gamma: Weight = 0.0,
     ) -> None:
         super().__init__(gradient_penalty, r1_gamma)
         self.real_label = float(real_label)
         self.fake_label = float(fake_label)
 
     def _bce(self, out: Tensor, label: float, probabilities: bool) -> Tensor:
-        out = out.float()
+        out = _scores(out)
         target = torch.full_like(out, label)
         if not probabilities:
             return F.binary_cross_entropy_with_logits(out, target)
@@ -172,17 +188,17 @@ class WGANGPLoss(AdversarialLoss):
     ``probabilities`` is ignored. ``r1_gamma > 0`` adds the R1 penalty on real images.
     """
 
-    def __init__(self, lambda_gp: float = 10.0, r1_gamma: float = 0.0) -> None:
+    def __init__(self, lambda_gp: Weight = 10.0, r1_gamma: Weight = 0.0) -> None:
         if lambda_gp < 0:
             raise GanforgeError(f"wgan-gp: lambda_gp must be >= 0, got {lambda_gp}")
         super().__init__(lambda_gp, r1_gamma)
         self.lambda_gp = float(lambda_gp)
 
     def d_loss(self, real_out: Tensor, fake_out: Tensor, *, probabilities: bool = False) -> Tensor:
-        return fake_out.float().mean() - real_out.float().mean()
+        return _scores(fake_out).mean() - _scores(real_out).mean()
 
     def g_loss(self, fake_out: Tensor, *, probabilities: bool = False) -> Tensor:
-        return -fake_out.float().mean()
+        return -_scores(fake_out).mean()
 
 
 class HingeLoss(AdversarialLoss):
@@ -198,7 +214,7 @@ class HingeLoss(AdversarialLoss):
     _EPS = 1e-7
 
     def _scores(self, out: Tensor, probabilities: bool) -> Tensor:
-        out = out.float()
+        out = _scores(out)
         return torch.logit(out, eps=self._EPS) if probabilities else out
 
     def d_loss(self, real_out: Tensor, fake_out: Tensor, *, probabilities: bool = False) -> Tensor:

@@ -5,13 +5,14 @@ generator has five transposed convs, the discriminator four strided convs plus a
 Each doubling of ``image_size`` adds one stage and doubles the widest layer.
 """
 
-from typing import Literal
+from typing import Any, Literal
 
 import torch
 from torch import nn
 
 from ganforge import GanforgeError
 
+from .resnet import Width
 from .sn import spectral_normed
 
 ImageSize = Literal[32, 64, 128]
@@ -34,12 +35,21 @@ class DCGANGenerator(nn.Module):
     ``out_channels`` followed by tanh.
     """
 
+    @classmethod
+    def check_image_size(cls, options: dict[str, Any], size: int) -> str | None:
+        """It makes images of its own ``image_size``: the data's must be the same."""
+        own = options.get("image_size", 64)
+        if size != own:
+            hint = f"set generator.image_size={size}" if size in (32, 64, 128) else "use 32, 64 or 128"
+            return f"it makes {own} px images; {hint}"
+        return None
+
     def __init__(
         self,
-        latent_dim: int = 100,
-        ngf: int = 64,
+        latent_dim: Width = 100,
+        ngf: Width = 64,
         image_size: ImageSize = 64,
-        out_channels: int = 3,
+        out_channels: Width = 3,
     ) -> None:
         super().__init__()
         if min(latent_dim, ngf, out_channels) < 1:
@@ -79,10 +89,19 @@ class DCGANDiscriminator(nn.Module):
     layers stay).
     """
 
+    @classmethod
+    def check_image_size(cls, options: dict[str, Any], size: int) -> str | None:
+        """Its convs reduce ``image_size`` px to 4x4: smaller images cannot go through."""
+        own = options.get("image_size", 64)
+        if size < own:
+            hint = f"set discriminator.image_size={size}" if size in (32, 64, 128) else "use 32, 64 or 128"
+            return f"it is built for {own} px images; {hint}"
+        return None
+
     def __init__(
         self,
-        in_channels: int = 3,
-        ndf: int = 64,
+        in_channels: Width = 3,
+        ndf: Width = 64,
         image_size: ImageSize = 64,
         sigmoid: bool = False,
         spectral_norm: bool = False,

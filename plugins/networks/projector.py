@@ -1,15 +1,25 @@
 """CUT's patch sampler and projection head (``PatchSampleF`` with ``netF=mlp_sample``)."""
 
+from typing import Annotated
+
 import torch
 from torch import Tensor, nn
 
+from ganforge import Range
 from ganforge.nn import init_weights
+
+from .resnet import Width
 
 
 def _l2_normalise(x: Tensor) -> Tensor:
-    """``x / (||x|| + 1e-7)`` row-wise in float32 (CUT's ``Normalize``)."""
+    """``x / (||x|| + 1e-7)`` row-wise in float32 (CUT's ``Normalize``).
+
+    The squared norm is clamped to 1e-30 before the root: a zero row (an MLP whose ReLUs are all
+    off) then gets a zero gradient instead of CUT's NaN (sqrt's derivative at 0), which would
+    turn every weight of the head NaN after one step. Other rows are unchanged.
+    """
     x = x.float()
-    return x / (x.pow(2).sum(1, keepdim=True).sqrt() + 1e-7)
+    return x / (x.pow(2).sum(1, keepdim=True).clamp_min(1e-30).sqrt() + 1e-7)
 
 
 class PatchProjector(nn.Module):
@@ -24,9 +34,9 @@ class PatchProjector(nn.Module):
 
     def __init__(
         self,
-        channels: list[int],
-        nc: int = 256,
-        num_patches: int = 256,
+        channels: list[Width],
+        nc: Width = 256,
+        num_patches: Annotated[int, Range(1, 2**20, why="memory: patches are gathered at once")] = 256,
         use_mlp: bool = True,
     ) -> None:
         super().__init__()

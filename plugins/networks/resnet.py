@@ -9,18 +9,35 @@ included, so a CUT ``latest_net_G.pth`` loads too.
 
 import math
 from collections.abc import Sequence
-from typing import Literal
+from typing import Annotated, Any, Literal
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ganforge import GanforgeError
+from ganforge import GanforgeError, Range
 from ganforge.nn import InstanceNorm2d
 
 Norm = Literal["instance", "batch", "none"]
 Upsample = Literal["transpose", "pixelshuffle", "nearest", "bilinear"]
 _UPSAMPLE_MODES = ("transpose", "pixelshuffle", "nearest", "bilinear")
+# A layer 2**20 channels wide holds at least 2**40 weights (4 TB): more than any device.
+Width = Annotated[int, Range(1, 2**20, why="memory: a layer that wide exceeds any device")]
+Blocks = Annotated[int, Range(0, 1000, why="time: blocks are built and run one after another")]
+
+
+def resnet_size_problem(size: int, blocks: int = 1, antialias: bool = False) -> str | None:
+    """Why a ResNet-style encoder (7x7 reflect pad, two stride-2 halvings, reflect-padded
+    residual blocks) cannot take ``size`` px sides, or None."""
+    # After the two halvings the map must be 2x2: the norm after a strided conv and the residual
+    # blocks' ReflectionPad2d(1) need more than one pixel. Blur-pooling normalises before it
+    # halves, so without blocks 1x1 is enough there.
+    need = 4 if antialias and blocks == 0 else 8
+    if size % 4 or size < need:
+        return (
+            f"image sides must be multiples of 4 (two stride-2 halvings) and at least {need} px, got {size}"
+        )
+    return None
 
 
 def norm_layer(norm: str, channels: int) -> nn.Module:
@@ -137,12 +154,17 @@ class ResnetGenerator(nn.Module):
 
     size_multiple = 4  # two stride-2 downsamplings: input sides must be multiples of 4
 
+    @classmethod
+    def check_image_size(cls, options: dict[str, Any], size: int) -> str | None:
+        """Why ``size`` px square images cannot go through this generator, or None."""
+        return resnet_size_problem(size, options.get("blocks", 9), options.get("antialias", False))
+
     def __init__(
         self,
-        in_channels: int = 3,
-        out_channels: int = 3,
-        ngf: int = 64,
-        blocks: int = 9,
+        in_channels: Width = 3,
+        out_channels: Width = 3,
+        ngf: Width = 64,
+        blocks: Blocks = 9,
         norm: Norm = "instance",
         dropout: bool = False,
         upsample: Upsample = "transpose",
@@ -275,10 +297,10 @@ class PixelShuffleResnetGenerator(ResnetGenerator):
 
     def __init__(
         self,
-        in_channels: int = 3,
-        out_channels: int = 3,
-        ngf: int = 64,
-        blocks: int = 8,
+        in_channels: Width = 3,
+        out_channels: Width = 3,
+        ngf: Width = 64,
+        blocks: Blocks = 8,
         norm: Norm = "instance",
         dropout: bool = False,
         upsample: Upsample = "pixelshuffle",

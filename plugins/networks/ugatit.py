@@ -7,16 +7,22 @@ with one change: spectral norm uses ``torch.nn.utils.parametrizations`` (keys
 instance and layer statistics (see ``_ada_iln``).
 """
 
-from typing import Literal
+from typing import Annotated, Any, Literal
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.nn.utils.parametrizations import spectral_norm
 
+from ganforge import Range
 from ganforge.nn import InstanceNorm2d
 
-from .resnet import ResnetBlock
+from .patchgan import conv_chain_min_size
+from .resnet import Blocks, ResnetBlock, Width, resnet_size_problem
+
+# Its MLP reads the whole (image_size / 4)**2 map unless light: memory grows with the square.
+UGATITSize = Annotated[int, Range(4, 16384, why="memory: the MLP's input grows with its square")]
+DiscLayers = Annotated[int, Range(3, 30, why="each layer halves the image: 30 need sides of 2**30 px")]
 
 
 def _ada_iln(x: Tensor, rho: Tensor, gamma: Tensor, beta: Tensor, eps: float, correction: int = 0) -> Tensor:
@@ -127,13 +133,24 @@ class UGATITGenerator(nn.Module):
     ``ganforge convert --from ugatit`` sets, so converted weights give the reference's outputs).
     """
 
+    @classmethod
+    def check_image_size(cls, options: dict[str, Any], size: int) -> str | None:
+        """ResNet-encoder sizes; with ``light=False`` exactly its own ``image_size``."""
+        problem = resnet_size_problem(size)
+        own = options.get("image_size", 256)
+        if problem is None and not options.get("light", False) and size != own:
+            problem = (
+                f"with light=false its MLP is sized for {own} px images; set generator.image_size={size}"
+            )
+        return problem
+
     def __init__(
         self,
-        in_channels: int = 3,
-        out_channels: int = 3,
-        ngf: int = 64,
-        blocks: int = 4,
-        image_size: int = 256,
+        in_channels: Width = 3,
+        out_channels: Width = 3,
+        ngf: Width = 64,
+        blocks: Blocks = 4,
+        image_size: UGATITSize = 256,
         light: bool = False,
         variance: Literal["biased", "unbiased"] = "biased",
     ) -> None:
@@ -253,7 +270,17 @@ class UGATITDiscriminator(nn.Module):
     reference. Build it with ``init = "none"`` to match the reference's initialisation.
     """
 
-    def __init__(self, in_channels: int = 3, ndf: int = 64, layers: int = 5) -> None:
+    @classmethod
+    def check_image_size(cls, options: dict[str, Any], size: int) -> str | None:
+        """Why ``size`` px square images are too small for this many layers, or None."""
+        layers = options.get("layers", 5)
+        convs = [(4, 2, 0, 1, 1)] * (layers - 2) + [(4, 1, 0, 1, 1), (4, 1, 0, 1, 1)]
+        need = conv_chain_min_size(convs)
+        if need is None or size < need:
+            return f"with layers={layers} it needs images of at least {need or 2**24} px (got {size})"
+        return None
+
+    def __init__(self, in_channels: Width = 3, ndf: Width = 64, layers: DiscLayers = 5) -> None:
         super().__init__()
         if in_channels < 1 or ndf < 1 or layers < 3:
             raise ValueError(

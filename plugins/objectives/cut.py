@@ -67,7 +67,7 @@ class CUT(Objective):
         lambda_gan: Weight = 1.0,
         lambda_nce: Weight = 1.0,
         nce_identity: bool = True,
-        nce_layers: list[int] = [0, 4, 8, 12, 16],  # noqa: B006 (a recipe value, never mutated)
+        nce_layers: list[Annotated[int, Range(0)]] = [0, 4, 8, 12, 16],  # noqa: B006 (a recipe value, never mutated)
         nce_temperature: Annotated[float, Range(0.0, min_open=True)] = 0.07,
         flip_equivariance: bool = False,
         sample_count: Annotated[int, Range(1)] = 4,

@@ -1,0 +1,291 @@
+"""Guards that keep a user's files and machine safe: outputs, run folders, memory, finiteness.
+
+- Outputs: ganforge marks the images and pages it writes (a PNG text chunk, an HTML meta tag)
+  and replaces only its own earlier outputs; an input or any other existing file is never
+  overwritten (:func:`guard_targets`).
+- Run folders: what a folder holds (:func:`run_contents`), whether it can be written
+  (:func:`ensure_writable_dir`).
+- Memory: a network's size is measured on the meta device before it is built, and refused
+  when it cannot fit the device (:class:`MemoryBudget`).
+- Finiteness: the first NaN or infinite tensor of a state tree (:func:`first_nonfinite`).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import tempfile
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ganforge.errors import GanforgeError, WriteError
+
+# -- outputs ---------------------------------------------------------------------------------
+
+OUTPUT_KEY = "ganforge"  # PNG text chunk naming the command that wrote the image
+REPORT_MARK = '<meta name="generator" content="ganforge report">'
+RUN_FILES = ("recipe.resolved.toml", "run.json", "metrics.jsonl")
+
+
+def png_info(command: str) -> Any:
+    """A ``PngInfo`` marking an image as written by ``ganforge <command>``."""
+    from PIL.PngImagePlugin import PngInfo
+
+    info = PngInfo()
+    info.add_text(OUTPUT_KEY, command)
+    return info
+
+
+def is_own_output(path: Path) -> bool:
+    """Whether ``path`` is an image or report ganforge wrote (so it may be replaced)."""
+    try:
+        if path.suffix.lower() == ".html":
+            with open(path, encoding="utf-8", errors="replace") as f:
+                return REPORT_MARK in f.read(4096)
+        from PIL import Image
+
+        with Image.open(path) as img:  # text chunks before the pixels are read on open
+            return OUTPUT_KEY in img.info
+    except Exception:  # unreadable: not ours, so never replaced
+        return False
+
+
+def _same(a: Path, b: Path) -> bool:
+    try:
+        return a.exists() and b.exists() and os.path.samefile(a, b)
+    except OSError:
+        return False
+
+
+def guard_out_folder(out: Path, inputs: Iterable[Path], flag: str = "--out") -> None:
+    """Refuse an output folder that is one of the input folders."""
+    for item in inputs:
+        if item.is_dir() and (_same(out, item) or out.resolve() == item.resolve()):
+            raise GanforgeError(
+                f"{flag} {out} is the input folder {item}; outputs would replace the inputs: "
+                f"choose another {flag}"
+            )
+
+
+def guard_targets(targets: Iterable[Path], inputs: Iterable[Path] = (), flag: str = "--out") -> None:
+    """Refuse to write a target that is an input, or an existing file ganforge did not write.
+
+    Earlier outputs of ganforge (marked, see :func:`png_info`) may be replaced; nothing else is.
+    """
+    inputs = [p for p in inputs if p.exists()]
+    resolved = {p.resolve() for p in inputs}
+    for target in targets:
+        if target.resolve() in resolved or any(_same(target, p) for p in inputs if p.name == target.name):
+            raise GanforgeError(
+                f"{flag}: {target} is one of the inputs; ganforge never overwrites its inputs: "
+                f"choose another {flag}"
+            )
+        if target.is_dir():
+            raise GanforgeError(f"{flag}: {target} is a folder; choose another {flag}")
+        if target.exists() and not is_own_output(target):
+            raise GanforgeError(
+                f"{flag}: {target} already exists and was not written by ganforge; it is never "
+                f"overwritten: move it away or choose another {flag}"
+            )
+
+
+def plain_file_name(name: str, component: str, own: str = "") -> str:
+    """``name`` if it is a plain file name for the run folder; a ``ValueError`` otherwise.
+
+    A callback's output must stay inside its run folder and not replace the run's own records
+    (``own`` is the record the component itself writes, e.g. ``metrics.jsonl``).
+    """
+    reserved = {*RUN_FILES, "checkpoints", "samples", "report.html"} - {own}
+    if not name or name in (".", "..") or "/" in name or "\\" in name or name in reserved:
+        raise ValueError(
+            f"{component}: filename must be a plain file name in the run folder (not a path, "
+            f"nor one of {', '.join(sorted(reserved))}), got {name!r}"
+        )
+    return name
+
+
+def ensure_writable_dir(folder: Path, what: str) -> None:
+    """Create ``folder`` (with parents) and check a file can be written in it; one-line errors."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(prefix=".ganforge-write-test.", dir=folder)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        raise WriteError(f"{what} {folder} cannot be written: {describe_os_error(exc)}") from None
+
+
+def describe_os_error(exc: OSError) -> str:
+    """``Permission denied: 'path'`` style text for one line."""
+    reason = exc.strerror or str(exc) or type(exc).__name__
+    name = exc.filename if exc.filename is not None else ""
+    return f"{reason}: '{name}'" if name else reason
+
+
+def run_contents(folder: Path) -> list[str]:
+    """The run outputs ``folder`` holds: checkpoints and the run's record files."""
+    if not folder.is_dir():
+        return []
+    found = [name for name in RUN_FILES if (folder / name).is_file()]
+    checkpoints = folder / "checkpoints"
+    if checkpoints.is_dir() and any(p.suffix == ".safetensors" for p in checkpoints.iterdir()):
+        found.insert(0, "checkpoints/")
+    return found
+
+
+def resume_run_dir(file: Path, out: Path | None, flag: str = "--out") -> Path:
+    """The run folder ``run --resume FILE [--out OUT]`` writes to; refused where it would
+    overwrite anything saved: another run in ``OUT``, or checkpoints newer than ``FILE``."""
+    from ganforge import checkpoint as ckpt
+
+    source = file.parent.parent if file.parent.name == "checkpoints" else None
+    if out is None:
+        if source is None:
+            raise GanforgeError(
+                f"--resume {file}: the file is not in a run's checkpoints/ folder; give the run "
+                f"folder to write to with {flag} RUN_DIR"
+            )
+        run_dir = source
+    else:
+        run_dir = out
+    same = source is not None and run_dir.resolve() == source.resolve()
+    if not same:
+        held = run_contents(run_dir)
+        if held:
+            raise GanforgeError(
+                f"{flag} {run_dir} holds another run ({', '.join(held)}); resuming {file} there would "
+                f"overwrite it: choose a new {flag}"
+                + (f", or leave {flag} out to continue in {source}" if source is not None else "")
+            )
+        return run_dir
+    step = ckpt.step_of(file) if file.name != f"{ckpt.BEST}.safetensors" else None
+    if step is None:
+        step = ckpt.read_meta(file).get("step")
+    newer = [
+        p for p in ckpt.CheckpointDir(run_dir / "checkpoints").steps() if (ckpt.step_of(p) or 0) > (step or 0)
+    ]
+    if newer:
+        raise GanforgeError(
+            f"--resume {file} (step {step}): {run_dir} has later checkpoints ({newer[-1].name}) that "
+            f"continuing here would overwrite; resume the newest with --resume {run_dir}, or branch "
+            f"from this one with {flag} NEW_RUN_DIR"
+        )
+    return run_dir
+
+
+# -- memory ----------------------------------------------------------------------------------
+
+
+def device_memory(device: torch.device) -> int | None:
+    """Bytes of memory on ``device``: the GPU's total, or the host's RAM (its cgroup limit if lower)."""
+    try:
+        if device.type == "cuda":
+            return int(torch.cuda.get_device_properties(device).total_memory)
+        total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError, RuntimeError):
+        return None
+    try:
+        limit = Path("/sys/fs/cgroup/memory.max").read_text().strip()
+        if limit.isdigit():
+            total = min(total, int(limit))
+    except OSError:
+        pass
+    return int(total)
+
+
+def human_bytes(n: float) -> str:
+    for unit in ("B", "KB", "MB", "GB", "TB", "PB"):
+        if abs(n) < 1000 or unit == "PB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1000
+    return f"{n:.1f} PB"
+
+
+def check_memory(needed: float, device: torch.device, what: str) -> None:
+    """Refuse work whose memory alone exceeds the device's: a one-line error instead of an OOM kill."""
+    available = device_memory(device)
+    if available is not None and needed > available:
+        raise GanforgeError(
+            f"{what} needs {human_bytes(needed)}, more than the {human_bytes(available)} of memory "
+            f"on {device.type}"
+        )
+
+
+def module_bytes(module: torch.nn.Module) -> int:
+    """Bytes of a module's parameters and buffers (works on the meta device)."""
+    tensors = [*module.parameters(), *module.buffers()]
+    return sum(t.numel() * t.element_size() for t in tensors)
+
+
+class MemoryBudget:
+    """Sizes of an objective's networks, measured on the meta device before they are built.
+
+    Training holds each parameter about four times (weights, gradients and two optimizer
+    moments); inference once. A recipe whose networks cannot fit the device's memory is refused
+    before any memory is allocated (``generator.ngf=100000``), with the sizes in the message.
+    """
+
+    def __init__(self, device: torch.device, copies: float, strict: bool = True) -> None:
+        self.device, self.copies, self.strict = device, copies, strict
+        self.total = 0
+        self.parts: list[str] = []
+
+    def add(self, what: str, build: Callable[[], Any]) -> None:
+        """Measure what ``build()`` makes on the meta device; refuse when the total cannot fit.
+
+        A factory that cannot build on the meta device (it reads tensor values, or needs
+        context) is not measured; with ``strict`` a :class:`GanforgeError` it raises is the
+        user's error and propagates, otherwise the real build reports it.
+        """
+        try:
+            with torch.device("meta"):
+                module = build()
+            size = module_bytes(module) if isinstance(module, torch.nn.Module) else 0
+        except GanforgeError:
+            if self.strict:
+                raise
+            return
+        except Exception:  # not meta-safe, or an error the real build reports
+            return
+        self.total += size
+        self.parts.append(f"{what} {human_bytes(size)}")
+        available = device_memory(self.device)
+        needed = self.total * self.copies
+        if available is not None and needed > available:
+            role = (
+                "training them needs about {} (weights, gradients and optimizer moments)"
+                if self.copies > 1
+                else "their weights alone need {}"
+            ).format(human_bytes(needed))
+            raise GanforgeError(
+                f"networks too large: {', '.join(self.parts)}; {role}, more than the "
+                f"{human_bytes(available)} of memory on {self.device.type}: make them narrower or shallower"
+            )
+
+
+# -- finiteness ------------------------------------------------------------------------------
+
+
+def first_nonfinite(tree: Any, prefix: str = "") -> str | None:
+    """The path of the first floating tensor (or float) in ``tree`` holding NaN or infinity."""
+    if isinstance(tree, torch.Tensor):
+        if tree.is_floating_point() or tree.is_complex():
+            if tree.numel() and not bool(torch.isfinite(tree).all()):
+                return prefix or "tensor"
+        return None
+    if isinstance(tree, float):
+        return None if math.isfinite(tree) else (prefix or "value")
+    if isinstance(tree, dict):
+        items: Iterable[tuple[Any, Any]] = tree.items()
+    elif isinstance(tree, list | tuple):
+        items = enumerate(tree)
+    else:
+        return None
+    for key, value in items:
+        found = first_nonfinite(value, f"{prefix}/{key}" if prefix else str(key))
+        if found is not None:
+            return found
+    return None
