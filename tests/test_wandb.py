@@ -6,11 +6,7 @@ import json
 import struct
 
 import pytest
-from conftest import RECIPES, TINY
-
-from ganforge.plugins import get_registry
-from ganforge.recipe import Recipe
-from ganforge.trainer import Trainer
+from conftest import RECIPES, TINY, sets
 
 pytest.importorskip("wandb", reason="the wandb extra is not installed")
 from wandb.proto import wandb_internal_pb2  # noqa: E402
@@ -61,21 +57,24 @@ def history(run_dir) -> tuple[dict[int, dict], set[str], dict]:
     return steps, ids, config
 
 
-def test_wandb_offline_run_logs_scalars_images_config_and_resumes(tmp_path, selfie_root, monkeypatch):
-    for var in ("WANDB_CONFIG_DIR", "WANDB_CACHE_DIR", "WANDB_DATA_DIR"):
-        monkeypatch.setenv(var, str(tmp_path / var.lower()))
-    monkeypatch.setenv("WANDB_MODE", "offline")
-    monkeypatch.setenv("WANDB_SILENT", "true")
+def test_wandb_offline_run_logs_scalars_images_config_and_resumes(tmp_path, selfie_root, cli):
+    # Through the real CLI, in fresh processes: wandb's service keeps process-wide state.
+    env = {
+        var: str(tmp_path / var.lower()) for var in ("WANDB_CONFIG_DIR", "WANDB_CACHE_DIR", "WANDB_DATA_DIR")
+    }
+    env.update(WANDB_MODE="offline", WANDB_SILENT="true")
     run = tmp_path / "run"
-    base = [*TINY, f"data.root={json.dumps(str(selfie_root))}", "train.device='cpu'", "callbacks={}"]
+    base = [*TINY, f"data.root={json.dumps(str(selfie_root))}", "callbacks={}"]
     base += ["callbacks.samples.every=2", "callbacks.checkpoint.every=100", "callbacks.wandb.project='t'"]
-    registry = get_registry()
-    for max_steps, resume in ((4, False), (6, True)):
-        recipe = Recipe.load(RECIPES / "cyclegan_selfie2anime.toml", [*base, f"train.max_steps={max_steps}"])
-        trainer = Trainer(recipe.resolve(registry), run, registry)
-        if resume:
-            trainer.resume(run)
-        trainer.fit()
+    recipe = str(RECIPES / "cyclegan_selfie2anime.toml")
+    first = cli(
+        "run", recipe, *sets(*base, "train.max_steps=4"), "--out", str(run), "--device", "cpu", env=env
+    )
+    assert first.returncode == 0, first.stderr
+    again = cli(
+        "run", recipe, *sets(*base, "train.max_steps=6"), "--resume", str(run), "--device", "cpu", env=env
+    )
+    assert again.returncode == 0, again.stderr
 
     steps, ids, config = history(run)
     assert sorted(steps) == [2, 4, 6]
