@@ -255,7 +255,12 @@ class ScheduledOptimizer:
         return state
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore moments and step counts; the hyperparameters stay the recipe's (a resumed run's
+        ``--set optim.g.lr=...`` takes effect, an unchanged recipe resumes exactly)."""
+        recipe = [{k: v for k, v in g.items() if k in _RECIPE_KEYS} for g in self.optimizer.param_groups]
         self.optimizer.load_state_dict(state)
+        for group, settings in zip(self.optimizer.param_groups, recipe):
+            group.update(settings)
         # Saved moments are contiguous; fused and foreach kernels need the parameters' strides
         # (channels_last conv weights on CUDA).
         for param, param_state in self.optimizer.state.items():
@@ -268,6 +273,10 @@ class ScheduledOptimizer:
                     param_state[key] = torch.empty_like(param, dtype=value.dtype).copy_(value)
         if self._capturable:
             self.make_capturable()
+
+
+# Optimizer settings that come from the recipe, not from a checkpoint.
+_RECIPE_KEYS = ("lr", "initial_lr", "betas", "eps", "weight_decay", "momentum", "dampening", "nesterov")
 
 
 def minimize(loss: Tensor, *optimizers: ScheduledOptimizer) -> None:

@@ -340,3 +340,18 @@ def test_cuda_amp_step(selfie_root, tmp_path):
     )
     assert trainer.runtime.precision in ("bf16", "fp16") and trainer.runtime.channels_last
     trainer.fit()
+
+
+def test_a_resumed_run_takes_a_new_learning_rate(selfie_root, tmp_path):
+    Trainer(
+        resolved(selfie_root, "train.max_steps=2", "schedule.name=constant"), tmp_path / "r", get_registry()
+    ).fit()
+    later = Trainer(
+        resolved(selfie_root, "train.max_steps=3", "schedule.name=constant", "optim.g.lr=1e-5"),
+        tmp_path / "r",
+        get_registry(),
+    )
+    later.resume(tmp_path / "r")
+    assert later.objective.learning_rates() == {"g": 1e-5, "d": 2e-4}
+    state = later.objective.opt_g.optimizer.state_dict()["state"]
+    assert state and all(int(s["step"]) == 2 for s in state.values())  # the moments did come back
