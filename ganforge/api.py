@@ -2,7 +2,7 @@
 
 The same work as the command line, for notebooks and scripts (docs/python.md)::
 
-    run = ganforge.train("recipes/cyclegan_selfie2anime.toml", overrides=[...], device="cpu")
+    run = ganforge.train("recipe.toml", overrides=[...], device="cpu")
     model = ganforge.load(run.checkpoint)          # a run, a checkpoint or an exported file
     anime = model.translate(Image.open("selfie.jpg"))
 
@@ -175,7 +175,7 @@ class Model:
 
     @property
     def name(self) -> str:
-        """The objective's name (``cyclegan``, ``dcgan``, ...)."""
+        """The objective's registry name."""
         return self.objective.name
 
     @property
@@ -331,8 +331,8 @@ def convert_file(
     options: Iterable[str] = (),
     force: bool = False,
 ) -> Path:
-    """``ganforge convert``: a reference project's generator file (``source`` is
-    ``official-cyclegan``, ``cut`` or ``ugatit``) into an exported file; returns its path."""
+    """``ganforge convert``: a reference project's generator file (``source`` names a converter,
+    see ``ganforge list converters``) into an exported file; returns its path."""
     from ganforge.convert import convert_file as convert
 
     path, _ = convert(

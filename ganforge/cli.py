@@ -694,15 +694,14 @@ def export_command(
 @click.option(
     "--from",
     "source",
-    type=click.Choice(["official-cyclegan", "cut", "ugatit"]),
     required=True,
-    help="The project the .pth file comes from.",
+    help="The project the .pth file comes from: a converter (ganforge list converters).",
 )
 @click.option(
     "--direction",
     default=None,
-    help="official-cyclegan/cut: the direction the file translates (default a2b; b2a for *G_B*); "
-    "ugatit: the one to keep (default: both).",
+    help="The direction the file translates, or the one to keep of a file holding both "
+    "(default: what the converter reads from the file).",
 )
 @click.option(
     "--image-size", type=int, default=None, help="The training image size (default: inferred, else 256)."
@@ -725,7 +724,7 @@ def convert_command(
     out: str,
     force: bool,
 ) -> None:
-    """Turn a generator .pth of the official CycleGAN, CUT or U-GAT-IT code into an export.
+    """Turn a generator .pth of another project (see 'ganforge list converters') into an export.
 
     Only plain state dicts are read (torch.load with weights_only=True).
     """

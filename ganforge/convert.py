@@ -1,19 +1,9 @@
-"""``ganforge convert``: generators of the reference projects into ganforge's exported format.
+"""``ganforge convert``: weight files of other projects into ganforge's exported format.
 
-The ``.pth`` files their users have are plain state dicts:
-
-- ``official-cyclegan`` (junyanz/pytorch-CycleGAN-and-pix2pix): ``latest_net_G_A.pth`` (A->B)
-  or ``latest_net_G_B.pth`` (B->A), a ``ResnetGenerator``; ganforge's ``resnet`` generator has
-  the same module tree (norm instance or batch).
-- ``cut`` (taesungp/contrastive-unpaired-translation): ``latest_net_G.pth``, its anti-aliased
-  ``ResnetGenerator`` (``antialias=true`` in ganforge's ``resnet``); one trained with
-  ``--no_antialias --no_antialias_up`` has the official layout.
-- ``ugatit`` (znxlwm/UGATIT-pytorch): ``*_params_latest.pt``, a dict of state dicts of which
-  ``genA2B`` and ``genB2A`` are the generators; ganforge's ``ugatit`` generator uses the same
-  names, with ``variance="unbiased"`` for the reference's ``torch.var``.
-
-Widths, block counts and channels are read from the tensor shapes. Files are read with
-``torch.load(..., weights_only=True)`` only: one that needs a full unpickle is refused.
+Converters are plugins (kind ``converter``; ``ganforge list converters``): each reads one
+project's file layout and says which bundled component rebuilds each network, with which
+options. This module reads the file with ``torch.load(..., weights_only=True)`` only (one that
+needs a full unpickle is refused), builds the networks, loads them strictly and writes the export.
 """
 
 from __future__ import annotations
@@ -21,6 +11,7 @@ from __future__ import annotations
 import os
 import pickle
 import re
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -30,9 +21,19 @@ from ganforge.errors import GanforgeError
 from ganforge.recipe import parse_value
 from ganforge.registry import Registry
 
-SOURCES = ("official-cyclegan", "cut", "ugatit")
-_OBJECTIVE = {"official-cyclegan": "cyclegan", "cut": "cut", "ugatit": "ugatit"}
-_DOMAINS = {"a2b": ("A", "B"), "b2a": ("B", "A")}
+
+@dataclass
+class Converted:
+    """One network a converter found: its direction, names, ganforge component and weights."""
+
+    direction: str
+    network: str  # the network's name in ganforge's objective of the same method
+    source: str  # the batch keys (domains) it maps between
+    target: str
+    component: str  # the generator component that rebuilds it
+    options: dict[str, Any]
+    state: dict[str, torch.Tensor]
+    image_size: int | None = None  # the training size, when the weights tell it
 
 
 def read_state(path: str | os.PathLike[str]) -> Any:
@@ -54,7 +55,7 @@ def read_state(path: str | os.PathLike[str]) -> Any:
         raise GanforgeError(f"{file}: not a readable PyTorch file ({type(exc).__name__})") from None
 
 
-def _tensors(state: Any, file: Path, what: str) -> dict[str, torch.Tensor]:
+def state_tensors(state: Any, file: Path, what: str) -> dict[str, torch.Tensor]:
     if (
         not isinstance(state, dict)
         or not state
@@ -65,81 +66,6 @@ def _tensors(state: Any, file: Path, what: str) -> dict[str, torch.Tensor]:
     if all(k.startswith("module.") for k in state):
         state = {k[len("module.") :]: v for k, v in state.items()}
     return dict(state)
-
-
-def _indices(state: dict[str, torch.Tensor], pattern: str) -> list[int]:
-    regex = re.compile(pattern)
-    return sorted({int(m.group(1)) for k in state if (m := regex.fullmatch(k))})
-
-
-def resnet_options(state: dict[str, torch.Tensor], source: str, file: Path) -> dict[str, Any]:
-    """ganforge ``resnet`` options of an official CycleGAN or CUT ``ResnetGenerator`` state dict."""
-    if "model.1.weight" not in state:
-        raise GanforgeError(f"{file}: not a ResnetGenerator state dict (no model.1.weight)")
-    first = state["model.1.weight"]
-    ngf, in_channels = int(first.shape[0]), int(first.shape[1])
-    blocks = len(_indices(state, r"model\.(\d+)\.conv_block\.1\.weight"))
-    dropout = any(re.fullmatch(r"model\.\d+\.conv_block\.6\.weight", k) for k in state)
-    norm = "batch" if "model.2.weight" in state else "instance"
-    last = max(_indices(state, r"model\.(\d+)\.weight"))
-    out_channels = int(state[f"model.{last}.weight"].shape[0])
-    blurs = {int(v.shape[-1]) for k, v in state.items() if k.endswith(".filt")}
-    if source == "official-cyclegan" and blurs:
-        raise GanforgeError(f"{file}: has CUT's blur filters (.filt); convert it with --from cut")
-    if blurs and blurs != {3, 4}:
-        raise GanforgeError(
-            f"{file}: CUT generator with only {'down' if 3 in blurs else 'up'}sampling anti-aliased "
-            "(--no_antialias_up or --no_antialias); ganforge's resnet has both or neither"
-        )
-    return {
-        "in_channels": in_channels,
-        "out_channels": out_channels,
-        "ngf": ngf,
-        "blocks": blocks,
-        "norm": norm,
-        "dropout": dropout,
-        "upsample": "transpose",
-        "antialias": bool(blurs),
-        "init": "none",
-    }
-
-
-def ugatit_options(state: dict[str, torch.Tensor], file: Path) -> tuple[dict[str, Any], int | None]:
-    """(ganforge ``ugatit`` options, the image size when the MLP tells it) of a reference generator."""
-    if "DownBlock.1.weight" not in state or "FC.0.weight" not in state:
-        raise GanforgeError(f"{file}: not a U-GAT-IT generator state dict (no DownBlock.1.weight)")
-    first = state["DownBlock.1.weight"]
-    ngf, in_channels = int(first.shape[0]), int(first.shape[1])
-    dim = ngf * 4
-    blocks = len(_indices(state, r"UpBlock1_(\d+)\.conv1\.weight"))
-    last = max(_indices(state, r"UpBlock2\.(\d+)\.weight"))
-    out_channels = int(state[f"UpBlock2.{last}.weight"].shape[0])
-    mlp_in = int(state["FC.0.weight"].shape[1])
-    light = mlp_in == dim
-    size = None
-    if not light:
-        side = round((mlp_in / dim) ** 0.5)
-        if side * side * dim != mlp_in:
-            raise GanforgeError(f"{file}: FC.0 reads {mlp_in} values, not a square map of {dim} channels")
-        size = side * 4
-    options = {
-        "in_channels": in_channels,
-        "out_channels": out_channels,
-        "ngf": ngf,
-        "blocks": blocks,
-        "image_size": size or 256,
-        "light": light,
-        "variance": "unbiased",
-        "init": "none",
-    }
-    return options, size
-
-
-def _network_name(source: str, direction: str) -> str:
-    """The network's name in ganforge's objective of the same method (CUT's one generator is G)."""
-    if source == "cut":
-        return "G"
-    return "G_AB" if direction == "a2b" else "G_BA"
 
 
 def _apply_overrides(options: dict[str, Any], overrides: list[str]) -> None:
@@ -168,44 +94,25 @@ def convert_file(
     import ganforge
     from ganforge.export import _target, build_network, write_safetensors
 
-    if source not in SOURCES:
-        raise GanforgeError(f"--from must be one of {', '.join(SOURCES)}, got {source!r}")
-    if direction is not None and direction not in _DOMAINS:
-        raise GanforgeError(f"--direction must be a2b or b2a, got {direction!r}")
+    converter = registry.build("converter", {"name": source}, "--from")
     path = Path(file)
     target = _target(out, force)
-    raw = read_state(path)
-    if source == "ugatit":
-        if not isinstance(raw, dict) or "genA2B" not in raw or "genB2A" not in raw:
-            raise GanforgeError(f"{path}: a U-GAT-IT params file holds genA2B and genB2A; this one does not")
-        wanted = [direction] if direction else ["a2b", "b2a"]
-        states = {d: _tensors(raw["genA2B" if d == "a2b" else "genB2A"], path, "a generator") for d in wanted}
-        kind_name = "ugatit"
-        found = {d: ugatit_options(s, path) for d, s in states.items()}
-        options = {d: o for d, (o, _) in found.items()}
-        inferred = next((size for _, size in found.values() if size), None)
-    else:
-        d = direction or ("b2a" if re.search(r"G_B\b|G_B[._]", path.name) else "a2b")
-        wanted = [d]
-        states = {d: _tensors(raw, path, "a generator state dict")}
-        kind_name = "resnet"
-        options = {d: resnet_options(states[d], source, path)}
-        inferred = None
+    found = converter.convert(read_state(path), path, direction)
+    inferred = next((c.image_size for c in found if c.image_size), None)
     if image_size is not None and inferred is not None and image_size != inferred:
         raise GanforgeError(f"--image-size {image_size}: the generator's MLP was sized for {inferred} px")
     size = image_size or inferred or 256
     networks: dict[str, Any] = {}
     modules = {}
-    component = registry.get("generator", kind_name)
-    for d in wanted:
-        opts = options[d]
-        if kind_name == "ugatit":
+    for item in found:
+        component = registry.get("generator", item.component)
+        opts = dict(item.options)
+        if "image_size" in {p.name for p in registry.options(component)}:
             opts["image_size"] = size
         _apply_overrides(opts, overrides or [])
-        name = _network_name(source, d)
         spec = {
             "kind": "generator",
-            "component": kind_name,
+            "component": item.component,
             "options": opts,
             "context": {},
             "plugin": component.plugin,
@@ -213,7 +120,7 @@ def convert_file(
             "version": component.version,
         }
         net = build_network(spec, registry, f"{path}: generator")
-        result = net.load_state_dict(states[d], strict=False)
+        result = net.load_state_dict(item.state, strict=False)
         # CUT keeps its blur filters as buffers; the official code's old files may hold instance
         # norm running stats (its own loader deletes them): neither is a weight.
         unexpected = [
@@ -225,7 +132,7 @@ def convert_file(
             what = [f"missing {', '.join(result.missing_keys[:3])}"] if result.missing_keys else []
             what += [f"unexpected {', '.join(unexpected[:3])}"] if unexpected else []
             raise GanforgeError(
-                f"{path}: does not match ganforge's {kind_name} generator ({'; '.join(what)})"
+                f"{path}: does not match ganforge's {item.component} generator ({'; '.join(what)})"
             )
         spec.update(
             section="generator",
@@ -233,23 +140,25 @@ def convert_file(
             size_multiple=int(getattr(net, "size_multiple", 1)),
             parameters=sum(p.numel() for p in net.parameters()),
         )
-        networks[name] = spec
-        modules[name] = net
-    both = len(wanted) == 2
+        networks[item.network] = spec
+        modules[item.network] = net
     info = {
         "format": "ganforge-export/1",
         "ganforge": ganforge.__version__,
         "torch": torch.__version__,
-        "objective": _OBJECTIVE[source],
+        "objective": converter.objective,
         "networks": networks,
         "directions": {
-            d: {
-                "network": _network_name(source, d),
-                "source": _DOMAINS[d][0],
-                "target": _DOMAINS[d][1],
-                "inverse": ("b2a" if d == "a2b" else "a2b") if both else None,
+            c.direction: {
+                "network": c.network,
+                "source": c.source,
+                "target": c.target,
+                # the direction mapping back, when the file holds it too
+                "inverse": next(
+                    (o.direction for o in found if (o.source, o.target) == (c.target, c.source)), None
+                ),
             }
-            for d in wanted
+            for c in found
         },
         "noise": None,
         "input": {"range": [-1.0, 1.0], "layout": "NCHW", "channels": 3},
@@ -258,7 +167,9 @@ def convert_file(
         "size_multiple": max(n["size_multiple"] for n in networks.values()),
         "dtype": "fp32",
         "step": 0,
-        "plugins": {f"generator/{kind_name}": f"{component.distribution} {component.version}"},
+        "plugins": {
+            f"generator/{s['component']}": f"{s['distribution']} {s['version']}" for s in networks.values()
+        },
         "source": path.name,
         "converted_from": source,
     }

@@ -287,9 +287,11 @@ def _choose_directions(objective: Objective, directions: Iterable[str] | None, f
 
 def _check_plain_inference(objective: Objective) -> None:
     """Exports hold networks: an objective whose inference is more than ``net(x)`` cannot export."""
-    cls = type(objective)
+    overridden = {
+        name for c in type(objective).__mro__ if c is not Objective and c is not object for name in vars(c)
+    }
     for method in ("translate", "generate", "_forward"):
-        if getattr(cls, method) is not getattr(Objective, method):
+        if method in overridden:
             raise GanforgeError(
                 f"objective '{objective.name}' overrides {method}(): its inference is more than its "
                 "networks, so it cannot be exported (use its checkpoint)"

@@ -110,7 +110,7 @@ def size_problem(objective: Objective, direction: str, side: int) -> str | None:
     (its ``check_image_size``, see :func:`ganforge.recipe.image_size_problem`)."""
     from ganforge.recipe import image_size_problem
 
-    builder = getattr(objective, "builder", None)
+    builder = objective.builder
     network = objective.declares.networks.get(objective.directions[direction].network)
     if builder is None or network is None:  # an export: no recipe to check against
         return None

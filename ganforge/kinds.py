@@ -66,6 +66,13 @@ KINDS = (
         "objectives through ``Objective.d_input``. No host syncs: it runs inside the step.",
     ),
     Kind(
+        "converter",
+        "Converters of other projects' weight files for ``ganforge convert --from NAME``: an "
+        "object with ``objective`` (the bundled objective of the same method) and "
+        "``convert(raw, file, direction) -> list[ganforge.convert.Converted]`` (one per network: "
+        "direction, network name, domains, generator component, options, state dict).",
+    ),
+    Kind(
         "data_source",
         "Downloadable datasets for ``ganforge data get`` (``ganforge.download.DataSource``): pass a "
         "``DataSource`` (it is its own factory) or a zero-argument function returning one: its "

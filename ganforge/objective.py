@@ -590,7 +590,7 @@ class Objective:
         Checked without touching any state: the part names; each network's tensor names,
         shapes and dtypes; each optimizer's groups and moment shapes against its parameters;
         and that every floating tensor is finite. Each problem names its key
-        (``objective/G_AB/model.1.bias``). With ``inference_only`` only the inference networks
+        (``objective/<network>/model.1.bias``). With ``inference_only`` only the inference networks
         are required, and the other parts are checked where the state has them.
         """
         if not isinstance(state, dict):

@@ -248,3 +248,42 @@ def test_a_pickle_with_a_custom_class_is_refused_on_one_line(tmp_path):
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and "NotAStateDict" in lines[0] and "weights_only=True" in lines[0]
     assert not (tmp_path / "o.safetensors").exists()
+
+
+def test_hook_register_converters(tmp_path):
+    """A third party adds a converter for its own project's files; convert uses it by name."""
+    from conftest import bare_host
+
+    import ganforge_plugins.networks
+    from ganforge import hookimpl
+    from ganforge.convert import Converted, state_tensors
+    from ganforge_plugins.networks.resnet import ResnetGenerator
+
+    class Theirs:
+        """Files of 'their-gan': a ResnetGenerator under the key 'generator'."""
+
+        objective = "cyclegan"
+
+        def convert(self, raw, file, direction):
+            state = state_tensors(raw["generator"], file, "a generator")
+            options = {"ngf": 8, "blocks": 1, "init": "none"}
+            return [Converted(direction or "a2b", "G_AB", "A", "B", "resnet", options, state)]
+
+    class Plugin:
+        @hookimpl
+        def register_converters(self, register):
+            register("their-gan", Theirs)
+
+    host = bare_host()
+    host.register_module(ganforge_plugins.networks, "networks", "ganforge")
+    host.register_module(Plugin(), "their-plugin", "their-dist", "1.0")
+    host.collect()
+    net = ResnetGenerator(ngf=8, blocks=1)
+    torch.save({"generator": net.state_dict()}, tmp_path / "theirs.pth")
+    path, info = convert_file(
+        tmp_path / "theirs.pth", "their-gan", tmp_path / "out.safetensors", host.registry
+    )
+    assert info["converted_from"] == "their-gan" and list(info["directions"]) == ["a2b"]
+    assert read_header(path)["networks"]["G_AB"]["component"] == "resnet"
+    with pytest.raises(GanforgeError, match="unknown converter 'nope'"):
+        convert_file(tmp_path / "theirs.pth", "nope", tmp_path / "x.safetensors", host.registry)

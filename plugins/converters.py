@@ -1,0 +1,153 @@
+"""Converters of the reference projects' generator files (``ganforge convert --from NAME``).
+
+- ``official-cyclegan`` (junyanz/pytorch-CycleGAN-and-pix2pix): ``latest_net_G_A.pth`` (A->B)
+  or ``latest_net_G_B.pth`` (B->A), a ``ResnetGenerator``; ganforge's ``resnet`` generator has
+  the same module tree (norm instance or batch).
+- ``cut`` (taesungp/contrastive-unpaired-translation): ``latest_net_G.pth``, its anti-aliased
+  ``ResnetGenerator`` (``antialias=true`` in ganforge's ``resnet``); one trained with
+  ``--no_antialias --no_antialias_up`` has the official layout.
+- ``ugatit`` (znxlwm/UGATIT-pytorch): ``*_params_latest.pt``, a dict of state dicts of which
+  ``genA2B`` and ``genB2A`` are the generators; ganforge's ``ugatit`` generator uses the same
+  names, with ``variance="unbiased"`` for the reference's ``torch.var``.
+
+Widths, block counts and channels are read from the tensor shapes. The core
+(``ganforge.convert``) reads the file with the weights-only loader, rebuilds each network with
+ganforge's component, loads it strictly and writes the export.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ganforge import GanforgeError, hookimpl
+from ganforge.convert import Converted, state_tensors
+
+_DOMAINS = {"a2b": ("A", "B"), "b2a": ("B", "A")}
+
+
+def _direction(direction: str | None, default: str) -> str:
+    if direction is None:
+        return default
+    if direction not in _DOMAINS:
+        raise GanforgeError(f"--direction must be a2b or b2a, got {direction!r}")
+    return direction
+
+
+def _indices(state: dict[str, torch.Tensor], pattern: str) -> list[int]:
+    regex = re.compile(pattern)
+    return sorted({int(m.group(1)) for k in state if (m := regex.fullmatch(k))})
+
+
+def resnet_options(state: dict[str, torch.Tensor], source: str, file: Path) -> dict[str, Any]:
+    """ganforge ``resnet`` options of an official CycleGAN or CUT ``ResnetGenerator`` state dict."""
+    if "model.1.weight" not in state:
+        raise GanforgeError(f"{file}: not a ResnetGenerator state dict (no model.1.weight)")
+    first = state["model.1.weight"]
+    ngf, in_channels = int(first.shape[0]), int(first.shape[1])
+    blocks = len(_indices(state, r"model\.(\d+)\.conv_block\.1\.weight"))
+    dropout = any(re.fullmatch(r"model\.\d+\.conv_block\.6\.weight", k) for k in state)
+    norm = "batch" if "model.2.weight" in state else "instance"
+    last = max(_indices(state, r"model\.(\d+)\.weight"))
+    out_channels = int(state[f"model.{last}.weight"].shape[0])
+    blurs = {int(v.shape[-1]) for k, v in state.items() if k.endswith(".filt")}
+    if source == "official-cyclegan" and blurs:
+        raise GanforgeError(f"{file}: has CUT's blur filters (.filt); convert it with --from cut")
+    if blurs and blurs != {3, 4}:
+        raise GanforgeError(
+            f"{file}: CUT generator with only {'down' if 3 in blurs else 'up'}sampling anti-aliased "
+            "(--no_antialias_up or --no_antialias); ganforge's resnet has both or neither"
+        )
+    return {
+        "in_channels": in_channels,
+        "out_channels": out_channels,
+        "ngf": ngf,
+        "blocks": blocks,
+        "norm": norm,
+        "dropout": dropout,
+        "upsample": "transpose",
+        "antialias": bool(blurs),
+        "init": "none",
+    }
+
+
+def ugatit_options(state: dict[str, torch.Tensor], file: Path) -> tuple[dict[str, Any], int | None]:
+    """(ganforge ``ugatit`` options, the image size when the MLP tells it) of a reference generator."""
+    if "DownBlock.1.weight" not in state or "FC.0.weight" not in state:
+        raise GanforgeError(f"{file}: not a U-GAT-IT generator state dict (no DownBlock.1.weight)")
+    first = state["DownBlock.1.weight"]
+    ngf, in_channels = int(first.shape[0]), int(first.shape[1])
+    dim = ngf * 4
+    blocks = len(_indices(state, r"UpBlock1_(\d+)\.conv1\.weight"))
+    last = max(_indices(state, r"UpBlock2\.(\d+)\.weight"))
+    out_channels = int(state[f"UpBlock2.{last}.weight"].shape[0])
+    mlp_in = int(state["FC.0.weight"].shape[1])
+    light = mlp_in == dim
+    size = None
+    if not light:
+        side = round((mlp_in / dim) ** 0.5)
+        if side * side * dim != mlp_in:
+            raise GanforgeError(f"{file}: FC.0 reads {mlp_in} values, not a square map of {dim} channels")
+        size = side * 4
+    options = {
+        "in_channels": in_channels,
+        "out_channels": out_channels,
+        "ngf": ngf,
+        "blocks": blocks,
+        "image_size": size or 256,
+        "light": light,
+        "variance": "unbiased",
+        "init": "none",
+    }
+    return options, size
+
+
+class OfficialCycleGAN:
+    """The official pytorch-CycleGAN-and-pix2pix ResnetGenerator (latest_net_G_A.pth / G_B)."""
+
+    objective = "cyclegan"
+
+    def convert(self, raw: Any, file: Path, direction: str | None) -> list[Converted]:
+        d = _direction(direction, "b2a" if re.search(r"G_B\b|G_B[._]", file.name) else "a2b")
+        state = state_tensors(raw, file, "a generator state dict")
+        network = "G_AB" if d == "a2b" else "G_BA"
+        options = resnet_options(state, "official-cyclegan", file)
+        return [Converted(d, network, *_DOMAINS[d], "resnet", options, state)]
+
+
+class CUTGenerator:
+    """CUT's (anti-aliased) ResnetGenerator (latest_net_G.pth): one direction, A->B."""
+
+    objective = "cut"
+
+    def convert(self, raw: Any, file: Path, direction: str | None) -> list[Converted]:
+        d = _direction(direction, "a2b")
+        state = state_tensors(raw, file, "a generator state dict")
+        return [Converted(d, "G", *_DOMAINS[d], "resnet", resnet_options(state, "cut", file), state)]
+
+
+class UGATITGenerators:
+    """U-GAT-IT's params file: genA2B and genB2A (both, or the --direction asked for)."""
+
+    objective = "ugatit"
+
+    def convert(self, raw: Any, file: Path, direction: str | None) -> list[Converted]:
+        if not isinstance(raw, dict) or "genA2B" not in raw or "genB2A" not in raw:
+            raise GanforgeError(f"{file}: a U-GAT-IT params file holds genA2B and genB2A; this one does not")
+        out = []
+        for d in [_direction(direction, "a2b")] if direction else ["a2b", "b2a"]:
+            state = state_tensors(raw["genA2B" if d == "a2b" else "genB2A"], file, "a generator")
+            options, size = ugatit_options(state, file)
+            network = "G_AB" if d == "a2b" else "G_BA"
+            out.append(Converted(d, network, *_DOMAINS[d], "ugatit", options, state, size))
+        return out
+
+
+@hookimpl
+def register_converters(register):
+    register("official-cyclegan", OfficialCycleGAN)
+    register("cut", CUTGenerator)
+    register("ugatit", UGATITGenerators)
