@@ -234,17 +234,13 @@ class Model:
     ) -> list[Image.Image]:
         from PIL import Image
 
-        from ganforge.data import to_uint8_tensor
-        from ganforge.translate import _model_size, _to_pil
+        from ganforge.translate import translate_image
 
         side = self.image_size if size is None else size
-        multiple = self.objective.size_multiple(direction)
         results = []
         for img in images:
             rgb = img.convert("RGB")
-            shape = _model_size(rgb, side, multiple)
-            x = to_uint8_tensor(rgb if rgb.size == shape else rgb.resize(shape, Image.BICUBIC)).unsqueeze(0)
-            y = _to_pil(self.objective.translate(self.objective.runtime.to_input(x), direction)[0])
+            y = translate_image(self.objective, rgb, direction, side)
             results.append(y if y.size == rgb.size else y.resize(rgb.size, Image.BICUBIC))
         return results
 

@@ -29,11 +29,11 @@ from torchvision.utils import make_grid
 
 from ganforge import __version__
 from ganforge import checkpoint as ckpt
-from ganforge.data import IMAGE_EXTENSIONS, to_uint8_tensor
+from ganforge.data import IMAGE_EXTENSIONS
 from ganforge.errors import GanforgeError
 from ganforge.inference import image_size, load_objective
 from ganforge.registry import Registry
-from ganforge.translate import _compositor, _model_size, _to_pil
+from ganforge.translate import _compositor, translate_image
 
 DEFAULT_MAX_PIXELS = 100_000_000  # 100 megapixels: ~300 MB as RGB, a few seconds to resize on a CPU
 MAX_UPLOAD = "200mb"  # Gradio refuses larger uploads before they reach the model
@@ -127,15 +127,7 @@ class DemoModel:
         return path
 
     def _model(self, direction: str) -> Any:
-        runtime = self.objective.runtime
-
-        def model(img: Image.Image) -> Image.Image:
-            shape = _model_size(img, self.size, self.objective.size_multiple(direction))
-            x = to_uint8_tensor(img.resize(shape, Image.BICUBIC)).unsqueeze(0)
-            with torch.inference_mode():
-                return _to_pil(self.objective.translate(runtime.to_input(x), direction)[0])
-
-        return model
+        return lambda img: translate_image(self.objective, img, direction, self.size)
 
     def translate(
         self, path: str | os.PathLike[str], direction: str, composite: str = NO_COMPOSITE, feather: int = 15

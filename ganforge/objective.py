@@ -442,10 +442,14 @@ class Objective:
         self.ema_decay = 0.0
         # Each network is measured on the meta device first: one too big for the device's memory
         # is refused before anything is allocated.
-        budget = MemoryBudget(runtime.device, 1.0 if getattr(builder, "inference", False) else 4.0)
+        budget = MemoryBudget(runtime.device, 1.0 if builder.inference else 4.0)
         for name, spec in decl.networks.items():
             context = self.network_context(name)
-            budget.add(f"{name} [{spec.section}]", lambda s=spec.section, c=context: builder.build(s, **c))
+            # Measured once per component, options and context (resolving the recipe measured most).
+            key = builder.size_key(spec.section, context)
+            budget.add(
+                f"{name} [{spec.section}]", lambda s=spec.section, c=context: builder.build(s, **c), key
+            )
             net = builder.build(spec.section, **context)
             self._nets[name] = runtime.prepare(net)
             setattr(self, name, self._nets[name])

@@ -318,6 +318,15 @@ class Builder:
         self.defaults = defaults
         self.inference = False  # True: built to infer only (networks' memory is their weights)
 
+    def size_key(self, section: str, context: dict[str, Any] | None = None) -> tuple[Any, ...]:
+        """What a network's size depends on: its component, options and context (a cache key)."""
+        spec = self.recipe.specs[section]
+        return (
+            spec.component.factory,
+            repr(sorted(spec.options.items())),
+            repr(sorted((context or {}).items())),
+        )
+
     def has(self, section: str) -> bool:
         return section in self.recipe.specs
 
@@ -443,7 +452,7 @@ def _check_network_sizes(registry: Registry, resolved: Resolved, declares: Any, 
         for name, net in declares.networks.items():
             spec = resolved.specs.get(net.section)
             if spec is not None:
-                key = (spec.component.factory, repr(sorted(spec.options.items())))
+                key = Builder(registry, resolved).size_key(net.section)
                 budget.add(
                     f"{name} [{net.section}]",
                     lambda spec=spec: registry.create(spec.component, spec.options, spec.where),

@@ -34,6 +34,15 @@ def _model_size(img: Image.Image, size: int, multiple: int = 1) -> tuple[int, in
     return max(m, img.width // m * m), max(m, img.height // m * m)
 
 
+def translate_image(objective: Any, img: Image.Image, direction: str, size: int) -> Image.Image:
+    """One RGB image through ``direction`` at the model's input size (``size`` square, or 0: the
+    image's own, rounded to the network's size multiple); the result has that size."""
+    shape = _model_size(img, size, objective.size_multiple(direction))
+    x = to_uint8_tensor(img if img.size == shape else img.resize(shape, Image.BICUBIC)).unsqueeze(0)
+    with torch.inference_mode():
+        return _to_pil(objective.translate(objective.runtime.to_input(x), direction)[0])
+
+
 def _to_pil(t: torch.Tensor) -> Image.Image:
     array = t.clamp(-1, 1).add(1).mul(127.5).round().to(torch.uint8).permute(1, 2, 0).cpu().numpy()
     return Image.fromarray(array)
@@ -317,15 +326,12 @@ def _translate_composited(
     on_batch: Callable[[int], None] | None = None,
 ) -> list[str]:
     """One image at a time: translate the photo and paste it back through the compositor's mask."""
-    runtime = objective.runtime
     failures: list[str] = []
     written = 0
     check = _side_check(objective, direction, size)
 
     def model(img: Image.Image) -> Image.Image:
-        shape = _model_size(img, size, objective.size_multiple(direction))
-        x = to_uint8_tensor(img.resize(shape, Image.BICUBIC)).unsqueeze(0)
-        return _to_pil(objective.translate(runtime.to_input(x), direction)[0])
+        return translate_image(objective, img, direction, size)
 
     for path in files:
         try:
