@@ -83,19 +83,22 @@ class UGATIT(Objective):
         G_AB, G_BA = unwrap(self._nets["G_AB"]), unwrap(self._nets["G_BA"])
         discs_A, discs_B = (self.D_GA, self.D_LA), (self.D_GB, self.D_LB)
 
+        # The translations, once: the D step sees them detached, and the G step (whose weights the
+        # D step does not change) trains through them. The reference computes them twice.
+        with rt.autocast():
+            fake_B, cam_AB, _ = G_AB.forward_cam(real_A)
+            fake_A, cam_BA, _ = G_BA.forward_cam(real_B)
+
         # D step: real images against the current translations (no pool, as the reference).
         with rt.autocast():
-            with torch.no_grad():
-                fake_B = G_AB.forward_cam(real_A)[0]
-                fake_A = G_BA.forward_cam(real_B)[0]
             d_A = d_B = 0
             for disc in discs_A:
                 (real_logit, real_cam) = disc(self.d_input(real_A))
-                (fake_logit, fake_cam) = disc(self.d_input(fake_A))
+                (fake_logit, fake_cam) = disc(self.d_input(fake_A.detach()))
                 d_A = d_A + loss.d_loss(real_logit, fake_logit) + loss.d_loss(real_cam, fake_cam)
             for disc in discs_B:
                 (real_logit, real_cam) = disc(self.d_input(real_B))
-                (fake_logit, fake_cam) = disc(self.d_input(fake_B))
+                (fake_logit, fake_cam) = disc(self.d_input(fake_B.detach()))
                 d_B = d_B + loss.d_loss(real_logit, fake_logit) + loss.d_loss(real_cam, fake_cam)
             d_total = self.adv_weight * (d_A + d_B)
         self.opt_d.minimize(d_total)
@@ -103,8 +106,6 @@ class UGATIT(Objective):
         # G step, every discriminator frozen.
         with frozen(*discs_A, *discs_B):
             with rt.autocast():
-                fake_B, cam_AB, _ = G_AB.forward_cam(real_A)
-                fake_A, cam_BA, _ = G_BA.forward_cam(real_B)
                 rec_A = G_BA.forward_cam(fake_B)[0]
                 rec_B = G_AB.forward_cam(fake_A)[0]
                 idt_A, cam_AA, _ = G_BA.forward_cam(real_A)
