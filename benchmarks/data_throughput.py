@@ -18,10 +18,10 @@ import time
 import torch
 from torch.utils.data import DataLoader
 
-from ganforge.bench import sync
 from ganforge.plugins import get_registry
 from ganforge.recipe import Recipe
 from ganforge.trainer import PositionSampler
+from ganforge_plugins.apps.bench.bench import sync
 
 
 def measure(dataset, items: int, workers: int, batch: int, device: torch.device) -> float:

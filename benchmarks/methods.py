@@ -3,7 +3,7 @@
     python benchmarks/methods.py --set data.image_size=64 --set data.load_size=72 --device cpu
     python benchmarks/methods.py --batch-size 16 --peak-tflops 989      # on a GPU, 256 px
 
-Runs ``ganforge bench`` (``ganforge.bench.run_bench``) on each recipe with the same overrides and
+Runs ``ganforge bench`` (the bench app's ``run_bench``) on each recipe with the same overrides and
 prints images/s, step time and the ratio to CycleGAN's images per second (one image is one
 training sample: a pair for the two-way methods, one source image for CUT and FastCUT).
 """
@@ -13,9 +13,9 @@ from __future__ import annotations
 import argparse
 import json
 
-from ganforge.bench import run_bench
 from ganforge.plugins import get_registry
 from ganforge.recipe import Recipe
+from ganforge_plugins.apps.bench.bench import run_bench
 
 RECIPES = {
     "cyclegan": "recipes/cyclegan_selfie2anime.toml",

@@ -28,15 +28,15 @@ from pathlib import Path
 
 import torch
 
-from ganforge.bench import sync
 from ganforge.data import list_images, open_rgb, to_uint8_tensor
-from ganforge.download import dataset_dir
 from ganforge.inference import load_objective
+from ganforge.paths import dataset_dir
 from ganforge.plugins import get_registry
 from ganforge.recipe import Recipe
 from ganforge.registry import Registry
 from ganforge.trainer import Trainer
 from ganforge.translate import translate_files
+from ganforge_plugins.apps.bench.bench import sync
 
 
 def main() -> None:

@@ -75,7 +75,7 @@ class Run:
     @property
     def metrics(self) -> list[dict[str, Any]]:
         """The records of ``metrics.jsonl``: one dict per log step (``step``, losses, ``lr_*``, ...)."""
-        from ganforge.report import read_records
+        from ganforge_plugins.apps.report.report import read_records
 
         return read_records(self.dir / "metrics.jsonl")
 
@@ -158,7 +158,7 @@ class Model:
 
     ``directions`` lists what it translates (empty for a generator), ``generates`` says whether
     it samples from noise, ``image_size`` is its training size. ``objective`` is the underlying
-    objective (or :class:`ganforge.export.ExportedModel`) for anything else.
+    objective (or :class:`ganforge_plugins.apps.export.export.ExportedModel`) for anything else.
     """
 
     def __init__(self, objective: Any, meta: dict[str, Any], file: Path) -> None:
@@ -299,7 +299,7 @@ class Model:
         force: bool = False,
     ) -> Path:
         """Write the inference network(s) to ``out`` (``ganforge export``); returns the path."""
-        from ganforge.export import export_checkpoint
+        from ganforge_plugins.apps.export.export import export_checkpoint
 
         directions = [direction] if isinstance(direction, str) else direction
         path, _ = export_checkpoint(
@@ -329,7 +329,7 @@ def convert_file(
 ) -> Path:
     """``ganforge convert``: a reference project's generator file (``source`` names a converter,
     see ``ganforge list converters``) into an exported file; returns its path."""
-    from ganforge.convert import convert_file as convert
+    from ganforge_plugins.apps.export.convert import convert_file as convert
 
     path, _ = convert(
         file,

@@ -136,6 +136,13 @@ def _reason(exc: BaseException) -> str:
     return text
 
 
+def read_state_tree(path: str | os.PathLike[str]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """``(meta, state tree)`` from the header alone (checked; no tensor is read): the tree names
+    each tensor by reference."""
+    meta, tree, _ = _open(Path(path))
+    return meta, tree
+
+
 def read_meta(path: str | os.PathLike[str]) -> dict[str, Any]:
     """Only the JSON metadata (cheap: reads the header; its checksum is checked)."""
     return _open(Path(path))[0]
@@ -147,14 +154,37 @@ def read_run_meta(path: str | os.PathLike[str]) -> dict[str, Any]:
 
 
 def load(
-    path: str | os.PathLike[str], device: str | torch.device = "cpu"
+    path: str | os.PathLike[str], device: str | torch.device = "cpu", only: list[str] | None = None
 ) -> tuple[dict[str, Any], dict[str, Any]]:
-    """Read a checkpoint: ``(state, meta)``. A damaged file is a one-line error naming it."""
+    """Read a checkpoint: ``(state, meta)``. A damaged file is a one-line error naming it.
+
+    ``only`` lists paths into the state (``"objective/G_AB"``): then only those parts come back
+    (``{"objective": {"G_AB": ...}}``) and only their tensors are read and checksummed; the
+    header, the state tree and the checksum table are checked whole either way.
+    """
     path = Path(path)
-    meta, tree, tensors = _open(path, want_tensors=True)
+    meta, tree, tensors = _open(path, want_tensors=True, only=only)
+    if only is not None:
+        tree = _select(tree, only, path)
     if str(device) != "cpu":
         tensors = {k: t.to(device) for k, t in tensors.items()}
     return _join(tree, tensors), meta
+
+
+def _select(tree: Any, only: list[str], path: Path) -> dict[str, Any]:
+    """The parts of ``tree`` at the ``only`` paths, nested as in the tree."""
+    out: dict[str, Any] = {}
+    for item in only:
+        node, target = tree, out
+        parts = item.split("/")
+        for i, part in enumerate(parts):
+            if not isinstance(node, dict) or part not in node:
+                raise GanforgeError(f"checkpoint {path} has no '{item}' in its state")
+            node = node[part]
+            if i < len(parts) - 1:
+                target = target.setdefault(part, {})
+        target[parts[-1]] = node
+    return out
 
 
 def _corrupt(path: Path, what: str) -> GanforgeError:
@@ -237,7 +267,7 @@ def _names(keys: Any, limit: int = 3) -> str:
     return ", ".join(f"'{k}'" for k in keys[:limit]) + more
 
 
-def _open(path: Path, want_tensors: bool = False) -> tuple[Any, Any, dict]:
+def _open(path: Path, want_tensors: bool = False, only: list[str] | None = None) -> tuple[Any, Any, dict]:
     if not path.is_file():
         raise GanforgeError(f"checkpoint {path} not found")
     try:
@@ -261,7 +291,8 @@ def _open(path: Path, want_tensors: bool = False) -> tuple[Any, Any, dict]:
                 raise _corrupt(path, "the state names one tensor twice")
             if sums is not None:
                 _check_header_sums(path, header, sums, keys)
-            tensors = {k: f.get_tensor(k) for k in sorted(keys)} if want_tensors else {}
+            wanted = keys if only is None else set(_tree_refs(_select(tree, only, path), path))
+            tensors = {k: f.get_tensor(k) for k in sorted(wanted)} if want_tensors else {}
     except GanforgeError:
         raise
     except Exception as exc:  # safetensors raises several types for truncated or garbled files

@@ -247,9 +247,10 @@ def gather_crops(images: torch.Tensor, spec: torch.Tensor, size: int) -> torch.T
 
 
 def cache_dir() -> Path:
-    """Where decoded-image caches live: ``$GANFORGE_CACHE`` or ``~/.cache/ganforge``."""
-    root = os.environ.get("GANFORGE_CACHE") or os.path.join(os.path.expanduser("~"), ".cache", "ganforge")
-    return Path(root) / "decoded"
+    """Where decoded-image caches live: ``decoded/`` in ganforge's cache (:mod:`ganforge.paths`)."""
+    from ganforge.paths import cache_root
+
+    return cache_root() / "decoded"
 
 
 def decoded_cache(files: list[Path], size: int, mode: str, what: str = "images") -> torch.Tensor:

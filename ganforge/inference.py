@@ -36,12 +36,12 @@ def load_objective(
     """(objective with trained inference weights, checkpoint meta, checkpoint file).
 
     ``path`` is a run folder, a checkpoint or a file written by ``ganforge export`` (then the
-    objective is an :class:`ganforge.export.ExportedModel` with the same inference interface).
+    objective is the export app's ``ExportedModel``, with the same inference interface).
     Everything a checkpoint holds is checked before any weight is loaded
     (:func:`check_saved_state`), not only the inference networks: a damaged checkpoint is a
     one-line error from every command.
     """
-    from ganforge.export import is_exported, load_exported
+    from ganforge_plugins.apps.export.export import is_exported, load_exported
 
     file = ckpt.resolve(path)
     if is_exported(file):

@@ -1,7 +1,7 @@
-"""The component kinds the core itself uses, registered like any plugin's kinds.
+"""The component kinds the engine itself uses, registered like any plugin's kinds.
 
-The core builds datasets, callbacks, optimizers, schedules, metrics and compositors, and runs
-objectives; every other kind (networks, losses, pools, ...) comes from plugins.
+The engine builds datasets, callbacks, optimizers, schedules and augmentations, and runs
+objectives; every other kind (networks, losses, pools, metrics, ...) comes from plugins.
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ KINDS = (
         "objective declares) and ``runtime`` (device, precision, channels_last). Every objective "
         "also takes ``ema``: the decay of a moving average of its inference networks (0: off).",
         context=("builder", "runtime"),
+        section="objective",
         common=(("ema", Annotated[float, Range(0.0, 1.0, max_open=True)], 0.0),),
         finish=_finish_objective,
     ),
@@ -35,6 +36,7 @@ KINDS = (
         "declares ``yields`` (batch key -> description), returns dicts with those keys and "
         "exposes ``holdout(n)`` for fixed sample images.",
         context=("seed",),
+        section="data",
     ),
     Kind(
         "callback",
@@ -43,6 +45,8 @@ KINDS = (
         "``on_samples(trainer, step, grid)`` (after the ``samples`` callback writes a grid: "
         "``[3, H, W]`` float in [0, 1] on the CPU), ``on_epoch_end(trainer, epoch)``, "
         "``on_checkpoint(trainer, path)`` and ``on_train_end(trainer)``.",
+        section="callbacks",
+        many=True,
     ),
     Kind("optimizer", "Optimizers. Context: ``params`` (the parameters to optimise).", context=("params",)),
     Kind(
@@ -50,34 +54,14 @@ KINDS = (
         "Learning-rate schedules. Context: ``steps_per_epoch`` and ``total_steps`` (ints). The "
         "factory returns ``factor(step) -> float``, which multiplies each base learning rate.",
         context=("steps_per_epoch", "total_steps"),
+        section="schedule",
     ),
-    Kind("metric", "Evaluation metrics: ``compute(real, fake) -> dict[str, float]``."),
-    Kind(
-        "feature_extractor",
-        "Image feature extractors for distribution metrics (FID, KID): images in [0, 1] to "
-        "``[N, D]`` features.",
-    ),
-    Kind("mask_provider", "Mask providers: an RGB photo in, a soft [0, 1] person or face mask out."),
-    Kind("compositor", "Compositors that paste a stylized image back into the original photo."),
     Kind(
         "augment",
         "Differentiable augmentations of every image a discriminator sees (DiffAugment): a "
         "callable ``images -> images`` in [-1, 1]; the recipe's ``[augment]`` section, applied by "
         "objectives through ``Objective.d_input``. No host syncs: it runs inside the step.",
-    ),
-    Kind(
-        "converter",
-        "Converters of other projects' weight files for ``ganforge convert --from NAME``: an "
-        "object with ``objective`` (the bundled objective of the same method) and "
-        "``convert(raw, file, direction) -> list[ganforge.convert.Converted]`` (one per network: "
-        "direction, network name, domains, generator component, options, state dict).",
-    ),
-    Kind(
-        "data_source",
-        "Downloadable datasets for ``ganforge data get`` (``ganforge.download.DataSource``): pass a "
-        "``DataSource`` (it is its own factory) or a zero-argument function returning one: its "
-        "files (relative URLs, sha256 and where each was published), its layout and its expected "
-        "image counts.",
+        section="augment",
     ),
 )
 

@@ -26,6 +26,7 @@ from ganforge.registry import Component, Kind, Registry, signature_params
 ENTRY_POINT_GROUP = "ganforge"
 ALLOW_ENV = "GANFORGE_LOAD_PLUGINS"
 OWN_DISTRIBUTION = "ganforge"
+APPS_PACKAGE = "ganforge_plugins.apps"  # the bundled apps: the only bundled modules that add commands
 
 
 @dataclass
@@ -190,23 +191,30 @@ class PluginHost:
 
 
 def command_hookimpls() -> list[Any]:
-    """``register_commands`` implementations of the third-party plugins, loaded cheaply.
+    """``register_commands`` implementations, loaded cheaply: the bundled apps and third parties.
 
-    For the top-level ``ganforge --help``: only entry points of other distributions are
-    imported (the bundled plugins add no commands), honouring ``GANFORGE_LOAD_PLUGINS``, into a
-    plugin manager that knows only ganforge's own hooks. A plugin that fails to import is
-    skipped here; ``ganforge list --plugins`` reports it.
+    Only the modules that can add commands are imported (the bundled apps, whose modules import
+    no torch, and every third-party plugin, honouring ``GANFORGE_LOAD_PLUGINS``) into a plugin
+    manager that knows only ganforge's own hooks. The bundled components (networks, losses, ...)
+    add no commands and are not imported. A plugin that fails to import is skipped here;
+    ``ganforge list --plugins`` reports it. Once every plugin is loaded (:func:`get_host`), its
+    plugin manager answers instead (plugins registered in-process included).
     """
+    if _HOST is not None:
+        return list(_HOST.pm.hook.register_commands.get_hookimpls())
     pm = pluggy.PluginManager("ganforge")
     pm.add_hookspecs(hookspecs)
     allow = _allow_list()
     seen: set[tuple[str, str]] = set()
     for ep in sorted(metadata.entry_points(group=ENTRY_POINT_GROUP), key=_ep_sort_key):
         dist = ep.dist.name if ep.dist else "unknown"
-        if _canonical(dist) == OWN_DISTRIBUTION or (dist, ep.name) in seen:
+        if (dist, ep.name) in seen:
             continue
         seen.add((dist, ep.name))
-        if allow is not None and _canonical(dist) not in allow and _canonical(ep.name) not in allow:
+        if _canonical(dist) == OWN_DISTRIBUTION:
+            if not ep.value.startswith(APPS_PACKAGE):
+                continue
+        elif allow is not None and _canonical(dist) not in allow and _canonical(ep.name) not in allow:
             continue
         try:
             module = ep.load()
@@ -256,26 +264,10 @@ def get_registry() -> Registry:
     return get_host().registry
 
 
-_SOURCE_HOST: PluginHost | None = None
-# The bundled entry points the torch-free `ganforge data` commands load (the others import torch).
-SOURCE_PLUGINS = ("kinds", "data_sources")
-
-
-def get_source_host() -> PluginHost:
-    """A plugin host for ``ganforge data``: the core's kinds and ``data_sources``, plus third parties."""
-    global _SOURCE_HOST
-    if _SOURCE_HOST is None:
-        host = PluginHost()
-        host.load_entry_points(bundled=SOURCE_PLUGINS)
-        host.collect()
-        _SOURCE_HOST = host
-    return _SOURCE_HOST
-
-
 def reset() -> None:
     """Forget loaded plugins (tests use this after changing the environment)."""
-    global _HOST, _SOURCE_HOST
-    _HOST = _SOURCE_HOST = None
+    global _HOST
+    _HOST = None
 
 
 def mark_failed(plugin_key: str, error: str) -> None:

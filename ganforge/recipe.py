@@ -1,9 +1,10 @@
 """Recipes: TOML files naming components, typed ``--set`` overrides, validation, resolved dumps.
 
-A recipe's sections map to component kinds: the core's own (``CORE_SECTIONS``) and those the
-objective declares. A component section is a table with ``name`` (the registry name) and that
-component's options; a section with roles holds one such table per role (``optim.g``,
-``optim.d``); ``callbacks`` and ``metrics`` hold one table per component, keyed by its name.
+A recipe's sections map to component kinds: those kinds declare (``Kind.section``: ``[data]``,
+``[schedule]``, ``[callbacks]``, an app's ``[compositor]``) and those the objective declares. A
+component section is a table with ``name`` (the registry name) and that component's options; a
+section with roles holds one such table per role (``optim.g``, ``optim.d``); a kind's ``many``
+section (``callbacks``) holds one table per component, keyed by its name.
 ``train`` holds the trainer's own options (:class:`TrainConfig`).
 Validation checks every section before any work starts and fills in every default, so the
 resolved recipe saved with a run describes it completely.
@@ -25,17 +26,6 @@ from typing import Annotated, Any, Literal
 from ganforge.errors import GanforgeError
 from ganforge.registry import Component, Param, Range, Registry, coerce_option
 
-# Sections the core reads for every objective: section -> component kind. The objective declares
-# the rest (``Objective.declares.sections``).
-CORE_SECTIONS: dict[str, str] = {
-    "objective": "objective",
-    "data": "dataset",
-    "schedule": "scheduler",
-    "compositor": "compositor",
-    "augment": "augment",
-}
-# sections holding several components of one kind: {component name: options}
-NAMED_SECTIONS: dict[str, str] = {"callbacks": "callback", "metrics": "metric"}
 OTHER_KEYS = ("train", "description", "baseline")
 
 
@@ -140,9 +130,9 @@ class Recipe:
     def section_kinds(self, registry: Registry) -> tuple[dict[str, str], dict[str, Any]]:
         """(section -> kind for single-component sections, role sections -> their Section).
 
-        The core's sections plus those the recipe's objective declares.
+        The kinds' sections plus those the recipe's objective declares.
         """
-        single = dict(CORE_SECTIONS)
+        single = {name: kind.name for name, kind in registry.sections().items() if not kind.many}
         roles: dict[str, Any] = {}
         table = self.data.get("objective")
         name = table.get("name") if isinstance(table, dict) else None
@@ -169,10 +159,11 @@ class Recipe:
         declares = objective_class(registry, objective.name).declares
         declares.check(objective.name)
         single, roles = self.section_kinds(registry)
+        named = {name: kind.name for name, kind in registry.sections().items() if kind.many}
         self._drop_stale_keys(registry, single, roles)
         resolved = Resolved()
         resolved.overrides = list(self.assignments)
-        valid_sections = [*single, *roles, *NAMED_SECTIONS, *OTHER_KEYS]
+        valid_sections = [*single, *roles, *named, *OTHER_KEYS]
         for section in data:
             if section not in valid_sections:
                 close = difflib.get_close_matches(section, valid_sections, n=1)
@@ -209,7 +200,7 @@ class Recipe:
                     for role in decl.roles
                     if role in table
                 }
-        for section, kind in NAMED_SECTIONS.items():
+        for section, kind in named.items():
             if section in data:
                 table = _expect_table(data[section], f"{src} [{section}]")
                 out = {}
@@ -329,6 +320,11 @@ class Builder:
 
     def has(self, section: str) -> bool:
         return section in self.recipe.specs
+
+    def context_for(self, section: str, **context: Any) -> dict[str, Any]:
+        """The context a build of ``section`` passes: the defaults and ``context`` its factory takes."""
+        spec = self.recipe.specs[section]
+        return {k: v for k, v in {**self.defaults, **context}.items() if k in spec.component.context}
 
     def build(self, section: str, **context: Any) -> Any:
         """Build the component a section names (``generator``, ``optim.g``, ``callbacks.samples``)."""

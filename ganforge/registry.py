@@ -94,7 +94,10 @@ class Kind:
     ``context`` names the arguments ganforge (or the objective building the component) passes
     and a recipe may not set. ``common`` lists ``(option, type, default)`` that every component
     of the kind accepts; ``finish(component, options)`` applies them after the factory returns.
-    The kind's components are registered through the hook ``register_<plural>(register)``.
+    ``section`` is the top-level recipe section that configures the kind outside any objective's
+    declaration (``[data]``, ``[compositor]``); with ``many`` it holds one table per component,
+    keyed by the component's name (``[callbacks.samples]``). The kind's components are
+    registered through the hook ``register_<plural>(register)``.
     """
 
     name: str
@@ -102,6 +105,8 @@ class Kind:
     context: tuple[str, ...] = ()
     common: tuple[tuple[str, Any, Any], ...] = ()
     finish: Callable[[Any, dict[str, Any]], Any] | None = None
+    section: str = ""
+    many: bool = False
     plugin: str = ""  # filled in by the plugin host
     distribution: str = ""
 
@@ -115,6 +120,7 @@ class Kind:
             "hook": self.hook,
             "context": list(self.context),
             "common": [{"name": n, "type": type_name(t), "default": _jsonable(d)} for n, t, d in self.common],
+            "section": self.section,
             "plugin": self.plugin,
             "distribution": self.distribution,
             "doc": self.doc,
@@ -419,6 +425,10 @@ class Registry:
 
     def kinds(self) -> list[str]:
         return list(self._kinds)
+
+    def sections(self) -> dict[str, Kind]:
+        """The recipe sections kinds declare (``[data]``, ``[callbacks]``), by section name."""
+        return {k.section: k for k in self._kinds.values() if k.section}
 
     def names(self, kind: str) -> list[str]:
         return sorted(self._components[self._kind(kind)])

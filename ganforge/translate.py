@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import sys
-import warnings
 from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -64,8 +63,41 @@ def output_names(files: list[Path], out: Path, masks: bool = False) -> dict[Path
     return names
 
 
-def mask_name(target: Path) -> Path:
-    return target.with_name(f"{target.stem}.mask.png")
+def open_translator(
+    checkpoint: str, registry: Registry, direction: str | None, device: str, size: int | None
+) -> tuple[Any, str, int]:
+    """(model, direction, side) for translating with ``checkpoint``: the direction checked against
+    the model's, the side (None: the training size; 0: each image's own) against its network."""
+    objective, meta, _ = load_objective(checkpoint, registry, device)
+    try:
+        direction = objective.direction(direction)
+    except GanforgeError as exc:
+        raise GanforgeError(f"{checkpoint}: {exc}") from None
+    size = image_size(meta) if size is None else size
+    if not 0 <= size <= MAX_SIZE:
+        raise GanforgeError(
+            f"--size must be in [0, {MAX_SIZE}] (0: each image's own size; larger sides need more "
+            f"memory than a device has), got {size}"
+        )
+    if size > 0:
+        problem = size_problem(objective, direction, size)
+        if problem:
+            raise GanforgeError(f"--size {size}: {problem}")
+    return objective, direction, size
+
+
+def plan_outputs(inputs: list[str], out: Path, masks: bool = False) -> tuple[list[Path], dict[Path, Path]]:
+    """(input files, their output files) once nothing a user has can be overwritten: not an input,
+    not a file these commands did not write; ``out`` is writable."""
+    files = list(dict.fromkeys(expand_inputs(inputs)))  # a file named twice is translated once
+    if not files:
+        raise GanforgeError(f"no images found in {', '.join(inputs)}")
+    guard_out_folder(out, [Path(i) for i in inputs])
+    targets = output_names(files, out, masks)
+    mask_files = [t.with_name(f"{t.stem}.mask.png") for t in targets.values()] if masks else []
+    guard_targets([*targets.values(), *mask_files], files)
+    ensure_writable_dir(out, "--out")
+    return files, targets
 
 
 def translate_files(
@@ -77,9 +109,6 @@ def translate_files(
     device: str = "auto",
     batch_size: int | None = None,
     size: int | None = None,
-    composite: str | None = None,
-    feather: int | None = None,
-    save_mask: bool = False,
     compile: bool = False,
     on_batch: Callable[[int], None] | None = None,
 ) -> list[str]:
@@ -87,26 +116,10 @@ def translate_files(
 
     ``batch_size`` unset means 64 on CUDA, 8 on CPU. ``compile`` compiles the generator
     (a one-off cost of tens of seconds that pays off on large folders). ``on_batch``, if given,
-    is called after each batch (each image when compositing) is handed to the writers, with the
-    number of images handed over so far; benchmarks time the steady state with it.
+    is called after each batch is handed to the writers, with the number of images handed over
+    so far; benchmarks time the steady state with it.
     """
-    objective, meta, _ = load_objective(checkpoint, registry, device)
-    try:
-        direction = objective.direction(direction)
-    except GanforgeError as exc:
-        raise GanforgeError(f"{checkpoint}: {exc}") from None
-    recipe = meta["recipe"]
-    size = image_size(meta) if size is None else size
-    if not 0 <= size <= MAX_SIZE:
-        raise GanforgeError(
-            f"--size must be in [0, {MAX_SIZE}] (0: each image's own size; larger sides need more "
-            f"memory than a device has), got {size}"
-        )
-    if size > 0:
-        problem = size_problem(objective, direction, size)
-        if problem:
-            raise GanforgeError(f"--size {size}: {problem}")
-    compositor = _compositor(recipe, registry, composite, feather)
+    objective, direction, size = open_translator(checkpoint, registry, direction, device, size)
     on_cuda = objective.runtime.device.type == "cuda"
     if on_cuda:
         torch.backends.cudnn.benchmark = True  # batches repeat a few shapes: autotune once per shape
@@ -115,21 +128,8 @@ def translate_files(
         batch_size = 64 if on_cuda else 8
     if batch_size < 1:
         raise GanforgeError(f"--batch-size must be >= 1, got {batch_size}")
-    files = list(dict.fromkeys(expand_inputs(inputs)))  # a file named twice is translated once
-    if not files:
-        raise GanforgeError(f"no images found in {', '.join(inputs)}")
-    # Nothing a user has is overwritten: not an input, not a file this command did not write.
-    guard_out_folder(out, [Path(i) for i in inputs])
-    masks = compositor is not None and save_mask
-    targets = output_names(files, out, masks)
-    guard_targets([*targets.values(), *(mask_name(t) for t in targets.values() if masks)], files)
-    ensure_writable_dir(out, "--out")
-    if compositor is None:
-        failures = _translate_batched(objective, files, targets, direction, batch_size, size, on_batch)
-    else:
-        failures = _translate_composited(
-            objective, files, targets, direction, size, compositor, save_mask, on_batch
-        )
+    files, targets = plan_outputs(inputs, out)
+    failures = _translate_batched(objective, files, targets, direction, batch_size, size, on_batch)
     done = len(files) - len(failures)
     print(
         f"translated {done} image(s) {direction} into {out}"
@@ -313,78 +313,3 @@ def _collect(
     if len(bucket) >= batch_size:
         run(bucket[:])
         bucket.clear()
-
-
-def _translate_composited(
-    objective: Any,
-    files: list[Path],
-    targets: dict[Path, Path],
-    direction: str,
-    size: int,
-    compositor: Any,
-    save_mask: bool,
-    on_batch: Callable[[int], None] | None = None,
-) -> list[str]:
-    """One image at a time: translate the photo and paste it back through the compositor's mask."""
-    failures: list[str] = []
-    written = 0
-    check = _side_check(objective, direction, size)
-
-    def model(img: Image.Image) -> Image.Image:
-        return translate_image(objective, img, direction, size)
-
-    for path in files:
-        try:
-            if not path.exists():
-                raise GanforgeError(f"{path}: no such file")
-            img = open_rgb(path)
-            shape = _model_size(img, size, objective.size_multiple(direction))
-            problem = check and (check(shape[0]) or check(shape[1]))
-            if problem:
-                raise GanforgeError(f"{path}: {img.width}x{img.height} px cannot be translated: {problem}")
-        except GanforgeError as exc:
-            print(f"error: {exc}", file=sys.stderr)
-            failures.append(str(path))
-            continue
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always")
-            result, mask = compositor.composite(img, model, compositor.mask_provider, name=str(path))
-        for w in caught:  # e.g. no face found: the photo comes back unchanged
-            print(f"warning: {' '.join(str(w.message).split())}", file=sys.stderr)
-        target = targets[path]
-        result.save(target, pnginfo=_MARK)
-        if save_mask and mask is not None:
-            _to_mask_image(mask).save(mask_name(target), pnginfo=_MARK)
-        written += 1
-        if on_batch is not None:
-            on_batch(written)
-    return failures
-
-
-def _to_mask_image(mask: torch.Tensor) -> Image.Image:
-    return Image.fromarray(mask.clamp(0, 1).mul(255).round().to(torch.uint8).cpu().numpy(), mode="L")
-
-
-def _compositor(recipe: dict[str, Any], registry: Registry, name: str | None, feather: int | None) -> Any:
-    """The compositor from the recipe's [compositor], with --composite and --feather on top.
-
-    ``--composite NAME`` names a compositor, or a mask provider for the recipe's compositor
-    (``mask-paste`` when the recipe declares none).
-    """
-    table: dict[str, Any] | None = dict(recipe["compositor"]) if recipe.get("compositor") else None
-    if name is not None:
-        if name in registry.names("compositor"):
-            table = {"name": name}
-        else:
-            registry.get("mask_provider", name, "--composite")
-            if table is None or table.get("mask") != name:
-                table = {k: v for k, v in (table or {"name": "mask-paste"}).items() if k != "mask_options"}
-            table["mask"] = name
-    if table is None:
-        return None
-    if feather is not None:
-        table["feather"] = feather
-    compositor = registry.build("compositor", table, "--composite" if name else "[compositor]")
-    if not hasattr(compositor, "composite"):
-        raise GanforgeError(f"compositor '{table['name']}' has no composite() method")
-    return compositor

@@ -22,8 +22,8 @@ from ganforge.data import (
     to_uint8_tensor,
     try_open_rgb,
 )
-from ganforge.download import data_root_text, dataset_dir
 from ganforge.errors import GanforgeError
+from ganforge.paths import data_root_text, dataset_dir
 
 Preprocess = Literal["resize_and_crop", "scale_width", "resize", "center"]
 # A decoded 16384 px image is 805 MB, and the networks' activations grow with the square.

@@ -102,14 +102,21 @@ def tiny_cyclegan_run(selfie_root, tmp_path_factory) -> Path:
 
 
 def bare_host():
-    """A plugin host with only the bundled kinds (no components): tests add plugins to it."""
+    """A plugin host with only the bundled kinds (the engine's, the components' and the apps'; no
+    components): tests add plugins to it."""
+    import types
+
     import ganforge.kinds
     import ganforge_plugins.kinds
     from ganforge.plugins import PluginHost
+    from ganforge_plugins.apps import composite, data, export
+    from ganforge_plugins.apps import eval as eval_app
 
     host = PluginHost()
     host.register_module(ganforge.kinds, "core-kinds", "ganforge")
     host.register_module(ganforge_plugins.kinds, "bundled-kinds", "ganforge")
+    for name, app in (("data", data), ("eval", eval_app), ("export", export), ("composite", composite)):
+        host.register_module(types.SimpleNamespace(register_kinds=app.register_kinds), f"{name}-kinds", "ganforge")
     return host
 
 

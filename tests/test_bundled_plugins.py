@@ -103,8 +103,10 @@ def test_hook_register_callbacks():
         "metrics-log",
         "samples",
         "checkpoint",
-        "loss-plot",
     }
+    # the apps register the callbacks they build on: the report app's loss plot, the eval app's eval
+    assert set(registered("apps.report", "register_callbacks")) == {"loss-plot"}
+    assert set(registered("apps.eval", "register_callbacks")) == {"eval"}
 
 
 def test_hook_register_objectives():
@@ -210,7 +212,7 @@ def test_decoded_cache_single_folder(anime_root, tmp_path, monkeypatch, cache):
 
 
 def test_hook_register_mask_providers():
-    assert set(registered("compositing", "register_mask_providers")) == {
+    assert set(registered("apps.composite", "register_mask_providers")) == {
         "mediapipe-selfie",
         "deeplabv3",
         "face-box",
@@ -222,7 +224,7 @@ def test_hook_register_mask_providers():
 
 
 def test_hook_register_compositors():
-    assert set(registered("compositing", "register_compositors")) == {"mask-paste"}
+    assert set(registered("apps.composite", "register_compositors")) == {"mask-paste"}
     compositor = get_registry().build("compositor", {"name": "mask-paste", "mask": "face-box", "feather": 3})
     assert compositor.feather == 3 and hasattr(compositor, "composite")
 

@@ -15,11 +15,11 @@ import torch
 from conftest import run_cli
 from torch import nn
 
-from ganforge.convert import convert_file
 from ganforge.errors import GanforgeError
-from ganforge.export import read_header
 from ganforge.inference import load_objective
 from ganforge.plugins import get_registry
+from ganforge_plugins.apps.export.convert import convert_file
+from ganforge_plugins.apps.export.export import read_header
 from ganforge_plugins.networks.resnet import ResnetGenerator
 
 # -- U-GAT-IT's reference generator, as in its networks.py ----------------------------------------
@@ -256,7 +256,7 @@ def test_hook_register_converters(tmp_path):
 
     import ganforge_plugins.networks
     from ganforge import hookimpl
-    from ganforge.convert import Converted, state_tensors
+    from ganforge_plugins.apps.export.convert import Converted, state_tensors
     from ganforge_plugins.networks.resnet import ResnetGenerator
 
     class Theirs:

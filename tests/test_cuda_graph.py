@@ -205,7 +205,7 @@ def test_dcgan_captures_one_graph_per_step_variant(anime_root, tmp_path):
 
 @needs_cuda
 def test_bench_reports_graph_mode(selfie_root):
-    from ganforge.bench import run_bench
+    from ganforge_plugins.apps.bench.bench import run_bench
 
     recipe = Recipe.load(CYCLEGAN, [*TINY, f"data.root={selfie_root}"])
     result = run_bench(recipe, get_registry(), steps=3, warmup=4)

@@ -28,11 +28,13 @@ from click.testing import CliRunner
 from conftest import RECIPES, REPO, SHARED_DATA, TINY, bare_host
 from PIL import Image, ImageDraw, ImageFilter
 
-import ganforge_plugins.data_sources as bundled
-from ganforge import download, hookimpl, plugins
+import ganforge_plugins.apps.data.sources as bundled
+from ganforge import hookimpl, plugins
 from ganforge.cli import cli
-from ganforge.download import NO_CHECKSUM, DataSource, RemoteFile, get_dataset
 from ganforge.errors import GanforgeError
+from ganforge_plugins.apps.data import commands as data_commands
+from ganforge_plugins.apps.data import download
+from ganforge_plugins.apps.data.download import NO_CHECKSUM, DataSource, RemoteFile, get_dataset
 
 TRAIN, TEST = 6, 2  # images per domain in the tiny archives
 TINY_COUNTS = {"trainA": TRAIN, "trainB": TRAIN, "testA": TEST, "testB": TEST}
@@ -215,7 +217,7 @@ def use_sources(monkeypatch, *sources: DataSource) -> None:
     host.register_module(module, "test-sources")
     host.collect()
     assert not host.failures()
-    monkeypatch.setattr(plugins, "_SOURCE_HOST", host)
+    monkeypatch.setattr(data_commands, "_HOST", host)
 
 
 def leftovers(root: Path) -> list[str]:
@@ -488,8 +490,11 @@ def test_data_list_shows_sources_checksum_origins_and_installs(root, server, sel
 
 
 def test_hook_register_data_sources():
+    from ganforge_plugins.apps import data as data_app
+
     host = bare_host()
-    host.register_module(bundled, "data_sources", "ganforge", "0.1.0")
+    sources = types.SimpleNamespace(register_data_sources=data_app.register_data_sources)
+    host.register_module(sources, "data", "ganforge", "0.1.0")
     extra = DataSource(
         name="third-party-faces",
         description="Faces from somebody else's server.",
@@ -513,7 +518,9 @@ def test_hook_register_data_sources():
     assert registry.get("data_source", "third-party-faces").doc == "Faces from somebody else's server."
     assert download.get_source(registry, "as-a-function").name == "as-a-function"
     assert download.get_source(registry, "selfie2anime") is bundled.SELFIE2ANIME
-    with pytest.raises(GanforgeError, match="is a int, expected a ganforge.download.DataSource"):
+    with pytest.raises(
+        GanforgeError, match="is a int, expected a .*DataSource"
+    ):
         download.get_source(registry, "not-a-source")
     with pytest.raises(GanforgeError, match="unknown data_source 'selfie2anme'; did you mean 'selfie2anime'"):
         download.get_source(registry, "selfie2anme")

@@ -23,10 +23,10 @@ from click.testing import CliRunner
 from conftest import DCGAN_TINY, RECIPES
 from PIL import Image
 
-from ganforge import demo as demo_mod
 from ganforge.cli import cli
 from ganforge.errors import GanforgeError
 from ganforge.plugins import get_registry
+from ganforge_plugins.apps.demo import demo as demo_mod
 from ganforge_plugins.callbacks.samples import save_grid
 
 SCREENSHOT_DIR_ENV = "GANFORGE_TEST_ARTIFACTS"  # set it to keep the screenshot (docs, CI artifacts)

@@ -16,8 +16,8 @@ from conftest import RECIPES, TINY, sets
 
 from ganforge import checkpoint as ckpt
 from ganforge.cli import cli
-from ganforge_plugins.callbacks.evaluation import Evaluation
-from ganforge_plugins.metrics import inception as inc
+from ganforge_plugins.apps.eval import inception as inc
+from ganforge_plugins.apps.eval.callback import Evaluation
 
 # TINY: the shared small-network overrides; selfie_root / anime_root: tiny real (or synthetic) folders.
 RUN_TINY = [*sets(*TINY), "--device", "cpu"]

@@ -14,12 +14,12 @@ from safetensors import safe_open
 
 from ganforge import checkpoint as ckpt
 from ganforge.errors import GanforgeError
-from ganforge.evaluation import evaluate_checkpoint
-from ganforge.export import FORMAT, export_checkpoint, read_header
 from ganforge.inference import load_objective
 from ganforge.plugins import get_registry
 from ganforge.sampling import sample_to_files
 from ganforge.translate import translate_files
+from ganforge_plugins.apps.eval.evaluation import evaluate_checkpoint
+from ganforge_plugins.apps.export.export import FORMAT, export_checkpoint, read_header
 
 
 def header(path: Path) -> tuple[dict, list[str]]:

@@ -145,7 +145,7 @@ def test_bench_baseline_runs_the_official_like_setup_first(cli, selfie_root):
 
 
 def test_the_recipe_declares_its_baseline_and_every_item_is_a_valid_override():
-    from ganforge.bench import baseline
+    from ganforge_plugins.apps.bench.bench import baseline
 
     recipe = Recipe.load(RECIPE, ["optim.d={name='sgd', lr=0.01}"])
     name, items = baseline(recipe, get_registry())
@@ -154,7 +154,7 @@ def test_the_recipe_declares_its_baseline_and_every_item_is_a_valid_override():
 
 
 def test_a_recipe_without_a_baseline_is_a_one_line_error(tmp_path):
-    from ganforge.bench import baseline
+    from ganforge_plugins.apps.bench.bench import baseline
 
     bare = tmp_path / "bare.toml"
     bare.write_text(RECIPE.read_text().split("[baseline]")[0])

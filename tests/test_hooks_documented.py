@@ -27,7 +27,10 @@ def test_bundled_kinds_come_through_the_kinds_hook():
     host = _host_with_bundled_kinds()
     host.collect()
     assert set(host.registry.kinds()) == set(KIND_NAMES)
-    assert {host.registry.kind(k).plugin for k in KIND_NAMES} == {"core-kinds", "bundled-kinds"}
+    apps = {"data-kinds", "eval-kinds", "export-kinds", "composite-kinds"}
+    assert {host.registry.kind(k).plugin for k in KIND_NAMES} == {"core-kinds", "bundled-kinds", *apps}
+    engine = {k for k in KIND_NAMES if host.registry.kind(k).plugin == "core-kinds"}
+    assert engine == {"objective", "dataset", "callback", "optimizer", "scheduler", "augment"}
 
 
 @pytest.mark.parametrize("hook", HOOKS)

@@ -11,9 +11,15 @@ from scipy import linalg, signal
 
 from ganforge.errors import GanforgeError
 from ganforge.plugins import get_registry
-from ganforge_plugins.metrics import inception as inc
-from ganforge_plugins.metrics.fid_kid import FID, KID, fid_from_features, frechet_distance, kid_from_features
-from ganforge_plugins.metrics.translation import CycleMetrics, gaussian_window, l1, psnr, ssim
+from ganforge_plugins.apps.eval import inception as inc
+from ganforge_plugins.apps.eval.fid_kid import (
+    FID,
+    KID,
+    fid_from_features,
+    frechet_distance,
+    kid_from_features,
+)
+from ganforge_plugins.apps.eval.translation import CycleMetrics, gaussian_window, l1, psnr, ssim
 
 # -- references, written independently of the plugin ---------------------------------------------
 
@@ -330,7 +336,7 @@ def test_hook_register_metrics():
     from types import SimpleNamespace
 
     from ganforge import hookimpl
-    from ganforge.evaluation import build_metrics
+    from ganforge_plugins.apps.eval.evaluation import build_metrics
 
     plugin = SimpleNamespace(
         register_metrics=hookimpl(specname="register_metrics")(
@@ -348,7 +354,7 @@ def test_hook_register_feature_extractors():
     from types import SimpleNamespace
 
     from ganforge import hookimpl
-    from ganforge.evaluation import Extractors
+    from ganforge_plugins.apps.eval.evaluation import Extractors
 
     plugin = SimpleNamespace(
         register_feature_extractors=hookimpl(specname="register_feature_extractors")(

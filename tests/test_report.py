@@ -15,7 +15,7 @@ from conftest import RECIPES, TINY, sets
 from PIL import Image
 
 from ganforge.cli import cli
-from ganforge.report import _thin, build_report, nice_ticks, svg_chart
+from ganforge_plugins.apps.report.report import _thin, build_report, nice_ticks, svg_chart
 
 SCREENSHOT_DIR_ENV = "GANFORGE_TEST_ARTIFACTS"  # set it to keep the screenshot (CI artifacts)
 

@@ -8,8 +8,8 @@ from PIL import Image
 
 from ganforge.plugins import get_registry
 from ganforge.recipe import Recipe
-from ganforge.report import as_run_description, build_report
 from ganforge.trainer import Trainer
+from ganforge_plugins.apps.report.report import as_run_description, build_report
 from ganforge_plugins.callbacks.samples import with_captions
 
 

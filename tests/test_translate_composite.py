@@ -1,4 +1,4 @@
-"""`ganforge translate --composite`: stylise the face, keep the photo (end to end, CLI)."""
+"""`ganforge composite`: stylise the face, keep the photo (end to end, CLI)."""
 
 from __future__ import annotations
 
@@ -16,11 +16,11 @@ def test_translate_with_face_box_composite(cli, tiny_cyclegan_run, tmp_path):
     Image.new("RGB", (90, 60), (120, 130, 140)).save(flat)
     out = tmp_path / "out"
     result = cli(
-        "translate",
+        "composite",
         str(tiny_cyclegan_run),
         str(photo),
         str(flat),
-        "--composite",
+        "--mask",
         "face-box",
         "--feather",
         "4",
@@ -51,10 +51,10 @@ def test_unknown_mask_provider_is_one_line(cli, tiny_cyclegan_run, tmp_path):
     photo = tmp_path / "p.png"
     Image.new("RGB", (32, 32)).save(photo)
     result = cli(
-        "translate",
+        "composite",
         str(tiny_cyclegan_run),
         str(photo),
-        "--composite",
+        "--mask",
         "face-bx",
         "--out",
         str(tmp_path / "o"),

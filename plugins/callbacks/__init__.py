@@ -1,9 +1,7 @@
-"""Training callbacks: progress, sample grids, metrics log, checkpoints, loss plot, TensorBoard, W&B."""
+"""Training callbacks: progress, sample grids, metrics log, checkpoints, TensorBoard, W&B."""
 
 from ganforge import hookimpl
 from ganforge_plugins.callbacks.checkpointing import Checkpointing
-from ganforge_plugins.callbacks.evaluation import Evaluation
-from ganforge_plugins.callbacks.loss_plot import LossPlot
 from ganforge_plugins.callbacks.metrics_log import MetricsLog
 from ganforge_plugins.callbacks.progress import Progress
 from ganforge_plugins.callbacks.samples import Samples
@@ -17,7 +15,5 @@ def register_callbacks(register):
     register("metrics-log", MetricsLog)
     register("samples", Samples)
     register("checkpoint", Checkpointing)
-    register("loss-plot", LossPlot)
-    register("eval", Evaluation)
     register("tensorboard", TensorBoard)
     register("wandb", WandB)

@@ -7,6 +7,8 @@ with random weights to check the plumbing only. Nothing here touches the network
 
 from __future__ import annotations
 
+import types
+
 import importlib.util
 import subprocess
 import sys
@@ -20,9 +22,9 @@ import torch.nn.functional as F
 from conftest import bare_host
 from PIL import Image
 
-import ganforge_plugins.compositing as compositing
+import ganforge_plugins.apps.composite as compositing
 from ganforge import GanforgeError
-from ganforge_plugins.compositing.composite import (
+from ganforge_plugins.apps.composite.composite import (
     MaskCompositor,
     NoMaskWarning,
     blend,
@@ -32,7 +34,7 @@ from ganforge_plugins.compositing.composite import (
     mask_image,
     square_crop_box,
 )
-from ganforge_plugins.compositing.masks import DeepLabV3Mask, FaceBoxMask, MediaPipeSelfieMask
+from ganforge_plugins.apps.composite.masks import DeepLabV3Mask, FaceBoxMask, MediaPipeSelfieMask
 
 # shared/ sits beside the repository (CI clones it there); /work/shared is the workstation's copy.
 _SHARED = [Path(__file__).resolve().parents[3] / "shared", Path("/work/shared")]
@@ -56,7 +58,11 @@ SELFIE_FACES = {
 @pytest.fixture(scope="module")
 def registry():
     host = bare_host()
-    host.register_module(compositing, "compositing", "ganforge")
+    components = types.SimpleNamespace(
+        register_mask_providers=compositing.register_mask_providers,
+        register_compositors=compositing.register_compositors,
+    )
+    host.register_module(components, "compositing", "ganforge")
     host.collect()
     assert not host.failures()
     return host.registry
@@ -162,8 +168,8 @@ def test_registered_names_and_options(registry):
 def test_plugin_import_needs_no_optional_package():
     code = (
         "import sys\n"
-        "import ganforge_plugins.compositing as c\n"
-        "import ganforge_plugins.compositing.masks, ganforge_plugins.compositing.composite\n"
+        "import ganforge_plugins.apps.composite as c\n"
+        "import ganforge_plugins.apps.composite.masks, ganforge_plugins.apps.composite.composite\n"
         "names = []\n"
         "c.register_mask_providers(lambda n, f: names.append(n))\n"
         "c.register_compositors(lambda n, f: names.append(n))\n"

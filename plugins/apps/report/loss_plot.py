@@ -10,8 +10,9 @@ from typing import Annotated, Any
 from PIL import Image, ImageDraw, ImageFont
 
 from ganforge import Range
-from ganforge.report import PALETTE, axis_range, nice_ticks
 from ganforge.safety import plain_file_name
+
+from .report import PALETTE, axis_range, nice_ticks
 
 
 def line_chart(

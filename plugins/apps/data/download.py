@@ -35,10 +35,9 @@ from typing import Any, Literal
 
 from ganforge import __version__
 from ganforge.errors import GanforgeError
+from ganforge.paths import DATA_ROOT_ENV, data_root, data_root_text, dataset_dir  # noqa: F401 (re-exported)
 
-DATA_ROOT_ENV = "GANFORGE_DATA_ROOT"
 MIRROR_ENV = "GANFORGE_DATA_MIRROR"
-DEFAULT_DATA_ROOT = Path("~/.cache/ganforge/datasets")
 MARKER = ".ganforge-dataset.json"
 MARKER_FORMAT = "ganforge-dataset/1"
 NO_CHECKSUM = "no published checksum: checked by structure and image counts"
@@ -161,24 +160,6 @@ class GetResult:
 # -- where datasets live ---------------------------------------------------------------------
 
 
-def data_root() -> Path:
-    """The folder holding datasets by name: ``GANFORGE_DATA_ROOT`` or ``~/.cache/ganforge/datasets``."""
-    return Path(os.environ.get(DATA_ROOT_ENV) or DEFAULT_DATA_ROOT).expanduser()
-
-
-def data_root_text() -> str:
-    """The data root and where it came from, for messages."""
-    where = (
-        DATA_ROOT_ENV if os.environ.get(DATA_ROOT_ENV) else f"the default; set {DATA_ROOT_ENV} to change it"
-    )
-    return f"{data_root().resolve()} ({where})"
-
-
-def dataset_dir(folder: str) -> Path:
-    """Where the dataset ``folder`` lives: ``<data root>/<folder>``."""
-    return data_root() / folder
-
-
 def read_marker(folder: Path) -> dict[str, Any] | None:
     """The marker of a folder that ``ganforge data get`` wrote, or None."""
     try:
@@ -199,7 +180,7 @@ def get_source(registry: Any, name: str) -> DataSource:
         component = registry.get("data_source", name)
         raise GanforgeError(
             f"data source '{name}' from {component.provider} is a {type(source).__name__}, "
-            "expected a ganforge.download.DataSource"
+            "expected a ganforge_plugins.apps.data.download.DataSource"
         )
     return source
 

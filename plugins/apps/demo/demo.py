@@ -33,7 +33,8 @@ from ganforge.data import IMAGE_EXTENSIONS
 from ganforge.errors import GanforgeError
 from ganforge.inference import image_size, load_objective
 from ganforge.registry import Registry
-from ganforge.translate import _compositor, translate_image
+from ganforge.translate import translate_image
+from ganforge_plugins.apps.composite.composite import build_compositor
 
 DEFAULT_MAX_PIXELS = 100_000_000  # 100 megapixels: ~300 MB as RGB, a few seconds to resize on a CPU
 MAX_UPLOAD = "200mb"  # Gradio refuses larger uploads before they reach the model
@@ -149,7 +150,9 @@ class DemoModel:
                 raise GanforgeError(
                     f"unknown compositing {composite!r} (one of {', '.join(self.composites)})"
                 )
-            compositor = _compositor(self.recipe, self.registry, composite, int(feather))
+            compositor = build_compositor(
+                composite, int(feather), self.recipe.get("compositor"), self.registry
+            )
             if composite not in self._providers:
                 self._providers[composite] = compositor.mask_provider  # builds it: may need an extra
             with warnings.catch_warnings(record=True) as caught:
@@ -350,7 +353,7 @@ SPACE_APP = '''"""A Hugging Face Space for a ganforge model (written by `ganforg
 
 from pathlib import Path
 
-from ganforge.demo import DemoModel, build_demo, example_files, launch
+from ganforge_plugins.apps.demo.demo import DemoModel, build_demo, example_files, launch
 from ganforge.plugins import get_registry
 
 HERE = Path(__file__).parent
@@ -371,7 +374,7 @@ app_file: app.py
 
 {description}
 
-A ganforge checkpoint (`{model}`) served by `ganforge.demo`: `python app.py` runs it locally.
+A ganforge checkpoint (`{model}`) served by ganforge's demo app: `python app.py` runs it locally.
 """
 
 

@@ -100,12 +100,10 @@ def _found(mask: torch.Tensor, threshold: float, min_area: float) -> bool:
 
 
 def cache_dir() -> Path:
-    """Where ganforge keeps downloaded mask models: ``$GANFORGE_CACHE`` or ``~/.cache/ganforge``."""
-    env = os.environ.get("GANFORGE_CACHE")
-    if env:
-        return Path(env).expanduser()
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "ganforge"
+    """Where ganforge keeps downloaded mask models (:func:`ganforge.paths.cache_root`)."""
+    from ganforge.paths import cache_root
+
+    return cache_root()
 
 
 # ---------------------------------------------------------------------------------------------
@@ -214,7 +212,7 @@ class MediaPipeSelfieMask:
                 return path
         filename = MEDIAPIPE_MODEL_FILES[self.model]
         hint = (
-            f"run 'python -m ganforge_plugins.compositing.masks fetch-mediapipe' (extracts it from the "
+            f"run 'python -m ganforge_plugins.apps.composite.masks fetch-mediapipe' (extracts it from the "
             f"mediapipe=={MEDIAPIPE_MODEL_RELEASE} wheel into {candidates[-1].parent}) or set model_path"
         )
         if not self.download:
@@ -587,12 +585,12 @@ class FaceBoxMask:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m ganforge_plugins.compositing.masks fetch-mediapipe [DEST]``: fetch the model."""
+    """``python -m ganforge_plugins.apps.composite.masks fetch-mediapipe [DEST]``: fetch the model."""
     args = list(sys.argv[1:] if argv is None else argv)
     if not args or args[0] not in ("fetch-mediapipe", "fetch-deeplabv3"):
         usage = (
-            "usage: python -m ganforge_plugins.compositing.masks fetch-mediapipe [DEST_DIR]\n"
-            "       python -m ganforge_plugins.compositing.masks fetch-deeplabv3 [BACKBONE]"
+            "usage: python -m ganforge_plugins.apps.composite.masks fetch-mediapipe [DEST_DIR]\n"
+            "       python -m ganforge_plugins.apps.composite.masks fetch-deeplabv3 [BACKBONE]"
         )
         print(usage, file=sys.stderr)
         return 2

@@ -43,7 +43,7 @@ def __getattr__(name: str) -> Any:
     # The blocks subclass torchvision's, and importing torchvision costs over a second: it is
     # imported when an Inception network is built, not whenever the plugins load.
     if name in _BLOCKS:
-        from ganforge_plugins.metrics import _fid_blocks
+        from . import _fid_blocks
 
         return getattr(_fid_blocks, name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
@@ -53,7 +53,7 @@ def fid_inception_v3() -> nn.Module:
     """The FID Inception-v3 architecture, randomly initialised (load the weights after)."""
     import torchvision
 
-    from ganforge_plugins.metrics._fid_blocks import (
+    from ._fid_blocks import (
         FIDInceptionA,
         FIDInceptionC,
         FIDInceptionE_1,

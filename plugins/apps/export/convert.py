@@ -92,7 +92,8 @@ def convert_file(
     does not match is an error naming the differing keys, never a silent partial load.
     """
     import ganforge
-    from ganforge.export import _target, build_network, write_safetensors
+
+    from .export import _target, build_network, write_safetensors
 
     converter = registry.build("converter", {"name": source}, "--from")
     path = Path(file)

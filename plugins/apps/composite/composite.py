@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 import warnings
 from collections.abc import Callable
+from pathlib import Path
 from typing import Annotated, Any
 
 import numpy as np
@@ -21,7 +22,9 @@ from PIL import Image
 
 from ganforge import Range
 from ganforge.errors import GanforgeError
-from ganforge_plugins.compositing.masks import resize_mask
+from ganforge.safety import png_info
+
+from .masks import resize_mask
 
 Translate = Callable[[Image.Image], Image.Image]
 MaskProvider = Callable[[Image.Image], "torch.Tensor | None"]
@@ -281,3 +284,80 @@ def build_compositor(
         spec["feather"] = feather
     where = "[compositor]" if table else "--composite"
     return registry.build("compositor", spec, where)
+
+
+def composite_files(
+    checkpoint: str,
+    inputs: list[str],
+    out: Path,
+    mask: str | None = None,
+    feather: int | None = None,
+    save_mask: bool = False,
+    direction: str | None = None,
+    device: str = "auto",
+    size: int | None = None,
+) -> list[str]:
+    """``ganforge composite``: translate each photo and paste the result back through the
+    compositor's mask, one image at a time; returns the inputs that failed (each reported)."""
+    import sys
+    import warnings
+
+    from ganforge.data import open_rgb
+    from ganforge.plugins import get_registry
+    from ganforge.translate import _model_size, _side_check, open_translator, plan_outputs, translate_image
+
+    registry = get_registry()
+    objective, direction, size = open_translator(checkpoint, registry, direction, device, size)
+    table = _recipe_table(checkpoint)
+    compositor = build_compositor(mask if mask is not None else None, feather, table, registry)
+    if compositor is None:
+        compositor = build_compositor("face-box", feather, None, registry)
+    files, targets = plan_outputs(inputs, out, masks=save_mask)
+    check = _side_check(objective, direction, size)
+    failures: list[str] = []
+
+    def model(img: Image.Image) -> Image.Image:
+        return translate_image(objective, img, direction, size)
+
+    for path in files:
+        try:
+            if not path.exists():
+                raise GanforgeError(f"{path}: no such file")
+            img = open_rgb(path)
+            shape = _model_size(img, size, objective.size_multiple(direction))
+            problem = check and (check(shape[0]) or check(shape[1]))
+            if problem:
+                raise GanforgeError(f"{path}: {img.width}x{img.height} px cannot be translated: {problem}")
+        except GanforgeError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            failures.append(str(path))
+            continue
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            result, found = compositor.composite(img, model, compositor.mask_provider, name=str(path))
+        for w in caught:  # e.g. no face found: the photo comes back unchanged
+            print(f"warning: {' '.join(str(w.message).split())}", file=sys.stderr)
+        target = targets[path]
+        result.save(target, pnginfo=png_info("composite"))
+        if save_mask and found is not None:
+            mask_image(found).save(target.with_name(f"{target.stem}.mask.png"), pnginfo=png_info("composite"))
+    done = len(files) - len(failures)
+    print(
+        f"composited {done} image(s) {direction} into {out}"
+        + (f"; {len(failures)} failed" if failures else ""),
+        file=sys.stderr,
+    )
+    return failures
+
+
+def _recipe_table(checkpoint: str) -> dict[str, Any] | None:
+    """The ``[compositor]`` table of the run's recipe, if it has one."""
+    from ganforge import checkpoint as ckpt
+
+    try:
+        file = ckpt.resolve(checkpoint)
+        recipe = ckpt.read_meta(file).get("recipe") or {}
+    except GanforgeError:
+        return None
+    table = recipe.get("compositor") if isinstance(recipe, dict) else None
+    return dict(table) if isinstance(table, dict) else None

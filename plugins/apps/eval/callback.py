@@ -2,7 +2,7 @@
 
 Every ``every`` steps (and at the end of training) the callback scores the model on ``count``
 fixed held-out images per domain (the dataset's ``holdout``) with the named metrics, through
-``ganforge.evaluation``. Values go to the log as ``eval/<direction>/<key>`` (e.g.
+``ganforge_plugins.apps.eval.evaluation``. Values go to the log as ``eval/<direction>/<key>`` (e.g.
 ``eval/a2b/cycle_l1``, ``eval/a2b/kid_x100``), so ``metrics.jsonl`` and the report carry them.
 With ``best`` set to one of those keys (with or without the ``eval/`` prefix) the checkpoint
 of each new best value is saved and copied to ``RUN/checkpoints/best.safetensors``.
@@ -38,7 +38,7 @@ class Evaluation:
         batch_size: Annotated[int, Range(1, 65536, why="memory: a batch is held at once")] = 16,
         at_end: bool = True,
     ) -> None:
-        from ganforge.evaluation import parse_metric_names
+        from .evaluation import parse_metric_names
 
         self.every, self.count, self.mode, self.weights = every, count, mode, weights
         self.metric_names = parse_metric_names(metrics)
@@ -70,7 +70,7 @@ class Evaluation:
     def on_train_start(self, trainer: Any) -> None:
         if not trainer.is_main:
             return
-        from ganforge.evaluation import Extractors, build_metrics
+        from .evaluation import Extractors, build_metrics
 
         self._metrics = build_metrics(trainer.registry, self.metric_names, self.weights)
         self._extractors = Extractors(trainer.registry, trainer.runtime.device, self.batch_size)
@@ -93,7 +93,7 @@ class Evaluation:
         """Score the current model, log ``eval/...`` values, update the best checkpoint."""
         if not trainer.is_main or self._metrics is None or self._holdout is None:
             return {}
-        from ganforge.evaluation import evaluate_direction, evaluate_generation
+        from .evaluation import evaluate_direction, evaluate_generation
 
         objective, step = trainer.objective, trainer.step
         self._last_step = step

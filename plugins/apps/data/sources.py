@@ -6,8 +6,7 @@ checksum nobody published is never written here (docs/data.md lists where each c
 
 from __future__ import annotations
 
-from ganforge import hookimpl
-from ganforge.download import DataSource, RemoteFile
+from .download import DataSource, RemoteFile
 
 SELFIE2ANIME_COUNTS = {"trainA": 3400, "trainB": 3400, "testA": 100, "testB": 100}
 
@@ -110,7 +109,4 @@ ANIME_FACES_64 = DataSource(
 )
 
 
-@hookimpl
-def register_data_sources(register):
-    for source in (SELFIE2ANIME, SELFIE2ANIME_HUB, ANIME_FACES_64):
-        register(source.name, source)
+SOURCES = (SELFIE2ANIME, SELFIE2ANIME_HUB, ANIME_FACES_64)

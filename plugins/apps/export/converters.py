@@ -10,8 +10,8 @@
   ``genA2B`` and ``genB2A`` are the generators; ganforge's ``ugatit`` generator uses the same
   names, with ``variance="unbiased"`` for the reference's ``torch.var``.
 
-Widths, block counts and channels are read from the tensor shapes. The core
-(``ganforge.convert``) reads the file with the weights-only loader, rebuilds each network with
+Widths, block counts and channels are read from the tensor shapes. The app's
+``convert`` module reads the file with the weights-only loader, rebuilds each network with
 ganforge's component, loads it strictly and writes the export.
 """
 
@@ -23,8 +23,9 @@ from typing import Any
 
 import torch
 
-from ganforge import GanforgeError, hookimpl
-from ganforge.convert import Converted, state_tensors
+from ganforge import GanforgeError
+
+from .convert import Converted, state_tensors
 
 _DOMAINS = {"a2b": ("A", "B"), "b2a": ("B", "A")}
 
@@ -146,8 +147,4 @@ class UGATITGenerators:
         return out
 
 
-@hookimpl
-def register_converters(register):
-    register("official-cyclegan", OfficialCycleGAN)
-    register("cut", CUTGenerator)
-    register("ugatit", UGATITGenerators)
+CONVERTERS = {"official-cyclegan": OfficialCycleGAN, "cut": CUTGenerator, "ugatit": UGATITGenerators}

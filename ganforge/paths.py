@@ -1,0 +1,39 @@
+"""Where ganforge keeps things: the data root (datasets by name) and the cache.
+
+Torch-free, so the light commands (``ganforge data``) can use it.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+DATA_ROOT_ENV = "GANFORGE_DATA_ROOT"
+DEFAULT_DATA_ROOT = Path("~/.cache/ganforge/datasets")
+
+
+def cache_root() -> Path:
+    """``$GANFORGE_CACHE``, else ``$XDG_CACHE_HOME/ganforge``, else ``~/.cache/ganforge``."""
+    env = os.environ.get("GANFORGE_CACHE")
+    if env:
+        return Path(env).expanduser()
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "ganforge"
+
+
+def data_root() -> Path:
+    """The folder holding datasets by name: ``GANFORGE_DATA_ROOT`` or ``~/.cache/ganforge/datasets``."""
+    return Path(os.environ.get(DATA_ROOT_ENV) or DEFAULT_DATA_ROOT).expanduser()
+
+
+def data_root_text() -> str:
+    """The data root and where it came from, for messages."""
+    where = (
+        DATA_ROOT_ENV if os.environ.get(DATA_ROOT_ENV) else f"the default; set {DATA_ROOT_ENV} to change it"
+    )
+    return f"{data_root().resolve()} ({where})"
+
+
+def dataset_dir(folder: str) -> Path:
+    """Where the dataset ``folder`` lives: ``<data root>/<folder>``."""
+    return data_root() / folder
