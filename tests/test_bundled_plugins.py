@@ -19,7 +19,15 @@ def registered(module: str, hook: str) -> dict[str, object]:
 
 
 def test_hook_register_generators():
-    assert set(registered("networks", "register_generators")) == {"resnet", "pixelshuffle", "dcgan", "ugatit"}
+    assert set(registered("networks", "register_generators")) == {
+        "resnet",
+        "pixelshuffle",
+        "dcgan",
+        "ugatit",
+        "unet",
+        "unet_256",
+        "unet_128",
+    }
     g = get_registry().build("generator", {"name": "pixelshuffle", "ngf": 4, "blocks": 1})
     assert g(torch.randn(1, 3, 16, 16)).shape == (1, 3, 16, 16)
 

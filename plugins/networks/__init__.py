@@ -1,4 +1,4 @@
-"""Bundled networks: CycleGAN ResNet generators, PatchGAN, DCGAN, U-GAT-IT and CUT's projector."""
+"""Bundled networks: CycleGAN ResNet, pix2pix U-Net, PatchGAN, DCGAN, U-GAT-IT and CUT's projector."""
 
 from ganforge import hookimpl
 from ganforge.hookspecs import Register
@@ -8,6 +8,7 @@ from .patchgan import PatchGANDiscriminator
 from .projector import PatchProjector
 from .resnet import PixelShuffleResnetGenerator, ResnetGenerator
 from .ugatit import ILN, AdaILN, ResnetAdaILNBlock, UGATITDiscriminator, UGATITGenerator
+from .unet import UnetGenerator, UnetSkipConnectionBlock, unet_128, unet_256
 
 __all__ = [
     "ILN",
@@ -21,6 +22,10 @@ __all__ = [
     "ResnetGenerator",
     "UGATITDiscriminator",
     "UGATITGenerator",
+    "UnetGenerator",
+    "UnetSkipConnectionBlock",
+    "unet_128",
+    "unet_256",
 ]
 
 
@@ -30,6 +35,9 @@ def register_generators(register: Register) -> None:
     register("pixelshuffle", PixelShuffleResnetGenerator)
     register("dcgan", DCGANGenerator)
     register("ugatit", UGATITGenerator)
+    register("unet", UnetGenerator)
+    register("unet_256", unet_256)
+    register("unet_128", unet_128)
 
 
 @hookimpl
