@@ -1,8 +1,10 @@
-"""Bundled networks: CycleGAN ResNet generators, PatchGAN, DCGAN, U-GAT-IT and CUT's projector."""
+"""Bundled networks: CycleGAN ResNet generators, PatchGAN, DCGAN, U-GAT-IT, CUT's projector and the
+class-conditional SNGAN / BigGAN generators with the projection discriminator."""
 
 from ganforge import hookimpl
 from ganforge.hookspecs import Register
 
+from .conditional import BigGANGenerator, ProjectionDiscriminator, SNGANGenerator
 from .dcgan import DCGANDiscriminator, DCGANGenerator
 from .patchgan import PatchGANDiscriminator
 from .projector import PatchProjector
@@ -12,13 +14,16 @@ from .ugatit import ILN, AdaILN, ResnetAdaILNBlock, UGATITDiscriminator, UGATITG
 __all__ = [
     "ILN",
     "AdaILN",
+    "BigGANGenerator",
     "DCGANDiscriminator",
     "DCGANGenerator",
     "PatchGANDiscriminator",
     "PatchProjector",
     "PixelShuffleResnetGenerator",
+    "ProjectionDiscriminator",
     "ResnetAdaILNBlock",
     "ResnetGenerator",
+    "SNGANGenerator",
     "UGATITDiscriminator",
     "UGATITGenerator",
 ]
@@ -30,6 +35,8 @@ def register_generators(register: Register) -> None:
     register("pixelshuffle", PixelShuffleResnetGenerator)
     register("dcgan", DCGANGenerator)
     register("ugatit", UGATITGenerator)
+    register("sngan", SNGANGenerator)
+    register("biggan", BigGANGenerator)
 
 
 @hookimpl
@@ -37,6 +44,7 @@ def register_discriminators(register: Register) -> None:
     register("patchgan", PatchGANDiscriminator)
     register("dcgan", DCGANDiscriminator)
     register("ugatit", UGATITDiscriminator)
+    register("projection", ProjectionDiscriminator)
 
 
 @hookimpl
