@@ -27,13 +27,20 @@ def test_hook_register_generators():
         "unet",
         "unet_256",
         "unet_128",
+        "sngan",
+        "biggan",
     }
     g = get_registry().build("generator", {"name": "pixelshuffle", "ngf": 4, "blocks": 1})
     assert g(torch.randn(1, 3, 16, 16)).shape == (1, 3, 16, 16)
 
 
 def test_hook_register_discriminators():
-    assert set(registered("networks", "register_discriminators")) == {"patchgan", "dcgan", "ugatit"}
+    assert set(registered("networks", "register_discriminators")) == {
+        "patchgan",
+        "dcgan",
+        "ugatit",
+        "projection",
+    }
     d = get_registry().build("discriminator", {"name": "dcgan", "ndf": 4, "image_size": 32})
     assert d(torch.randn(2, 3, 32, 32)).numel() == 2
 

@@ -1,8 +1,10 @@
-"""Bundled networks: CycleGAN ResNet, pix2pix U-Net, PatchGAN, DCGAN, U-GAT-IT and CUT's projector."""
+"""Bundled networks: CycleGAN ResNet, pix2pix U-Net, PatchGAN, DCGAN, U-GAT-IT, CUT's projector, the
+class-conditional SNGAN / BigGAN generators with the projection discriminator, UVCGAN2 and R3GAN."""
 
 from ganforge import hookimpl
 from ganforge.hookspecs import Register
 
+from .conditional import BigGANGenerator, ProjectionDiscriminator, SNGANGenerator
 from .dcgan import DCGANDiscriminator, DCGANGenerator
 from .patchgan import PatchGANDiscriminator
 from .projector import PatchProjector
@@ -13,13 +15,16 @@ from .unet import UnetGenerator, UnetSkipConnectionBlock, unet_128, unet_256
 __all__ = [
     "ILN",
     "AdaILN",
+    "BigGANGenerator",
     "DCGANDiscriminator",
     "DCGANGenerator",
     "PatchGANDiscriminator",
     "PatchProjector",
     "PixelShuffleResnetGenerator",
+    "ProjectionDiscriminator",
     "ResnetAdaILNBlock",
     "ResnetGenerator",
+    "SNGANGenerator",
     "UGATITDiscriminator",
     "UGATITGenerator",
     "UnetGenerator",
@@ -38,6 +43,8 @@ def register_generators(register: Register) -> None:
     register("unet", UnetGenerator)
     register("unet_256", unet_256)
     register("unet_128", unet_128)
+    register("sngan", SNGANGenerator)
+    register("biggan", BigGANGenerator)
 
 
 @hookimpl
@@ -45,6 +52,7 @@ def register_discriminators(register: Register) -> None:
     register("patchgan", PatchGANDiscriminator)
     register("dcgan", DCGANDiscriminator)
     register("ugatit", UGATITDiscriminator)
+    register("projection", ProjectionDiscriminator)
 
 
 @hookimpl
