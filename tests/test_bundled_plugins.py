@@ -19,13 +19,24 @@ def registered(module: str, hook: str) -> dict[str, object]:
 
 
 def test_hook_register_generators():
-    assert set(registered("networks", "register_generators")) == {"resnet", "pixelshuffle", "dcgan", "ugatit"}
+    assert set(registered("networks", "register_generators")) == {
+        "resnet",
+        "pixelshuffle",
+        "dcgan",
+        "ugatit",
+        "vit-modnet",
+    }
     g = get_registry().build("generator", {"name": "pixelshuffle", "ngf": 4, "blocks": 1})
     assert g(torch.randn(1, 3, 16, 16)).shape == (1, 3, 16, 16)
 
 
 def test_hook_register_discriminators():
-    assert set(registered("networks", "register_discriminators")) == {"patchgan", "dcgan", "ugatit"}
+    assert set(registered("networks", "register_discriminators")) == {
+        "patchgan",
+        "dcgan",
+        "ugatit",
+        "uvcgan2",
+    }
     d = get_registry().build("discriminator", {"name": "dcgan", "ndf": 4, "image_size": 32})
     assert d(torch.randn(2, 3, 32, 32)).numel() == 2
 

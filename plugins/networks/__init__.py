@@ -1,4 +1,4 @@
-"""Bundled networks: CycleGAN ResNet generators, PatchGAN, DCGAN, U-GAT-IT and CUT's projector."""
+"""Bundled networks: CycleGAN ResNet generators, PatchGAN, DCGAN, U-GAT-IT, UVCGAN2 and CUT's projector."""
 
 from ganforge import hookimpl
 from ganforge.hookspecs import Register
@@ -8,10 +8,12 @@ from .patchgan import PatchGANDiscriminator
 from .projector import PatchProjector
 from .resnet import PixelShuffleResnetGenerator, ResnetGenerator
 from .ugatit import ILN, AdaILN, ResnetAdaILNBlock, UGATITDiscriminator, UGATITGenerator
+from .uvcgan2 import BodyQueue, UVCGAN2Discriminator, ViTModNetGenerator, mask_patches
 
 __all__ = [
     "ILN",
     "AdaILN",
+    "BodyQueue",
     "DCGANDiscriminator",
     "DCGANGenerator",
     "PatchGANDiscriminator",
@@ -21,6 +23,9 @@ __all__ = [
     "ResnetGenerator",
     "UGATITDiscriminator",
     "UGATITGenerator",
+    "UVCGAN2Discriminator",
+    "ViTModNetGenerator",
+    "mask_patches",
 ]
 
 
@@ -30,6 +35,7 @@ def register_generators(register: Register) -> None:
     register("pixelshuffle", PixelShuffleResnetGenerator)
     register("dcgan", DCGANGenerator)
     register("ugatit", UGATITGenerator)
+    register("vit-modnet", ViTModNetGenerator)
 
 
 @hookimpl
@@ -37,6 +43,7 @@ def register_discriminators(register: Register) -> None:
     register("patchgan", PatchGANDiscriminator)
     register("dcgan", DCGANDiscriminator)
     register("ugatit", UGATITDiscriminator)
+    register("uvcgan2", UVCGAN2Discriminator)
 
 
 @hookimpl
