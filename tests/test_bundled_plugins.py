@@ -29,6 +29,7 @@ def test_hook_register_generators():
         "unet_128",
         "sngan",
         "biggan",
+        "vit-modnet",
     }
     g = get_registry().build("generator", {"name": "pixelshuffle", "ngf": 4, "blocks": 1})
     assert g(torch.randn(1, 3, 16, 16)).shape == (1, 3, 16, 16)
@@ -40,6 +41,7 @@ def test_hook_register_discriminators():
         "dcgan",
         "ugatit",
         "projection",
+        "uvcgan2",
     }
     d = get_registry().build("discriminator", {"name": "dcgan", "ndf": 4, "image_size": 32})
     assert d(torch.randn(2, 3, 32, 32)).numel() == 2

@@ -11,11 +11,13 @@ from .projector import PatchProjector
 from .resnet import PixelShuffleResnetGenerator, ResnetGenerator
 from .ugatit import ILN, AdaILN, ResnetAdaILNBlock, UGATITDiscriminator, UGATITGenerator
 from .unet import UnetGenerator, UnetSkipConnectionBlock, unet_128, unet_256
+from .uvcgan2 import BodyQueue, UVCGAN2Discriminator, ViTModNetGenerator, mask_patches
 
 __all__ = [
     "ILN",
     "AdaILN",
     "BigGANGenerator",
+    "BodyQueue",
     "DCGANDiscriminator",
     "DCGANGenerator",
     "PatchGANDiscriminator",
@@ -31,6 +33,9 @@ __all__ = [
     "UnetSkipConnectionBlock",
     "unet_128",
     "unet_256",
+    "UVCGAN2Discriminator",
+    "ViTModNetGenerator",
+    "mask_patches",
 ]
 
 
@@ -45,6 +50,7 @@ def register_generators(register: Register) -> None:
     register("unet_128", unet_128)
     register("sngan", SNGANGenerator)
     register("biggan", BigGANGenerator)
+    register("vit-modnet", ViTModNetGenerator)
 
 
 @hookimpl
@@ -53,6 +59,7 @@ def register_discriminators(register: Register) -> None:
     register("dcgan", DCGANDiscriminator)
     register("ugatit", UGATITDiscriminator)
     register("projection", ProjectionDiscriminator)
+    register("uvcgan2", UVCGAN2Discriminator)
 
 
 @hookimpl
