@@ -1,4 +1,4 @@
-"""Bundled networks: CycleGAN ResNet generators, PatchGAN, DCGAN, U-GAT-IT and CUT's projector."""
+"""Bundled networks: CycleGAN ResNet generators, PatchGAN, DCGAN, U-GAT-IT, R3GAN and CUT's projector."""
 
 from ganforge import hookimpl
 from ganforge.hookspecs import Register
@@ -6,6 +6,7 @@ from ganforge.hookspecs import Register
 from .dcgan import DCGANDiscriminator, DCGANGenerator
 from .patchgan import PatchGANDiscriminator
 from .projector import PatchProjector
+from .r3gan import R3GANDiscriminator, R3GANGenerator
 from .resnet import PixelShuffleResnetGenerator, ResnetGenerator
 from .ugatit import ILN, AdaILN, ResnetAdaILNBlock, UGATITDiscriminator, UGATITGenerator
 
@@ -17,6 +18,8 @@ __all__ = [
     "PatchGANDiscriminator",
     "PatchProjector",
     "PixelShuffleResnetGenerator",
+    "R3GANDiscriminator",
+    "R3GANGenerator",
     "ResnetAdaILNBlock",
     "ResnetGenerator",
     "UGATITDiscriminator",
@@ -30,6 +33,7 @@ def register_generators(register: Register) -> None:
     register("pixelshuffle", PixelShuffleResnetGenerator)
     register("dcgan", DCGANGenerator)
     register("ugatit", UGATITGenerator)
+    register("r3gan", R3GANGenerator)
 
 
 @hookimpl
@@ -37,6 +41,7 @@ def register_discriminators(register: Register) -> None:
     register("patchgan", PatchGANDiscriminator)
     register("dcgan", DCGANDiscriminator)
     register("ugatit", UGATITDiscriminator)
+    register("r3gan", R3GANDiscriminator)
 
 
 @hookimpl
