@@ -30,6 +30,7 @@ def test_hook_register_generators():
         "sngan",
         "biggan",
         "vit-modnet",
+        "r3gan",
     }
     g = get_registry().build("generator", {"name": "pixelshuffle", "ngf": 4, "blocks": 1})
     assert g(torch.randn(1, 3, 16, 16)).shape == (1, 3, 16, 16)
@@ -43,12 +44,13 @@ def test_hook_register_discriminators():
         "projection",
         "uvcgan2",
     }
+    assert set(registered("networks", "register_discriminators")) == {"patchgan", "dcgan", "ugatit", "r3gan"}
     d = get_registry().build("discriminator", {"name": "dcgan", "ndf": 4, "image_size": 32})
     assert d(torch.randn(2, 3, 32, 32)).numel() == 2
 
 
 def test_hook_register_losses():
-    assert set(registered("losses", "register_losses")) == {"lsgan", "bce", "hinge", "wgan-gp"}
+    assert set(registered("losses", "register_losses")) == {"lsgan", "bce", "hinge", "wgan-gp", "rpgan"}
     loss = get_registry().build("loss", {"name": "lsgan"})
     assert loss.d_loss(torch.ones(4), torch.zeros(4)).item() == 0.0
 

@@ -1,4 +1,4 @@
-"""Bundled adversarial losses: ``lsgan``, ``bce``, ``hinge`` and ``wgan-gp``; PatchNCE for CUT."""
+"""Bundled adversarial losses: ``lsgan``, ``bce``, ``hinge``, ``wgan-gp`` and ``rpgan``; PatchNCE for CUT."""
 
 from ganforge import hookimpl
 from ganforge.hookspecs import Register
@@ -13,16 +13,20 @@ from .adversarial import (
     r1_penalty,
 )
 from .patchnce import patch_nce_loss
+from .rpgan import RpGANLoss, gradient_square_norms, r2_penalty
 
 __all__ = [
     "AdversarialLoss",
     "BCELoss",
     "HingeLoss",
     "LSGANLoss",
+    "RpGANLoss",
     "WGANGPLoss",
     "gradient_penalty",
+    "gradient_square_norms",
     "patch_nce_loss",
     "r1_penalty",
+    "r2_penalty",
 ]
 
 
@@ -32,3 +36,4 @@ def register_losses(register: Register) -> None:
     register("bce", BCELoss)
     register("hinge", HingeLoss)
     register("wgan-gp", WGANGPLoss)
+    register("rpgan", RpGANLoss)

@@ -8,6 +8,7 @@ from .conditional import BigGANGenerator, ProjectionDiscriminator, SNGANGenerato
 from .dcgan import DCGANDiscriminator, DCGANGenerator
 from .patchgan import PatchGANDiscriminator
 from .projector import PatchProjector
+from .r3gan import R3GANDiscriminator, R3GANGenerator
 from .resnet import PixelShuffleResnetGenerator, ResnetGenerator
 from .ugatit import ILN, AdaILN, ResnetAdaILNBlock, UGATITDiscriminator, UGATITGenerator
 from .unet import UnetGenerator, UnetSkipConnectionBlock, unet_128, unet_256
@@ -24,6 +25,8 @@ __all__ = [
     "PatchProjector",
     "PixelShuffleResnetGenerator",
     "ProjectionDiscriminator",
+    "R3GANDiscriminator",
+    "R3GANGenerator",
     "ResnetAdaILNBlock",
     "ResnetGenerator",
     "SNGANGenerator",
@@ -51,6 +54,7 @@ def register_generators(register: Register) -> None:
     register("sngan", SNGANGenerator)
     register("biggan", BigGANGenerator)
     register("vit-modnet", ViTModNetGenerator)
+    register("r3gan", R3GANGenerator)
 
 
 @hookimpl
@@ -60,6 +64,7 @@ def register_discriminators(register: Register) -> None:
     register("ugatit", UGATITDiscriminator)
     register("projection", ProjectionDiscriminator)
     register("uvcgan2", UVCGAN2Discriminator)
+    register("r3gan", R3GANDiscriminator)
 
 
 @hookimpl

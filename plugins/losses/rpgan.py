@@ -1,0 +1,142 @@
+"""The relativistic pairing GAN loss (RpGAN) with R1 and R2, as R3GAN trains with it.
+
+Follows the official R3GAN, github.com/brownvc/R3GAN at commit
+19a7ddf463fbac2bd39b4c1c73d63f1c441c7403, ``R3GAN/Trainer.py`` (``AdversarialTraining``): each
+real image is paired with the generated image at the same batch position,
+
+    D loss  = mean_i softplus(-(D(real_i) - D(fake_i)))
+    G loss  = mean_i softplus(-(D(fake_i) - D(real_i)))
+    penalty = gamma / 2 * mean_i (||grad_x D(real_i)||^2 + ||grad_x D(fake_i)||^2)   (R1 + R2)
+
+The reference adds the penalty to the D loss per image (``AdversarialLoss + (Gamma / 2) *
+(R1Penalty + R2Penalty)``, then the mean): the same sum. Its gradients are taken with respect to
+the images before augmentation, from the same discriminator forward as the loss (real and
+generated images are made to require grad and go through ``Preprocessor`` then D): use
+:meth:`RpGANLoss.penalty_from` for that. :meth:`RpGANLoss.penalty` follows the common loss
+contract and runs the discriminator again on the images it is given.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from .adversarial import AdversarialLoss, Weight, _scores
+
+
+def gradient_square_norms(inputs: Tensor, outputs: Tensor) -> Tensor:
+    """``||grad_x D(x_i)||^2`` per image, ``[N]`` float32: the reference's ``ZeroCenteredGradientPenalty``.
+
+    ``inputs`` must require grad and ``outputs`` come from them (one score, or any number of
+    scores, per image: their sum is differentiated, so each image gets the gradient of its own
+    scores). The graph is kept (``create_graph``) so the penalty trains the discriminator.
+    """
+    (grad,) = torch.autograd.grad(outputs.float().sum(), inputs, create_graph=True)
+    return grad.float().square().flatten(1).sum(1)
+
+
+def r2_penalty(discriminator: nn.Module, fake: Tensor, gamma: float) -> Tensor:
+    """R2: ``gamma / 2 * mean_i ||grad_x D(x_i)||^2`` over generated images (R1's mirror).
+
+    ``fake`` is detached, so the penalty trains only the discriminator. The input and the
+    gradient are float32; the discriminator runs under whatever autocast is active.
+    """
+    x = fake.detach().float().requires_grad_(True)
+    return (0.5 * gamma) * gradient_square_norms(x, discriminator(x)).mean()
+
+
+def _paired(real: Tensor, fake: Tensor) -> None:
+    # The pairing is positional: a pool returning another number of fakes has no partner for each.
+    if real.shape != fake.shape:
+        raise ValueError(
+            f"rpgan pairs each real score with the fake one at its position: got real {tuple(real.shape)} "
+            f"and fake {tuple(fake.shape)} scores (use the same batch size and no image pool)"
+        )
+
+
+class RpGANLoss(AdversarialLoss):
+    """Relativistic pairing GAN loss with R1 and R2 (R3GAN): ``softplus(-(D(real) - D(fake)))``.
+
+    ``d_loss(real_out, fake_out) = mean(softplus(fake_out - real_out))`` and
+    ``g_loss(fake_out, real_out=...) = mean(softplus(real_out - fake_out))``: the generator's
+    loss needs the discriminator's scores of a real batch too (pass them detached or not; only
+    the fake scores should carry the generator's graph). Scores are paired by position, so both
+    batches must have the same shape. ``r1_gamma`` and ``r2_gamma`` weigh the zero-centred
+    gradient penalties on real and on generated images, each ``gamma / 2 * mean ||grad||^2``; R3GAN
+    uses one gamma for both (FFHQ-64: 2 decaying to 0.2, CIFAR-10: 0.05 to 0.005).
+    ``gradient_penalty > 0`` adds the WGAN-GP interpolate penalty. With ``probabilities=True``
+    the outputs are mapped back to logits first. Float32, no host synchronisation.
+    """
+
+    _EPS = 1e-7
+
+    def __init__(
+        self, r1_gamma: Weight = 0.0, r2_gamma: Weight = 0.0, gradient_penalty: Weight = 0.0
+    ) -> None:
+        super().__init__(gradient_penalty, r1_gamma)
+        if r2_gamma < 0:
+            raise ValueError(f"r2_gamma must be >= 0, got {r2_gamma}")
+        self.r2_gamma = float(r2_gamma)
+
+    def _logits(self, out: Tensor, probabilities: bool) -> Tensor:
+        out = _scores(out)
+        return torch.logit(out, eps=self._EPS) if probabilities else out
+
+    def d_loss(self, real_out: Tensor, fake_out: Tensor, *, probabilities: bool = False) -> Tensor:
+        real = self._logits(real_out, probabilities)
+        fake = self._logits(fake_out, probabilities)
+        _paired(real, fake)
+        return F.softplus(-(real - fake)).mean()
+
+    def g_loss(
+        self, fake_out: Tensor, *, real_out: Tensor | None = None, probabilities: bool = False
+    ) -> Tensor:
+        if real_out is None:
+            raise TypeError("rpgan: g_loss needs real_out, the discriminator's scores of a real batch")
+        real = self._logits(real_out, probabilities)
+        fake = self._logits(fake_out, probabilities)
+        _paired(real, fake)
+        return F.softplus(-(fake - real)).mean()
+
+    def penalty(self, discriminator: nn.Module, real: Tensor, fake: Tensor) -> Tensor | None:
+        """R1 on ``real`` + R2 on ``fake`` (+ the interpolate penalty), running D again on each.
+
+        ``None`` when every weight is 0.
+        """
+        terms = []
+        base = super().penalty(discriminator, real, fake)  # interpolate penalty and R1
+        if base is not None:
+            terms.append(base)
+        if self.r2_gamma > 0:
+            terms.append(r2_penalty(discriminator, fake, self.r2_gamma))
+        if not terms:
+            return None
+        return terms[0] if len(terms) == 1 else terms[0] + terms[1]
+
+    def penalty_from(
+        self,
+        real: Tensor,
+        real_out: Tensor,
+        fake: Tensor,
+        fake_out: Tensor,
+        *,
+        scale: Tensor | float | None = None,
+    ) -> Tensor | None:
+        """R1 + R2 from scores already computed, as the reference: no extra discriminator pass.
+
+        ``real`` and ``fake`` are the images made to require grad before anything else (the
+        augmentation included) and ``real_out`` / ``fake_out`` the discriminator's scores of
+        them. ``scale`` multiplies both terms: a float, or a 0-d device tensor (a schedule's
+        ``gamma(t) / gamma(0)`` written in place keeps a captured step valid). ``None`` when
+        ``r1_gamma`` and ``r2_gamma`` are both 0; the interpolate penalty is not included.
+        """
+        terms = []
+        if self.r1_gamma > 0:
+            terms.append((0.5 * self.r1_gamma) * gradient_square_norms(real, real_out).mean())
+        if self.r2_gamma > 0:
+            terms.append((0.5 * self.r2_gamma) * gradient_square_norms(fake, fake_out).mean())
+        if not terms:
+            return None
+        total = terms[0] if len(terms) == 1 else terms[0] + terms[1]
+        return total if scale is None else total * scale
