@@ -116,7 +116,9 @@ def bare_host():
     host.register_module(ganforge.kinds, "core-kinds", "ganforge")
     host.register_module(ganforge_plugins.kinds, "bundled-kinds", "ganforge")
     for name, app in (("data", data), ("eval", eval_app), ("export", export), ("composite", composite)):
-        host.register_module(types.SimpleNamespace(register_kinds=app.register_kinds), f"{name}-kinds", "ganforge")
+        host.register_module(
+            types.SimpleNamespace(register_kinds=app.register_kinds), f"{name}-kinds", "ganforge"
+        )
     return host
 
 

@@ -29,7 +29,7 @@ from conftest import RECIPES, REPO, SHARED_DATA, TINY, bare_host
 from PIL import Image, ImageDraw, ImageFilter
 
 import ganforge_plugins.apps.data.sources as bundled
-from ganforge import hookimpl, plugins
+from ganforge import hookimpl
 from ganforge.cli import cli
 from ganforge.errors import GanforgeError
 from ganforge_plugins.apps.data import commands as data_commands
@@ -518,9 +518,7 @@ def test_hook_register_data_sources():
     assert registry.get("data_source", "third-party-faces").doc == "Faces from somebody else's server."
     assert download.get_source(registry, "as-a-function").name == "as-a-function"
     assert download.get_source(registry, "selfie2anime") is bundled.SELFIE2ANIME
-    with pytest.raises(
-        GanforgeError, match="is a int, expected a .*DataSource"
-    ):
+    with pytest.raises(GanforgeError, match="is a int, expected a .*DataSource"):
         download.get_source(registry, "not-a-source")
     with pytest.raises(GanforgeError, match="unknown data_source 'selfie2anme'; did you mean 'selfie2anime'"):
         download.get_source(registry, "selfie2anme")

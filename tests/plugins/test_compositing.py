@@ -7,11 +7,10 @@ with random weights to check the plumbing only. Nothing here touches the network
 
 from __future__ import annotations
 
-import types
-
 import importlib.util
 import subprocess
 import sys
+import types
 import warnings
 from pathlib import Path
 
