@@ -43,8 +43,8 @@ def test_hook_register_discriminators():
         "ugatit",
         "projection",
         "uvcgan2",
+        "r3gan",
     }
-    assert set(registered("networks", "register_discriminators")) == {"patchgan", "dcgan", "ugatit", "r3gan"}
     d = get_registry().build("discriminator", {"name": "dcgan", "ndf": 4, "image_size": 32})
     assert d(torch.randn(2, 3, 32, 32)).numel() == 2
 
