@@ -20,7 +20,7 @@ from torch.utils.data import DataLoader
 
 from ganforge.plugins import get_registry
 from ganforge.recipe import Recipe
-from ganforge.trainer import PositionSampler
+from ganforge.training.trainer import PositionSampler
 from ganforge_plugins.apps.bench.bench import sync
 
 

@@ -26,7 +26,7 @@ from torch.profiler import ProfilerActivity, profile
 
 from ganforge.plugins import get_registry
 from ganforge.recipe import Recipe
-from ganforge.trainer import Trainer
+from ganforge.training.trainer import Trainer
 
 # First match wins; names are cuDNN / CUTLASS / ATen / inductor kernel names, lower-cased.
 FAMILIES: list[tuple[str, str]] = [

@@ -34,7 +34,7 @@ from ganforge.paths import dataset_dir
 from ganforge.plugins import get_registry
 from ganforge.recipe import Recipe
 from ganforge.registry import Registry
-from ganforge.trainer import Trainer
+from ganforge.training.trainer import Trainer
 from ganforge.translate import translate_files
 from ganforge_plugins.apps.bench.bench import sync
 

@@ -1,13 +1,16 @@
 """ganforge: a plugin-based GAN toolkit for PyTorch.
 
-Users train and use models from here: ``train``, ``load``, ``Run``, ``Model`` and
-``convert_file`` (docs/python.md). Plugin authors import from here: ``hookimpl`` (to mark
-hook implementations), ``Kind`` (to register a component kind), the objective contract
-(``Objective`` and its declarations, ``ScheduledOptimizer``, ``frozen``,
-``set_requires_grad``, ``make_capturable``), ``Range`` (a value's valid range, declared next to
-its type) and ``GanforgeError`` (a user error, reported as one clean line; ``NonFiniteError``,
-exit code 3, when training produced NaN or infinity). Names load on first
-use, so ``import ganforge`` stays cheap.
+Users train and use models from here: ``train``, ``load``, ``Run`` and ``Model``
+(docs/python.md). Plugin authors import from here too: ``hookimpl`` (to mark hook
+implementations), ``Kind`` (to register a component kind), ``Range`` (a value's valid range,
+declared next to its type), the objective contract (``Objective`` and its declarations:
+``Declaration``, ``Section``, ``Network``, ``Optimizer``, ``Part``, ``Direction``,
+``Condition``), its helpers (``ScheduledOptimizer``, ``minimize``, ``frozen``,
+``set_requires_grad``, ``make_capturable``, ``outputs_probabilities``, ``local``, ``unwrap``,
+``Runtime``) and the errors (``GanforgeError``, a user error reported as one clean line;
+``NonFiniteError``, exit code 3, when training produced NaN or infinity). Typed capabilities
+of components are in ``ganforge.protocols``. Names load on first use, so ``import ganforge``
+stays cheap (no torch).
 """
 
 from __future__ import annotations
@@ -17,78 +20,91 @@ from typing import TYPE_CHECKING, Any
 
 from ganforge.errors import GanforgeError, NonFiniteError
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 _LAZY = {
     "train": "ganforge.api",
-    "load": "ganforge.api",
     "Run": "ganforge.api",
-    "Model": "ganforge.api",
-    "convert_file": "ganforge.api",
+    "load": "ganforge.model",
+    "Model": "ganforge.model",
     "hookimpl": "ganforge.hookspecs",
     "Kind": "ganforge.registry",
     "Range": "ganforge.registry",
-    "Objective": "ganforge.objective",
-    "Declaration": "ganforge.objective",
-    "Section": "ganforge.objective",
-    "Network": "ganforge.objective",
-    "Optimizer": "ganforge.objective",
-    "Part": "ganforge.objective",
-    "Direction": "ganforge.objective",
-    "ScheduledOptimizer": "ganforge.objective",
-    "frozen": "ganforge.objective",
-    "set_requires_grad": "ganforge.objective",
-    "make_capturable": "ganforge.objective",
-    "minimize": "ganforge.objective",
-    "outputs_probabilities": "ganforge.objective",
+    "Runtime": "ganforge.runtime",
+    "Objective": "ganforge.method.objective",
+    "Declaration": "ganforge.method.declaration",
+    "Section": "ganforge.method.declaration",
+    "Network": "ganforge.method.declaration",
+    "Optimizer": "ganforge.method.declaration",
+    "Part": "ganforge.method.declaration",
+    "Direction": "ganforge.method.declaration",
+    "Condition": "ganforge.method.declaration",
+    "ScheduledOptimizer": "ganforge.method.toolkit",
+    "frozen": "ganforge.method.toolkit",
+    "set_requires_grad": "ganforge.method.toolkit",
+    "make_capturable": "ganforge.method.toolkit",
+    "minimize": "ganforge.method.toolkit",
+    "outputs_probabilities": "ganforge.method.toolkit",
+    "local": "ganforge.method.toolkit",
+    "unwrap": "ganforge.method.toolkit",
 }
 
 __all__ = [
-    "Declaration",
-    "Model",
-    "Run",
-    "convert_file",
-    "load",
-    "train",
-    "Direction",
-    "GanforgeError",
-    "NonFiniteError",
-    "Kind",
-    "Network",
-    "Objective",
-    "Optimizer",
-    "Part",
-    "Range",
-    "ScheduledOptimizer",
-    "Section",
     "__version__",
+    "Condition",
+    "Declaration",
+    "Direction",
     "frozen",
+    "GanforgeError",
     "hookimpl",
+    "Kind",
+    "load",
+    "local",
     "make_capturable",
     "minimize",
+    "Model",
+    "Network",
+    "NonFiniteError",
+    "Objective",
+    "Optimizer",
     "outputs_probabilities",
+    "Part",
+    "Range",
+    "Run",
+    "Runtime",
+    "ScheduledOptimizer",
+    "Section",
     "set_requires_grad",
+    "train",
+    "unwrap",
 ]
 
 if TYPE_CHECKING:
-    from ganforge.api import Model, Run, convert_file, load, train
+    from ganforge.api import Run, train
     from ganforge.hookspecs import hookimpl
-    from ganforge.objective import (
+    from ganforge.method.declaration import (
+        Condition,
         Declaration,
         Direction,
         Network,
-        Objective,
         Optimizer,
         Part,
-        ScheduledOptimizer,
         Section,
+    )
+    from ganforge.method.objective import Objective
+    from ganforge.method.toolkit import (
+        ScheduledOptimizer,
         frozen,
+        local,
         make_capturable,
         minimize,
         outputs_probabilities,
         set_requires_grad,
+        unwrap,
     )
+    from ganforge.model import Model, load
     from ganforge.registry import Kind, Range
+    from ganforge.runtime import Runtime
 
 
 def __getattr__(name: str) -> Any:

@@ -28,6 +28,7 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 
 from ganforge.errors import GanforgeError, WriteError
+from ganforge.safety import follow_umask
 
 FORMAT = "ganforge-checkpoint/2"
 FORMATS = ("ganforge-checkpoint/1", FORMAT)  # 1: ganforge 0.1.0, without checksums
@@ -114,6 +115,7 @@ def save(path: str | os.PathLike[str], state: dict[str, Any], meta: dict[str, An
         save_file(tensors, tmp, metadata=header)
         with open(tmp, "rb") as f:
             os.fsync(f.fileno())
+        follow_umask(Path(tmp))
         os.replace(tmp, path)
     except (OSError, SafetensorError) as exc:
         raise WriteError(f"cannot write checkpoint {path}: {_reason(exc)}") from None
@@ -191,7 +193,7 @@ def _corrupt(path: Path, what: str) -> GanforgeError:
     return GanforgeError(f"checkpoint {path} is truncated or corrupt ({what})")
 
 
-def _sniff(path: Path) -> None:
+def sniff(path: Path) -> None:
     """Check the safetensors framing (8-byte header length, then JSON) before parsing anything.
 
     A pickle (``torch.save``) is named as one; a short or garbled file is called truncated.
@@ -271,7 +273,7 @@ def _open(path: Path, want_tensors: bool = False, only: list[str] | None = None)
     if not path.is_file():
         raise GanforgeError(f"checkpoint {path} not found")
     try:
-        _sniff(path)
+        sniff(path)
         with safe_open(str(path), framework="pt", device="cpu") as f:
             header = f.metadata() or {}
             fmt = header.get("format")
@@ -301,11 +303,40 @@ def _open(path: Path, want_tensors: bool = False, only: list[str] | None = None)
     if sums is not None:
         for k, t in tensors.items():
             if _tensor_crc(t) != sums["tensors"][k]:
-                raise GanforgeError(
-                    f"checkpoint {path} is damaged: tensor '{k}' does not match its checksum "
-                    "(changed after it was written)"
-                )
+                raise _changed(path, k)
+        if want_tensors and only is not None:  # the tensors not read are checked too, as bytes
+            _check_raw_sums(path, {k: v for k, v in sums["tensors"].items() if k not in tensors})
     return meta, tree, tensors
+
+
+def _changed(path: Path, key: str) -> GanforgeError:
+    return GanforgeError(
+        f"checkpoint {path} is damaged: tensor '{key}' does not match its checksum "
+        "(changed after it was written)"
+    )
+
+
+def _check_raw_sums(path: Path, sums: dict[str, int]) -> None:
+    """The checksums of tensors that are not loaded, over their bytes in the file (no tensor is
+    built: a damaged file is refused whole for what a reader skips, at the cost of one pass)."""
+    import mmap
+
+    with open(path, "rb") as f:
+        length = int.from_bytes(f.read(8), "little")
+        layout = json.loads(f.read(length))
+        start = 8 + length
+        with mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as view:
+            whole = memoryview(view)
+            try:
+                for key, expected in sums.items():
+                    begin, end = layout[key]["data_offsets"]
+                    part = whole[start + begin : start + end]
+                    found = _crc(part)
+                    part.release()
+                    if found != expected:
+                        raise _changed(path, key)
+            finally:
+                whole.release()
 
 
 def _check_header_sums(path: Path, header: dict[str, str], sums: dict[str, Any], keys: set[str]) -> None:
@@ -484,3 +515,27 @@ def resolve(path: str | os.PathLike[str]) -> Path:
     if path.exists():
         raise GanforgeError(f"no checkpoint found in {path} (expected {path}/checkpoints/step-*.safetensors)")
     raise GanforgeError(f"checkpoint {path} not found")
+
+
+def verify(path: str | os.PathLike[str]) -> tuple[Path, dict[str, Any]]:
+    """Check a run checkpoint whole without training: ``(file, meta)``. Every tensor against its
+    checksum, the metadata schema, the trainer's state (step against the metadata, RNG states) and
+    finite values; what ``--resume`` adds is the check against the recipe's rebuilt parts."""
+    from ganforge.safety import first_nonfinite
+    from ganforge.training.state import check_state
+
+    file = resolve(path)
+    meta = read_run_meta(file)
+    state, _ = load(file)
+    problems = check_state(state, meta.get("world_size", 1))
+    if problems:
+        raise GanforgeError(f"{file}: the state does not fit a ganforge run: {problems[0]}")
+    if state["trainer"]["step"] != meta["step"]:
+        raise GanforgeError(
+            f"{file}: the state is at step {state['trainer']['step']} but the metadata says {meta['step']}; "
+            "the file was changed after it was written"
+        )
+    bad = first_nonfinite(state["objective"], "objective")
+    if bad is not None:
+        raise GanforgeError(f"{file}: {bad} holds NaN or infinite values")
+    return file, meta

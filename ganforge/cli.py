@@ -204,6 +204,12 @@ def _declaration_summary(registry: Any, name: str) -> str:
         lines.append(f"translates: {', '.join(d.directions)}")
     if d.noise:
         lines.append(f"generates from noise ({d.noise})")
+    if d.condition:
+        lines.append(
+            f"takes a {d.condition.kind} ('{d.condition.batch_key}') in {', '.join(d.condition.networks)}"
+        )
+    if d.paired:
+        lines.append(f"trains on aligned {' / '.join(d.paired)} pairs")
     return "\n".join(lines)
 
 
@@ -243,7 +249,7 @@ def run_command(
 ) -> None:
     """Train from RECIPE (a TOML file), or continue a run with --resume."""
     if nproc and nproc > 1 and "LOCAL_RANK" not in os.environ:
-        from ganforge.distributed import launch
+        from ganforge.training.distributed import launch
 
         sys.exit(launch(sys.argv[1:], nproc))
     if recipe is None and resume is None:
@@ -266,7 +272,7 @@ def run_command(
         source.set(f"train.device={json.dumps(device)}")
     resolved = source.resolve(registry)
 
-    from ganforge import distributed
+    from ganforge.training import distributed
 
     train = resolved["train"]
     dist = distributed.setup(train["device"], train["precision"], train["channels_last"], train["compile"])
@@ -293,7 +299,7 @@ def run_command(
         from ganforge.safety import ensure_writable_dir
 
         ensure_writable_dir(run_dir, "run folder")  # before any work: read-only, missing rights
-    from ganforge.trainer import Trainer
+    from ganforge.training.trainer import Trainer
 
     trainer = Trainer(
         resolved, run_dir, registry, rank=dist.rank, world_size=dist.world_size, runtime=dist.runtime
@@ -322,16 +328,27 @@ def run_command(
 # -- translate -------------------------------------------------------------------------------
 
 
+def load_model(checkpoint: str, device: str) -> Any:
+    """The :class:`ganforge.Model` a command works on: a run, a checkpoint or an exported file."""
+    from ganforge.model import Model
+
+    warn_failures()
+    return Model.load(checkpoint, device, registry=get_registry())
+
+
 @cli.command("translate")
 @click.argument("checkpoint", type=click.Path())
 @click.argument("inputs", nargs=-1, required=True, type=click.Path())
+@click.option("--direction", default=None, help="A direction the model translates (default: its first one).")
 @click.option(
-    "--direction", default=None, help="A direction the objective declares (default: its first one)."
+    "--domain",
+    default=None,
+    help="The target domain of a multi-domain model, by name or index.",
 )
 @click.option("--out", "out", type=click.Path(file_okay=False), default="translated", show_default=True)
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
 @click.option(
-    "--batch-size", type=int, default=None, help="Images per batch (default: 64 on CUDA, 8 on CPU)."
+    "--batch-size", type=int, default=None, help="Images per batch (default: 64 on CUDA, 1-8 on CPU)."
 )
 @click.option(
     "--compile", "compile_", is_flag=True, help="Compile the generator: slower start, faster on big folders."
@@ -346,26 +363,29 @@ def translate_command(
     checkpoint: str,
     inputs: tuple[str, ...],
     direction: str | None,
+    domain: str | None,
     out: str,
     device: str,
     batch_size: int | None,
     compile_: bool,
     size: int | None,
 ) -> None:
-    """Translate image files or folders with a trained checkpoint; outputs keep the input's size."""
+    """Translate image files or folders with a trained model; outputs keep the input's size.
+
+    CHECKPOINT is a run folder, a checkpoint or a file written by 'ganforge export'.
+    """
     from ganforge.translate import translate_files
 
-    registry = get_registry()
+    model = load_model(checkpoint, device)
     failures = translate_files(
-        checkpoint,
+        model,
         list(inputs),
         Path(out),
-        registry,
         direction=direction,
-        device=device,
         batch_size=batch_size,
         size=size,
         compile=compile_,
+        domain=domain,
     )
     if failures:
         sys.exit(2)
@@ -377,6 +397,12 @@ def translate_command(
 @cli.command("sample")
 @click.argument("checkpoint", type=click.Path())
 @click.option("-n", "count", type=int, default=64, show_default=True, help="How many images.")
+@click.option(
+    "--class",
+    "cls",
+    default=None,
+    help="The class to draw, by name or index (class-conditional models; default: a row per class).",
+)
 @click.option("--out", "out", type=click.Path(dir_okay=False), default="samples.png", show_default=True)
 @click.option("--seed", type=int, default=None, help="Noise seed (same seed, same images).")
 @click.option(
@@ -388,6 +414,7 @@ def translate_command(
 def sample_command(
     checkpoint: str,
     count: int,
+    cls: str | None,
     out: str,
     seed: int | None,
     individual: str | None,
@@ -399,15 +426,14 @@ def sample_command(
     from ganforge.sampling import sample_to_files
 
     paths = sample_to_files(
-        checkpoint,
-        get_registry(),
+        load_model(checkpoint, device),
         count=count,
         out=Path(out),
         seed=seed,
         individual=Path(individual) if individual else None,
         interpolate=interpolate,
         steps=steps,
-        device=device,
+        cls=cls,
     )
     click.echo(f"wrote {paths[0]}" + (f" and {len(paths) - 1} images" if len(paths) > 1 else ""), err=True)
 

@@ -6,17 +6,10 @@ objectives; every other kind (networks, losses, pools, metrics, ...) comes from 
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 from ganforge.hookspecs import hookimpl
 from ganforge.registry import Kind, Range
-
-
-def _finish_objective(objective: Any, common: dict[str, Any]) -> Any:
-    if common["ema"] > 0:
-        objective.enable_ema(common["ema"])
-    return objective
-
 
 KINDS = (
     Kind(
@@ -27,14 +20,16 @@ KINDS = (
         "also takes ``ema``: the decay of a moving average of its inference networks (0: off).",
         context=("builder", "runtime"),
         section="objective",
+        # read by the training engine (the average is its job, not the method's)
         common=(("ema", Annotated[float, Range(0.0, 1.0, max_open=True)], 0.0),),
-        finish=_finish_objective,
     ),
     Kind(
         "dataset",
         "Datasets (``torch.utils.data.Dataset`` factories). Context: ``seed`` (int). The class "
-        "declares ``yields`` (batch key -> description), returns dicts with those keys and "
-        "exposes ``holdout(n)`` for fixed sample images.",
+        "declares ``yields`` (batch key -> description) and, for pairs of one scene, ``aligned`` "
+        "(the keys that come aligned); items are dicts with those keys; ``holdout(n)`` gives fixed "
+        "sample images and ``classes`` the class names of a labelled dataset (see "
+        "``ganforge.protocols``).",
         context=("seed",),
         section="data",
     ),
@@ -47,6 +42,7 @@ KINDS = (
         "``on_checkpoint(trainer, path)`` and ``on_train_end(trainer)``.",
         section="callbacks",
         many=True,
+        defaults=("progress", "metrics-log", "samples", "checkpoint", "tensorboard"),
     ),
     Kind("optimizer", "Optimizers. Context: ``params`` (the parameters to optimise).", context=("params",)),
     Kind(

@@ -144,11 +144,12 @@ class Recipe:
                     single[section.name] = section.kind
         return single, roles
 
-    def resolve(self, registry: Registry) -> Resolved:
+    def resolve(self, registry: Registry, measure: bool = True) -> Resolved:
         """Validate every section against the registry; return the recipe with defaults filled.
 
         The result also holds a typed spec per component section, so building needs no second
-        validation (:class:`Builder`).
+        validation (:class:`Builder`). ``measure`` builds the declared networks on the meta device
+        to refuse ones too large for the device (off for a saved recipe read for inference).
         """
         src = self.source
         data = self.data
@@ -201,8 +202,12 @@ class Recipe:
                     if role in table
                 }
         for section, kind in named.items():
-            if section in data:
-                table = _expect_table(data[section], f"{src} [{section}]")
+            # A kind's default components are on unless the recipe turns one off (enabled =
+            # false): a partial table adds to them or changes their options, never drops them.
+            defaults = {name: {} for name in registry.kind(kind).defaults}
+            given = _expect_table(data.get(section, {}), f"{src} [{section}]")
+            if section in data or defaults:
+                table = {**defaults, **given}
                 out = {}
                 for name, options in table.items():
                     where = f"{src} [{section}.{name}]"
@@ -224,9 +229,10 @@ class Recipe:
             for path in needed:
                 if section.required and path not in resolved.specs:
                     raise GanforgeError(f"{src}: objective '{objective.name}' needs section [{path}]")
-        _check_batch_keys(registry, resolved, objective.name, declares.batch_keys, src)
+        _check_batch_keys(registry, resolved, objective.name, declares, src)
         _check_image_sizes(registry, resolved, src)
-        _check_network_sizes(registry, resolved, declares, src)
+        if measure:
+            _check_network_sizes(registry, resolved, declares, src)
         return resolved
 
     def _drop_stale_keys(self, registry: Registry, single: dict[str, str], roles: dict[str, Any]) -> None:
@@ -307,7 +313,6 @@ class Builder:
         self.registry = registry
         self.recipe = resolved
         self.defaults = defaults
-        self.inference = False  # True: built to infer only (networks' memory is their weights)
 
     def size_key(self, section: str, context: dict[str, Any] | None = None) -> tuple[Any, ...]:
         """What a network's size depends on: its component, options and context (a cache key)."""
@@ -340,9 +345,17 @@ BASELINE_PARAMS = [
 ]
 
 
+def resolved_table(resolved: dict[str, Any], section: str) -> dict[str, Any]:
+    """The resolved options of a component section (``generator``, ``optim.g``), without ``name``."""
+    node: Any = resolved
+    for part in section.split("."):
+        node = node.get(part) if isinstance(node, dict) else None
+    return {k: v for k, v in node.items() if k != "name"} if isinstance(node, dict) else {}
+
+
 def objective_class(registry: Registry, name: str) -> type:
     """The class registered as objective ``name``; it must subclass :class:`ganforge.Objective`."""
-    from ganforge.objective import Objective
+    from ganforge.method.objective import Objective
 
     component = registry.get("objective", name)
     factory = component.factory
@@ -354,23 +367,33 @@ def objective_class(registry: Registry, name: str) -> type:
 
 
 def _check_batch_keys(
-    registry: Registry, resolved: Resolved, objective: str, needs: tuple[str, ...], src: str
+    registry: Registry, resolved: Resolved, objective: str, declares: Any, src: str
 ) -> None:
-    """The objective's batch keys against what the dataset declares it yields."""
+    """The objective's batch keys against what the dataset declares it yields (and yields aligned)."""
+    from ganforge import protocols
+
     spec = resolved.specs.get("data")
+    needs = declares.batch_keys
     if spec is None or not needs:
         return
-    yields = getattr(spec.component.factory, "yields", None)
-    if not isinstance(yields, dict):
+    factory = spec.component.factory
+    if not isinstance(factory, protocols.Yields) or not isinstance(factory.yields, dict):
         raise GanforgeError(
             f"{src} [data]: dataset '{spec.component.name}' does not declare the batch keys it "
             "yields (a class attribute 'yields')"
         )
-    missing = [k for k in needs if k not in yields]
+    missing = [k for k in needs if k not in factory.yields]
     if missing:
         raise GanforgeError(
             f"{src} [data]: objective '{objective}' needs batch keys {', '.join(needs)}; dataset "
-            f"'{spec.component.name}' yields {', '.join(yields) or 'none'}"
+            f"'{spec.component.name}' yields {', '.join(factory.yields) or 'none'}"
+        )
+    unaligned = [k for k in declares.paired if k not in protocols.aligned(factory)]
+    if unaligned:
+        raise GanforgeError(
+            f"{src} [data]: objective '{objective}' trains on aligned pairs ({', '.join(declares.paired)}) "
+            f"and dataset '{spec.component.name}' does not yield them aligned: use a paired dataset "
+            "(ganforge list datasets)"
         )
 
 
@@ -387,10 +410,16 @@ def data_image_size(registry: Registry, resolved: Resolved) -> int | None:
     spec = resolved.specs.get("data")
     if spec is None:
         return None
+    from ganforge import protocols
+
     options = full_options(registry, spec)
-    declared = getattr(spec.component.factory, "output_size", None)
+    factory = spec.component.factory
     try:
-        size = declared(options) if callable(declared) else options.get("image_size")
+        size = (
+            factory.output_size(options)
+            if isinstance(factory, protocols.OutputSize)
+            else options.get("image_size")
+        )
     except Exception as exc:  # a plugin's bug: name it, no traceback
         from ganforge.registry import describe_exception
 
@@ -407,11 +436,13 @@ def image_size_problem(registry: Registry, spec: Spec, size: int) -> str | None:
     Components declare it with ``check_image_size(options, size) -> str | None`` (a classmethod
     or staticmethod of the factory); without one nothing is checked.
     """
-    check = getattr(spec.component.factory, "check_image_size", None)
-    if not callable(check):
+    from ganforge import protocols
+
+    factory = spec.component.factory
+    if not isinstance(factory, protocols.SizeCheck):
         return None
     try:
-        return check(full_options(registry, spec), size)
+        return factory.check_image_size(full_options(registry, spec), size)
     except Exception as exc:  # a plugin's check failing is its bug: name it, no traceback
         from ganforge.registry import describe_exception
 

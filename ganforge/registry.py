@@ -96,8 +96,9 @@ class Kind:
     of the kind accepts; ``finish(component, options)`` applies them after the factory returns.
     ``section`` is the top-level recipe section that configures the kind outside any objective's
     declaration (``[data]``, ``[compositor]``); with ``many`` it holds one table per component,
-    keyed by the component's name (``[callbacks.samples]``). The kind's components are
-    registered through the hook ``register_<plural>(register)``.
+    keyed by the component's name (``[callbacks.samples]``), and ``defaults`` names the
+    components a run gets unless its recipe turns one off (``enabled = false``). The kind's
+    components are registered through the hook ``register_<plural>(register)``.
     """
 
     name: str
@@ -107,6 +108,7 @@ class Kind:
     finish: Callable[[Any, dict[str, Any]], Any] | None = None
     section: str = ""
     many: bool = False
+    defaults: tuple[str, ...] = ()
     plugin: str = ""  # filled in by the plugin host
     distribution: str = ""
 

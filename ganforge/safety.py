@@ -118,6 +118,26 @@ def ensure_writable_dir(folder: Path, what: str) -> None:
         raise WriteError(f"{what} {folder} cannot be written: {describe_os_error(exc)}") from None
 
 
+def follow_umask(path: Path) -> None:
+    """Give a file written through ``mkstemp`` (mode 0600) the mode any new file gets under the
+    process umask, so colleagues on a shared machine can read checkpoints and exports."""
+    mask = os.umask(0)
+    os.umask(mask)
+    os.chmod(path, 0o666 & ~mask)
+
+
+def protect_inputs(target: Path, inputs: Iterable[Path], flag: str = "--out") -> None:
+    """Refuse to write ``target`` over an input or over a run's checkpoint, whatever ``--force``
+    says: ``--force`` may replace an earlier output, never what a command reads or can resume."""
+    for source in inputs:
+        if _same(target, source):
+            raise GanforgeError(f"{flag} {target} is the file being read; write to another file")
+    if target.exists() and target.parent.name == "checkpoints" and target.suffix == ".safetensors":
+        raise GanforgeError(
+            f"{flag} {target} is a run's checkpoint (the run resumes from it); write to another file"
+        )
+
+
 def describe_os_error(exc: OSError) -> str:
     """``Permission denied: 'path'`` style text for one line."""
     reason = exc.strerror or str(exc) or type(exc).__name__

@@ -1,4 +1,4 @@
-"""``ganforge sample``: grids, single images and latent walks from a trained generator."""
+"""``ganforge sample``: grids, single images and latent walks from a generating :class:`ganforge.Model`."""
 
 from __future__ import annotations
 
@@ -9,8 +9,7 @@ import torch
 from torchvision.utils import make_grid
 
 from ganforge.errors import GanforgeError
-from ganforge.inference import load_objective
-from ganforge.registry import Registry
+from ganforge.model import Model
 from ganforge.safety import check_memory, ensure_writable_dir, guard_targets, png_info
 
 
@@ -31,50 +30,70 @@ def slerp(a: torch.Tensor, b: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
 
 
 def sample_to_files(
-    checkpoint: str,
-    registry: Registry,
+    model: Model,
     count: int = 64,
     out: Path = Path("samples.png"),
     seed: int | None = None,
     individual: Path | None = None,
     interpolate: bool = False,
     steps: int = 8,
-    device: str = "auto",
+    cls: str | int | None = None,
 ) -> list[Path]:
-    """Write a grid (and optionally each image); returns the written paths, grid first."""
+    """Write a grid (and optionally each image); returns the written paths, grid first.
+
+    A class-conditional model draws class ``cls`` (a name or index); without one, each class
+    gets a row (``count`` images shared out over the rows, the same noise in every row, so the
+    class is what changes; ``--interpolate``: one walk per class).
+    """
     if count < 1:
         raise GanforgeError(f"-n must be at least 1, got {count}")
     if steps < 1:
         raise GanforgeError(f"--steps must be at least 1, got {steps}")
     if seed is not None and not 0 <= seed < 2**63:
         raise GanforgeError(f"--seed must be in [0, 2**63), got {seed}")
-    objective, meta, file = load_objective(checkpoint, registry, device)
-    if not objective.generates:
+    where = model.file or model.name
+    if not model.generates:
         raise GanforgeError(
-            f"{checkpoint}: objective '{objective.name}' does not generate from noise "
-            "(use 'ganforge translate')"
+            f"{where}: model '{model.name}' does not generate from noise (use 'ganforge translate')"
         )
-    rows = (max(1, count // steps) if count >= steps else 1) if interpolate else 0
-    n = rows * steps if interpolate else count
-    side = int(meta.get("image_size") or 64)
+    if cls is not None:
+        model.labels(cls, 1)  # a one-line error before any work
+    per_class = bool(model.classes) and cls is None
+    classes = len(model.classes) if per_class else 1
+    rows = (1 if per_class else max(1, count // steps) if count >= steps else 1) if interpolate else 0
+    n = rows * steps if interpolate else (math.ceil(count / classes) if per_class else count)
+    total = n * classes
+    side = model.image_size
     # The images (float32) and their grid are held at once.
-    check_memory(2 * n * 3 * side * side * 4, torch.device("cpu"), f"-n {count}: {n} images of {side} px")
+    check_memory(
+        2 * total * 3 * side * side * 4, torch.device("cpu"), f"-n {count}: {total} images of {side} px"
+    )
     # Nothing a user has is overwritten: the grid and each image are new files or earlier samples.
-    individual_files = [individual / f"sample-{i:05d}.png" for i in range(n)] if individual else []
-    guard_targets([out, *individual_files], [file], flag="--out" if not individual else "--out/--individual")
+    individual_files = [individual / f"sample-{i:05d}.png" for i in range(total)] if individual else []
+    inputs = [model.file] if model.file is not None else []
+    guard_targets([out, *individual_files], inputs, flag="--out" if not individual else "--out/--individual")
     ensure_writable_dir(out.parent, "--out folder")
     if individual is not None:
         ensure_writable_dir(individual, "--individual")
     g = torch.Generator().manual_seed(seed if seed is not None else torch.seed() % 2**63)
     if interpolate:
-        a, b = objective.noise(rows, g).cpu(), objective.noise(rows, g).cpu()
+        a, b = model.noise(rows, g).cpu(), model.noise(rows, g).cpu()
         t = torch.linspace(0, 1, steps).view(1, steps, 1)
         z = slerp(a[:, None], b[:, None], t).reshape(rows * steps, -1)
         nrow = steps
     else:
-        z = objective.noise(count, g).cpu()
-        nrow = max(1, int(math.ceil(math.sqrt(count))))
-    images = torch.cat([objective.generate(chunk) for chunk in z.split(256)]).clamp(-1, 1).add(1).div(2).cpu()
+        z = model.noise(n, g).cpu()
+        nrow = n if per_class else max(1, int(math.ceil(math.sqrt(n))))
+    if per_class:  # the same noise in every class's row: the class is what changes
+        labels = torch.arange(len(model.classes)).repeat_interleave(len(z))
+        z = z.repeat(len(model.classes), 1)
+    else:
+        labels = model.labels(cls, len(z))
+    chunks = [
+        model.generate(z[i : i + 256], None if labels is None else labels[i : i + 256])
+        for i in range(0, len(z), 256)
+    ]
+    images = torch.cat(chunks).clamp(-1, 1).add(1).div(2).cpu()
     paths = [_save(make_grid(images, nrow=nrow, padding=2, pad_value=1.0), out)]
     if individual is not None:
         paths += [_save(img, individual / f"sample-{i:05d}.png") for i, img in enumerate(images)]

@@ -1,4 +1,4 @@
-"""``ganforge translate``: files or folders of any size through a trained translation model."""
+"""``ganforge translate``: files or folders of any size through a translation :class:`ganforge.Model`."""
 
 from __future__ import annotations
 
@@ -15,36 +15,13 @@ import numpy as np
 import torch
 from PIL import Image
 
-from ganforge.data import expand_inputs, open_rgb, to_uint8_tensor
+from ganforge.data import expand_inputs, open_rgb
 from ganforge.errors import GanforgeError
-from ganforge.inference import image_size, load_objective, size_problem
-from ganforge.registry import Registry
+from ganforge.model import Model, model_size
 from ganforge.safety import ensure_writable_dir, guard_out_folder, guard_targets, png_info
 
 _MARK = png_info("translate")  # outputs are marked: a later run may replace them, nothing else
 MAX_SIZE = 16384  # a network's activations at this side already take tens of GB
-
-
-def _model_size(img: Image.Image, size: int, multiple: int = 1) -> tuple[int, int]:
-    """The model's input size: ``size`` square, or (0) the image's own, rounded to ``multiple``."""
-    if size > 0:
-        return size, size
-    m = max(1, multiple)
-    return max(m, img.width // m * m), max(m, img.height // m * m)
-
-
-def translate_image(objective: Any, img: Image.Image, direction: str, size: int) -> Image.Image:
-    """One RGB image through ``direction`` at the model's input size (``size`` square, or 0: the
-    image's own, rounded to the network's size multiple); the result has that size."""
-    shape = _model_size(img, size, objective.size_multiple(direction))
-    x = to_uint8_tensor(img if img.size == shape else img.resize(shape, Image.BICUBIC)).unsqueeze(0)
-    with torch.inference_mode():
-        return _to_pil(objective.translate(objective.runtime.to_input(x), direction)[0])
-
-
-def _to_pil(t: torch.Tensor) -> Image.Image:
-    array = t.clamp(-1, 1).add(1).mul(127.5).round().to(torch.uint8).permute(1, 2, 0).cpu().numpy()
-    return Image.fromarray(array)
 
 
 def output_names(files: list[Path], out: Path, masks: bool = False) -> dict[Path, Path]:
@@ -63,27 +40,19 @@ def output_names(files: list[Path], out: Path, masks: bool = False) -> dict[Path
     return names
 
 
-def open_translator(
-    checkpoint: str, registry: Registry, direction: str | None, device: str, size: int | None
-) -> tuple[Any, str, int]:
-    """(model, direction, side) for translating with ``checkpoint``: the direction checked against
-    the model's, the side (None: the training size; 0: each image's own) against its network."""
-    objective, meta, _ = load_objective(checkpoint, registry, device)
-    try:
-        direction = objective.direction(direction)
-    except GanforgeError as exc:
-        raise GanforgeError(f"{checkpoint}: {exc}") from None
-    size = image_size(meta) if size is None else size
+def check_side(model: Model, direction: str, size: int | None) -> int:
+    """The side the model sees (None: its training size; 0: each image's own), checked against
+    the network of ``direction``; a one-line error."""
+    size = model.image_size if size is None else size
     if not 0 <= size <= MAX_SIZE:
         raise GanforgeError(
             f"--size must be in [0, {MAX_SIZE}] (0: each image's own size; larger sides need more "
             f"memory than a device has), got {size}"
         )
-    if size > 0:
-        problem = size_problem(objective, direction, size)
-        if problem:
-            raise GanforgeError(f"--size {size}: {problem}")
-    return objective, direction, size
+    problem = model.size_problem(direction, size) if size > 0 else None
+    if problem:
+        raise GanforgeError(f"--size {size}: {problem}")
+    return size
 
 
 def plan_outputs(inputs: list[str], out: Path, masks: bool = False) -> tuple[list[Path], dict[Path, Path]]:
@@ -101,35 +70,41 @@ def plan_outputs(inputs: list[str], out: Path, masks: bool = False) -> tuple[lis
 
 
 def translate_files(
-    checkpoint: str,
+    model: Model,
     inputs: list[str],
     out: Path,
-    registry: Registry,
     direction: str | None = None,
-    device: str = "auto",
     batch_size: int | None = None,
     size: int | None = None,
     compile: bool = False,
     on_batch: Callable[[int], None] | None = None,
+    domain: str | int | None = None,
 ) -> list[str]:
     """Translate every image; returns the inputs that failed (each reported on one line).
 
-    ``batch_size`` unset means 64 on CUDA, 8 on CPU. ``compile`` compiles the generator
-    (a one-off cost of tens of seconds that pays off on large folders). ``on_batch``, if given,
+    ``batch_size`` unset means 64 on CUDA; on a CPU, 8 images of 64 px down to one of 256 px.
+    ``compile`` compiles the generator (a one-off cost of tens of seconds that pays off on large
+    folders). ``on_batch``, if given,
     is called after each batch is handed to the writers, with the number of images handed over
     so far; benchmarks time the steady state with it.
     """
-    objective, direction, size = open_translator(checkpoint, registry, direction, device, size)
-    on_cuda = objective.runtime.device.type == "cuda"
+    direction = model.direction(direction)
+    size = check_side(model, direction, size)
+    if domain is not None:
+        model.labels(domain, 1, "domain")  # checked before any work
+    on_cuda = model.device.type == "cuda"
     if on_cuda:
         torch.backends.cudnn.benchmark = True  # batches repeat a few shapes: autotune once per shape
-    objective.runtime.compile = compile
+    model.compile = compile
     if batch_size is None:
-        batch_size = 64 if on_cuda else 8
+        # On a CPU a batch pays only while it fits the caches: one 256 px image at a time is
+        # faster than four at once, eight 64 px ones are faster than one by one.
+        side = size or model.image_size
+        batch_size = 64 if on_cuda else max(1, min(8, 65536 // (side * side)))
     if batch_size < 1:
         raise GanforgeError(f"--batch-size must be >= 1, got {batch_size}")
     files, targets = plan_outputs(inputs, out)
-    failures = _translate_batched(objective, files, targets, direction, batch_size, size, on_batch)
+    failures = _translate_batched(model, files, targets, direction, batch_size, size, on_batch, domain)
     done = len(files) - len(failures)
     print(
         f"translated {done} image(s) {direction} into {out}"
@@ -154,7 +129,7 @@ def _decode(
     if not path.exists():
         raise GanforgeError(f"{path}: no such file")
     img = open_rgb(path)
-    shape = _model_size(img, size, multiple)
+    shape = model_size(img, size, multiple)
     if check is not None:
         problem = check(shape[0]) or check(shape[1])
         if problem:
@@ -170,7 +145,7 @@ def _save(array: np.ndarray, original: tuple[int, int], target: Path) -> None:
     img.save(target, compress_level=1, pnginfo=_MARK)
 
 
-def _side_check(objective: Any, direction: str, size: int) -> Callable[[int], str | None] | None:
+def side_check(model: Model, direction: str, size: int) -> Callable[[int], str | None] | None:
     """For native sizes (``size`` 0): a cached check of each side against the network."""
     if size > 0:
         return None
@@ -178,7 +153,7 @@ def _side_check(objective: Any, direction: str, size: int) -> Callable[[int], st
 
     def check(side: int) -> str | None:
         if side not in seen:
-            seen[side] = size_problem(objective, direction, side)
+            seen[side] = model.size_problem(direction, side)
         return seen[side]
 
     return check
@@ -197,13 +172,14 @@ class _Launched:
 
 
 def _translate_batched(
-    objective: Any,
+    model: Model,
     files: list[Path],
     targets: dict[Path, Path],
     direction: str,
     batch_size: int,
     size: int,
     on_batch: Callable[[int], None] | None = None,
+    domain: str | int | None = None,
 ) -> list[str]:
     """Decode in threads, translate same-size images in batches on the device, save in threads.
 
@@ -213,10 +189,10 @@ def _translate_batched(
     batch k and hands its images to the writers, so the GPU works while the host collects
     decodes and submits saves. At most two batches are in flight.
     """
-    runtime = objective.runtime
+    runtime = model.runtime
     on_cuda = runtime.device.type == "cuda"
-    multiple = objective.size_multiple(direction)
-    check = _side_check(objective, direction, size)
+    multiple = model.size_multiple(direction)
+    check = side_check(model, direction, size)
     failures: list[str] = []
     buckets: dict[tuple[int, ...], list[_Item]] = {}
     saving: deque[Future[None]] = deque()
@@ -232,7 +208,7 @@ def _translate_batched(
             full_shapes.add(shape)
         # Compiled, a new batch size means another compile (dynamo's guard on the batch size
         # fails): a short batch of a shape that already ran at full size is padded to it instead.
-        rows = batch_size if runtime.compile and shape in full_shapes else n
+        rows = batch_size if model.compile and shape in full_shapes else n
         # Fresh pinned tensors come from torch's caching host allocator, which reuses a block only
         # once the copies recorded on it have completed and nothing refers to it any more.
         staged = torch.empty((rows, *shape), dtype=torch.uint8, pin_memory=on_cuda)
@@ -240,7 +216,7 @@ def _translate_batched(
         staged.numpy()[n:] = 0
         # NHWC uint8 travels as is; NCHW is a (channels_last) view made on the device.
         x = staged.to(runtime.device, non_blocking=True).permute(0, 3, 1, 2)
-        y = objective.translate(runtime.to_input(x), direction)[:n]
+        y = model.translate(runtime.to_input(x), direction, domain=domain)[:n]
         y = y.clamp(-1, 1).add(1).mul(127.5).round().to(torch.uint8).permute(0, 2, 3, 1).contiguous()
         targets = [(path, original) for path, original, _ in items]
         if not on_cuda:

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from ganforge import Kind, Range, hookimpl
+from ganforge import Kind, Range, hookimpl, protocols
 
 _NETWORK_COMMON = (
-    ("init", Literal["normal", "xavier", "kaiming", "orthogonal", "none"], "normal"),
+    # auto: the network's own initialisation if it has one (protocols.OwnInit), else normal
+    ("init", Literal["auto", "normal", "xavier", "kaiming", "orthogonal", "none"], "auto"),
     # the std (normal) or gain of the init: 0 makes every weight equal, negative is meaningless
     ("init_gain", Annotated[float, Range(0.0, min_open=True)], 0.02),
 )
@@ -16,21 +17,28 @@ _NETWORK_COMMON = (
 def _init(net: Any, common: dict[str, Any]) -> Any:
     from ganforge.nn import init_weights
 
-    return init_weights(net, common["init"], common["init_gain"])
+    scheme = common["init"]
+    if scheme == "auto":
+        scheme = "none" if protocols.own_init(net) else "normal"
+    return init_weights(net, scheme, common["init_gain"])
 
 
 KINDS = (
     Kind(
         "generator",
         "Generator networks (``torch.nn.Module`` factories). Every generator table also accepts "
-        "``init`` and ``init_gain`` (weight initialisation applied after construction).",
+        "``init`` and ``init_gain`` (weight initialisation applied after construction; ``auto`` "
+        "keeps a network's own). Context: ``num_classes`` (the dataset's class count, for "
+        "class-conditional networks; see ``ganforge.protocols``).",
+        context=("num_classes",),
         common=_NETWORK_COMMON,
         finish=_init,
     ),
     Kind(
         "discriminator",
         "Discriminator networks (``torch.nn.Module`` factories). Like generators, they also "
-        "accept ``init`` and ``init_gain``.",
+        "accept ``init`` and ``init_gain`` and get ``num_classes`` as context.",
+        context=("num_classes",),
         common=_NETWORK_COMMON,
         finish=_init,
     ),

@@ -7,7 +7,7 @@ same images. Random decisions are made on the CPU; stored images stay on the dev
 images queried, and no device tensor is ever read back to the host.
 
 Optionally ``make_capturable() -> str | None``: switch to deciding on the device, so a query
-can be recorded in a CUDA graph (see ``ganforge.cudagraph``), or say why the pool cannot.
+can be recorded in a CUDA graph (see ``ganforge.training.cudagraph``), or say why the pool cannot.
 """
 
 from typing import Annotated, Any, Literal

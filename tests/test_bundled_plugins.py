@@ -89,7 +89,7 @@ def test_hook_register_schedulers():
 
 
 def test_hook_register_datasets(selfie_root, anime_root):
-    assert set(registered("datasets", "register_datasets")) == {"unpaired-folders", "image-folder"}
+    assert set(registered("datasets", "register_datasets")) == {"unpaired-folders", "image-folder", "class-folders"}
     registry = get_registry()
     unpaired = registry.build(
         "dataset",
@@ -261,3 +261,26 @@ def test_device_cache_gathers_on_the_gpu(selfie_root, tmp_path, monkeypatch):
     expected = default_collate([disk[p] for p in positions])
     for key in ("A", "B"):
         assert torch.equal(batch[key].cpu(), expected[key]), key
+
+
+def test_class_folders_yield_labels_and_name_their_classes(tmp_path):
+    from PIL import Image
+
+    for c, name in enumerate(["zebra", "ant", "moth"]):  # sorted by name: ant, moth, zebra
+        (tmp_path / name).mkdir()
+        for i in range(3):
+            Image.new("RGB", (12, 10), (40 * c, 10 * i, 0)).save(tmp_path / name / f"{i}.png")
+    (tmp_path / "notes").mkdir()  # no images: not a class
+    (tmp_path / "notes" / "readme.txt").write_text("x")
+    data = get_registry().build(
+        "dataset", {"name": "class-folders", "root": str(tmp_path), "image_size": 8, "holdout": 1}, seed=0
+    )
+    assert data.classes == ["ant", "moth", "zebra"] and len(data) == 6  # one held out per class
+    items = [data[p] for p in range(6)]
+    assert sorted(int(item["label"]) for item in items) == [0, 0, 1, 1, 2, 2]
+    ant = next(item for item in items if int(item["label"]) == 0)
+    assert ant["image"].shape == (3, 8, 8) and ant["image"][0].max() == 40  # ant was drawn with red 40
+    held = data.holdout(3)
+    assert held["label"].tolist() == [0, 1, 2] and held["image"].shape == (3, 3, 8, 8)
+    with pytest.raises(GanforgeError, match="no class folders with images"):
+        get_registry().build("dataset", {"name": "class-folders", "root": str(tmp_path / "notes")}, seed=0)

@@ -16,7 +16,7 @@ from conftest import run_cli
 from torch import nn
 
 from ganforge.errors import GanforgeError
-from ganforge.inference import load_objective
+from ganforge.model import Model
 from ganforge.plugins import get_registry
 from ganforge_plugins.apps.export.convert import convert_file
 from ganforge_plugins.apps.export.export import read_header
@@ -164,8 +164,7 @@ def trained_like(net: nn.Module, seed: int) -> nn.Module:
 def convert_and_load(path: Path, source: str, tmp_path: Path, **kwargs):
     out = tmp_path / f"{path.stem}.safetensors"
     convert_file(path, source, out, get_registry(), **kwargs)
-    model, meta, _ = load_objective(out, get_registry(), "cpu")
-    return model, read_header(out)
+    return Model.load(out, "cpu"), read_header(out)
 
 
 @pytest.mark.parametrize(

@@ -9,11 +9,11 @@ import torch
 from conftest import DCGAN_TINY, RECIPES, TINY
 
 from ganforge import ScheduledOptimizer
-from ganforge.cudagraph import CapturedStep, capture_blocker
 from ganforge.plugins import get_registry
 from ganforge.recipe import Recipe
 from ganforge.runtime import Runtime
-from ganforge.trainer import Trainer
+from ganforge.training.cudagraph import CapturedStep, capture_blocker
+from ganforge.training.trainer import Trainer
 from ganforge_plugins.pools import HistoryPool
 
 CYCLEGAN = RECIPES / "cyclegan_selfie2anime.toml"
@@ -133,7 +133,7 @@ def test_cpu_runs_eager_and_says_why_graphs_are_off(selfie_root, tmp_path):
 
 def test_cache_pool_refuses_capture_before_optimizers_change(selfie_root, tmp_path):
     trainer = _trainer(CYCLEGAN, selfie_root, tmp_path / "run", "pool={name='cache'}", "train.device='cpu'")
-    assert trainer.objective.capture_ready().startswith("pool_A: the cache pool decides on the host")
+    assert trainer.engine.capture_ready().startswith("pool_A: the cache pool decides on the host")
     assert not isinstance(trainer.objective.opt_g.optimizer.param_groups[0]["lr"], torch.Tensor)
 
 
@@ -146,7 +146,7 @@ EXACT = ["train.precision='fp32'", "train.deterministic=true", "train.batch_size
 def _weights(trainer: Trainer) -> dict[str, torch.Tensor]:
     return {
         f"{name}.{k}": v.detach().float().cpu().clone()
-        for name, net in trainer.objective.networks.items()
+        for name, net in trainer.engine.networks.items()
         for k, v in net.state_dict().items()
     }
 

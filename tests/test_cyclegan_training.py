@@ -19,7 +19,7 @@ from ganforge import GanforgeError
 from ganforge import checkpoint as ckpt
 from ganforge.plugins import get_registry
 from ganforge.recipe import Recipe
-from ganforge.trainer import Trainer
+from ganforge.training.trainer import Trainer
 
 RECIPE = RECIPES / "cyclegan_selfie2anime.toml"
 
@@ -32,7 +32,7 @@ def resolved(root: Path, *extra: str, recipe: Path = RECIPE) -> dict:
 def weights(trainer: Trainer) -> dict[str, torch.Tensor]:
     return {
         f"{n}.{k}": v.clone()
-        for n, net in trainer.objective.networks.items()
+        for n, net in trainer.engine.networks.items()
         for k, v in net.state_dict().items()
     }
 
@@ -281,12 +281,12 @@ def test_translate_any_size_and_bad_inputs(cli, trained_run, tmp_path):
 
 
 def test_translate_native_resolution_matches_model(trained_run, tmp_path):
-    from ganforge.inference import load_objective
+    from ganforge.model import Model
 
-    objective, meta, _ = load_objective(trained_run, get_registry(), "cpu")
-    assert meta["recipe"]["data"]["image_size"] == 32
+    model = Model.load(trained_run, "cpu")
+    assert model.image_size == 32
     x = torch.rand(2, 3, 32, 32) * 2 - 1
-    y = objective.translate(x, "a2b")
+    y = model.translate(x, "a2b")
     assert y.shape == x.shape and y.abs().max() <= 1
 
 
@@ -352,6 +352,6 @@ def test_a_resumed_run_takes_a_new_learning_rate(selfie_root, tmp_path):
         get_registry(),
     )
     later.resume(tmp_path / "r")
-    assert later.objective.learning_rates() == {"g": 1e-5, "d": 2e-4}
+    assert later.engine.learning_rates() == {"g": 1e-5, "d": 2e-4}
     state = later.objective.opt_g.optimizer.state_dict()["state"]
     assert state and all(int(s["step"]) == 2 for s in state.values())  # the moments did come back

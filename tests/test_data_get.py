@@ -25,7 +25,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from conftest import RECIPES, REPO, SHARED_DATA, TINY, bare_host
+from conftest import NO_CALLBACKS, RECIPES, REPO, SHARED_DATA, TINY, bare_host
 from PIL import Image, ImageDraw, ImageFilter
 
 import ganforge_plugins.apps.data.sources as bundled
@@ -455,12 +455,12 @@ def test_dataset_not_found_names_the_data_get_command(tmp_path, monkeypatch):
 def test_a_recipe_trains_on_the_downloaded_folder_with_no_root(root, server, selfie_source):
     from ganforge.plugins import get_registry
     from ganforge.recipe import Recipe
-    from ganforge.trainer import Trainer
+    from ganforge.training.trainer import Trainer
 
     get_dataset(selfie_source)
     recipe = Recipe.load(
         RECIPES / "cyclegan_selfie2anime.toml",
-        [*TINY, "train.max_steps=1", "train.device='cpu'", "callbacks={}"],
+        [*TINY, "train.max_steps=1", "train.device='cpu'", *NO_CALLBACKS],
     )
     resolved = recipe.resolve(get_registry())
     assert resolved["data"]["root"] == "" and resolved["data"]["source"] == "selfie2anime"

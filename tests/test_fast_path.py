@@ -6,12 +6,12 @@ import json
 
 import pytest
 import torch
-from conftest import RECIPES, TINY, sets
+from conftest import NO_CALLBACKS, RECIPES, TINY, sets
 
 from ganforge import GanforgeError
 from ganforge.plugins import get_registry
 from ganforge.recipe import Recipe
-from ganforge.trainer import Trainer
+from ganforge.training.trainer import Trainer
 
 RECIPE = RECIPES / "cyclegan_selfie2anime.toml"
 
@@ -25,20 +25,20 @@ def one_step(root, tmp_path, name: str, *extra: str) -> tuple[dict, dict, dict]:
         "pool.name=none",
         "optim.g={name='sgd', lr=0.1}",
         "optim.d={name='sgd', lr=0.1}",
-        "callbacks={}",
+        *NO_CALLBACKS,
         *extra,
     ]
     trainer = Trainer(Recipe.load(RECIPE, items).resolve(get_registry()), tmp_path / name, get_registry())
     before = {
         f"{n}.{k}": v.detach().clone()
-        for n, m in trainer.objective.networks.items()
+        for n, m in trainer.engine.networks.items()
         for k, v in m.state_dict().items()
     }
     batch = trainer.to_device(next(iter(trainer._loader(0))))
     losses = trainer.objective.train_step(batch, 0)
     after = {
         f"{n}.{k}": v.detach().clone()
-        for n, m in trainer.objective.networks.items()
+        for n, m in trainer.engine.networks.items()
         for k, v in m.state_dict().items()
     }
     return before, after, {k: float(v) for k, v in losses.items()}

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import pytest
-from conftest import RECIPES, TINY, run_cli
+from conftest import NO_CALLBACKS, RECIPES, TINY, run_cli
 
 from ganforge import GanforgeError
 from ganforge.plugins import get_registry
@@ -350,7 +350,7 @@ def test_accepted_fuzzed_recipes_train_a_step(selfie_root, anime_root, tmp_path)
     """What resolves also builds and trains: no value passes validation and then crashes."""
     from conftest import DCGAN_TINY
 
-    from ganforge.trainer import Trainer
+    from ganforge.training.trainer import Trainer
 
     rng = random.Random(SEED + 1)
     registry = get_registry()
@@ -367,7 +367,7 @@ def test_accepted_fuzzed_recipes_train_a_step(selfie_root, anime_root, tmp_path)
         base = rng.choice(bases)
         dcgan = "dcgan" in base.name
         tiny = [*(DCGAN_TINY if dcgan else TINY), f"data.root={anime_root if dcgan else selfie_root}"]
-        tiny += ["train.max_steps=1", "train.device='cpu'", "train.num_workers=0", "callbacks={}"]
+        tiny += ["train.max_steps=1", "train.device='cpu'", "train.num_workers=0", *NO_CALLBACKS]
         resolved = resolved_of(base)
         paths = [
             p for p in key_paths(resolved) if p[0] not in ("baseline", "description", "callbacks", "train")

@@ -7,12 +7,12 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import RECIPES, TINY
+from conftest import NO_CALLBACKS, RECIPES, TINY
 
-from ganforge.inference import load_objective
+from ganforge.model import Model
 from ganforge.plugins import get_registry
 from ganforge.recipe import Recipe
-from ganforge.trainer import Trainer
+from ganforge.training.trainer import Trainer
 from ganforge.translate import translate_files
 
 SMALL_CUT = ["projector.nc=16", "projector.num_patches=16"]
@@ -59,7 +59,7 @@ def resolved(name: str, root: Path, *extra: str):
 def weights(trainer: Trainer) -> dict[str, torch.Tensor]:
     return {
         f"{n}.{k}": v.clone()
-        for n, net in trainer.objective.networks.items()
+        for n, net in trainer.engine.networks.items()
         for k, v in net.state_dict().items()
     }
 
@@ -79,24 +79,22 @@ def test_trains_resumes_exactly_and_translates(name, selfie_root, tmp_path, one_
     assert all(torch.isfinite(v).all() for v in a.values() if v.is_floating_point())
 
     out = tmp_path / "translated"
-    failures = translate_files(
-        str(tmp_path / "full"), [str(selfie_root / "trainA")], out, get_registry(), device="cpu"
-    )
+    failures = translate_files(Model.load(tmp_path / "full", "cpu"), [str(selfie_root / "trainA")], out)
     assert not failures and len(list(out.glob("*.png"))) == len(list((selfie_root / "trainA").iterdir()))
 
 
 def test_cut_builds_its_projector_eagerly_from_the_generator(selfie_root, tmp_path):
     trainer = Trainer(resolved("cut", selfie_root, "train.max_steps=1"), tmp_path / "run", get_registry())
-    objective = trainer.objective
-    widths = objective.networks["G"].feature_channels([0, 4, 8, 12, 16])
+    engine = trainer.engine
+    widths = engine.networks["G"].feature_channels([0, 4, 8, 12, 16])
     # CUT's anti-aliased layout at ngf 8 with 2 blocks: padded input, the two stride-1 convs before
     # each blur-pool, the first residual block, then (only 2 blocks here) a decoder conv.
     assert widths == [3, 16, 32, 32, 16]
-    state = objective.state_dict()  # before any step: netF is part of every checkpoint
+    state = engine.state_dict()  # before any step: netF is part of every checkpoint
     assert [tuple(state["F"][f"mlp_{i}.0.weight"].shape) for i in range(5)] == [(16, c) for c in widths]
-    assert set(objective.optimizers) == {"g", "d", "f"}
-    assert objective.capture_ready() is None  # pools none, fused-capable optimizers
-    assert list(objective.directions) == ["a2b"]
+    assert set(trainer.objective.optimizers) == {"g", "d", "f"}
+    assert engine.capture_ready() is None  # pools none, fused-capable optimizers
+    assert list(trainer.model.directions) == ["a2b"]
 
 
 def test_fastcut_defaults_follow_the_reference(selfie_root, tmp_path):
@@ -107,22 +105,22 @@ def test_fastcut_defaults_follow_the_reference(selfie_root, tmp_path):
         trainer.recipe["schedule"]["constant_epochs"] == 150
         and trainer.recipe["schedule"]["decay_epochs"] == 50
     )
-    losses = trainer.objective.run_step(trainer.to_device(next(iter(trainer._loader(0)))), 0)
+    losses = trainer.engine.run_step(trainer.to_device(next(iter(trainer._loader(0)))), 0)
     assert set(losses) == {"G", "NCE", "D"}
 
 
 def test_ugatit_clips_rho_and_uses_both_discriminators(selfie_root, tmp_path):
     trainer = Trainer(resolved("ugatit", selfie_root, "train.max_steps=1"), tmp_path / "run", get_registry())
-    objective = trainer.objective
-    g = objective.networks["G_AB"]
+    engine = trainer.engine
+    g = engine.networks["G_AB"]
     with torch.no_grad():
         for m in g.modules():
             if hasattr(m, "rho"):
                 m.rho.fill_(1.7)
-    losses = objective.run_step(trainer.to_device(next(iter(trainer._loader(0)))), 0)
+    losses = engine.run_step(trainer.to_device(next(iter(trainer._loader(0)))), 0)
     assert all(float(m.rho.detach().max()) <= 1.0 for m in g.modules() if hasattr(m, "rho"))
     assert {"cam_A", "cam_B", "G_adv_A", "D_A", "cycle_A", "idt_A"} <= set(losses)
-    assert set(objective.networks) == {"G_AB", "G_BA", "D_GA", "D_GB", "D_LA", "D_LB"}
+    assert set(engine.networks) == {"G_AB", "G_BA", "D_GA", "D_GB", "D_LA", "D_LB"}
     assert trainer.recipe["optim"]["g"]["weight_decay"] == 1e-4  # part of the recipe, not hidden
 
 
@@ -131,16 +129,16 @@ def test_moving_average_is_what_inference_uses(selfie_root, tmp_path):
         resolved("cyclegan-stabilised", selfie_root, "train.max_steps=3"), tmp_path / "run", get_registry()
     )
     trainer.fit()
-    objective, _, _ = load_objective(tmp_path / "run", get_registry(), "cpu")
-    assert {"G_AB_ema", "G_BA_ema"} <= set(objective.inference_networks())
+    model = Model.load(tmp_path / "run", "cpu")
+    assert model.card["networks"]["G_AB"]["ema"] and model.card["networks"]["G_BA"]["ema"]
     x = trainer.holdout(2)["A"]
-    average, live = objective.networks["G_AB_ema"], objective.networks["G_AB"]
+    average, live = trainer.engine.networks["G_AB_ema"], trainer.engine.networks["G_AB"]
     with torch.no_grad():
         average.eval()
         expected = average(x)
         live.eval()
         differs = (live(x) - expected).abs().max()
-    torch.testing.assert_close(objective.translate(x, "a2b"), expected)
+    torch.testing.assert_close(model.translate(x, "a2b"), expected)
     assert differs > 0  # the average is not the live generator
 
 
@@ -148,7 +146,7 @@ def test_diffaugment_for_the_dcgan_recipe(anime_root, tmp_path):
     from conftest import DCGAN_TINY
 
     items = [*DCGAN_TINY, f"data.root={anime_root}", "train.device='cpu'", "train.max_steps=2"]
-    items += ["augment={name='diffaugment', policy='color,translation,cutout'}", "callbacks={}"]
+    items += ["augment={name='diffaugment', policy='color,translation,cutout'}", *NO_CALLBACKS]
     trainer = Trainer(
         Recipe.load(RECIPES / "dcgan_anime.toml", items).resolve(get_registry()),
         tmp_path / "r",
@@ -182,6 +180,7 @@ def _registry_with(plugin: object, name: str):
     from conftest import bare_host
 
     import ganforge_plugins.augment
+    import ganforge_plugins.callbacks
     import ganforge_plugins.datasets
     import ganforge_plugins.losses
     import ganforge_plugins.networks
@@ -193,7 +192,7 @@ def _registry_with(plugin: object, name: str):
     bundled = ganforge_plugins
     for module in (bundled.networks, bundled.losses, bundled.pools, bundled.optim, bundled.datasets):
         host.register_module(module, module.__name__, "ganforge")
-    for module in (bundled.objectives, bundled.augment):
+    for module in (bundled.objectives, bundled.augment, bundled.callbacks):
         host.register_module(module, module.__name__, "ganforge")
     host.register_module(plugin, name, "third-party", "1.0")
     host.collect()
@@ -219,7 +218,7 @@ def test_hook_register_augments(selfie_root, tmp_path):
             register("mirror", Mirror)
 
     registry = _registry_with(Plugin(), "mirror-plugin")
-    items = [*METHODS["cut"][1], f"data.root={selfie_root}", "train.device='cpu'", "callbacks={}"]
+    items = [*METHODS["cut"][1], f"data.root={selfie_root}", "train.device='cpu'", *NO_CALLBACKS]
     items += ["train.max_steps=1", "augment={name='mirror'}"]
     trainer = Trainer(
         Recipe.load(RECIPES / METHODS["cut"][0], items).resolve(registry), tmp_path / "r", registry
@@ -247,14 +246,14 @@ def test_hook_register_projectors(selfie_root, tmp_path):
             register("wide", Wide)
 
     registry = _registry_with(Plugin(), "wide-plugin")
-    items = [*TINY, f"data.root={selfie_root}", "train.device='cpu'", "callbacks={}", "train.max_steps=1"]
+    items = [*TINY, f"data.root={selfie_root}", "train.device='cpu'", *NO_CALLBACKS, "train.max_steps=1"]
     items += ["projector={name='wide', nc=8}"]
     trainer = Trainer(
         Recipe.load(RECIPES / METHODS["cut"][0], items).resolve(registry), tmp_path / "r", registry
     )
     trainer.fit()
-    assert isinstance(trainer.objective.networks["F"], nn.Module)
-    assert trainer.objective.networks["F"].told == [3, 16, 32, 32, 16]
+    assert isinstance(trainer.engine.networks["F"], nn.Module)
+    assert trainer.engine.networks["F"].told == [3, 16, 32, 32, 16]
 
 
 def test_antialiased_patchgan_has_cuts_layout_and_output_size():

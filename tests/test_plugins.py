@@ -8,6 +8,7 @@ import types
 import pytest
 from conftest import RECIPES, TINY, bare_host, sets
 
+import ganforge
 from ganforge import GanforgeError, hookimpl
 from ganforge.plugins import PluginHost, get_registry
 
@@ -95,7 +96,7 @@ def test_failed_plugins_are_listed(cli, plugin_env):
     assert dup["loaded"] is False
     # a duplicate name is an error naming both providers
     assert "generator 'resnet' is registered twice" in dup["error"]
-    assert "ganforge 0.1.0" in dup["error"] and "ganforge-dup-plugin 0.0.7" in dup["error"]
+    assert f"ganforge {ganforge.__version__}" in dup["error"] and "ganforge-dup-plugin 0.0.7" in dup["error"]
     table = cli("list", "--plugins", env=plugin_env)
     assert "failed" in table.stdout and "ganforge_broken" in table.stdout
 

@@ -8,7 +8,7 @@ from types import SimpleNamespace
 
 from rich.console import Console
 
-from ganforge.objective import Declaration, Network, Optimizer
+from ganforge import Declaration, Network, Optimizer
 from ganforge.runtime import Runtime
 from ganforge_plugins.callbacks.progress import Progress, group_losses, plan_lines, wrap_groups
 from ganforge_plugins.objectives.cut import CUT
@@ -57,15 +57,15 @@ def test_losses_group_by_the_optimizer_that_minimises_them(tmp_path):
         "generator": ["G", "NCE", "NCE_idt"],
         "discriminator": ["D"],
     }
-    # undeclared keys go by their names; a group is named by the kinds its optimizer steps
+    # a group is named by the kinds its optimizer steps; keys no optimizer declares are "other"
+    # (declared, never guessed from their names)
     bare = Declaration(
         networks={"G": Network("generator"), "F": Network("projector")},
         optimizers={"gf": Optimizer("optim.g", ("G", "F"), losses=("nce",))},
     )
     assert bare.loss_groups(["nce", "G", "D", "gp"]) == {
         "generator+projector": ["nce"],
-        "generator": ["G"],
-        "discriminator": ["D", "gp"],
+        "other": ["G", "D", "gp"],
     }
 
 

@@ -28,7 +28,7 @@ import numpy as np
 import pytest
 import torch
 from click.testing import CliRunner
-from conftest import DCGAN_TINY, RECIPES, REPO, TINY, bare_host, make_folder, run_cli, sets
+from conftest import DCGAN_TINY, NO_CALLBACKS, RECIPES, REPO, TINY, bare_host, make_folder, run_cli, sets
 from PIL import Image
 from safetensors import safe_open
 from safetensors.torch import save_file
@@ -38,10 +38,9 @@ from ganforge import checkpoint as ckpt
 from ganforge.cli import cli
 from ganforge.data import open_rgb
 from ganforge.errors import NonFiniteError
-from ganforge.inference import verify_checkpoint
 from ganforge.plugins import get_registry
 from ganforge.recipe import Recipe
-from ganforge.trainer import Trainer
+from ganforge.training.trainer import Trainer
 
 RECIPE = RECIPES / "cyclegan_selfie2anime.toml"
 
@@ -280,9 +279,30 @@ SAYS = {
 }
 
 
+# Self-consistent (re-signed) files whose damage is in what only training reads: inference reads
+# the model card and the inference networks (and checks every tensor's checksum), so it works on
+# them; --resume refuses them. What the report accepts: what it does not show.
+TRAINING_ONLY = {
+    "inf-optimizer-moment",
+    "optimizer-moment-shape",
+    "rng-cpu-missing",
+    "rng-cpu-wrong-dtype",
+    "meta-step-mismatch",
+    "meta-unknown-generator",
+}
+REPORT_ACCEPTS = {"optimizer-moment-shape", "meta-unknown-generator"}
+
+
+def _accepted(kind: str, command: str) -> bool:
+    if command in ("translate", "eval", "export", "sample"):
+        return kind in TRAINING_ONLY
+    return command == "report" and kind in REPORT_ACCEPTS
+
+
 def test_checkpoint_damage_matrix(run_dir, photos, selfie_root, tmp_path):
     """Every damaged file, through every command that reads checkpoints: one line, exit 2, the
-    file unchanged and nothing written."""
+    file unchanged and nothing written; except damage to what only training reads, which the
+    inference commands do not read (and ``sample`` of a translator says it does not sample)."""
     a, b = selfie_root / "trainA", selfie_root / "trainB"
     failures = []
     for kind in DAMAGES:
@@ -306,11 +326,18 @@ def test_checkpoint_damage_matrix(run_dir, photos, selfie_root, tmp_path):
         for name, args in commands.items():
             result = invoke(*args)
             try:
-                assert_one_line_error(result, file.name, SAYS.get(kind, ""))
+                if not _accepted(kind, name):
+                    assert_one_line_error(result, file.name, SAYS.get(kind, ""))
+                    assert not any((case / n).exists() for n in ("out", "grid.png", "out.safetensors"))
+                elif name == "sample":
+                    assert_one_line_error(result, "does not generate from noise")
+                else:
+                    assert result.exit_code == 0, result.output
                 assert file.read_bytes() == damaged, "the checkpoint was changed"
-                assert not any((case / name).exists() for name in ("out", "grid.png", "out.safetensors"))
             except AssertionError as exc:
                 failures.append(f"{kind} x {name}: {exc}")
+            shutil.rmtree(case / "out", ignore_errors=True)  # what an accepted command wrote
+            (case / "out.safetensors").unlink(missing_ok=True)
         assert not (case / "RUN" / "checkpoints" / "PWNED").exists(), "a pickle ran"
     assert not failures, f"{len(failures)} failed:\n" + "\n\n".join(failures[:10])
 
@@ -341,7 +368,7 @@ def test_damaged_checkpoints_through_the_real_cli(run_dir, photos, tmp_path):
 
 
 def test_a_healthy_checkpoint_passes_every_check(run_dir):
-    file, meta = verify_checkpoint(run_dir, get_registry())
+    file, meta = ckpt.verify(run_dir)
     assert file.name == "step-00000002.safetensors" and meta["step"] == 2
     with safe_open(str(file), "pt") as f:
         assert f.metadata()["format"] == ckpt.FORMAT and "checksums" in f.metadata()
@@ -379,7 +406,7 @@ def test_nan_loss_stops_with_exit_3_and_keeps_the_last_finite_checkpoint(selfie_
     assert [p.name for p in kept.steps()] == ["step-00000002.safetensors", "step-00000003.safetensors"]
     assert kept.latest().name == "step-00000003.safetensors"
     for path in kept.steps():
-        verify_checkpoint(path, get_registry())  # finite, whole
+        ckpt.verify(path)  # finite, whole
 
 
 def test_nan_between_checkpoints_is_caught_at_the_log_interval(selfie_root, tmp_path):
@@ -407,7 +434,7 @@ import os, signal, sys
 from ganforge import checkpoint as ckpt
 from ganforge.plugins import get_registry
 from ganforge.recipe import Recipe
-from ganforge.trainer import Trainer
+from ganforge.training.trainer import Trainer
 
 real, calls = ckpt.save_file, [0]
 
@@ -452,7 +479,7 @@ def test_kill_during_a_checkpoint_write_then_resume(selfie_root, tmp_path):
     assert [p.name for p in ckpt.CheckpointDir(folder).steps()] == [
         "step-00000001.safetensors", "step-00000002.safetensors", "step-00000003.safetensors",
     ]  # fmt: skip
-    verify_checkpoint(out, get_registry())
+    ckpt.verify(out)
 
 
 @contextlib.contextmanager
@@ -495,7 +522,7 @@ def test_full_disk_keeps_earlier_checkpoints(selfie_root, tmp_path):
         kept = ckpt.CheckpointDir(out / "checkpoints")
         assert kept.steps(), line
         for path in kept.steps():
-            verify_checkpoint(path, get_registry())  # earlier checkpoints are intact
+            ckpt.verify(path)  # earlier checkpoints are intact
         assert kept.latest() == kept.steps()[-1]
         assert not [p for p in (out / "checkpoints").iterdir() if p.name.endswith(".tmp")]
 
@@ -609,7 +636,7 @@ def dcgan_run(tmp_path_factory, anime_root) -> Path:
         f"data.root={anime_root}",
         "train.max_steps=1",
         "train.device='cpu'",
-        "callbacks={}",
+        *NO_CALLBACKS,
     ]
     registry = get_registry()
     Trainer(Recipe.load(RECIPES / "dcgan_anime.toml", items).resolve(registry), out, registry).fit()

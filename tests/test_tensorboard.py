@@ -14,12 +14,12 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from conftest import DCGAN_TINY, RECIPES, TINY, sets
+from conftest import DCGAN_TINY, RECIPES, TINY, no_callbacks, sets
 
 from ganforge.cli import cli
 from ganforge.plugins import get_registry
 from ganforge.recipe import Recipe
-from ganforge.trainer import DEFAULT_CALLBACKS, Trainer
+from ganforge.training.trainer import Trainer
 
 needs_tensorboard = pytest.mark.skipif(
     find_spec("tensorboard") is None, reason="the tensorboard extra is not installed"
@@ -126,7 +126,8 @@ def test_resume_continues_the_curves_without_duplicates(cyclegan_run):
 @needs_tensorboard
 def test_resume_purges_what_a_crashed_run_logged_after_its_checkpoint(tmp_path, selfie_root):
     run = tmp_path / "run"
-    base = [*TINY, f"data.root={json.dumps(str(selfie_root))}", "train.device='cpu'", "callbacks={}"]
+    base = [*TINY, f"data.root={json.dumps(str(selfie_root))}", "train.device='cpu'"]
+    base += no_callbacks("checkpoint", "tensorboard")
     tb = ["callbacks.checkpoint.every=2", "callbacks.tensorboard.images=false"]
     train("cyclegan_selfie2anime.toml", [*base, *tb, "train.max_steps=4"], run)
     (run / "checkpoints" / "step-00000004.safetensors").unlink()  # as if it crashed before step 4's
@@ -150,7 +151,7 @@ def test_dcgan_recipe_logs_its_losses(tmp_path, anime_root):
 
 
 def test_on_by_default_and_off_with_enabled_false(tmp_path, selfie_root):
-    assert "tensorboard" in DEFAULT_CALLBACKS  # runs whose recipe lists no callbacks
+    assert "tensorboard" in get_registry().kind("callback").defaults  # every run gets it unless turned off
     for recipe in RECIPES.glob("*.toml"):
         assert "[callbacks.tensorboard]" in recipe.read_text(), recipe.name
     overrides = [*TINY, f"data.root={json.dumps(str(selfie_root))}", "train.max_steps=1"]
@@ -164,7 +165,12 @@ def test_on_by_default_and_off_with_enabled_false(tmp_path, selfie_root):
 def test_without_tensorboard_it_warns_once_and_does_nothing(tmp_path, selfie_root, monkeypatch, capsys):
     monkeypatch.setitem(sys.modules, "torch.utils.tensorboard", None)  # import fails as if not installed
     run = tmp_path / "run"
-    base = [*TINY, f"data.root={json.dumps(str(selfie_root))}", "train.device='cpu'", "callbacks={}"]
+    base = [
+        *TINY,
+        f"data.root={json.dumps(str(selfie_root))}",
+        "train.device='cpu'",
+        *no_callbacks("tensorboard"),
+    ]
     train("cyclegan_selfie2anime.toml", [*base, "callbacks.tensorboard={}", "train.max_steps=2"], run)
     warnings = [line for line in capsys.readouterr().err.splitlines() if "tensorboard" in line]
     assert len(warnings) == 1 and "pip install 'ganforge[tensorboard]'" in warnings[0]

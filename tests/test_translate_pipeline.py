@@ -9,9 +9,7 @@ import pytest
 import torch
 from PIL import Image
 
-import ganforge.translate as translate_mod
-from ganforge.inference import load_objective
-from ganforge.plugins import get_registry
+from ganforge.model import Model
 from ganforge.translate import translate_files
 
 
@@ -69,15 +67,7 @@ def test_batches_equal_one_image_at_a_time(tiny_cyclegan_run, mixed, tmp_path, c
     handed: list[int] = []
     out = tmp_path / "out"
     failures = translate_files(
-        str(tiny_cyclegan_run),
-        [str(mixed)],
-        out,
-        get_registry(),
-        "a2b",
-        "cpu",
-        3,
-        size,
-        on_batch=handed.append,
+        Model.load(tiny_cyclegan_run, "cpu"), [str(mixed)], out, "a2b", 3, size, on_batch=handed.append
     )
     assert failures == [str(mixed / "broken.png")]
     lines = capfd.readouterr().err.splitlines()
@@ -85,7 +75,7 @@ def test_batches_equal_one_image_at_a_time(tiny_cyclegan_run, mixed, tmp_path, c
     assert len(errors) == 1 and "broken.png" in errors[0]
     assert lines[-1] == f"translated 11 image(s) a2b into {out}; 1 failed"
 
-    objective, _, _ = load_objective(tiny_cyclegan_run, get_registry(), "cpu")
+    objective = Model.load(tiny_cyclegan_run, "cpu")
     # Same stem, same bucket: named in input order.
     sources = {f"{p.stem}.png": p for p in sorted(mixed.iterdir()) if p.stem != "broken" and p.stem != "dup"}
     sources |= {"dup.png": mixed / "dup.jpg", "dup-1.png": mixed / "dup.png"}
@@ -102,51 +92,42 @@ def test_batches_equal_one_image_at_a_time(tiny_cyclegan_run, mixed, tmp_path, c
 
 
 @pytest.fixture
-def instrumented(tiny_cyclegan_run, monkeypatch):
-    """Record each batch the model sees and each hand-over to the writers, in one timeline.
+def instrumented(tiny_cyclegan_run):
+    """A model that records each batch it sees and each hand-over to the writers, in one timeline.
 
-    The objective reports ``runtime.compile`` on (as under ``--compile``) but runs eagerly, so
-    the batching that compile asks for is tested without a compile.
+    It reports ``compile`` on (as under ``--compile``) but runs eagerly, so the batching that
+    compile asks for is tested without a compile.
     """
     events: list[tuple] = []
     fail_at: list[int] = []  # raise on this model call (1-based), if set
+    model = Model.load(tiny_cyclegan_run, "cpu")
+    eager = model.translate
 
-    def load(*args, **kwargs):
-        objective, meta, file = load_objective(*args, **kwargs)
-        eager = objective.translate
+    def translate(x: torch.Tensor, direction: str = "a2b", **kwargs) -> torch.Tensor:
+        events.append(("model", x.shape[0], tuple(x.shape[2:])))
+        if fail_at and sum(e[0] == "model" for e in events) == fail_at[0]:
+            raise RuntimeError("out of memory (simulated)")
+        compiled, model.compile = model.compile, False
+        try:
+            return eager(x, direction, **kwargs)
+        finally:
+            model.compile = compiled
 
-        def translate(x: torch.Tensor, direction: str = "a2b") -> torch.Tensor:
-            events.append(("model", x.shape[0], tuple(x.shape[2:])))
-            if fail_at and sum(e[0] == "model" for e in events) == fail_at[0]:
-                raise RuntimeError("out of memory (simulated)")
-            compiled, objective.runtime.compile = objective.runtime.compile, False
-            try:
-                return eager(x, direction)
-            finally:
-                objective.runtime.compile = compiled
-
-        objective.translate = translate
-        return objective, meta, file
-
-    monkeypatch.setattr(translate_mod, "load_objective", load)
-    return events, fail_at
+    model.translate = translate
+    return model, events, fail_at
 
 
 def test_compiled_short_batches_are_padded_and_batches_overlap(
     tiny_cyclegan_run, mixed, tmp_path, instrumented, one_thread
 ):
-    events, _ = instrumented
+    model, events, _ = instrumented
     eager_out, compiled_out = tmp_path / "eager", tmp_path / "compiled"
-    translate_files(
-        str(tiny_cyclegan_run), [str(mixed)], eager_out, get_registry(), device="cpu", batch_size=3, size=0
-    )
+    translate_files(model, [str(mixed)], eager_out, batch_size=3, size=0)
     events.clear()
     translate_files(
-        str(tiny_cyclegan_run),
+        model,
         [str(mixed)],
         compiled_out,
-        get_registry(),
-        device="cpu",
         batch_size=3,
         size=0,
         compile=True,
@@ -172,13 +153,11 @@ def test_compiled_short_batches_are_padded_and_batches_overlap(
 
 
 def test_batches_before_a_model_error_are_still_written(tiny_cyclegan_run, mixed, tmp_path, instrumented):
-    events, fail_at = instrumented
+    model, events, fail_at = instrumented
     fail_at.append(3)
     out = tmp_path / "out"
     with pytest.raises(RuntimeError, match="simulated"):
-        translate_files(
-            str(tiny_cyclegan_run), [str(mixed)], out, get_registry(), device="cpu", batch_size=3, size=0
-        )
+        translate_files(model, [str(mixed)], out, batch_size=3, size=0)
     # Two batches were translated (one still in flight when the third failed); both are written.
     assert [e[1] for e in events] == [3, 3, 3]
     written = sorted(p.name for p in out.iterdir())
@@ -190,19 +169,9 @@ def test_pipelined_cuda_batches_equal_one_image_at_a_time(tiny_cyclegan_run, mix
     # Pinned staging, non-blocking copies both ways, events, two batches in flight, bf16.
     out = tmp_path / "out"
     handed: list[int] = []
-    failures = translate_files(
-        str(tiny_cyclegan_run),
-        [str(mixed)],
-        out,
-        get_registry(),
-        "a2b",
-        "cuda",
-        2,
-        32,
-        on_batch=handed.append,
-    )
+    objective = Model.load(tiny_cyclegan_run, "cuda")
+    failures = translate_files(objective, [str(mixed)], out, "a2b", 2, 32, on_batch=handed.append)
     assert failures == [str(mixed / "broken.png")] and handed[-1] == 11
-    objective, _, _ = load_objective(tiny_cyclegan_run, get_registry(), "cuda")
     got = outputs(out)
     for name in ("s0.png", "s4.png", "w2.png", "odd.png", "dup-1.png"):
         source = mixed / ("dup.png" if name == "dup-1.png" else name)

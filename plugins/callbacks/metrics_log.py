@@ -31,7 +31,7 @@ class MetricsLog:
             return
         record: dict[str, Any] = {"step": step, "epoch": trainer.epoch, "time": round(time.time(), 3)}
         record.update({k: float(v) for k, v in scalars.items()})
-        record.update({f"lr_{name}": lr for name, lr in trainer.objective.learning_rates().items()})
+        record.update({f"lr_{name}": lr for name, lr in trainer.engine.learning_rates().items()})
         record.update({k: round(v, 5) for k, v in trainer.throughput.items()})
         with open(trainer.run_dir / self.filename, "a", encoding="utf-8") as f:
             f.write(json.dumps(record) + "\n")

@@ -29,7 +29,7 @@ def plan_lines(trainer: Any) -> list[str]:
     total, per_epoch = trainer.total_steps, trainer.steps_per_epoch
     epochs = total / per_epoch
     span = f"{epochs:,.4g} epoch{'s' if epochs != 1 else ''}" if epochs >= 1 else f"{epochs:.1%} of an epoch"
-    unit = getattr(trainer.objective.declares, "sample_unit", "images")
+    unit = trainer.objective.declares.sample_unit
     lines = [
         f"run folder  {trainer.run_dir.resolve()}",
         f"device      {device} ({', '.join(extras)})",

@@ -1,4 +1,4 @@
-"""Sample grids as PNG in RUN/samples, from the objective's ``sample_grid`` on fixed inputs.
+"""Sample grids as PNG in RUN/samples: the model on fixed held-out inputs (or fixed noise).
 
 After writing a grid the callback fires ``on_samples(trainer, step, grid)`` (grid: ``[3, H, W]``
 float in [0, 1], on the CPU) so loggers such as ``tensorboard`` get the same image.
@@ -14,7 +14,7 @@ from PIL import Image
 
 from ganforge import Range
 
-PADDING = 2  # make_grid's, in Objective.sample_grid
+PADDING = 2  # make_grid's, in sample_grid
 
 
 def _font(size: int) -> Any:
@@ -85,9 +85,8 @@ class Samples:
     def write(self, trainer: Any) -> Path | None:
         if not trainer.is_main or self._holdout is None:
             return None
-        grid = trainer.objective.sample_grid(self._holdout)
-        captions_of = getattr(trainer.objective, "sample_captions", None)
-        captions = captions_of() if captions_of is not None else None
+        grid = sample_grid(trainer.model, self._holdout)
+        captions = sample_captions(trainer.model)
         path = save_grid(grid, trainer.run_dir / "samples" / f"step-{trainer.step:08d}.png", captions)
         save_grid(grid, trainer.run_dir / "samples" / "latest.png", captions)
         trainer.emit("on_samples", trainer.step, grid)
@@ -104,3 +103,49 @@ class Samples:
     def on_train_end(self, trainer: Any) -> None:
         if not (trainer.run_dir / "samples" / f"step-{trainer.step:08d}.png").exists():
             self.write(trainer)
+
+
+def sample_captions(model: Any) -> list[str] | None:
+    """Captions of :func:`sample_grid`'s columns (None for a generator's grid): per direction the
+    input, its translation and, with an inverse, the reconstruction."""
+    if not model.directions:
+        return None
+    captions: list[str] = []
+    for d in model.directions.values():
+        captions += [f"input {d.source}", f"{d.source} -> {d.target}"]
+        if d.inverse:
+            captions.append(f"{d.source} -> {d.target} -> {model.directions[d.inverse].target}")
+    return captions
+
+
+def sample_grid(model: Any, holdout: dict[str, torch.Tensor] | None = None) -> torch.Tensor:
+    """A grid in [0, 1] of a :class:`ganforge.Model`: per held-out image, input | translation
+    (| reconstruction) for each direction (``model.sample_count`` images); or a generator's
+    samples of fixed noise (``model.sample_seed``), one row per class for a class-conditional one."""
+    from torchvision.utils import make_grid
+
+    if not model.directions:
+        per_row = max(1, round(model.sample_count**0.5))
+        count = per_row * len(model.classes) if model.classes else model.sample_count
+        z = model.noise(count, torch.Generator().manual_seed(model.sample_seed))
+        labels = None
+        if model.classes:
+            labels = torch.arange(len(model.classes), device=model.device).repeat_interleave(per_row)
+        images = model.generate(z, labels).clamp(-1, 1).add(1).div(2)
+        nrow = per_row if model.classes else max(1, int(round(len(images) ** 0.5)))
+        return make_grid(images.cpu(), nrow=nrow, padding=PADDING, pad_value=1.0)
+    if holdout is None:
+        raise ValueError("a translation grid needs held-out images")
+    columns: list[list[torch.Tensor]] = []
+    for d in model.directions.values():
+        real = holdout[d.source][: model.sample_count]
+        labels = model.labels(None, len(real)) if model.classes else None
+        fake = model.run(d.network, real, labels)
+        if d.inverse:
+            columns.append([real, fake, model.run(model.directions[d.inverse].network, fake, labels)])
+        else:
+            columns.append([real, fake])
+    k = min(len(col[0]) for col in columns)
+    rows = [img[i] for i in range(k) for col in columns for img in col]
+    images = torch.stack([r.float() for r in rows]).clamp(-1, 1).add(1).div(2)
+    return make_grid(images.cpu(), nrow=sum(len(col) for col in columns), padding=PADDING, pad_value=1.0)

@@ -94,7 +94,7 @@ def tagged_scalars(trainer: Any, scalars: dict[str, float]) -> dict[str, float]:
     """One log step's values by tag: ``loss/G_AB``, ``eval/a2b/...``, ``lr/g``, ``throughput/...``."""
     values = {(k if "/" in k else f"loss/{k}"): float(v) for k, v in scalars.items()}
     if not any(k.startswith("eval/") for k in scalars):  # the eval callback's own on_log: no lr again
-        values.update({f"lr/{name}": float(lr) for name, lr in trainer.objective.learning_rates().items()})
+        values.update({f"lr/{name}": float(lr) for name, lr in trainer.engine.learning_rates().items()})
         values.update({f"throughput/{k}": float(v) for k, v in trainer.throughput.items()})
     return values
 

@@ -1,4 +1,4 @@
-"""Bundled adversarial losses: ``lsgan``, ``bce``, ``hinge``, ``wgan-gp`` and ``rpgan``; PatchNCE for CUT."""
+"""Bundled adversarial losses: ``lsgan``, ``bce``, ``hinge``, ``wgan-gp`` and ``rpgan``."""
 
 from ganforge import hookimpl
 from ganforge.hookspecs import Register
@@ -12,7 +12,6 @@ from .adversarial import (
     gradient_penalty,
     r1_penalty,
 )
-from .patchnce import patch_nce_loss
 from .rpgan import RpGANLoss, gradient_square_norms, r2_penalty
 
 __all__ = [
@@ -24,7 +23,6 @@ __all__ = [
     "WGANGPLoss",
     "gradient_penalty",
     "gradient_square_norms",
-    "patch_nce_loss",
     "r1_penalty",
     "r2_penalty",
 ]

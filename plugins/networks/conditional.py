@@ -236,6 +236,7 @@ class DiscBlock(nn.Module):
 class _Conditional(nn.Module):
     """Label handling shared by the three networks: ``num_classes`` 0 means unconditional."""
 
+    own_init = True  # StudioGAN's orthogonal initialisation, embeddings included (init = "auto" keeps it)
     num_classes: int
     _name: str
 

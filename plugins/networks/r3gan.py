@@ -306,9 +306,11 @@ class R3GANGenerator(nn.Module):
     them); the defaults are the FFHQ-64 preset of the official ``train.py``. ``num_classes > 0``
     makes it conditional: ``y`` is then class indices ``[N]`` or one-hot labels ``[N, K]``,
     embedded to ``embedding_dim`` values (default ``latent_dim``, as the reference's presets)
-    that are appended to z. Keep ``init = "none"`` in its recipe table: the network draws its
-    own (MSR, fix-up) initialisation.
+    that are appended to z. It draws its own (MSR, fix-up) initialisation, which the network
+    kinds' ``init = "auto"`` keeps.
     """
+
+    own_init = True  # the reference's MSR initialiser and zeroed branch ends (init = "auto" keeps them)
 
     @classmethod
     def check_image_size(cls, options: dict[str, Any], size: int) -> str | None:
@@ -367,9 +369,10 @@ class R3GANDiscriminator(nn.Module):
     ``num_classes > 0`` makes it conditional as the reference: the last stage gives
     ``embedding_dim`` features (default ``widths[-1]``, the presets' choice) and the score is
     their dot product with the embedding of ``y`` (class indices ``[N]`` or one-hot labels
-    ``[N, K]``). Keep ``init = "none"`` in its recipe table: the network draws its own (MSR,
-    fix-up) initialisation.
+    ``[N, K]``). It draws its own (MSR, fix-up) initialisation, which ``init = "auto"`` keeps.
     """
+
+    own_init = True  # the reference's MSR initialiser and zeroed branch ends (init = "auto" keeps them)
 
     outputs_probabilities = False
 

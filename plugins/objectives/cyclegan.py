@@ -15,11 +15,12 @@ from ganforge import (
     Optimizer,
     Part,
     Range,
+    Runtime,
     Section,
     frozen,
+    local,
     outputs_probabilities,
 )
-from ganforge.runtime import Runtime, local
 
 Weight = Annotated[float, Range(0.0)]
 # A<->B with G_AB and G_BA, each the other's inverse (CycleGAN, U-GAT-IT).

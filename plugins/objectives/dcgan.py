@@ -14,11 +14,14 @@ from ganforge import (
     Optimizer,
     Part,
     Range,
+    Runtime,
     Section,
     frozen,
+    local,
     outputs_probabilities,
+    protocols,
+    unwrap,
 )
-from ganforge.runtime import Runtime, local
 
 
 class UnconditionalGAN(Objective):
@@ -57,6 +60,7 @@ class UnconditionalGAN(Objective):
         super().__init__(builder, runtime)
         self.n_critic, self.sample_count, self.sample_seed = n_critic, sample_count, sample_seed
         self._d_probs = outputs_probabilities(self.D)
+        self.latent_dim = protocols.latent_dim(unwrap(self.G))
 
     def step_variant(self, step: int) -> bool:
         """Whether G updates at this step (one CUDA graph per answer)."""
@@ -65,7 +69,7 @@ class UnconditionalGAN(Objective):
     def train_step(self, batch: dict[str, Tensor], step: int) -> dict[str, Tensor]:
         real = batch["image"]
         rt, loss, probs = self.runtime, self.loss, self._d_probs
-        z = self.noise(real.shape[0])
+        z = torch.randn(real.shape[0], self.latent_dim, device=real.device)
 
         with rt.autocast():
             fake = self.G(z)

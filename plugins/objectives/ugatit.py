@@ -2,15 +2,38 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Protocol, runtime_checkable
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from ganforge import Declaration, Network, Objective, Optimizer, Part, Range, Section, frozen
-from ganforge.runtime import Runtime, local, unwrap
-from ganforge_plugins.objectives.cyclegan import TWO_WAY, Weight
+from ganforge import (
+    Declaration,
+    Direction,
+    Network,
+    Objective,
+    Optimizer,
+    Part,
+    Range,
+    Runtime,
+    Section,
+    frozen,
+    local,
+    unwrap,
+)
+
+Weight = Annotated[float, Range(0.0)]
+
+
+@runtime_checkable
+class CAMGenerator(Protocol):
+    """What U-GAT-IT needs of its generators: the image with the CAM logits and heatmap, and a
+    way to keep the AdaLIN/ILN mixing weights in [0, 1]."""
+
+    def forward_cam(self, x: Tensor) -> tuple[Tensor, Tensor, Tensor]: ...
+
+    def clip_rho(self) -> None: ...
 
 
 class UGATIT(Objective):
@@ -46,7 +69,10 @@ class UGATIT(Objective):
             "d": Optimizer("optim.d", ("D_GA", "D_GB", "D_LA", "D_LB"), losses=("D",)),
         },
         batch_keys=("A", "B"),
-        directions=TWO_WAY,
+        directions={
+            "a2b": Direction("G_AB", source="A", target="B", inverse="b2a"),
+            "b2a": Direction("G_BA", source="B", target="A", inverse="a2b"),
+        },
         sample_unit="pairs",
     )
 
@@ -65,22 +91,22 @@ class UGATIT(Objective):
         self.adv_weight, self.cycle_weight = adv_weight, cycle_weight
         self.identity_weight, self.cam_weight, self.sample_count = identity_weight, cam_weight, sample_count
         for name in ("G_AB", "G_BA"):
-            if not callable(getattr(unwrap(self._nets[name]), "forward_cam", None)):
-                raise ValueError("[generator] needs forward_cam(x) (a CAM generator such as 'ugatit')")
+            if not isinstance(unwrap(self.nets[name]), CAMGenerator):
+                raise ValueError(
+                    "[generator] needs forward_cam(x) and clip_rho() (a CAM generator such as 'ugatit')"
+                )
         if clip_rho:
             self.opt_g.after_step.insert(0, self._clip_rho)
 
     @torch.no_grad()
     def _clip_rho(self) -> None:
         for name in ("G_AB", "G_BA"):
-            clip = getattr(unwrap(self._nets[name]), "clip_rho", None)
-            if clip is not None:
-                clip()
+            unwrap(self.nets[name]).clip_rho()
 
     def train_step(self, batch: dict[str, Tensor], step: int) -> dict[str, Tensor]:
         real_A, real_B = batch["A"], batch["B"]
         rt, loss = self.runtime, self.loss
-        G_AB, G_BA = unwrap(self._nets["G_AB"]), unwrap(self._nets["G_BA"])
+        G_AB, G_BA = unwrap(self.nets["G_AB"]), unwrap(self.nets["G_BA"])
         discs_A, discs_B = (self.D_GA, self.D_LA), (self.D_GB, self.D_LB)
 
         # The translations, once: the D step sees them detached, and the G step (whose weights the

@@ -655,8 +655,6 @@ def test_bad_options_are_refused_on_one_line():
     with pytest.raises(GanforgeError, match="attention after block 1 needs at least 8 channels there"):
         ProjectionDiscriminator(ch=2, attention=(1,))  # 4 channels at 32 px
     registry = get_registry()
-    with pytest.raises(GanforgeError, match="num_classes"):
-        registry.build("generator", {"name": "sngan", "num_classes": -1})
     with pytest.raises(GanforgeError, match="attention"):
         registry.build("discriminator", {"name": "projection", "attention": [0]})
 
@@ -679,20 +677,17 @@ def test_image_size_is_declared_and_checked(kind, table):
 
 def test_built_through_the_registry_with_ganforge_init():
     registry = get_registry()
+    # num_classes is build context (the dataset's class count), not a recipe option
     g = registry.build(
-        "generator", {"name": "biggan", "ch": 2, "latent_dim": 8, "shared_dim": 4, "num_classes": 3}
+        "generator", {"name": "biggan", "ch": 2, "latent_dim": 8, "shared_dim": 4}, num_classes=3
     )
     d = registry.build(
         "discriminator",
-        {
-            "name": "projection",
-            "ch": 8,
-            "num_classes": 3,
-            "attention": [1],
-            "init": "orthogonal",
-            "init_gain": 1.0,
-        },
+        {"name": "projection", "ch": 8, "attention": [1], "init": "orthogonal", "init_gain": 1.0},
+        num_classes=3,
     )
+    with pytest.raises(GanforgeError, match="unknown key 'num_classes'"):
+        registry.validate("generator", {"name": "sngan", "num_classes": 3})
     y = torch.tensor([0, 2])
     scores = d(g(torch.randn(2, 8), y), y)
     assert scores.shape == (2,) and torch.isfinite(scores).all()

@@ -17,7 +17,6 @@ from ganforge_plugins.losses import (
     LSGANLoss,
     WGANGPLoss,
     gradient_penalty,
-    patch_nce_loss,
     r1_penalty,
 )
 from ganforge_plugins.networks import (
@@ -32,6 +31,7 @@ from ganforge_plugins.networks import (
     UGATITGenerator,
 )
 from ganforge_plugins.networks.resnet import BlurDownsample, BlurUpsample
+from ganforge_plugins.objectives.cut import patch_nce_loss
 
 
 @pytest.fixture(autouse=True)

@@ -483,8 +483,9 @@ def test_built_through_the_registry() -> None:
     assert g.latent_dim == LATENT and d.outputs_probabilities is False
     assert d(g(torch.randn(2, LATENT))).shape == (2,)
     assert not g.MainLayers[0].Layers[1].LinearLayer3.Layer.weight.any()  # init="none" keeps fix-up
-    table = {"name": "r3gan", "latent_dim": LATENT, "num_classes": 3, "embedding_dim": 4, "init": "none"}
-    conditional = registry.build("generator", {**table, **G_TINY})
+    table = {"name": "r3gan", "latent_dim": LATENT, "embedding_dim": 4}
+    conditional = registry.build("generator", {**table, **G_TINY}, num_classes=3)  # context: the classes
+    assert not conditional.MainLayers[0].Layers[1].LinearLayer3.Layer.weight.any()  # init "auto" keeps it
     assert conditional.EmbeddingLayer.weight.shape == (4, 3)
     assert conditional(torch.randn(2, LATENT), torch.tensor([2, 0])).shape == (2, 3, 16, 16)
     with pytest.raises(GanforgeError, match="widths.* must be >= 1"):

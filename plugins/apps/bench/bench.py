@@ -47,7 +47,7 @@ def count_step_flops(trainer: Any, batch: dict[str, Any]) -> float:
     with counter, warnings.catch_warnings():
         # The counter's global module hooks make every compiled network warn once; harmless here.
         warnings.filterwarnings("ignore", message=".*global hooks on modules.*")
-        trainer.objective.run_step(batch, trainer.step)
+        trainer.engine.run_step(batch, trainer.step)
     return float(counter.get_total_flops())
 
 
@@ -60,7 +60,7 @@ def run_bench(
     count_flops: bool = True,
 ) -> dict[str, Any]:
     """Benchmark a recipe; returns the numbers ``ganforge bench`` prints."""
-    from ganforge.trainer import Trainer
+    from ganforge.training.trainer import Trainer
 
     recipe.set(f"train.max_steps={warmup + steps + 2}")
     recipe.data["callbacks"] = {}

@@ -303,28 +303,31 @@ def composite_files(
     import warnings
 
     from ganforge.data import open_rgb
+    from ganforge.model import Model, model_size, translate_image
     from ganforge.plugins import get_registry
-    from ganforge.translate import _model_size, _side_check, open_translator, plan_outputs, translate_image
+    from ganforge.translate import check_side, plan_outputs, side_check
 
     registry = get_registry()
-    objective, direction, size = open_translator(checkpoint, registry, direction, device, size)
-    table = _recipe_table(checkpoint)
+    model = Model.load(checkpoint, device, registry=registry)
+    direction = model.direction(direction)
+    size = check_side(model, direction, size)
+    table = recipe_compositor(checkpoint)
     compositor = build_compositor(mask if mask is not None else None, feather, table, registry)
     if compositor is None:
         compositor = build_compositor("face-box", feather, None, registry)
     files, targets = plan_outputs(inputs, out, masks=save_mask)
-    check = _side_check(objective, direction, size)
+    check = side_check(model, direction, size)
     failures: list[str] = []
 
-    def model(img: Image.Image) -> Image.Image:
-        return translate_image(objective, img, direction, size)
+    def stylise(img: Image.Image) -> Image.Image:
+        return translate_image(model, img, direction, size)
 
     for path in files:
         try:
             if not path.exists():
                 raise GanforgeError(f"{path}: no such file")
             img = open_rgb(path)
-            shape = _model_size(img, size, objective.size_multiple(direction))
+            shape = model_size(img, size, model.size_multiple(direction))
             problem = check and (check(shape[0]) or check(shape[1]))
             if problem:
                 raise GanforgeError(f"{path}: {img.width}x{img.height} px cannot be translated: {problem}")
@@ -334,7 +337,7 @@ def composite_files(
             continue
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
-            result, found = compositor.composite(img, model, compositor.mask_provider, name=str(path))
+            result, found = compositor.composite(img, stylise, compositor.mask_provider, name=str(path))
         for w in caught:  # e.g. no face found: the photo comes back unchanged
             print(f"warning: {' '.join(str(w.message).split())}", file=sys.stderr)
         target = targets[path]
@@ -350,7 +353,7 @@ def composite_files(
     return failures
 
 
-def _recipe_table(checkpoint: str) -> dict[str, Any] | None:
+def recipe_compositor(checkpoint: str) -> dict[str, Any] | None:
     """The ``[compositor]`` table of the run's recipe, if it has one."""
     from ganforge import checkpoint as ckpt
 

@@ -28,17 +28,17 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 from torchvision.utils import make_grid
 
 from ganforge import __version__
-from ganforge import checkpoint as ckpt
 from ganforge.data import IMAGE_EXTENSIONS
 from ganforge.errors import GanforgeError
-from ganforge.inference import image_size, load_objective
+from ganforge.model import Model, translate_image
 from ganforge.registry import Registry
-from ganforge.translate import translate_image
-from ganforge_plugins.apps.composite.composite import build_compositor
+from ganforge.safety import describe_os_error
+from ganforge_plugins.apps.composite.composite import build_compositor, recipe_compositor
 
 DEFAULT_MAX_PIXELS = 100_000_000  # 100 megapixels: ~300 MB as RGB, a few seconds to resize on a CPU
 MAX_UPLOAD = "200mb"  # Gradio refuses larger uploads before they reach the model
 NO_COMPOSITE = "none"
+ALL_CLASSES = "every class"  # the class picker's first choice: the classes in turn
 MAX_EXAMPLES = 4
 MAX_GRID = 64
 
@@ -99,16 +99,16 @@ class DemoModel:
         device: str = "auto",
         max_pixels: int = DEFAULT_MAX_PIXELS,
     ) -> None:
-        self.objective, self.meta, self.file = load_objective(checkpoint, registry, device)
+        self.model = Model.load(checkpoint, device, registry=registry)
+        self.file = self.model.file
         self.registry, self.max_pixels = registry, max_pixels
-        self.recipe = self.meta["recipe"]
-        self.size = image_size(self.meta)
-        self.directions: tuple[str, ...] = tuple(self.objective.directions)
-        self.translates, self.generates = bool(self.directions), self.objective.generates
+        self.compositor_table = recipe_compositor(str(checkpoint))
+        self.size = self.model.image_size
+        self.directions: tuple[str, ...] = tuple(self.model.directions)
+        self.translates, self.generates = bool(self.directions), self.model.generates
+        self.classes = list(self.model.classes)
         if not (self.translates or self.generates):
-            raise GanforgeError(
-                f"{self.file}: objective '{self.objective.name}' neither translates nor generates"
-            )
+            raise GanforgeError(f"{self.file}: model '{self.model.name}' neither translates nor generates")
         self.composites = (NO_COMPOSITE, *registry.names("mask_provider"))
         self._providers: dict[str, Any] = {}  # mask providers may load a network: once each
         self._out = Path(tempfile.mkdtemp(prefix="ganforge-demo-"))  # results offered for download
@@ -116,7 +116,19 @@ class DemoModel:
 
     @property
     def title(self) -> str:
-        return self.recipe.get("description") or f"{self.meta['objective']} ({self.file.name})"
+        """What the model does, from its card (not the recipe's description, which may not say
+        what this run did): ``cyclegan: A -> B, B -> A at 32 px``."""
+        m = self.model
+        if self.translates:
+            what = ", ".join(f"{d.source} -> {d.target}" for d in m.directions.values())
+        else:
+            what = f"samples of {len(self.classes)} classes" if self.classes else "samples from noise"
+        return f"{m.name}: {what} at {self.size} px ({self.file.name})"
+
+    def direction_label(self, direction: str) -> str:
+        """A direction as a person reads it: ``A -> B`` (the domains), not ``a2b``."""
+        d = self.model.directions[direction]
+        return f"{d.source} -> {d.target}"
 
     def _result_file(self, image: Image.Image, stem: str) -> Path:
         """The full-resolution PNG offered for download (only the newest few are kept)."""
@@ -128,14 +140,14 @@ class DemoModel:
         return path
 
     def _model(self, direction: str) -> Any:
-        return lambda img: translate_image(self.objective, img, direction, self.size)
+        return lambda img: translate_image(self.model, img, direction, self.size)
 
     def translate(
         self, path: str | os.PathLike[str], direction: str, composite: str = NO_COMPOSITE, feather: int = 15
     ) -> tuple[Image.Image, Path, list[str]]:
         """(result at the photo's size, its PNG file, warnings such as 'no face found')."""
         if not self.translates:
-            raise GanforgeError(f"objective '{self.meta['objective']}' does not translate images")
+            raise GanforgeError(f"model '{self.model.name}' does not translate images")
         if direction not in self.directions:
             raise GanforgeError(f"direction must be one of {', '.join(self.directions)}, got {direction!r}")
         img = open_upload(path, self.max_pixels)
@@ -150,9 +162,7 @@ class DemoModel:
                 raise GanforgeError(
                     f"unknown compositing {composite!r} (one of {', '.join(self.composites)})"
                 )
-            compositor = build_compositor(
-                composite, int(feather), self.recipe.get("compositor"), self.registry
-            )
+            compositor = build_compositor(composite, int(feather), self.compositor_table, self.registry)
             if composite not in self._providers:
                 self._providers[composite] = compositor.mask_provider  # builds it: may need an extra
             with warnings.catch_warnings(record=True) as caught:
@@ -161,21 +171,24 @@ class DemoModel:
             notes = [" ".join(str(w.message).split()) for w in caught]
         return result, self._result_file(result, f"{Path(path).stem}-{direction}"), notes
 
-    def generate(self, seed: int, count: int) -> tuple[Image.Image, Path]:
-        """A grid of ``count`` samples from noise seeded by ``seed`` (as ``ganforge sample --seed``)."""
+    def generate(self, seed: int, count: int, cls: str | int | None = None) -> tuple[Image.Image, Path]:
+        """A grid of ``count`` samples from noise seeded by ``seed`` (as ``ganforge sample --seed``),
+        of class ``cls`` for a class-conditional model."""
         if not self.generates:
-            raise GanforgeError(f"objective '{self.meta['objective']}' does not generate from noise")
+            raise GanforgeError(f"model '{self.model.name}' does not generate from noise")
         count = max(1, min(MAX_GRID, int(count)))
         g = torch.Generator().manual_seed(int(seed))
         with torch.inference_mode():
-            images = self.objective.generate(self.objective.noise(count, g)).clamp(-1, 1).add(1).div(2)
+            z = self.model.noise(count, g)
+            labels = self.model.labels(cls, count)
+            images = self.model.generate(z, labels).clamp(-1, 1).add(1).div(2)
         grid = make_grid(images.cpu(), nrow=max(1, math.ceil(math.sqrt(count))), padding=2, pad_value=1.0)
         array = grid.mul(255).round().to(torch.uint8).permute(1, 2, 0).numpy()
         image = Image.fromarray(array)
         return image, self._result_file(image, f"samples-seed{int(seed)}")
 
     def sample_examples(self) -> list[Path]:
-        """Held-out inputs cut from the run's newest sample grid (``Objective.sample_grid``'s layout).
+        """Held-out inputs cut from the run's newest sample grid (the samples callback's layout).
 
         Each row holds, per declared direction, the source image, its translation and (with an
         inverse direction) the reconstruction, as tiles of the training size with 2 px padding;
@@ -186,7 +199,7 @@ class DemoModel:
             return []
         s = self.size + 2
         starts, x = [], 2
-        for d in self.objective.directions.values():
+        for d in self.model.directions.values():
             starts.append((d.source, x))
             x += (3 if d.inverse else 2) * s
         with Image.open(grid_file) as grid:
@@ -254,8 +267,12 @@ def build_demo(model: DemoModel, examples: list[Path] | None = None) -> Any:
             gr.Warning(note)
         return result, gr.update(value=str(file), visible=True)
 
-    def run_generate(seed: float, count: float) -> Any:
-        image, file = model.generate(int(seed), int(count))
+    def run_generate(seed: float, count: float, cls: str | None = None) -> Any:
+        chosen = None if cls in (None, ALL_CLASSES) else cls
+        try:
+            image, file = model.generate(int(seed), int(count), chosen)
+        except GanforgeError as exc:
+            raise gr.Error(str(exc), print_exception=False) from None
         return image, gr.update(value=str(file), visible=True)
 
     with gr.Blocks(
@@ -277,7 +294,7 @@ def build_demo(model: DemoModel, examples: list[Path] | None = None) -> Any:
                 )
             with gr.Row():
                 direction = gr.Radio(
-                    list(model.directions),
+                    [(model.direction_label(d), d) for d in model.directions],  # the domains, not a2b
                     value=model.directions[0],
                     label="Direction",
                     visible=len(model.directions) > 1,
@@ -313,6 +330,13 @@ def build_demo(model: DemoModel, examples: list[Path] | None = None) -> Any:
             with gr.Row():
                 seed = gr.Slider(0, 10_000, value=0, step=1, label="Seed")
                 count = gr.Slider(1, MAX_GRID, value=16, step=1, label="Images")
+                picker = gr.Dropdown(
+                    [ALL_CLASSES, *model.classes],
+                    value=ALL_CLASSES,
+                    label="Class",
+                    visible=bool(model.classes),
+                    elem_id="class",
+                )
             generate = gr.Button("Generate", variant="primary")
             grid = gr.Image(
                 label="Samples",
@@ -323,8 +347,8 @@ def build_demo(model: DemoModel, examples: list[Path] | None = None) -> Any:
                 elem_id="grid",
             )
             grid_download = gr.DownloadButton("Download grid", visible=False)
-            generate.click(run_generate, [seed, count], [grid, grid_download], api_name="generate")
-            demo.load(run_generate, [seed, count], [grid, grid_download], api_name=False)
+            generate.click(run_generate, [seed, count, picker], [grid, grid_download], api_name="generate")
+            demo.load(run_generate, [seed, count, picker], [grid, grid_download], api_name=False)
     demo.queue(default_concurrency_limit=1, max_size=32)  # one request at a time, on one model
     return demo
 
@@ -374,7 +398,8 @@ app_file: app.py
 
 {description}
 
-A ganforge checkpoint (`{model}`) served by ganforge's demo app: `python app.py` runs it locally.
+A ganforge model (`{model}`: its inference networks) served by ganforge's demo app;
+`python app.py` runs it locally.
 """
 
 
@@ -398,22 +423,39 @@ def export_space(
     folder = Path(out)
     if folder.exists() and any(folder.iterdir()):
         raise GanforgeError(f"--export-space: {folder} is not empty")
-    folder.mkdir(parents=True, exist_ok=True)
-    model_name = "model.safetensors"
-    shutil.copyfile(ckpt.resolve(checkpoint), folder / model_name)
-    written = [folder / "app.py", folder / "requirements.txt", folder / "README.md", folder / model_name]
-    written[0].write_text(SPACE_APP.format(model=model_name, max_pixels=max_pixels), encoding="utf-8")
-    # The Space's gradio comes from README's sdk_version; this line brings ganforge (and torch).
-    written[1].write_text(f"{requirement or f'ganforge[demo]=={__version__}'}\n", encoding="utf-8")
-    title = " ".join("".join(c if c.isalnum() or c in "-_" else " " for c in model.title).split())[:60]
-    readme = SPACE_README.format(
-        title=title or "ganforge", gradio=_gradio().__version__, description=model.title, model=model_name
-    )
-    written[2].write_text(readme, encoding="utf-8")
-    if examples:
-        (folder / "examples").mkdir()
-        for path in examples:
-            target = folder / "examples" / path.name
-            shutil.copyfile(path, target)
-            written.append(target)
+    # Written into a hidden sibling, then renamed: a killed or failed export leaves no partial Space.
+    staging = folder.parent / f".{folder.name}.ganforge-space"
+    shutil.rmtree(staging, ignore_errors=True)
+    try:
+        staging.mkdir(parents=True)
+        model_name = "model.safetensors"
+        model.model.save(staging / model_name)  # the inference networks and their card only
+        app, requirements, readme = staging / "app.py", staging / "requirements.txt", staging / "README.md"
+        app.write_text(SPACE_APP.format(model=model_name, max_pixels=max_pixels), encoding="utf-8")
+        # The Space's gradio comes from README's sdk_version; this line brings ganforge (and torch).
+        requirements.write_text(f"{requirement or f'ganforge[demo]=={__version__}'}\n", encoding="utf-8")
+        title = " ".join("".join(c if c.isalnum() or c in "-_" else " " for c in model.title).split())[:60]
+        readme.write_text(
+            SPACE_README.format(
+                title=title or "ganforge",
+                gradio=_gradio().__version__,
+                description=model.title,
+                model=model_name,
+            ),
+            encoding="utf-8",
+        )
+        names = ["app.py", "requirements.txt", "README.md", model_name]
+        if examples:
+            (staging / "examples").mkdir()
+            for path in examples:
+                shutil.copyfile(path, staging / "examples" / path.name)
+                names.append(f"examples/{path.name}")
+        if folder.exists():
+            folder.rmdir()  # empty: checked above
+        os.replace(staging, folder)
+    except OSError as exc:
+        raise GanforgeError(f"--export-space {folder}: {describe_os_error(exc)}") from None
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    written = [folder / name for name in names]
     return written

@@ -95,7 +95,7 @@ class Evaluation:
             return {}
         from .evaluation import evaluate_direction, evaluate_generation
 
-        objective, step = trainer.objective, trainer.step
+        objective, step = trainer.model, trainer.step
         self._last_step = step
         scalars: dict[str, float] = {}
         if objective.directions:

@@ -297,19 +297,19 @@ def evaluate_checkpoint(
     log: Callable[[str], None] | None = None,
 ) -> EvalResult:
     """Evaluate a checkpoint on image folders: two (A, B) for translation, one for generation."""
-    from ganforge.inference import image_size, load_objective
+    from ganforge.model import Model
 
     log = log or (lambda text: print(text, file=sys.stderr))
     names = parse_metric_names(metrics)
     metric_objs = build_metrics(registry, names, weights)
-    objective, meta, file = load_objective(checkpoint, registry, device)
-    size = image_size(meta)
+    objective = Model.load(checkpoint, device, registry=registry)
+    file, size = objective.file, objective.image_size
     extractors = Extractors(registry, objective.runtime.device, batch_size)
     # Build the extractors now: a missing weights file is reported before any translation.
     for metric in metric_objs.values():
         if metric.uses == "features":
             extractors.get(metric)
-    step = int(meta.get("step", 0))
+    step = objective.step
     if objective.directions:
         domains = list(dict.fromkeys(k for d in objective.directions.values() for k in (d.source, d.target)))
         if len(data) != len(domains):

@@ -1,11 +1,32 @@
-"""The export app: ``ganforge export`` (safetensors, ONNX) and ``ganforge convert`` (other
-projects' weight files, through converters: kind ``converter``)."""
+"""The export app: ``ganforge export`` (safetensors, and other formats through the kind
+``exporter``: ONNX here) and ``ganforge convert`` (other projects' weight files, through
+converters: kind ``converter``)."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from ganforge import Kind, hookimpl
+
+
+def convert_file(
+    file: str | Path,
+    source: str,
+    out: str | Path,
+    direction: str | None = None,
+    image_size: int | None = None,
+    options: list[str] | tuple[str, ...] = (),
+    force: bool = False,
+) -> Path:
+    """``ganforge convert`` from Python: another project's generator file (``source`` names a
+    converter, ``ganforge list converters``) into an exported file; returns its path."""
+    from ganforge.plugins import get_registry
+
+    from .convert import convert_file as convert
+
+    path, _ = convert(file, source, out, get_registry(), direction, image_size, list(options), force)
+    return path
 
 
 @hookimpl
@@ -20,6 +41,21 @@ def register_kinds(register: Any) -> None:
             "``convert`` module).",
         )
     )
+    register(
+        Kind(
+            "exporter",
+            "Model file formats for ``ganforge export --format NAME`` and ``Model.export``: an object "
+            "with ``write(model, path, directions, dtype) -> card`` (safetensors is the engine's own "
+            "``Model.save``).",
+        )
+    )
+
+
+@hookimpl
+def register_exporters(register: Any) -> None:
+    from .export import ONNXExporter
+
+    register("onnx", ONNXExporter)
 
 
 @hookimpl

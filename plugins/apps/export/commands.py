@@ -46,7 +46,7 @@ def export_command(
     from .export import export_checkpoint, size_text
 
     path, info = export_checkpoint(
-        checkpoint, out, get_registry(), format=fmt, directions=directions, dtype=dtype, force=force
+        checkpoint, out, format=fmt, directions=directions, dtype=dtype, force=force
     )
     nets = ", ".join(
         f"{n} ({s['component']}, {s['parameters']:,} parameters)" for n, s in info["networks"].items()

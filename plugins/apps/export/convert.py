@@ -17,6 +17,7 @@ from typing import Any
 
 import torch
 
+from ganforge import protocols
 from ganforge.errors import GanforgeError
 from ganforge.recipe import parse_value
 from ganforge.registry import Registry
@@ -91,13 +92,12 @@ def convert_file(
     The generator is rebuilt with ganforge's component and loaded strictly, so a layout that
     does not match is an error naming the differing keys, never a silent partial load.
     """
-    import ganforge
-
-    from .export import _target, build_network, write_safetensors
+    from ganforge.model import Model, build_network, output_file
+    from ganforge.runtime import Runtime
 
     converter = registry.build("converter", {"name": source}, "--from")
     path = Path(file)
-    target = _target(out, force)
+    target = output_file(Path(out), force, [path])
     found = converter.convert(read_state(path), path, direction)
     inferred = next((c.image_size for c in found if c.image_size), None)
     if image_size is not None and inferred is not None and image_size != inferred:
@@ -120,7 +120,7 @@ def convert_file(
             "distribution": component.distribution,
             "version": component.version,
         }
-        net = build_network(spec, registry, f"{path}: generator")
+        net, _ = build_network(spec, registry, f"{path}: generator")
         result = net.load_state_dict(item.state, strict=False)
         # CUT keeps its blur filters as buffers; the official code's old files may hold instance
         # norm running stats (its own loader deletes them): neither is a weight.
@@ -138,15 +138,12 @@ def convert_file(
         spec.update(
             section="generator",
             ema=False,
-            size_multiple=int(getattr(net, "size_multiple", 1)),
+            size_multiple=protocols.size_multiple(net),
             parameters=sum(p.numel() for p in net.parameters()),
         )
         networks[item.network] = spec
-        modules[item.network] = net
-    info = {
-        "format": "ganforge-export/1",
-        "ganforge": ganforge.__version__,
-        "torch": torch.__version__,
+        modules[item.network] = net.eval()
+    card = {
         "objective": converter.objective,
         "networks": networks,
         "directions": {
@@ -162,11 +159,11 @@ def convert_file(
             for c in found
         },
         "noise": None,
+        "condition": None,
         "input": {"range": [-1.0, 1.0], "layout": "NCHW", "channels": 3},
         "output": {"range": [-1.0, 1.0], "layout": "NCHW"},
         "image_size": size,
         "size_multiple": max(n["size_multiple"] for n in networks.values()),
-        "dtype": "fp32",
         "step": 0,
         "plugins": {
             f"generator/{s['component']}": f"{s['distribution']} {s['version']}" for s in networks.values()
@@ -174,5 +171,5 @@ def convert_file(
         "source": path.name,
         "converted_from": source,
     }
-    write_safetensors(target, info, modules, "fp32")
-    return target, info
+    Model(card, modules, Runtime.create("cpu", "fp32")).save(target)
+    return target, card

@@ -22,6 +22,7 @@ from typing import Any
 
 import ganforge
 from ganforge import checkpoint as ckpt
+from ganforge.api import read_records  # noqa: F401 (the report's records, re-exported)
 from ganforge.errors import GanforgeError, WriteError
 from ganforge.safety import REPORT_MARK, describe_os_error, ensure_writable_dir, guard_targets
 
@@ -45,21 +46,6 @@ Series = dict[str, list[tuple[float, float]]]
 
 
 # -- reading a run folder ----------------------------------------------------------------------
-
-
-def read_records(path: Path) -> list[dict[str, Any]]:
-    """``metrics.jsonl`` records (unreadable lines skipped)."""
-    records: list[dict[str, Any]] = []
-    if path.is_file():
-        for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
-            try:
-                record = json.loads(line)
-            except (ValueError, RecursionError):
-                continue
-            step = record.get("step") if isinstance(record, dict) else None
-            if isinstance(step, int | float) and not isinstance(step, bool) and math.isfinite(step):
-                records.append(record)
-    return records
 
 
 def _series(records: list[dict[str, Any]], keep: Any) -> Series:
@@ -330,10 +316,13 @@ def _checkpoint_meta(run_dir: Path) -> tuple[Path | None, dict[str, Any]]:
 
 
 def _verified(file: Path) -> dict[str, Any]:
-    from ganforge.inference import verify_checkpoint
-    from ganforge.plugins import get_registry
+    """The checkpoint's metadata once it is checked whole: every checksum and the training state,
+    and its model card against the networks it builds (what inference of it would load)."""
+    from ganforge.model import Model
 
-    return verify_checkpoint(file, get_registry())[1]
+    meta = ckpt.verify(file)[1]
+    Model.load(file, "cpu")
+    return meta
 
 
 def _recipe_info(text: str) -> dict[str, Any]:

@@ -8,22 +8,12 @@ from typing import Annotated, Literal
 import torch
 from torch.utils.data import Dataset
 
-from ganforge import Range, hookimpl
-from ganforge.data import (
-    crop_flip_tensor,
-    crop_spec,
-    decoded_cache,
-    gather_crops,
-    item_generator,
-    list_images,
-    open_rgb,
-    resize_crop,
-    split_holdout,
-    to_uint8_tensor,
-    try_open_rgb,
-)
+from ganforge import Range
+from ganforge.data import item_generator, list_images, open_rgb, to_uint8_tensor, try_open_rgb
 from ganforge.errors import GanforgeError
 from ganforge.paths import data_root_text, dataset_dir
+
+from .images import crop_flip_tensor, crop_spec, decoded_cache, gather_crops, resize_crop, split_holdout
 
 Preprocess = Literal["resize_and_crop", "scale_width", "resize", "center"]
 # A decoded 16384 px image is 805 MB, and the networks' activations grow with the square.
@@ -300,9 +290,3 @@ def _stack(files: list[Path], n: int, size: int) -> torch.Tensor:
             continue
         images.append(to_uint8_tensor(resize_crop(img, size, size, "center", None, False)))
     return torch.stack(images) if images else torch.zeros(0, 3, size, size, dtype=torch.uint8)
-
-
-@hookimpl
-def register_datasets(register):
-    register("unpaired-folders", UnpairedFolders)
-    register("image-folder", ImageFolder)

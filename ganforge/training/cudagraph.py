@@ -6,8 +6,8 @@ one. :class:`CapturedStep` runs an objective's ``train_step`` eagerly for a few 
 backwards and optimizer updates) with ``torch.cuda.graph``, and from then on copies each batch
 into the graph's static inputs and replays it.
 
-What a captured step uses of the objective contract (``ganforge.Objective`` derives each from
-the objective's declaration):
+What a captured step uses of the training engine (``ganforge.training.engine.Engine``, which
+derives each from the objective's declaration):
 
 - ``capture_ready() -> str | None``: switch to graph-safe behaviour (optimizers with
   ``capturable`` state and tensor learning rates, image pools that decide on the device) and
@@ -47,12 +47,12 @@ def capture_blocker(runtime: Any) -> str | None:
 class _Graph:
     """One captured step: static inputs, the graph, and its flattened loss outputs."""
 
-    def __init__(self, objective: Any, batch: dict[str, Any], step: int, stream: torch.cuda.Stream) -> None:
+    def __init__(self, engine: Any, batch: dict[str, Any], step: int, stream: torch.cuda.Stream) -> None:
         self.inputs = {k: v.clone() if isinstance(v, Tensor) else v for k, v in batch.items()}
         self.graph = torch.cuda.CUDAGraph()
         # thread_local: the DataLoader's pin-memory thread keeps calling CUDA during the capture.
         with torch.cuda.graph(self.graph, stream=stream, capture_error_mode="thread_local"):
-            losses = objective.run_step(self.inputs, step)
+            losses = engine.run_step(self.inputs, step)
             self.names = list(losses)
             parts = [v.detach().float().reshape(-1) for v in losses.values()]
             self.sizes = [p.numel() for p in parts]
@@ -79,8 +79,8 @@ class CapturedStep:
     are then captured; the first replay of a new graph is that step's own update.
     """
 
-    def __init__(self, objective: Any, device: torch.device, warmup: int = 3) -> None:
-        self.objective = objective
+    def __init__(self, engine: Any, device: torch.device, warmup: int = 3) -> None:
+        self.engine = engine
         self.device = device
         self.warmup = max(1, warmup)
         self.stream = torch.cuda.Stream(device)
@@ -88,7 +88,7 @@ class CapturedStep:
         self._seen: dict[Hashable, int] = {}
 
     def _key(self, batch: dict[str, Any], step: int) -> Hashable:
-        variant = self.objective.step_variant(step)
+        variant = self.engine.step_variant(step)
         shapes = tuple(
             (k, tuple(v.shape), v.dtype, v.stride()) for k, v in batch.items() if isinstance(v, Tensor)
         )
@@ -101,10 +101,10 @@ class CapturedStep:
             seen = self._seen.get(key, 0)
             if seen < self.warmup:
                 self._seen[key] = seen + 1
-                return self._on_side_stream(lambda: self.objective.run_step(batch, step))
-            graph = self._on_side_stream(lambda: _Graph(self.objective, batch, step, self.stream))
+                return self._on_side_stream(lambda: self.engine.run_step(batch, step))
+            graph = self._on_side_stream(lambda: _Graph(self.engine, batch, step, self.stream))
             self.graphs[key] = graph
-        self.objective.set_step(step)
+        self.engine.set_step(step)
         return graph.replay(batch)
 
     def _on_side_stream(self, fn: Callable[[], Any]) -> Any:

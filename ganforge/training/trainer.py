@@ -1,9 +1,11 @@
 """The training loop skeleton: GAN-agnostic.
 
-The trainer builds the dataset, the objective and the callbacks named in a resolved recipe,
-then repeats ``objective.train_step(batch, step)`` (replayed as a CUDA graph where the
-objective allows it, see ``ganforge.cudagraph``) and fires callback events. It owns the run
-folder, checkpoints, resume and signals. It never names a generator or a loss.
+The trainer builds the dataset, the objective, its engine (``ganforge.training.engine``) and the
+callbacks named in a resolved recipe, then repeats the objective's ``train_step(batch, step)``
+through the engine (replayed as a CUDA graph where the parts allow it, see
+``ganforge.training.cudagraph``) and fires callback events. It owns the run folder, checkpoints,
+resume and signals. It never names a generator or a loss. ``trainer.model`` is the
+:class:`ganforge.Model` of the live inference networks (sample grids, evaluation).
 
 Data order is a pure function of (seed, sample position): a sampler yields positions, and the
 dataset derives the permutation and augmentation of each position from the seed. Resuming at
@@ -27,16 +29,19 @@ from torch.utils.data import DataLoader, Sampler
 
 import ganforge
 from ganforge import checkpoint as ckpt
+from ganforge import protocols
 from ganforge import recipe as recipe_mod
-from ganforge.cudagraph import CapturedStep, StepFn, capture_blocker
 from ganforge.errors import GanforgeError, NonFiniteError, WriteError
-from ganforge.objective import Objective
+from ganforge.method.objective import Objective
+from ganforge.model import Model
 from ganforge.registry import Registry, describe_exception
 from ganforge.runtime import Runtime, rng_state, seed_everything, set_rng_state
 from ganforge.safety import describe_os_error, first_nonfinite
+from ganforge.training.cudagraph import CapturedStep, StepFn, capture_blocker
+from ganforge.training.engine import Engine
+from ganforge.training.state import check_state
 
 RESOLVED_RECIPE = "recipe.resolved.toml"
-DEFAULT_CALLBACKS = ("progress", "metrics-log", "samples", "checkpoint", "tensorboard")
 
 
 class PositionSampler(Sampler[int]):
@@ -120,9 +125,26 @@ class Trainer:
                 "positions than 64-bit integers hold; lower train.epochs or train.max_steps"
             )
         self.builder.defaults.update(steps_per_epoch=self.steps_per_epoch, total_steps=self.total_steps)
+        self.classes = protocols.classes(self.dataset)
+        objective_class = self.registry.get("objective", resolved["objective"]["name"]).factory
+        condition = objective_class.declares.condition
+        if condition is not None and not self.classes:
+            raise GanforgeError(
+                f"[data]: objective '{resolved['objective']['name']}' takes a {condition.kind} "
+                f"('{condition.batch_key}'); dataset '{resolved['data']['name']}' has no classes (use a "
+                "dataset with one folder per class)"
+            )
+        if self.classes:
+            self.builder.defaults["num_classes"] = len(self.classes)  # context of conditional networks
         self.objective: Objective = self.builder.build(
             "objective", builder=self.builder, runtime=self.runtime
         )
+        self.engine = Engine(
+            self.objective, self.builder, self.runtime, resolved["objective"].get("ema", 0.0)
+        )
+        self.image_size = protocols.image_size(self.dataset)
+        self.card = self.engine.card(self.image_size, self.classes)
+        self.model = Model(self.card, self.engine.inference_networks(), self.runtime)
         self.callbacks = self._build_callbacks()
         self._step_fn: StepFn | None = None
         self.cuda_graph_note: str | None = None  # why steps are not captured, when they are not
@@ -130,12 +152,8 @@ class Trainer:
     # -- building ----------------------------------------------------------------------------
 
     def _build_callbacks(self) -> dict[str, Any]:
-        tables = self.recipe.get("callbacks")
-        if tables is None:
-            return {
-                name: self.registry.build("callback", {"name": name}, f"[callbacks.{name}]")
-                for name in DEFAULT_CALLBACKS
-            }
+        """The resolved ``[callbacks]``: the kind's defaults plus the recipe's, less those turned off."""
+        tables = self.recipe.get("callbacks") or {}
         return {
             name: self.builder.build(f"callbacks.{name}")
             for name, options in tables.items()
@@ -145,7 +163,7 @@ class Trainer:
     def emit(self, event: str, *args: Any) -> None:
         """Call ``event`` on every callback that defines it."""
         for cb in self.callbacks.values():
-            fn = getattr(cb, event, None)
+            fn = protocols.callback_event(cb, event)
             if fn is not None:
                 fn(self, *args)
 
@@ -174,12 +192,11 @@ class Trainer:
     def to_device(self, batch: dict[str, Any]) -> dict[str, Any]:
         """Move a batch to the device; uint8 images become float in [-1, 1].
 
-        A dataset with ``on_device(batch, device)`` builds its images there first (e.g. crops
-        out of a decoded cache that lives on the GPU).
+        A dataset with ``on_device(batch, device)`` (:class:`ganforge.protocols.DeviceBatches`)
+        builds its images there first (e.g. crops out of a decoded cache that lives on the GPU).
         """
-        on_device = getattr(self.dataset, "on_device", None)
-        if on_device is not None:
-            batch = on_device(batch, self.runtime.device)
+        if isinstance(self.dataset, protocols.DeviceBatches):
+            batch = self.dataset.on_device(batch, self.runtime.device)
         return self._inputs(batch)
 
     def _inputs(self, batch: dict[str, Any]) -> dict[str, Any]:
@@ -209,30 +226,32 @@ class Trainer:
 
     def _choose_step_fn(self) -> StepFn:
         if not self.cfg["cuda_graph"] or self.runtime.device.type != "cuda":
-            return self.objective.run_step
-        reason = capture_blocker(self.runtime) or self.objective.capture_ready()
+            return self.engine.run_step
+        reason = capture_blocker(self.runtime) or self.engine.capture_ready()
         if reason:
             self.cuda_graph_note = reason
             if self.is_main and self.console is not None:
                 self.console.print(f"[yellow]CUDA graphs off[/]: {reason}")
-            return self.objective.run_step
+            return self.engine.run_step
         self.runtime.cuda_graph = True
-        return CapturedStep(self.objective, self.runtime.device)
+        return CapturedStep(self.engine, self.runtime.device)
 
     # -- state -------------------------------------------------------------------------------
 
     def state_dict(self) -> dict[str, Any]:
         """Everything needed to resume exactly; in a DDP job every rank must call it (it gathers)."""
-        callbacks = {n: cb.state_dict() for n, cb in self.callbacks.items() if hasattr(cb, "state_dict")}
+        callbacks = {
+            n: cb.state_dict() for n, cb in self.callbacks.items() if isinstance(cb, protocols.Stateful)
+        }
         state: dict[str, Any] = {
             "trainer": {"step": self.step, "epoch": self.epoch},
             "rng": rng_state(),
-            "objective": self.objective.state_dict(),
+            "objective": self.engine.state_dict(),
             "callbacks": callbacks,
         }
         if self.world_size > 1:
             # Per-rank state (RNG streams, image pools) differs between ranks: keep each one.
-            local = {"rng": rng_state(), "objective": self.objective.local_state_dict()}
+            local = {"rng": rng_state(), "objective": self.engine.local_state_dict()}
             gathered: list[Any] = [None] * self.world_size
             torch.distributed.all_gather_object(gathered, local)
             state["ranks"] = {str(r): _to_cpu(g) for r, g in enumerate(gathered)}
@@ -243,12 +262,12 @@ class Trainer:
         problems = check_state(state, self.world_size)
         if problems:
             raise GanforgeError(f"the state does not fit this trainer: {problems[0]}")
-        self.objective.load_state_dict(state["objective"])  # checks everything before loading
+        self.engine.load_state_dict(state["objective"])  # checks everything before loading
         self._step_fn = None  # captured graphs refer to the state tensors being replaced
         self.step = int(state["trainer"]["step"])
         self.epoch = int(state["trainer"]["epoch"])
         for name, cb_state in state.get("callbacks", {}).items():
-            if name in self.callbacks and hasattr(self.callbacks[name], "load_state_dict"):
+            if name in self.callbacks and isinstance(self.callbacks[name], protocols.Stateful):
                 try:
                     self.callbacks[name].load_state_dict(cb_state)
                 except (KeyError, ValueError, TypeError, AttributeError, IndexError, RuntimeError) as exc:
@@ -257,7 +276,7 @@ class Trainer:
                     ) from None
         mine = state.get("ranks", {}).get(str(self.rank))
         if mine is not None:
-            self.objective.load_local_state_dict(mine["objective"])
+            self.engine.load_local_state_dict(mine["objective"])
             set_rng_state(mine["rng"])
         else:
             set_rng_state(state["rng"])
@@ -269,8 +288,9 @@ class Trainer:
             "step": self.step,
             "epoch": self.epoch,
             "objective": self.recipe["objective"]["name"],
-            "image_size": getattr(self.dataset, "image_size", None),
+            "image_size": self.image_size,
             "world_size": self.world_size,
+            "model": self.card,  # what inference builds, with no recipe (ganforge.Model.load)
             "recipe": self.recipe,
             "plugins": self.recipe.plugins(),  # named when a later load lacks one
             "time": time.time(),
@@ -389,7 +409,7 @@ class Trainer:
                         "world_size": self.world_size,
                         "steps_per_epoch": self.steps_per_epoch,
                         "total_steps": self.total_steps,
-                        "overrides": list(getattr(self.recipe, "overrides", [])),  # the report shows them
+                        "overrides": list(self.recipe.overrides),  # the report shows them
                         "dataset_size": len(self.dataset),
                     },
                     indent=2,
@@ -470,7 +490,7 @@ class Trainer:
         """``[section] 'component' (part): `` for the innermost part of the objective in ``tb``."""
         parts: dict[int, tuple[str, str]] = {}
         decl = self.objective.declares
-        for name, net in self.objective.networks.items():
+        for name, net in self.engine.networks.items():
             spec = decl.networks.get(name.removesuffix("_ema"))
             if spec is not None:
                 parts[id(net)] = (name, spec.section)
@@ -580,63 +600,6 @@ def _loss_table(pending: list[dict[str, torch.Tensor]], keys: list[str]) -> torc
     return torch.stack(
         [torch.stack([p[k].detach().float() if k in p else zero for k in keys]) for p in pending]
     )
-
-
-def check_state(state: Any, world_size: int | None = None) -> list[str]:
-    """Problems with the trainer's part of a checkpoint state (empty: it fits).
-
-    ``trainer`` holds a whole ``step`` and ``epoch`` >= 0, ``rng`` the CPU generator's uint8
-    state and Python's, ``objective`` and ``callbacks`` are tables, and a DDP checkpoint has
-    one ``ranks`` entry per process.
-    """
-    if not isinstance(state, dict):
-        return ["the state is not a table"]
-    missing = [k for k in ("trainer", "rng", "objective") if k not in state]
-    if missing:
-        return [f"missing {', '.join(missing)}"]
-    trainer = state["trainer"]
-    if not isinstance(trainer, dict):
-        return ["trainer is not a table"]
-    for key in ("step", "epoch"):
-        value = trainer.get(key)
-        if not isinstance(value, int) or isinstance(value, bool) or value < 0:
-            return [f"trainer/{key} must be a whole number >= 0, got {value!r}"]
-    problems = _check_rng(state["rng"], "rng")
-    if not isinstance(state.get("callbacks", {}), dict) or not all(
-        isinstance(v, dict) for v in state.get("callbacks", {}).values()
-    ):
-        problems.append("callbacks is not a table of tables")
-    ranks = state.get("ranks")
-    if ranks is not None or (world_size or 1) > 1:
-        if not isinstance(ranks, dict) or (world_size and set(ranks) != {str(r) for r in range(world_size)}):
-            problems.append(f"ranks must hold one entry per process ({world_size})")
-        else:
-            for r, entry in ranks.items():
-                if not isinstance(entry, dict) or not isinstance(entry.get("objective"), dict):
-                    problems.append(f"ranks/{r} is not a table with 'rng' and 'objective'")
-                else:
-                    problems += _check_rng(entry.get("rng"), f"ranks/{r}/rng")
-    return problems
-
-
-def _check_rng(rng: Any, where: str) -> list[str]:
-    if not isinstance(rng, dict):
-        return [f"{where} is not a table"]
-    cpu = rng.get("cpu")
-    if not isinstance(cpu, torch.Tensor) or cpu.dtype != torch.uint8 or cpu.dim() != 1:
-        return [f"{where}/cpu must be the CPU generator's uint8 state"]
-    py = rng.get("python")
-    if py is not None and not (
-        isinstance(py, list)
-        and len(py) == 3
-        and isinstance(py[1], list)
-        and all(isinstance(v, int) and not isinstance(v, bool) for v in py[1])
-    ):
-        return [f"{where}/python is not Python's random state"]
-    cuda = rng.get("cuda")
-    if cuda is not None and (not isinstance(cuda, torch.Tensor) or cuda.dtype != torch.uint8):
-        return [f"{where}/cuda must be uint8 generator states"]
-    return []
 
 
 def _is_main_thread() -> bool:

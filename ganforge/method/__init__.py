@@ -1,0 +1,4 @@
+"""Writing a training method: the declaration, the :class:`Objective` base class and its helpers.
+
+Everything here is exported from ``ganforge``; docs/objectives.md is the guide.
+"""

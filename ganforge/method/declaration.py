@@ -1,0 +1,186 @@
+"""What a training method declares: its recipe sections, networks, optimizers, parts, batch
+keys, and what its inference does (directions, noise, a condition).
+
+A declaration is plain data, checked once (:meth:`Declaration.check`) before anything is built.
+The engine derives from it everything that is the same for every method: building the parts,
+checkpoint state, schedules, the moving average, CUDA-graph readiness, what a checkpoint's model
+card says, and inference.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal
+
+from ganforge.errors import GanforgeError
+
+
+@dataclass(frozen=True)
+class Section:
+    """A recipe section an objective reads: ``[name]`` holding one component of ``kind``.
+
+    With ``roles`` the section holds several components of the kind, one table per role
+    (``[optim.g]`` and ``[optim.d]``; ``[discriminator.global]`` and ``[discriminator.local]``).
+    """
+
+    name: str
+    kind: str
+    required: bool = True
+    roles: tuple[str, ...] = ()
+    doc: str = ""
+
+
+@dataclass(frozen=True)
+class Network:
+    """A network built from a recipe section; ``inference`` ones are what a :class:`ganforge.Model`
+    holds (translate, sample, export) and what the moving average follows."""
+
+    section: str
+    inference: bool = False
+
+
+@dataclass(frozen=True)
+class Optimizer:
+    """An optimizer built from a recipe section, stepping the parameters of ``steps`` (networks).
+
+    ``losses`` names the ``train_step`` keys it minimises, each exactly or as a prefix before
+    ``_`` (``"cycle"`` covers ``cycle_A``): displays group the logged losses by it, under the
+    kinds of the networks it steps (``generator``, ``discriminator``). A key no optimizer names
+    is shown under ``other``.
+    """
+
+    section: str
+    steps: tuple[str, ...]
+    losses: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Part:
+    """Any other component built from a section (a loss, an image pool); ``optional`` ones are
+    built only when the recipe has the section."""
+
+    section: str
+    optional: bool = False
+
+
+@dataclass(frozen=True)
+class Direction:
+    """A translation direction: ``network`` maps images of batch key ``source`` to ``target``.
+
+    ``inverse`` names the direction that maps back (cycle metrics and sample rows use it).
+    """
+
+    network: str
+    source: str
+    target: str
+    inverse: str | None = None
+
+
+@dataclass(frozen=True)
+class Condition:
+    """What the inference networks take besides their image or noise input.
+
+    ``batch_key`` is the dataset key carrying it: int64 indices into the dataset's ``classes``
+    (a dataset with one folder per class yields them as ``label``). The ``networks`` take it as
+    their second argument, ``G(z, y)`` or ``G(x, y)``. ``kind`` says what a user chooses with it:
+    ``"class"`` (what to generate: ``ganforge sample --class NAME``) or ``"domain"`` (the target
+    domain of a multi-domain translator: ``ganforge translate --domain NAME``).
+    """
+
+    batch_key: str
+    networks: tuple[str, ...]
+    kind: Literal["class", "domain"] = "class"
+
+
+@dataclass(frozen=True)
+class Declaration:
+    """Everything an objective is made of, by name.
+
+    ``paired`` names batch keys that must come aligned (an input and its target of the same
+    scene, as pix2pix trains on): the dataset must declare them in its ``aligned``.
+    """
+
+    sections: tuple[Section, ...] = ()
+    networks: dict[str, Network] = field(default_factory=dict)
+    optimizers: dict[str, Optimizer] = field(default_factory=dict)
+    losses: dict[str, Part] = field(default_factory=dict)
+    pools: dict[str, Part] = field(default_factory=dict)
+    batch_keys: tuple[str, ...] = ()
+    paired: tuple[str, ...] = ()
+    directions: dict[str, Direction] = field(default_factory=dict)
+    noise: str | None = None  # the network that maps latent vectors to images
+    condition: Condition | None = None
+    sample_unit: str = "images"  # what one batch element is, for throughput ("pairs")
+
+    def section(self, name: str) -> Section | None:
+        return next((s for s in self.sections if s.name == name), None)
+
+    def inference_networks(self) -> list[str]:
+        return [name for name, spec in self.networks.items() if spec.inference]
+
+    def check(self, objective: str) -> None:
+        """Cross-check the names (a plugin author's mistake, reported before anything is built)."""
+        declared = {s.name for s in self.sections}
+        for role in self.sections:
+            declared.update(f"{role.name}.{r}" for r in role.roles)
+        parts = [
+            *self.networks.values(),
+            *self.optimizers.values(),
+            *self.losses.values(),
+            *self.pools.values(),
+        ]
+        for part in parts:
+            if part.section not in declared:
+                raise GanforgeError(
+                    f"objective '{objective}' builds from undeclared section [{part.section}]"
+                )
+        for name, opt in self.optimizers.items():
+            unknown = [n for n in opt.steps if n not in self.networks]
+            if unknown:
+                raise GanforgeError(f"objective '{objective}': optimizer '{name}' steps unknown {unknown}")
+        for name, d in self.directions.items():
+            if d.network not in self.networks or (d.inverse and d.inverse not in self.directions):
+                raise GanforgeError(f"objective '{objective}': direction '{name}' names unknown parts")
+        if self.noise is not None and self.noise not in self.networks:
+            raise GanforgeError(f"objective '{objective}': noise network '{self.noise}' is not declared")
+        if self.condition is not None:
+            unknown = [n for n in self.condition.networks if n not in self.networks]
+            if unknown or self.condition.batch_key not in self.batch_keys:
+                raise GanforgeError(
+                    f"objective '{objective}': its condition names unknown networks {unknown} or a "
+                    f"batch key '{self.condition.batch_key}' not in batch_keys"
+                )
+        if not set(self.paired) <= set(self.batch_keys):
+            raise GanforgeError(
+                f"objective '{objective}': paired keys {list(self.paired)} are not batch keys"
+            )
+
+    def loss_groups(self, keys: Iterable[str]) -> dict[str, list[str]]:
+        """Loss keys grouped by the optimizer that minimises them (``Optimizer.losses``).
+
+        A group is named by the kinds of the networks its optimizer steps (``generator``,
+        ``discriminator``; ``generator+projector`` for one stepping both); keys no optimizer
+        declares go to ``other``.
+        """
+        labels = {}
+        for name, opt in self.optimizers.items():
+            kinds = [self.networks[n].section.split(".")[0] for n in opt.steps if n in self.networks]
+            labels[name] = "+".join(dict.fromkeys(kinds)) or name
+        groups: dict[str, list[str]] = {}
+        for key in keys:
+            owner = next(
+                (
+                    n
+                    for n, opt in self.optimizers.items()
+                    if any(key == p or key.startswith(p + "_") for p in opt.losses)
+                ),
+                None,
+            )
+            groups.setdefault(labels[owner] if owner is not None else "other", []).append(key)
+        return groups
+
+    def to_json(self) -> dict[str, Any]:
+        plain = asdict(self)
+        plain["sections"] = [asdict(s) for s in self.sections]
+        return plain

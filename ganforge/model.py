@@ -1,0 +1,730 @@
+"""A trained model for inference: its inference networks and what they do, from a model card.
+
+A **model card** is the JSON that describes a model's architecture completely: each inference
+network's component (kind, name, resolved options, build context, the plugin that provides it),
+the directions it translates, the noise it generates from, the condition it takes (with the
+class or domain names), the training image size. Checkpoints keep it in their metadata
+(``model``) and exported files in their header, so both load through one path,
+:meth:`Model.load`, which builds only the inference networks and checks their weights once
+(names, shapes, dtypes, checksums, finite values). No recipe is resolved and no training part is
+built (checkpoints from before model cards get theirs from their saved recipe).
+
+Every app takes a :class:`Model`: translate, sample, eval, export, demo. During training the
+trainer's ``model`` wraps the live networks (their moving averages where kept).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import zlib
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import torch
+from torch import Tensor, nn
+
+from ganforge import protocols
+from ganforge.errors import GanforgeError, WriteError
+from ganforge.method.declaration import Direction
+from ganforge.runtime import Runtime, eval_mode
+
+if TYPE_CHECKING:
+    from PIL import Image
+
+EXPORT_FORMAT = "ganforge-export/2"  # 2: tensors checksummed; 1 (ganforge 0.1): none
+EXPORT_FORMATS = ("ganforge-export/1", EXPORT_FORMAT)
+DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
+PathLike = str | os.PathLike[str]
+
+
+class Model:
+    """A trained model for inference (see the module docstring).
+
+    ``directions`` maps what it translates (empty for a generator), ``generates`` says whether it
+    samples from noise, ``classes`` lists the values of its condition (class or domain names;
+    empty without one), ``image_size`` is its training size, ``card`` its model card.
+    """
+
+    def __init__(
+        self,
+        card: dict[str, Any],
+        networks: dict[str, nn.Module],
+        runtime: Runtime,
+        file: Path | None = None,
+        checks: dict[str, Any] | None = None,
+    ) -> None:
+        self.card = card
+        self.networks = networks
+        self.runtime = runtime
+        self.file = file
+        self.name: str = str(card.get("objective", "model"))
+        self.step = int(card.get("step", 0) or 0)
+        self.image_size = int(card.get("image_size") or 256)
+        self.directions = {
+            d: Direction(s["network"], s["source"], s["target"], s.get("inverse"))
+            for d, s in (card.get("directions") or {}).items()
+        }
+        noise = card.get("noise") or {}
+        self.noise_network: str | None = noise.get("network")
+        condition = card.get("condition") or {}
+        self.condition_kind: str | None = condition.get("kind")
+        self.classes: list[str] = [str(c) for c in condition.get("values") or []]
+        self._conditioned = set(condition.get("networks") or [])
+        self.compile = False  # translate through torch.compile'd networks (big folders on CUDA)
+        # what the objective asked of its sample grids (the samples callback draws them)
+        self.sample_count = int(card.get("sample_count") or 4)
+        self.sample_seed = int(card.get("sample_seed") or 1234)
+        self._checks = checks or {}  # network -> (factory, options): image sizes it takes
+        self._compiled: dict[str, Any] = {}
+
+    def __repr__(self) -> str:
+        what = f"directions={list(self.directions)}" if self.directions else "generates=True"
+        return f"Model({self.name!r}, {what}, file={str(self.file) if self.file else None!r})"
+
+    # -- loading ---------------------------------------------------------------------------------
+
+    @classmethod
+    def load(
+        cls, path: PathLike, device: str = "auto", precision: str = "auto", registry: Any = None
+    ) -> Model:
+        """A model from a run folder (its latest checkpoint), a checkpoint or an exported file."""
+        from ganforge import checkpoint as ckpt
+
+        if registry is None:
+            from ganforge.plugins import get_registry
+
+            registry = get_registry()
+        file = ckpt.resolve(path)
+        header = _safetensors_header(file)
+        runtime = Runtime.create(device, precision, True)
+        if header.get("format") in EXPORT_FORMATS:
+            card, tensors = _read_export(file, header)
+            where = {name: name for name in tensors}
+        else:
+            card, tensors, where = _read_checkpoint(file, registry)
+        networks, checks = {}, {}
+        for name, spec in card["networks"].items():
+            net, checks[name] = build_network(spec, registry, f"{file}: network '{name}'")
+            _load_weights(net, tensors[name], file, where[name])
+            net.requires_grad_(False)
+            networks[name] = runtime.prepare(net.eval(), trainable=False)
+        return cls(card, networks, runtime, file, checks)
+
+    # -- what it does -----------------------------------------------------------------------------
+
+    @property
+    def generates(self) -> bool:
+        return self.noise_network is not None
+
+    @property
+    def device(self) -> torch.device:
+        return self.runtime.device
+
+    @property
+    def latent_dim(self) -> int:
+        if self.noise_network is None:
+            raise GanforgeError(f"model '{self.name}' does not generate from noise (use translate)")
+        return protocols.latent_dim(self.networks[self.noise_network])
+
+    def direction(self, name: str | None) -> str:
+        """``name`` checked against the directions (None: the first); a one-line error."""
+        known = list(self.directions)
+        if not known:
+            raise GanforgeError(f"model '{self.name}' does not translate images (use 'ganforge sample')")
+        if name is None:
+            return known[0]
+        if name not in self.directions:
+            raise GanforgeError(
+                f"model '{self.name}' has no direction '{name}'; it translates {', '.join(known)}"
+            )
+        return name
+
+    def size_multiple(self, direction: str) -> int:
+        """What the input sides of ``direction`` must be divisible by."""
+        return protocols.size_multiple(self.networks[self.directions[direction].network])
+
+    def size_problem(self, direction: str, side: int) -> str | None:
+        """Why the network of ``direction`` cannot take ``side`` px squares, or None (its
+        component's ``check_image_size``)."""
+        factory, options = self._checks.get(self.directions[direction].network, (None, None))
+        if not isinstance(factory, protocols.SizeCheck):
+            return None
+        try:
+            return factory.check_image_size(options, side)
+        except Exception as exc:  # a plugin's check failing is its bug: name it, no traceback
+            return f"its check_image_size failed ({type(exc).__name__}: {exc})"
+
+    def labels(self, value: str | int | None, n: int, what: str = "class") -> Tensor | None:
+        """``n`` copies of a condition value (a class or domain name, or its index) as int64 on
+        the device; None for a model without a condition. ``value`` None cycles through them."""
+        if not self.classes:
+            if value is not None:
+                raise GanforgeError(f"model '{self.name}' takes no {what} (it has no condition)")
+            return None
+        if self.condition_kind != what and value is not None:
+            raise GanforgeError(f"model '{self.name}' takes a {self.condition_kind}, not a {what}")
+        if value is None:
+            return torch.arange(n, device=self.device) % len(self.classes)
+        return torch.full((n,), self.class_index(value), dtype=torch.int64, device=self.device)
+
+    def class_index(self, value: str | int) -> int:
+        """The index of a class or domain given by name or index; a one-line error naming them."""
+        if isinstance(value, str) and value in self.classes:
+            return self.classes.index(value)
+        text = str(value).strip()
+        if text.lstrip("-").isdigit() and 0 <= int(text) < len(self.classes):
+            return int(text)
+        shown = ", ".join(f"{i}={c}" for i, c in enumerate(self.classes[:12]))
+        more = f" and {len(self.classes) - 12} more" if len(self.classes) > 12 else ""
+        raise GanforgeError(
+            f"model '{self.name}' has no {self.condition_kind} {value!r}; it has {shown}{more}"
+        )
+
+    # -- tensors ---------------------------------------------------------------------------------
+
+    def run(self, name: str, x: Tensor, labels: Tensor | None = None) -> Tensor:
+        """Network ``name`` on ``x`` (and ``labels`` when it takes the condition), in eval mode and
+        the runtime's precision: float32 out."""
+        return self._call(name, x, labels)
+
+    def _call(self, name: str, x: Tensor, labels: Tensor | None) -> Tensor:
+        net = self.networks[name]
+        fn = net
+        if self.compile:
+            if name not in self._compiled:
+                self._compiled[name] = torch.compile(net)
+            fn = self._compiled[name]
+        if name in self._conditioned:
+            if labels is None:
+                raise GanforgeError(f"model '{self.name}': network '{name}' needs a {self.condition_kind}")
+            labels = labels.to(x.device)
+        with eval_mode(net), self.runtime.autocast():
+            out = fn(x, labels) if name in self._conditioned else fn(x)
+        return out.float()
+
+    def generate(self, z: Tensor, labels: Tensor | None = None) -> Tensor:
+        """Latents -> images in [-1, 1] (float32, on the device); ``labels`` for a conditional model."""
+        if self.noise_network is None:
+            raise GanforgeError(
+                f"model '{self.name}' does not generate from noise (use 'ganforge translate')"
+            )
+        if labels is None and self.noise_network in self._conditioned:
+            labels = self.labels(None, len(z))
+        return self._call(self.noise_network, z.to(self.device), labels)
+
+    def noise(self, n: int, generator: torch.Generator | None = None) -> Tensor:
+        """Latent vectors on the device (drawn on the CPU when a generator is given, for seeding)."""
+        if generator is not None:
+            return torch.randn(n, self.latent_dim, generator=generator).to(self.device)
+        return torch.randn(n, self.latent_dim, device=self.device)
+
+    def translate(
+        self,
+        images: Image.Image | Tensor | PathLike | Sequence[Image.Image] | Sequence[PathLike],
+        direction: str | None = None,
+        out: PathLike | None = None,
+        size: int | None = None,
+        domain: str | int | None = None,
+    ) -> Any:
+        """Translate images; what comes back matches what went in.
+
+        - a tensor ``[3, H, W]`` or ``[N, 3, H, W]``, uint8 or float in [-1, 1]: a tensor of the
+          same shape and kind (float32), on the input's device, translated at its own size (a
+          multiple of ``size_multiple``);
+        - a PIL image (or a list of them): PIL images of the same size; the model sees each at
+          ``size`` square (default: the training size; 0: the image's own size rounded down to the
+          network's multiple), as ``ganforge translate`` does;
+        - a file or folder path (or a list of them) with ``out``: PNGs written into ``out``, whose
+          path comes back (``ganforge translate``'s pipeline).
+
+        ``direction`` defaults to the first one; ``domain`` chooses the target domain of a model
+        whose condition is a domain (by name or index).
+        """
+        from PIL import Image
+
+        direction = self.direction(direction)
+        if isinstance(images, Tensor):
+            return self._translate_tensor(images, direction, domain)
+        if isinstance(images, Image.Image):
+            return self._translate_pil([images], direction, size, domain)[0]
+        items = [images] if isinstance(images, str | os.PathLike) else list(images)
+        if items and all(isinstance(i, Image.Image) for i in items):
+            return self._translate_pil(items, direction, size, domain)
+        if not items or not all(isinstance(i, str | os.PathLike) for i in items):
+            raise GanforgeError("translate() takes a tensor, a PIL image, or file/folder paths (with out=)")
+        if out is None:
+            raise GanforgeError("translate() of files or folders needs out=FOLDER for the results")
+        from ganforge.translate import translate_files
+
+        failures = translate_files(
+            self, [str(i) for i in items], Path(out), direction, size=size, domain=domain
+        )
+        if failures:
+            raise GanforgeError(f"{len(failures)} image(s) could not be translated, e.g. {failures[0]}")
+        return Path(out)
+
+    def _translate_tensor(self, images: Tensor, direction: str, domain: str | int | None) -> Tensor:
+        single = images.dim() == 3
+        x = images.unsqueeze(0) if single else images
+        if x.dim() != 4 or x.shape[1] != 3:
+            raise GanforgeError(
+                f"translate() takes [3, H, W] or [N, 3, H, W] images, got {list(images.shape)}"
+            )
+        m = self.size_multiple(direction)
+        if x.shape[2] % m or x.shape[3] % m:
+            raise GanforgeError(
+                f"translate(): sides must be multiples of {m} for this network, got {x.shape[2]}x{x.shape[3]}"
+            )
+        uint8 = x.dtype == torch.uint8
+        inputs = self.runtime.to_input(x) if uint8 else x.to(self.device)
+        labels = self.labels(domain, len(x), "domain") if domain is not None or self.classes else None
+        y = self._call(self.directions[direction].network, inputs, labels).to(images.device)
+        if uint8:
+            y = y.clamp(-1, 1).add(1).mul(127.5).round().to(torch.uint8)
+        return y[0] if single else y
+
+    def _translate_pil(
+        self, images: list[Image.Image], direction: str, size: int | None, domain: str | int | None
+    ) -> list[Image.Image]:
+        from PIL import Image
+
+        side = self.image_size if size is None else size
+        results = []
+        for img in images:
+            rgb = img.convert("RGB")
+            y = translate_image(self, rgb, direction, side, domain)
+            results.append(y if y.size == rgb.size else y.resize(rgb.size, Image.BICUBIC))
+        return results
+
+    def sample(self, n: int = 1, seed: int | None = None, cls: str | int | None = None) -> list[Image.Image]:
+        """``n`` images from noise; a ``seed`` gives ``ganforge sample --seed``'s images, ``cls`` a
+        class of a conditional model (by name or index; None: the classes in turn)."""
+        if not self.generates:
+            raise GanforgeError(f"model '{self.name}' does not generate from noise (use translate)")
+        if n < 1:
+            raise GanforgeError(f"sample(n): n must be at least 1, got {n}")
+        g = torch.Generator().manual_seed(seed if seed is not None else torch.seed() % 2**63)
+        z = self.noise(n, g).cpu()
+        labels = self.labels(cls, n)
+        chunks = [
+            self.generate(chunk, None if labels is None else labels[i : i + len(chunk)])
+            for i, chunk in zip(range(0, n, 256), z.split(256))
+        ]
+        return [to_pil(img) for img in torch.cat(chunks)]
+
+    # -- files ------------------------------------------------------------------------------------
+
+    def subset(self, directions: Iterable[str] | None = None) -> tuple[dict[str, Any], dict[str, nn.Module]]:
+        """(card, networks) of the chosen directions (None: all; a generator: its noise network)."""
+        card = json.loads(json.dumps(self.card))
+        if not self.directions:
+            keep = {self.noise_network} if self.noise_network else set(self.networks)
+            chosen: list[str] = []
+        else:
+            chosen = (
+                list(dict.fromkeys(self.direction(d) for d in directions))
+                if directions
+                else list(self.directions)
+            )
+            keep = {self.directions[d].network for d in chosen}
+            card["directions"] = {
+                d: {**s, "inverse": s.get("inverse") if s.get("inverse") in chosen else None}
+                for d, s in card["directions"].items()
+                if d in chosen
+            }
+        card["networks"] = {n: s for n, s in card["networks"].items() if n in keep}
+        return card, {n: self.networks[n] for n in card["networks"]}
+
+    def save(self, path: PathLike, directions: Iterable[str] | None = None, dtype: str = "fp32") -> Path:
+        """Write the inference networks (of ``directions``; None: all) and the card as one
+        safetensors file, atomically, each tensor checksummed: what ``ganforge export`` writes and
+        :meth:`load` reads. Floating tensors are cast to ``dtype``."""
+        from safetensors.torch import save_file
+
+        if dtype not in DTYPES:
+            raise GanforgeError(f"dtype must be one of {', '.join(DTYPES)}, got {dtype!r}")
+        card, networks = self.subset(directions)
+        card.update(format=EXPORT_FORMAT, dtype=dtype)
+        tensors: dict[str, Tensor] = {}
+        for name, net in networks.items():
+            for key, value in net.state_dict().items():
+                t = value.detach().to("cpu")
+                t = t.to(DTYPES[dtype]) if t.is_floating_point() else t
+                tensors[f"{name}/{key}"] = t.contiguous().clone()
+        sums = {k: _crc(t) for k, t in tensors.items()}
+        header = {"format": EXPORT_FORMAT, "ganforge": json.dumps(card), "checksums": json.dumps(sums)}
+        path = Path(path)
+        atomic_write(path, lambda tmp: save_file(tensors, tmp, metadata=header))
+        return path
+
+    def export(
+        self,
+        out: PathLike,
+        format: str = "safetensors",
+        direction: str | Iterable[str] | None = None,
+        dtype: str = "fp32",
+        force: bool = False,
+        registry: Any = None,
+    ) -> Path:
+        """Write the model to ``out`` as ``ganforge export`` does: ``safetensors`` (:meth:`save`) or
+        a format an installed plugin adds (kind ``exporter``, e.g. ``onnx`` from the export app).
+        ``--force`` replaces an earlier output, never the file the model was read from nor a
+        run's checkpoint."""
+        if registry is None:
+            from ganforge.plugins import get_registry
+
+            registry = get_registry()
+        directions = [direction] if isinstance(direction, str) else direction
+        exporter = registry.build("exporter", {"name": format}, "format") if format != "safetensors" else None
+        path = output_file(Path(out), force, [p for p in (self.file,) if p is not None])
+        if exporter is None:
+            return self.save(path, directions, dtype)
+        exporter.write(self, path, list(directions or []), dtype)
+        return path
+
+
+# -- the model card ---------------------------------------------------------------------------------
+
+
+def card_network(
+    spec: Any, options: dict[str, Any], context: dict[str, Any], net: nn.Module, **extra: Any
+) -> dict:
+    """A card's entry for one network built from a recipe spec (component, options, context)."""
+    component = spec.component
+    try:
+        json.dumps(context)
+    except TypeError:
+        raise GanforgeError(
+            f"{component.kind} '{component.name}' is built with context {sorted(context)} that a model "
+            "card cannot hold (JSON values only)"
+        ) from None
+    return {
+        "kind": component.kind,
+        "component": component.name,
+        "options": options,
+        "context": context,
+        "plugin": component.plugin,
+        "distribution": component.distribution,
+        "version": component.version,
+        "size_multiple": protocols.size_multiple(net),
+        "parameters": sum(p.numel() for p in net.parameters()),
+        **extra,
+    }
+
+
+def make_card(
+    objective: str,
+    declares: Any,
+    networks: dict[str, dict[str, Any]],
+    image_size: int | None,
+    classes: Sequence[str] = (),
+    **extra: Any,
+) -> dict[str, Any]:
+    """A model card from a declaration and its inference networks' entries (:func:`card_network`)."""
+    import ganforge
+
+    noise = None
+    if declares.noise is not None and declares.noise in networks:
+        noise = {"network": declares.noise, "latent_dim": networks[declares.noise].get("latent_dim", 100)}
+    condition = None
+    if declares.condition is not None:
+        condition = {**asdict(declares.condition), "values": list(classes)}
+        condition["networks"] = list(condition["networks"])
+    return {
+        "ganforge": ganforge.__version__,
+        "torch": torch.__version__,
+        "objective": objective,
+        "networks": networks,
+        "directions": {d: asdict(s) for d, s in declares.directions.items()},
+        "noise": noise,
+        "condition": condition,
+        "input": {"range": [-1.0, 1.0], "layout": "NCHW", "channels": 3},
+        "output": {"range": [-1.0, 1.0], "layout": "NCHW"},
+        "image_size": image_size,
+        "size_multiple": max((n["size_multiple"] for n in networks.values()), default=1),
+        "plugins": {
+            f"{n['kind']}/{n['component']}": f"{n['distribution']} {n['version']}" for n in networks.values()
+        },
+        **extra,
+    }
+
+
+def build_network(spec: dict[str, Any], registry: Any, where: str) -> tuple[nn.Module, tuple[Any, dict]]:
+    """A network from a card entry, and (its factory, full options) for size checks; a missing
+    plugin names the distribution that provided it."""
+    if not isinstance(spec, dict):
+        raise GanforgeError(f"{where}: its card entry is not a table")
+    kind, component = spec.get("kind"), spec.get("component")
+    try:
+        found = registry.get(kind, component)
+    except GanforgeError:
+        provider = spec.get("distribution") or "an unknown distribution"
+        version = f" {spec['version']}" if spec.get("version") else ""
+        raise GanforgeError(
+            f"{where} is {kind} '{component}' from {provider}{version} (plugin '{spec.get('plugin', '?')}'), "
+            f"which is not installed here: pip install {provider}"
+        ) from None
+    options = registry.validate(kind, {"name": found.name, **(spec.get("options") or {})}, where)
+    context = spec.get("context") or {}
+    if not isinstance(context, dict):
+        raise GanforgeError(f"{where}: its build context is not a table")
+    net = registry.create(found, options, where, **context)
+    full = {p.name: p.default for p in registry.options(found) if not p.required}
+    return net, (found.factory, {**full, **options})
+
+
+def _load_weights(net: nn.Module, state: dict[str, Tensor], file: Path, where: str) -> None:
+    """The one state check (names, shapes, dtypes; finite values), then a strict load. ``where``
+    is the weights' path in the file (``objective/G_AB_ema``), for the messages."""
+    from ganforge.safety import first_nonfinite
+    from ganforge.training.state import compare_tensors
+
+    live = net.state_dict()
+    # an export may hold fp16 or bf16 weights: they load as the network's own dtype
+    cast = {
+        k: v.to(live[k].dtype) if k in live and v.is_floating_point() and live[k].is_floating_point() else v
+        for k, v in state.items()
+    }
+    problems = compare_tensors(live, cast if _is_export_dtype(state, live) else state, where)
+    if problems:
+        more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+        raise GanforgeError(f"{file}: weights do not fit the network: {problems[0]}{more}")
+    bad = first_nonfinite(cast, where)
+    if bad is not None:
+        raise GanforgeError(f"{file}: {bad} holds NaN or infinite values")
+    net.load_state_dict(cast)
+
+
+def _is_export_dtype(state: dict[str, Tensor], live: dict[str, Tensor]) -> bool:
+    """Whether every floating tensor is fp16/bf16 where the network has fp32 (a lower-precision
+    export), as opposed to a wrong dtype (which the check names)."""
+    low = (torch.float16, torch.bfloat16)
+    floats = [(v, live[k]) for k, v in state.items() if k in live and v.is_floating_point()]
+    return bool(floats) and all(v.dtype in low and w.dtype == torch.float32 for v, w in floats)
+
+
+# -- reading files ------------------------------------------------------------------------------
+
+
+def _safetensors_header(file: Path) -> dict[str, str]:
+    from ganforge import checkpoint as ckpt
+
+    ckpt.sniff(file)
+    from safetensors import safe_open
+
+    try:
+        with safe_open(str(file), framework="pt") as f:
+            return f.metadata() or {}
+    except Exception as exc:
+        raise GanforgeError(f"{file} is truncated or corrupt ({type(exc).__name__})") from None
+
+
+def _read_export(file: Path, header: dict[str, str]) -> tuple[dict[str, Any], dict[str, dict[str, Tensor]]]:
+    """(card, tensors by network) of an exported file, checked against its checksums (format 2)."""
+    from safetensors import safe_open
+
+    try:
+        card = json.loads(header["ganforge"])
+        sums = json.loads(header["checksums"]) if header.get("format") == EXPORT_FORMAT else None
+    except (KeyError, ValueError):
+        raise GanforgeError(f"{file}: an exported file without readable metadata") from None
+    if not isinstance(card, dict) or not isinstance(card.get("networks"), dict) or not card["networks"]:
+        raise GanforgeError(f"{file}: an exported file whose metadata names no networks")
+    if sums is not None and not isinstance(sums, dict):
+        raise GanforgeError(f"{file}: an exported file with malformed checksums")
+    tensors: dict[str, dict[str, Tensor]] = {name: {} for name in card["networks"]}
+    try:
+        with safe_open(str(file), framework="pt") as f:
+            keys = set(f.keys())
+            if sums is not None and set(sums) != keys:
+                raise GanforgeError(f"{file} is damaged: its checksums list other tensors than it holds")
+            for key in sorted(keys):
+                name, _, param = key.partition("/")
+                if name not in tensors:
+                    raise GanforgeError(f"{file}: tensor '{key}' belongs to no network of its card")
+                t = f.get_tensor(key)
+                if sums is not None and _crc(t) != sums[key]:
+                    raise GanforgeError(f"{file} is damaged: tensor '{key}' does not match its checksum")
+                tensors[name][param] = t
+    except GanforgeError:
+        raise
+    except Exception as exc:
+        raise GanforgeError(f"{file} is truncated or corrupt ({type(exc).__name__})") from None
+    card.setdefault("step", 0)
+    return card, tensors
+
+
+def _read_checkpoint(
+    file: Path, registry: Any
+) -> tuple[dict[str, Any], dict[str, dict[str, Tensor]], dict[str, str]]:
+    """(card, tensors by network, their paths in the state) of a run checkpoint: only the inference
+    networks are read (every tensor's checksum is checked)."""
+    from ganforge import checkpoint as ckpt
+
+    meta, tree = ckpt.read_state_tree(file)
+    meta = ckpt.check_run_meta(meta, file)
+    saved = tree.get("objective") if isinstance(tree, dict) else None
+    if not isinstance(saved, dict):
+        raise GanforgeError(f"{file}: the state does not fit a ganforge run: it has no objective state")
+    card = meta.get("model")
+    if not isinstance(card, dict):
+        card = legacy_card(file, meta, saved, registry)
+    if not isinstance(card.get("networks"), dict) or not card["networks"]:
+        raise GanforgeError(f"{file}: its model card names no networks")
+    parts = {name: f"{name}_ema" if spec.get("ema") else name for name, spec in card["networks"].items()}
+    missing = [p for p in parts.values() if p not in saved]
+    if missing:
+        raise GanforgeError(f"{file}: the state has no network {', '.join(missing)} (damaged or not a run)")
+    state, _ = ckpt.load(file, only=[f"objective/{p}" for p in parts.values()])
+    card = {**card, "step": meta["step"]}
+    tensors = {name: state["objective"][part] for name, part in parts.items()}
+    return card, tensors, {name: f"objective/{part}" for name, part in parts.items()}
+
+
+def legacy_card(file: Path, meta: dict[str, Any], saved: dict[str, Any], registry: Any) -> dict[str, Any]:
+    """The model card of a checkpoint written before model cards (ganforge 0.1), from its saved
+    recipe: its objective's declared inference networks and their sections."""
+    from ganforge.recipe import Recipe, objective_class, resolved_table
+
+    try:
+        resolved = Recipe(meta["recipe"], f"{file} (saved recipe)").resolve(registry, measure=False)
+    except GanforgeError as exc:
+        raise GanforgeError(missing_plugin_hint(str(exc), meta, registry)) from None
+    name = resolved["objective"]["name"]
+    declares = objective_class(registry, name).declares
+    networks = {}
+    for net_name in declares.inference_networks():
+        section = declares.networks[net_name].section
+        spec = resolved.specs[section]
+        entry: dict[str, Any] = {
+            "kind": spec.component.kind,
+            "component": spec.component.name,
+            "options": resolved_table(resolved, section),
+            "context": {},
+            "plugin": spec.component.plugin,
+            "distribution": spec.component.distribution,
+            "version": spec.component.version,
+            "section": section,
+            "ema": f"{net_name}_ema" in saved,
+        }
+        networks[net_name] = entry
+    size = meta.get("image_size") or (resolved.get("data") or {}).get("image_size")
+    card = make_card(
+        name, declares, {n: {**e, "size_multiple": 1, "parameters": 0} for n, e in networks.items()}, size
+    )
+    if card["noise"] is not None:
+        options = networks[declares.noise]["options"]
+        card["noise"]["latent_dim"] = int(options.get("latent_dim", 100))
+    return card
+
+
+def missing_plugin_hint(message: str, meta: dict[str, Any], registry: Any) -> str:
+    """``message`` plus the distribution that provided each component the registry lacks.
+
+    Checkpoints record ``plugins: {"kind/name": "distribution version"}`` for the recipe's
+    components; older ones do not, and their message stays as it was.
+    """
+    plugins = meta.get("plugins")
+    if not isinstance(plugins, dict):
+        return message
+    missing: list[tuple[str, str]] = []
+    for key, provider in plugins.items():
+        kind, _, name = str(key).partition("/")
+        try:
+            known = name in registry.names(kind)
+        except GanforgeError:  # the kind itself is missing: so is the plugin that registers it
+            known = False
+        if not known:
+            missing.append((f"{kind} '{name}'", str(provider)))
+    if not missing:
+        return message
+    what = "; ".join(f"{c} was provided by {p}" for c, p in missing)
+    dists = " ".join(dict.fromkeys(p.split()[0] for _, p in missing))
+    return f"{message} ({what}: pip install {dists})"
+
+
+# -- helpers ---------------------------------------------------------------------------------------
+
+
+def _crc(t: Tensor) -> int:
+    return zlib.crc32(t.contiguous().reshape(-1).view(torch.uint8).numpy()) & 0xFFFFFFFF
+
+
+def output_file(path: Path, force: bool, protected: list[Path]) -> Path:
+    """Where a model file may be written: never a folder, a checkpoint or the file read; an
+    existing file only with ``force``."""
+    from ganforge.safety import protect_inputs
+
+    if path.is_dir():
+        raise GanforgeError(f"--out {path} is a folder; give a file name")
+    protect_inputs(path, protected)
+    if path.exists() and not force:
+        raise GanforgeError(f"{path} already exists; pass --force to replace it")
+    return path
+
+
+def atomic_write(path: Path, write: Any) -> None:
+    """``write(tmp)`` then fsync and rename onto ``path``: a reader never sees half a file, and a
+    failure (full disk, read-only folder) is a one-line error that leaves ``path`` as it was."""
+    from ganforge.safety import describe_os_error, follow_umask
+
+    tmp: str | None = None
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        os.close(fd)
+        write(tmp)
+        with open(tmp, "rb") as f:
+            os.fsync(f.fileno())
+        follow_umask(Path(tmp))
+        os.replace(tmp, path)
+    except OSError as exc:
+        raise WriteError(f"cannot write {path}: {describe_os_error(exc)}") from None
+    except GanforgeError:
+        raise
+    except Exception as exc:  # safetensors and onnx raise their own types for a full disk
+        text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise WriteError(f"cannot write {path}: {text}") from None
+    finally:
+        if tmp is not None and os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def to_pil(t: Tensor) -> Image.Image:
+    """``[3, H, W]`` in [-1, 1] -> an 8-bit RGB image."""
+    from PIL import Image
+
+    array = t.clamp(-1, 1).add(1).mul(127.5).round().to(torch.uint8).permute(1, 2, 0).cpu().numpy()
+    return Image.fromarray(array)
+
+
+def model_size(img: Image.Image, size: int, multiple: int = 1) -> tuple[int, int]:
+    """The model's input size: ``size`` square, or (0) the image's own, rounded to ``multiple``."""
+    if size > 0:
+        return size, size
+    m = max(1, multiple)
+    return max(m, img.width // m * m), max(m, img.height // m * m)
+
+
+def translate_image(
+    model: Model, img: Image.Image, direction: str, size: int, domain: str | int | None = None
+) -> Image.Image:
+    """One RGB image through ``direction`` at the model's input size (``size`` square, or 0: the
+    image's own, rounded to the network's size multiple); the result has that size."""
+    from PIL import Image
+
+    from ganforge.data import to_uint8_tensor
+
+    shape = model_size(img, size, model.size_multiple(direction))
+    x = to_uint8_tensor(img if img.size == shape else img.resize(shape, Image.BICUBIC)).unsqueeze(0)
+    with torch.inference_mode():
+        return to_pil(model.translate(model.runtime.to_input(x), direction, domain=domain)[0])
+
+
+def load(path: PathLike, device: str = "auto", precision: str = "auto") -> Model:
+    """``ganforge.load``: a :class:`Model` from a run folder, a checkpoint or an exported file."""
+    return Model.load(path, device, precision)

@@ -1,0 +1,180 @@
+"""What the bundled datasets share: the reference code's resize-and-crop, seeded flips, a fixed
+validation split, and the decoded-image cache (on disk or on the device)."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import sys
+from pathlib import Path
+
+import torch
+from PIL import Image
+
+from ganforge.data import item_generator, to_uint8_tensor, try_open_rgb
+from ganforge.errors import GanforgeError
+
+
+def resize_crop(
+    img: Image.Image, image_size: int, load_size: int, mode: str, g: torch.Generator | None, flip: bool
+) -> Image.Image:
+    """The reference translation code's preprocessing, randomness from ``g`` (None: centre, no flip).
+
+    ``resize_and_crop``: resize to load_size square, random crop image_size. ``scale_width``:
+    keep aspect, shorter side to load_size, random crop. ``resize``: straight to image_size.
+    ``center``: shorter side to image_size, centre crop (DCGAN style).
+    """
+    if mode == "resize":
+        img = img.resize((image_size, image_size), Image.BICUBIC)
+    elif mode == "center":
+        img = _short_side(img, image_size)
+        img = _crop(img, image_size, None)
+    else:
+        img = (
+            img.resize((load_size, load_size), Image.BICUBIC)
+            if mode == "resize_and_crop"
+            else _short_side(img, load_size)
+        )
+        img = _crop(img, image_size, g)
+    if flip and g is not None and torch.rand((), generator=g).item() < 0.5:
+        img = img.transpose(Image.FLIP_LEFT_RIGHT)
+    return img
+
+
+def _short_side(img: Image.Image, size: int) -> Image.Image:
+    w, h = img.size
+    scale = size / min(w, h)
+    return img.resize((max(size, round(w * scale)), max(size, round(h * scale))), Image.BICUBIC)
+
+
+def _crop(img: Image.Image, size: int, g: torch.Generator | None) -> Image.Image:
+    w, h = img.size
+    if g is None:
+        x, y = (w - size) // 2, (h - size) // 2
+    else:
+        x = int(torch.randint(0, w - size + 1, (), generator=g))
+        y = int(torch.randint(0, h - size + 1, (), generator=g))
+    return img.crop((x, y, x + size, y + size))
+
+
+def split_holdout(files: list[Path], count: int, seed: int) -> tuple[list[Path], list[Path]]:
+    """A fixed validation split: ``count`` files chosen by ``seed``; (train, held out)."""
+    count = min(count, max(0, len(files) - 1))
+    if count == 0:
+        return files, files[:0]
+    order = torch.randperm(len(files), generator=item_generator("split", seed)).tolist()
+    held = set(order[:count])
+    return [f for i, f in enumerate(files) if i not in held], [files[i] for i in sorted(held)]
+
+
+def crop_flip_params(
+    height: int, width: int, size: int, g: torch.Generator | None, flip: bool, random_crop: bool = True
+) -> tuple[int, int, bool]:
+    """(top, left, flipped) of a ``size`` crop, drawn from ``g`` in the same order as
+    :func:`resize_crop` (x, y, flip), so cached and decoded paths give identical pixels."""
+    if g is None or not random_crop:
+        x, y = (width - size) // 2, (height - size) // 2
+    else:
+        x = int(torch.randint(0, width - size + 1, (), generator=g))
+        y = int(torch.randint(0, height - size + 1, (), generator=g))
+    flipped = bool(flip and g is not None and torch.rand((), generator=g).item() < 0.5)
+    return y, x, flipped
+
+
+def crop_flip_tensor(
+    t: torch.Tensor, size: int, g: torch.Generator | None, flip: bool, random_crop: bool = True
+) -> torch.Tensor:
+    """Crop and flip a uint8 [C, H, W] tensor with :func:`crop_flip_params`."""
+    y, x, flipped = crop_flip_params(t.shape[1], t.shape[2], size, g, flip, random_crop)
+    t = t[:, y : y + size, x : x + size]
+    return (t.flip(-1) if flipped else t).contiguous()
+
+
+def crop_spec(
+    index: int,
+    images: torch.Tensor,
+    size: int,
+    g: torch.Generator | None,
+    flip: bool,
+    random_crop: bool = True,
+) -> torch.Tensor:
+    """The crop of cached image ``index`` as int64 ``[index, top, left, flipped]``: what a
+    device-cache item carries instead of pixels (see :func:`gather_crops`)."""
+    y, x, flipped = crop_flip_params(images.shape[2], images.shape[3], size, g, flip, random_crop)
+    return torch.tensor([index, y, x, int(flipped)], dtype=torch.int64)
+
+
+def gather_crops(images: torch.Tensor, spec: torch.Tensor, size: int) -> torch.Tensor:
+    """Cut a batch of crops out of uint8 ``images [N, C, H, W]`` in one indexing kernel.
+
+    ``spec`` is int64 ``[B, >=4]`` rows of :func:`crop_spec`. The result is uint8
+    ``[B, C, size, size]`` on ``images.device``, laid out channels_last (the training layout),
+    pixel-identical to :func:`crop_flip_tensor` on each row.
+    """
+    spec = spec.to(images.device, non_blocking=True)
+    index, top, left, flipped = spec[:, 0], spec[:, 1], spec[:, 2], spec[:, 3].bool()
+    steps = torch.arange(size, device=images.device)
+    rows = top[:, None] + steps
+    cols = torch.where(flipped[:, None], left[:, None] + (size - 1) - steps, left[:, None] + steps)
+    channels = torch.arange(images.shape[1], device=images.device)
+    n, c, y, x = (
+        index[:, None, None, None],
+        channels[None, None, None, :],
+        rows[:, :, None, None],
+        cols[:, None, :, None],
+    )
+    nhwc = images[n, c, y, x]
+    return nhwc.permute(0, 3, 1, 2)
+
+
+def cache_dir() -> Path:
+    """Where decoded-image caches live: ``decoded/`` in ganforge's cache (:mod:`ganforge.paths`)."""
+    from ganforge.paths import cache_root
+
+    return cache_root() / "decoded"
+
+
+def decoded_cache(files: list[Path], size: int, mode: str, what: str = "images") -> torch.Tensor:
+    """All ``files`` decoded and resized once to ``size`` (``mode``: ``resize`` or ``center``), as a
+    uint8 ``[N, 3, size, size]`` tensor stored in a safetensors file keyed by the files (paths,
+    sizes, modification times) and the size: built on first use, then loaded in seconds.
+
+    Later epochs then crop and flip tensors instead of decoding JPEGs. An unreadable file is
+    reported once and stored as its nearest readable neighbour.
+    """
+    from safetensors.torch import load_file, save_file
+
+    h = hashlib.blake2b(f"{size}/{mode}".encode(), digest_size=16)
+    for f in files:
+        st = f.stat()
+        h.update(f"{f.resolve()}|{st.st_size}|{st.st_mtime_ns}\n".encode())
+    path = cache_dir() / f"{h.hexdigest()}.safetensors"
+    if path.is_file():
+        try:
+            return load_file(str(path))["images"]
+        except Exception:  # a damaged cache is rebuilt, never trusted
+            path.unlink(missing_ok=True)
+    print(f"building decoded cache of {len(files)} {what} at {size} px: {path}", file=sys.stderr, flush=True)
+    images = torch.empty(len(files), 3, size, size, dtype=torch.uint8)
+    good: list[int] = []
+    for i, f in enumerate(files):
+        img = try_open_rgb(f)
+        if img is None:
+            continue
+        img = (
+            img.resize((size, size), Image.BICUBIC)
+            if mode == "resize"
+            else _crop(_short_side(img, size), size, None)
+        )
+        images[i] = to_uint8_tensor(img)
+        good.append(i)
+    if not good:
+        raise GanforgeError(f"{what}: no readable images among {len(files)} files in {files[0].parent}")
+    for i in range(len(files)):  # unreadable entries borrow the next readable image
+        if i not in good:
+            images[i] = images[min(good, key=lambda j: (j - i) % len(files))]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    save_file({"images": images}, str(tmp))
+    os.replace(tmp, path)
+    return images
