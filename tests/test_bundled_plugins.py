@@ -89,7 +89,11 @@ def test_hook_register_schedulers():
 
 
 def test_hook_register_datasets(selfie_root, anime_root):
-    assert set(registered("datasets", "register_datasets")) == {"unpaired-folders", "image-folder", "class-folders"}
+    assert set(registered("datasets", "register_datasets")) == {
+        "unpaired-folders",
+        "image-folder",
+        "class-folders",
+    }
     registry = get_registry()
     unpaired = registry.build(
         "dataset",
