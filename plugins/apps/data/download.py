@@ -310,10 +310,10 @@ def get_dataset(
     target = Path(os.path.abspath(given.expanduser()))  # "." has no name: its staging would be "..x"
     urls = [source.url(f) for f in source.files]  # a bad mirror or base URL stops here, one line
     have = match_local(source, local)
-    _check_target(target, given, source)
     marker = read_marker(target)
     if marker is not None and not force:
         return GetResult(target, True, marker)
+    _check_target(target, given, source)  # it is about to be replaced
     if target.exists() and not target.is_dir():
         raise GanforgeError(f"{target} is a file, expected a dataset folder (choose another --to)")
     if marker is None and target.is_dir() and any(target.iterdir()):
@@ -875,6 +875,11 @@ def _unpack(file: RemoteFile, archive: Path, dest: Path, budget: _Budget) -> Non
         _tmp_file(dest).unlink(missing_ok=True)
 
 
+def _label(file: RemoteFile, archive: Path) -> str:
+    """How messages name an archive: the source's file name, or the path of a file the user gave."""
+    return file.filename if archive.name == file.filename else str(archive)
+
+
 def _tmp_file(dest: Path) -> Path:
     return dest / ".ganforge-unpacking"  # not an image name: never counted
 
@@ -924,46 +929,45 @@ def _unpack_zip(file: RemoteFile, archive: Path, dest: Path, budget: _Budget) ->
     Every member is checked first (path, links, name length, declared size, ratio, the total),
     so a hostile archive is refused before a byte is written.
     """
+    label = _label(file, archive)
     try:
         zf = zipfile.ZipFile(archive)
     except (zipfile.BadZipFile, OSError, ValueError):
-        raise GanforgeError(f"{file.filename}: not a zip archive") from None
+        raise GanforgeError(f"{label}: not a zip archive") from None
     with zf:
         plan = []
         declared = 0
         for info in zf.infolist():
-            parts = _safe_parts(info.filename, file.filename)  # every member, before writing any
+            parts = _safe_parts(info.filename, label)  # every member, before writing any
             if stat.S_ISLNK(info.external_attr >> 16):
                 raise GanforgeError(
-                    f"{file.filename}: member {info.filename!r} is a symbolic link; nothing was unpacked"
+                    f"{label}: member {info.filename!r} is a symbolic link; nothing was unpacked"
                 )
             if info.is_dir() or not parts or "__MACOSX" in parts or not _is_image_name(parts[-1]):
                 continue
             folder = _destination(parts, file.layout)
             if folder is None:
                 continue
-            _check_name(parts[-1], info.filename, file.filename)
-            budget.check_declared(file.filename, info.filename, info.file_size, info.compress_size)
+            _check_name(parts[-1], info.filename, label)
+            budget.check_declared(label, info.filename, info.file_size, info.compress_size)
             declared += info.file_size
             plan.append((info, folder, parts[-1]))
         if budget.used + declared > budget.total:
             raise budget.refuse(
-                file.filename,
+                label,
                 f"its images declare {_human(declared)}, over {_human(budget.total - budget.used)} left",
             )
         tmp = _tmp_file(dest)
         for info, folder, name in plan:
-            origin = f"{file.filename}:{info.filename}"
+            origin = f"{label}:{info.filename}"
             try:
                 with zf.open(info) as src, open(tmp, "wb") as out:
                     written = 0
                     while chunk := src.read(CHUNK):
-                        budget.add(file.filename, info.filename, len(chunk), written)
+                        budget.add(label, info.filename, len(chunk), written)
                         written += len(chunk)
                         if written > info.file_size:  # zipfile stops at the declared size; never trust it
-                            raise budget.refuse(
-                                file.filename, f"member {info.filename!r} is longer than it declares"
-                            )
+                            raise budget.refuse(label, f"member {info.filename!r} is longer than it declares")
                         out.write(chunk)
             except _ZIP_ERRORS as exc:
                 raise GanforgeError(
@@ -982,21 +986,22 @@ def _unpack_parquet(file: RemoteFile, archive: Path, dest: Path, budget: _Budget
 
     The column chunks' declared sizes and compression ratios are checked before any row is read.
     """
+    label = _label(file, archive)
     try:
         import pyarrow.parquet as pq
     except ImportError:
         raise GanforgeError(
-            f"{file.filename} is a parquet file: unpacking it needs pyarrow (pip install 'ganforge[hub]')"
+            f"{label} is a parquet file: unpacking it needs pyarrow (pip install 'ganforge[hub]')"
         ) from None
     try:
         table = pq.ParquetFile(archive)
     except Exception as exc:  # pyarrow raises its own ArrowInvalid for a file that is not parquet
-        raise GanforgeError(f"{file.filename}: not a parquet file ({type(exc).__name__})") from None
+        raise GanforgeError(f"{label}: not a parquet file ({type(exc).__name__})") from None
     columns = list(file.layout)
     names = table.schema_arrow.names
     missing = [c for c in columns if c not in names]
     if missing:
-        raise GanforgeError(f"{file.filename}: no column(s) {', '.join(missing)}; it has {', '.join(names)}")
+        raise GanforgeError(f"{label}: no column(s) {', '.join(missing)}; it has {', '.join(names)}")
     meta = table.metadata
     declared = 0
     for g in range(meta.num_row_groups):
@@ -1008,14 +1013,14 @@ def _unpack_parquet(file: RemoteFile, archive: Path, dest: Path, budget: _Budget
             size, packed = chunk.total_uncompressed_size, chunk.total_compressed_size
             if size > RATIO_FLOOR_BYTES and size > budget.ratio * max(packed, 1):
                 raise budget.refuse(
-                    file.filename,
+                    label,
                     f"column {chunk.path_in_schema} of row group {g} unpacks {_human(packed)} into "
                     f"{_human(size)} ({size / max(packed, 1):,.0f}x, over {budget.ratio:,.0f}x)",
                 )
             declared += size
     if budget.used + declared > budget.total:
         raise budget.refuse(
-            file.filename,
+            label,
             f"its image columns declare {_human(declared)}, over {_human(budget.total - budget.used)} left",
         )
     row = 0
@@ -1025,16 +1030,16 @@ def _unpack_parquet(file: RemoteFile, archive: Path, dest: Path, budget: _Budget
             values = batch.to_pydict()
             for i in range(batch.num_rows):
                 for column in columns:
-                    origin = f"{file.filename}:{column}[{row + i}]"
+                    origin = f"{label}:{column}[{row + i}]"
                     data, name = _parquet_image(values[column][i], row + i)
                     _check_name(name, name, origin)
-                    budget.add(file.filename, f"{column}[{row + i}]", len(data), 0)
+                    budget.add(label, f"{column}[{row + i}]", len(data), 0)
                     tmp.write_bytes(data)
                     _place(dest, file.layout[column], name, tmp, origin)
             row += batch.num_rows
     except OSError as exc:
         raise GanforgeError(
-            f"{file.filename}: cannot unpack it ({exc.strerror or exc}); nothing was installed"
+            f"{label}: cannot unpack it ({exc.strerror or exc}); nothing was installed"
         ) from None
 
 
