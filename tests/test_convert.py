@@ -12,9 +12,11 @@ from pathlib import Path
 
 import pytest
 import torch
+from click.testing import CliRunner
 from conftest import run_cli
 from torch import nn
 
+from ganforge.cli import cli
 from ganforge.errors import GanforgeError
 from ganforge.model import Model
 from ganforge.plugins import get_registry
@@ -247,6 +249,104 @@ def test_a_pickle_with_a_custom_class_is_refused_on_one_line(tmp_path):
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and "NotAStateDict" in lines[0] and "weights_only=True" in lines[0]
     assert not (tmp_path / "o.safetensors").exists()
+
+
+def small_generator(seed: int) -> nn.Module:
+    torch.manual_seed(seed)
+    return trained_like(ResnetGenerator(ngf=4, blocks=2), seed)
+
+
+def assert_converts_to(file: Path, reference: nn.Module, tmp_path: Path, **kwargs) -> None:
+    model, _ = convert_and_load(file, "official-cyclegan", tmp_path, **kwargs)
+    x = torch.rand(1, 3, 16, 16) * 2 - 1
+    with torch.no_grad():
+        torch.testing.assert_close(model.translate(x, "a2b"), reference(x), rtol=0, atol=1e-6)
+
+
+@pytest.mark.parametrize(
+    "wrap",
+    [
+        lambda g, d: {"state_dict": g, "epoch": 3, "optimizer": {"state": {}, "param_groups": []}},
+        lambda g, d: {"model": g},
+        lambda g, d: {"net": g},
+        lambda g, d: {"netG": g, "netD": d},
+        lambda g, d: {"params_ema": g, "params": d},  # BasicSR: the EMA weights are the ones to use
+        lambda g, d: {"model_state_dict": {"netG": {f"module.{k}": v for k, v in g.items()}, "netD": d}},
+    ],
+    ids=["state_dict", "model", "net", "netG", "params_ema", "nested-dataparallel"],
+)
+def test_common_checkpoint_containers_are_unwrapped(tmp_path, wrap):
+    reference, other = small_generator(1), small_generator(2)
+    file = tmp_path / "latest_net_G_A.pth"
+    torch.save(wrap(reference.state_dict(), other.state_dict()), file)
+    assert_converts_to(file, reference, tmp_path)  # it said "expected a dict of tensors, got dict"
+
+
+def test_other_containers_name_their_keys_and_the_key_to_pass(tmp_path):
+    reference = small_generator(3)
+    file = tmp_path / "checkpoint.pth"
+    torch.save({"G_A": reference.state_dict(), "D_A": small_generator(4).state_dict(), "epoch": 7}, file)
+    with pytest.raises(GanforgeError) as err:
+        convert_file(file, "official-cyclegan", tmp_path / "out.safetensors", get_registry())
+    message = str(err.value)
+    assert "\n" not in message and "got dict" not in message
+    assert message.endswith("pass the one to convert with --key, e.g. --key G_A")
+    assert "it holds a dict of 'G_A' (" in message and "'epoch' (int)" in message
+    assert_converts_to(file, reference, tmp_path, key="G_A")
+    out = tmp_path / "cli.safetensors"
+    args = ["convert", str(file), "--from", "official-cyclegan", "--out", str(out)]
+    result = CliRunner().invoke(cli, [*args, "--key", "G_A"])
+    assert result.exit_code == 0 and out.is_file(), result.output
+    result = CliRunner().invoke(cli, [*args, "--key", "state_dict.G_A", "--force"])
+    assert result.exit_code == 2 and "--key state_dict.G_A: " in result.output
+    assert "has no 'state_dict' in the file (it has 'G_A', 'D_A', 'epoch')" in result.output
+
+
+def test_a_pickled_module_is_refused_with_what_to_save_instead(tmp_path):
+    file = tmp_path / "latest_net_G_A.pth"
+    torch.save(nn.Sequential(nn.Conv2d(3, 3, 3)), file)  # the whole module, not its state_dict()
+    with pytest.raises(GanforgeError) as err:
+        convert_file(file, "official-cyclegan", tmp_path / "out.safetensors", get_registry())
+    message = str(err.value)
+    assert "holds a pickled torch module (torch.nn.modules.container.Sequential), not a state dict" in message
+    assert "needs a full unpickle" in message and "weights_only=True" in message
+    assert message.endswith(
+        "save its weights alone, torch.save(model.state_dict(), 'weights.pth'), and convert that"
+    )
+
+
+@pytest.mark.parametrize("zip_format", [True, False], ids=["zip", "legacy"])
+def test_a_truncated_checkpoint_is_reported_as_truncated_not_as_a_pickle(tmp_path, zip_format):
+    import io
+    import pickle
+
+    buffer = io.BytesIO()
+    torch.save(small_generator(5).state_dict(), buffer, _use_new_zipfile_serialization=zip_format)
+    data = buffer.getvalue()
+    file = tmp_path / "latest_net_G_A.pth"
+    cuts = sorted(
+        {1, 2, 10, 100, *range(130, 170), *range(200, len(data), max(1, len(data) // 40)), len(data) - 1}
+    )
+    unpickling = 0
+    for cut in cuts:
+        file.write_bytes(data[:cut])
+        try:
+            torch.load(file, map_location="cpu", weights_only=True)
+        except pickle.UnpicklingError:
+            unpickling += (
+                1  # what torch raises for a truncated file at some cuts: it was reported as a pickle
+            )
+        except Exception:
+            pass
+        with pytest.raises(GanforgeError) as err:
+            convert_file(file, "official-cyclegan", tmp_path / "out.safetensors", get_registry())
+        message = str(err.value)
+        assert message.startswith(f"{file} is truncated or corrupt ("), (cut, message)
+        assert "full unpickle" not in message and "\n" not in message
+    assert unpickling > 0  # the cuts cover the case of the issue
+    file.write_bytes(b"")
+    with pytest.raises(GanforgeError, match=r"is empty \(0 bytes\)"):
+        convert_file(file, "official-cyclegan", tmp_path / "out.safetensors", get_registry())
 
 
 def test_hook_register_converters(tmp_path):

@@ -2,7 +2,8 @@
 
 The archives are built here in each bundled source's own layout (the uvcgan2 zip with A and B
 swapped, the Hub parquet files, the flat anime-face zip) from real images where ../shared/data
-has them, and the server misbehaves on request: a cut-short transfer, Range ignored, HTTP 500.
+has them, and the server misbehaves on request: a cut-short transfer, Range ignored, HTTP 500, a
+trickle or a stall, an endless body (tests/test_data_hostile.py uses those).
 The bundled sources are used with the test archive's checksum and counts swapped in, reached
 through GANFORGE_DATA_MIRROR; nothing but 127.0.0.1 is contacted.
 """
@@ -136,6 +137,11 @@ class FileServer:
         self.cut_short: dict[str, int] = {}  # path -> how many responses to cut at half the body
         self.status: dict[str, int] = {}  # path -> an error status to answer with
         self.ignore_range: set[str] = set()
+        self.slow: dict[str, tuple[int, float]] = {}  # path -> (bytes sent at once, then 1 byte every s)
+        self.endless: set[str] = set()  # paths answered with no Content-Length and a body that never ends
+        self.length: dict[str, int] = {}  # path -> the Content-Length to announce instead of the true one
+        self.sent: dict[str, int] = {}  # path -> body bytes written so far
+        self.stopping = threading.Event()
         state = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
@@ -145,6 +151,16 @@ class FileServer:
                 state.requests.append((path, ask))
                 if path in state.status:
                     self.send_error(state.status[path])
+                    return
+                if path in state.endless:
+                    self.send_response(200)
+                    self.end_headers()
+                    try:
+                        while not state.stopping.is_set():
+                            self.wfile.write(b"\0" * 65536)
+                            state.sent[path] = state.sent.get(path, 0) + 65536
+                    except OSError:
+                        pass  # the client hung up
                     return
                 data = state.files.get(path)
                 if data is None:
@@ -163,12 +179,27 @@ class FileServer:
                 else:
                     self.send_response(200)
                 body = data[start:]
-                self.send_header("Content-Length", str(len(body)))
+                self.send_header("Content-Length", str(state.length.get(path, len(body))))
                 self.end_headers()
                 if state.cut_short.get(path, 0) > 0:  # send half, then drop the connection
                     state.cut_short[path] -= 1
                     body = body[: len(body) // 2]
+                if path in state.slow:
+                    self._trickle(path, body, *state.slow[path])
+                    return
                 self.wfile.write(body)
+                state.sent[path] = state.sent.get(path, 0) + len(body)
+
+            def _trickle(self, path: str, body: bytes, first: int, every: float) -> None:
+                try:
+                    pieces = [body[:first]] + [body[i : i + 1] for i in range(first, len(body))]
+                    for n, piece in enumerate(pieces):
+                        if n and state.stopping.wait(every):
+                            return
+                        self.wfile.write(piece)
+                        state.sent[path] = state.sent.get(path, 0) + len(piece)
+                except OSError:
+                    pass  # the client hung up
 
             def log_message(self, *args) -> None:
                 pass
@@ -179,6 +210,7 @@ class FileServer:
         self.thread.start()
 
     def stop(self) -> None:
+        self.stopping.set()
         self.httpd.shutdown()
         self.httpd.server_close()
         self.thread.join(timeout=10)

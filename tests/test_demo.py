@@ -192,7 +192,7 @@ def test_bad_uploads_get_a_message_and_the_server_stays_up(server, photo, tmp_pa
         truncated: "is truncated or damaged",
         png_claiming(
             11_000, 10_000, tmp_path / "big.png"
-        ): "11000 x 10000 = 110 megapixels; this demo takes at most 100",
+        ): "11000 x 10000 = 110 megapixels; this demo takes at most 89 megapixels",
         png_claiming(50_000, 50_000, tmp_path / "bomb.png"): "(a decompression bomb?); refused",
     }
     for path, message in bad.items():
@@ -217,6 +217,80 @@ def test_bad_uploads_get_a_message_and_the_server_stays_up(server, photo, tmp_pa
         with Image.open(result) as out:
             assert out.size == (160, 128)
     assert answers(server)
+
+
+def test_many_concurrent_requests_all_get_their_files(server, photo):
+    """30 clients at once, the same photo: each result and download arrives whole.
+
+    Every result was the same image, which Gradio rewrote in place in its cache while other
+    clients fetched it: some got RemoteProtocolError (1-5 of 30 in each of 4 runs before the fix).
+    """
+    client_mod = pytest.importorskip("gradio_client", reason="gradio_client is not installed")
+    from concurrent.futures import ThreadPoolExecutor
+
+    def one(i: int) -> tuple[tuple[int, int], str]:
+        client = client_mod.Client(server, verbose=False)
+        direction = ("a2b", "b2a")[i % 2]
+        result, download = client.predict(
+            client_mod.handle_file(str(photo)), direction, "none", 15, api_name="/translate"
+        )
+        with Image.open(result) as out, Image.open(download["value"]) as offered:
+            out.load()  # a cut-short file fails here
+            offered.load()
+            assert offered.size == out.size
+            return out.size, Path(download["value"]).name
+
+    with ThreadPoolExecutor(30) as pool:
+        results = list(pool.map(one, range(30)))
+    assert [size for size, _ in results] == [(160, 128)] * 30
+    assert {name for _, name in results} == {"selfie-a2b.png", "selfie-b2a.png"}
+    assert answers(server)
+
+
+def test_results_are_kept_by_age_within_a_total_size(tiny_cyclegan_run, monkeypatch):
+    model = demo_mod.DemoModel(tiny_cyclegan_run, get_registry(), device="cpu")
+    image = Image.new("RGB", (64, 64), (200, 30, 30))
+    files = [model._result_file(image, f"r{i}") for i in range(40)]
+    assert all(f.is_file() for f in files)  # 40 young results: none deleted (it kept the newest 16)
+    size = files[0].stat().st_size
+    now = time.time()
+
+    def age(path: Path, seconds: float) -> None:
+        os.utime(path, (now - seconds, now - seconds))
+
+    for f in files[:5]:
+        age(f, demo_mod.CACHE_AGE_S + 1)  # past Gradio's cache: nobody can fetch them any more
+    for i, f in enumerate(files[5:10]):
+        age(f, demo_mod.RESULT_MIN_AGE_S + 10 - i)  # old enough to go, only when over the size limit
+    model._result_file(image, "new")
+    assert [f.is_file() for f in files[:10]] == [False] * 5 + [True] * 5
+    monkeypatch.setattr(demo_mod, "RESULT_MAX_BYTES", 33 * size)  # 36 results held: over it
+    model._result_file(image, "newer")
+    assert [f.is_file() for f in files[5:10]] == [False, False, False, True, True]  # the oldest, to fit
+    assert all(f.is_file() for f in files[10:])  # young ones never go
+    monkeypatch.setattr(demo_mod, "RESULT_MAX_BYTES", 10 * size)  # only young results left: refuse
+    with pytest.raises(GanforgeError, match=r"^the demo holds .* MB of results from the last 10 minutes"):
+        model._result_file(image, "refused")
+    assert all(f.is_file() for f in files[10:])
+
+
+@pytest.mark.filterwarnings("ignore::PIL.Image.DecompressionBombWarning")  # Pillow's, for the 100 MP file
+def test_the_demo_and_translate_share_one_pixel_limit(photo, tmp_path, tiny_cyclegan_run):
+    from ganforge.data import open_rgb
+
+    limit = Image.MAX_IMAGE_PIXELS
+    assert demo_mod.pixel_limit() == limit == 89_478_485  # Pillow's, which translate's decoder keeps
+    square = png_claiming(10_000, 10_000, tmp_path / "square.png")  # 100 megapixels: between 1x and 2x
+    with pytest.raises(GanforgeError, match="not a readable image"):
+        open_rgb(square)  # translate refuses it...
+    with pytest.raises(GanforgeError, match=r"= 100 megapixels; this demo takes at most 89 megapixels"):
+        demo_mod.open_upload(square)  # ... and so does the demo (it took up to 100 megapixels)
+    assert demo_mod.pixel_limit(1000) == 1000  # --max-pixels lowers it
+    with pytest.raises(GanforgeError, match="above the limit of ganforge's decoder .* it can only lower it"):
+        demo_mod.pixel_limit(100_000_000)
+    result = CliRunner().invoke(cli, ["demo", str(tiny_cyclegan_run), "--max-pixels", "100000000"])
+    assert result.exit_code == 2 and len(result.output.strip().splitlines()) == 1
+    assert "--max-pixels 100,000,000 is above the limit" in result.output
 
 
 def test_open_upload_limits(photo, tmp_path):

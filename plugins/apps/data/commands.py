@@ -104,12 +104,20 @@ def _checksum_origin(row: dict[str, Any]) -> str:
 @click.option(
     "--force", is_flag=True, help="Download again and replace a folder an earlier `data get` wrote."
 )
-def data_get_command(name: str, to: str | None, force: bool) -> None:
+@click.option(
+    "--from",
+    "local",
+    multiple=True,
+    metavar="FILE",
+    help="Install from an archive you already have instead of downloading it (verified the same way; "
+    "repeat it for each file of a multi-file source, matched by file name).",
+)
+def data_get_command(name: str, to: str | None, force: bool, local: tuple[str, ...]) -> None:
     """Download, verify and unpack dataset NAME where the recipes find it."""
     from . import download
 
     source = download.get_source(source_host().registry, name)
-    result = download.get_dataset(source, to, force=force)
+    result = download.get_dataset(source, to, force=force, local=local)
     counts = ", ".join(f"{k or '.'} {v:,}" for k, v in result.marker.get("counts", {}).items())
     if result.already:
         click.echo(

@@ -6,17 +6,26 @@ archive maps onto the standard folder layout, and how many images each folder mu
 :func:`get_dataset` downloads each file into ``FILE.part`` (resuming with HTTP Range after an
 interruption), verifies the sha256 before anything is unpacked, unpacks into a temporary
 sibling of the target folder, checks orientation and counts, writes a marker file and renames
-the folder into place, so a dataset folder is either complete or absent.
+the folder into place, so a dataset folder is either complete or absent. A file the user
+already has (``local``, ``ganforge data get --from``) or a file mirror is verified the same
+way and read in place, never moved or deleted.
+
+Every resource is bounded, as pip's and huggingface_hub's downloaders bound theirs: each socket
+read has a timeout, a transfer slower than a minimum speed over a window stops, the whole file
+has a deadline scaled by its declared size, a body longer than declared stops at once, and
+unpacking streams each member to disk with limits on its size, the archive's total and the
+compression ratio (the constants below say why; a :class:`DataSource` may raise them).
 
 Datasets live in ``<data root>/<folder>``; the data root is ``GANFORGE_DATA_ROOT`` or
 ``~/.cache/ganforge/datasets``. ``GANFORGE_DATA_MIRROR`` replaces every source's base URL
-(each file keeps its relative path there).
+(each file keeps its relative path there): an http(s) URL, a ``file://`` URL or a folder.
 
 This module imports neither torch nor the bundled plugins: ``ganforge data`` starts fast.
 """
 
 from __future__ import annotations
 
+import filecmp
 import hashlib
 import http.client
 import json
@@ -28,7 +37,9 @@ import urllib.error
 import urllib.parse
 import urllib.request
 import zipfile
-from collections.abc import Iterator
+import zlib
+from collections import deque
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any, Literal
@@ -46,12 +57,34 @@ IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", "
 
 ATTEMPTS = 3  # transfers per file and call; an interrupted one resumes where it stopped
 RETRY_DELAY_S = 1.0  # times the attempt number, between attempts
-TIMEOUT_S = 60.0
-CHUNK = 1 << 20
+CHUNK = 1 << 20  # the most one read returns; reads return what has arrived (read1), not a full chunk
 USER_AGENT = f"ganforge/{__version__} (+https://pypi.org/project/ganforge)"
+
+# -- transfer bounds: a server that stalls, trickles or never stops cannot hold a call forever --
+READ_TIMEOUT_S = 30.0  # one socket read (and the connect): a stalled connection is retried
+MIN_SPEED_BPS = 1_000.0  # bytes/s averaged over SPEED_WINDOW_S; slower gives up (curl's --speed-limit)
+SPEED_WINDOW_S = 60.0  # long enough for a congested link to recover, short enough to notice a trickle
+DEADLINE_BASE_S = 600.0  # the whole file may take this long ...
+DEADLINE_MIN_BPS = 50_000.0  # ... plus its declared size at 50 kB/s (462 MB: 2.7 h); no size: no deadline
+PROGRESS_EVERY_S = 30.0  # off a terminal: a progress line this often, and at every PROGRESS_STEP
+PROGRESS_STEP = 10  # percent
+
+# -- unpacking bounds (a DataSource may raise them for a known large dataset) --------------------
+# One image: Pillow refuses images over ~89 megapixels (PIL.Image.MAX_IMAGE_PIXELS, which
+# ganforge's decoder keeps), 268 MB as 8-bit RGB, so no readable image file is larger.
+MAX_MEMBER_BYTES = 256 << 20
+# The whole dataset: 64x the bundled ones (under 1 GB each); it also caps a download of unknown size.
+MAX_UNPACKED_BYTES = 32 << 30
+# Images are compressed already: a zip or parquet page of images deflates by a few percent, so an
+# unpacked/packed ratio of 100 is a zip bomb (deflate reaches ~1000). Members under
+# RATIO_FLOOR_BYTES are exempt (a small flat BMP may deflate 100x and costs nothing).
+MAX_RATIO = 100.0
+RATIO_FLOOR_BYTES = 1 << 20
+MAX_NAME_BYTES = 255  # a file name's length on ext4, APFS, NTFS (UTF-16 units there) and most others
 
 Format = Literal["zip", "parquet"]
 Orientation = Literal["declared", "detect-drawn-B"]
+MIRROR_EXPECTED = "an http:// or https:// URL, a file:// URL or an existing folder"
 
 
 @dataclass(frozen=True)
@@ -97,6 +130,9 @@ class DataSource:
     folder: str = ""  # the dataset's folder under the data root (default: name)
     orientation: Orientation = "declared"
     notes: str = ""
+    max_member_bytes: int = MAX_MEMBER_BYTES  # raise these for a known large dataset (see above)
+    max_unpacked_bytes: int = MAX_UNPACKED_BYTES
+    max_ratio: float = MAX_RATIO
 
     def __post_init__(self) -> None:
         if not self.name or not self.files:
@@ -120,8 +156,17 @@ class DataSource:
         return NO_CHECKSUM
 
     def url(self, file: RemoteFile) -> str:
-        """The file's URL: its path under ``GANFORGE_DATA_MIRROR`` when set, else under the base URL."""
-        base = os.environ.get(MIRROR_ENV) or self.base_url
+        """The file's URL: its path under ``GANFORGE_DATA_MIRROR`` when set, else under the base URL.
+
+        Under a ``file://`` base (a file mirror) the path's query string (Dropbox's ``?dl=1``) is
+        dropped: it selects a server's response, it is not part of a file's name.
+        """
+        base = mirror_base()
+        if base is None:
+            base = check_base(self.base_url, f"data source {self.name!r}: base_url")
+        if base.startswith("file:"):
+            path = urllib.parse.urlsplit(file.path).path.lstrip("/")
+            return base.rstrip("/") + "/" + urllib.parse.quote(path)
         return base.rstrip("/") + "/" + file.path.lstrip("/")
 
     def to_json(self) -> dict[str, Any]:
@@ -146,6 +191,61 @@ class DataSource:
                 for f in self.files
             ],
         }
+
+
+def check_base(raw: str, what: str) -> str:
+    """A base URL as given (http or https), or a folder's ``file://`` URL; else a one-line error.
+
+    ``what`` names where the value came from (the variable, or the source's field).
+    """
+    text = raw.strip()
+    try:
+        parts = urllib.parse.urlsplit(text)
+        parts.port  # noqa: B018 (parses the port: "host:x" raises here)
+    except ValueError as exc:
+        raise GanforgeError(
+            f"{what} = {raw!r} is not a valid URL ({exc}); expected {MIRROR_EXPECTED}"
+        ) from None
+    scheme = parts.scheme.lower()
+    if scheme in ("http", "https"):
+        if not parts.hostname:
+            raise GanforgeError(f"{what} = {raw!r} has no host name; expected {MIRROR_EXPECTED}")
+        return text
+    if scheme == "file":
+        if parts.netloc not in ("", "localhost"):
+            raise GanforgeError(
+                f"{what} = {raw!r} names a host; a file:// URL names a local folder (file:///path)"
+            )
+        folder = Path(urllib.request.url2pathname(parts.path))
+        if not folder.is_dir():
+            raise GanforgeError(
+                f"{what} = {raw!r} names a folder that does not exist ({folder}); expected {MIRROR_EXPECTED}"
+            )
+    elif "://" in text:
+        raise GanforgeError(
+            f"{what} = {raw!r} has an unsupported scheme {parts.scheme!r}; expected {MIRROR_EXPECTED}"
+        )
+    else:  # a bare path ("C:\\data" parses with the scheme "c")
+        folder = Path(text).expanduser()
+        if not folder.is_dir():
+            raise GanforgeError(
+                f"{what} = {raw!r} is neither a URL nor an existing folder; expected {MIRROR_EXPECTED}"
+            )
+    return folder.resolve().as_uri()
+
+
+def mirror_base() -> str | None:
+    """``GANFORGE_DATA_MIRROR`` checked (see :func:`check_base`), or None when unset."""
+    raw = os.environ.get(MIRROR_ENV, "")
+    return check_base(raw, MIRROR_ENV) if raw.strip() else None
+
+
+def local_path(url: str) -> Path | None:
+    """The file a ``file://`` URL names, or None for a remote URL."""
+    parts = urllib.parse.urlsplit(url)
+    if parts.scheme != "file":
+        return None
+    return Path(urllib.request.url2pathname(parts.path))
 
 
 @dataclass
@@ -189,21 +289,31 @@ def get_source(registry: Any, name: str) -> DataSource:
 
 
 def get_dataset(
-    source: DataSource, target: str | os.PathLike[str] | None = None, force: bool = False, console: Any = None
+    source: DataSource,
+    target: str | os.PathLike[str] | None = None,
+    force: bool = False,
+    console: Any = None,
+    local: Sequence[str | os.PathLike[str]] = (),
 ) -> GetResult:
     """Download, verify and unpack ``source`` into ``target`` (default ``<data root>/<folder>``).
 
-    A folder that an earlier call completed is left alone (``force`` replaces it); a non-empty
-    folder without the marker is never touched. On a failure nothing is left but a resumable
-    ``.part`` file of an interrupted transfer.
+    ``local`` are archive files the user already has (``data get --from``): they replace the
+    download, are verified the same way and are read in place, never moved or changed. A folder
+    that an earlier call completed is left alone (``force`` replaces it); a non-empty folder
+    without the marker, the current folder, its parents and the home folder are never touched.
+    On a failure nothing is left but a resumable ``.part`` file of an interrupted transfer.
     """
     from rich.console import Console
 
     console = console or Console(stderr=True)
-    target = Path(target) if target is not None else dataset_dir(source.dataset)
+    given = Path(target) if target is not None else dataset_dir(source.dataset)
+    target = Path(os.path.abspath(given.expanduser()))  # "." has no name: its staging would be "..x"
+    urls = [source.url(f) for f in source.files]  # a bad mirror or base URL stops here, one line
+    have = match_local(source, local)
     marker = read_marker(target)
     if marker is not None and not force:
         return GetResult(target, True, marker)
+    _check_target(target, given, source)  # it is about to be replaced
     if target.exists() and not target.is_dir():
         raise GanforgeError(f"{target} is a file, expected a dataset folder (choose another --to)")
     if marker is None and target.is_dir() and any(target.iterdir()):
@@ -215,26 +325,35 @@ def get_dataset(
     staging.mkdir(parents=True, exist_ok=True)
     unpacked = staging / "unpacked"
     try:
-        archives = [_fetch(source, file, staging, console) for file in source.files]
+        archives = [
+            _verify_local(source, file, have[i], console)
+            if i in have
+            else _fetch(source, file, staging, console)
+            for i, file in enumerate(source.files)
+        ]
         _rmtree(unpacked)  # left by a crash: unpacking starts clean
         unpacked.mkdir()
+        budget = _Budget(source)
         for file, archive in zip(source.files, archives):
-            _unpack(file, archive, unpacked)
+            _unpack(file, archive, unpacked, budget)
         orientation = _orient(source, unpacked)
         counts = _check_counts(source, unpacked)
+        files = []
+        for i, (f, url) in enumerate(zip(source.files, urls)):
+            entry = {
+                "url": url,
+                "sha256": f.sha256 or None,
+                "verified": "sha256" if f.sha256 else NO_CHECKSUM,
+            }
+            if i in have:
+                entry["from"] = str(have[i])
+            files.append(entry)
         marker = {
             "format": MARKER_FORMAT,
             "source": source.name,
             "dataset": source.dataset,
             "revision": source.revision,
-            "files": [
-                {
-                    "url": source.url(f),
-                    "sha256": f.sha256 or None,
-                    "verified": "sha256" if f.sha256 else NO_CHECKSUM,
-                }
-                for f in source.files
-            ],
+            "files": files,
             "counts": counts,
             "orientation": orientation,
             "ganforge": __version__,
@@ -242,14 +361,76 @@ def get_dataset(
         }
         (unpacked / MARKER).write_text(json.dumps(marker, indent=2) + "\n", encoding="utf-8")
         _install(unpacked, target, staging)
-    except GanforgeError:
-        _clean_staging(staging, target, keep_verified=False)  # only an interrupted transfer is worth keeping
+    except (KeyboardInterrupt, SystemExit):
+        _clean_staging(staging, target, keep_verified=True)  # Ctrl-C: keep transfers and verified files
         raise
     except BaseException:
-        _clean_staging(staging, target, keep_verified=True)  # Ctrl-C: keep transfers and verified files
+        _clean_staging(staging, target, keep_verified=False)  # only an interrupted transfer is worth keeping
         raise
     _rmtree(staging)
     return GetResult(target, False, marker)
+
+
+def _check_target(target: Path, given: Path, source: DataSource) -> None:
+    """Refuse folders that cannot be replaced safely, before anything is downloaded.
+
+    ``data get`` renames a finished folder into place: the current folder (``--to .``), a
+    folder holding it, ``/`` and the home folder can be neither renamed nor replaced.
+    """
+    real = target.resolve()
+    cwd = Path.cwd().resolve()
+    home = Path.home().resolve()
+    if real == Path(real.anchor):
+        why = "the root of the file system"
+    elif real == cwd:
+        why = "the current folder"
+    elif real in cwd.parents:
+        why = "a folder holding the current folder"
+    elif real == home:
+        why = "your home folder"
+    elif real in home.parents:
+        why = "a folder holding your home folder"
+    else:
+        return
+    raise GanforgeError(
+        f"cannot install {source.dataset} into {given} ({real}): it is {why}, and `data get` replaces "
+        "the whole folder; nothing was downloaded: choose a new or empty folder, e.g. "
+        f"--to {real / source.dataset}"
+    )
+
+
+def match_local(source: DataSource, paths: Sequence[str | os.PathLike[str]]) -> dict[int, Path]:
+    """The user's own copies of ``source.files`` by index, matched by file name.
+
+    One file for a one-file source is taken whatever its name (the checksum tells); several are
+    matched by name, and a file that matches nothing is an error, as is a missing one.
+    """
+    if not paths:
+        return {}
+    files = [Path(p).expanduser() for p in paths]
+    for path in files:
+        if not path.is_file():
+            raise GanforgeError(f"--from {path}: file not found")
+    if len(source.files) == 1 and len(files) == 1:
+        return {0: files[0].resolve()}
+    names = [f.filename for f in source.files]
+    found: dict[int, Path] = {}
+    for path in files:
+        if path.name not in names:
+            raise GanforgeError(
+                f"--from {path}: {source.name} has no file named {path.name!r}; "
+                f"its files are {', '.join(names)}"
+            )
+        index = names.index(path.name)
+        if index in found:
+            raise GanforgeError(f"--from: {path.name} is given twice ({found[index]} and {path})")
+        found[index] = path.resolve()
+    missing = [n for i, n in enumerate(names) if i not in found]
+    if missing:
+        raise GanforgeError(
+            f"--from: {source.name} also needs {', '.join(missing)} (give each file with its own --from)"
+        )
+    return found
 
 
 def _install(unpacked: Path, target: Path, staging: Path) -> None:
@@ -268,7 +449,8 @@ def _install(unpacked: Path, target: Path, staging: Path) -> None:
 def _clean_staging(staging: Path, target: Path, keep_verified: bool) -> None:
     """Remove what a failed call left: the unpacked folder, and verified files unless ``keep_verified``.
 
-    ``.part`` files stay (the next call resumes them); a folder being replaced goes back in place.
+    Non-empty ``.part`` files stay (the next call resumes them); a folder being replaced goes
+    back in place.
     """
     if not staging.is_dir():
         return
@@ -278,7 +460,10 @@ def _clean_staging(staging: Path, target: Path, keep_verified: bool) -> None:
     for item in staging.iterdir():
         if item.is_dir():
             _rmtree(item)
-        elif not item.name.endswith(".part") and not keep_verified:
+        elif item.name.endswith(".part"):
+            if _size(item) == 0:
+                item.unlink()
+        elif not keep_verified:
             item.unlink()
     if not any(staging.iterdir()):
         staging.rmdir()
@@ -297,19 +482,24 @@ class _Interrupted(Exception):
 
 
 def _fetch(source: DataSource, file: RemoteFile, staging: Path, console: Any) -> Path:
-    """Download ``file`` into ``staging`` (resuming a ``.part``), verify it, return its path."""
+    """Download ``file`` into ``staging`` (resuming a ``.part``), verify it, return its path.
+
+    Under a file mirror the file is verified where it is and read in place.
+    """
+    url = source.url(file)
+    mirrored = local_path(url)
+    if mirrored is not None:
+        return _verify_local(source, file, mirrored, console, f"the mirror {MIRROR_ENV}")
     dest = staging / file.filename
     if dest.exists() and file.sha256 and sha256_file(dest) == file.sha256:
         return dest  # verified by a call that was interrupted later
-    url = source.url(file)
     part = dest.with_name(dest.name + ".part")
-    started, resumed_at = time.monotonic(), _size(part)
+    job = _Transfer(source, file, url, part, console)
     reason = ""
-    with _progress(console) as progress:
-        task = progress.add_task(file.filename, total=file.size or None, completed=resumed_at)
+    with job.progress:
         for attempt in range(1, ATTEMPTS + 1):
             try:
-                _transfer(url, part, file, progress, task)
+                job.run()
                 break
             except _Interrupted as exc:
                 reason = str(exc)
@@ -317,11 +507,10 @@ def _fetch(source: DataSource, file: RemoteFile, staging: Path, console: Any) ->
                     time.sleep(RETRY_DELAY_S * attempt)
         else:
             raise GanforgeError(
-                f"download of {url} was interrupted {ATTEMPTS} times ({reason}); {_size(part)} bytes are "
-                f"kept in {part}: run the same command again to resume"
+                f"download of {url} was interrupted {ATTEMPTS} times ({reason}); {job.kept()}"
             )
     got = _size(part)
-    seconds = max(time.monotonic() - started, 1e-6)
+    seconds = max(time.monotonic() - job.started, 1e-6)
     if file.sha256:
         digest = sha256_file(part)
         if digest != file.sha256:
@@ -337,8 +526,8 @@ def _fetch(source: DataSource, file: RemoteFile, staging: Path, console: Any) ->
             raise GanforgeError(f"{url}: got {got} bytes, expected {file.size}; the download was removed")
         check = NO_CHECKSUM
     part.rename(dest)
-    speed = (got - resumed_at) / seconds
-    resumed = f", resumed at {_human(resumed_at)}" if resumed_at else ""
+    speed = (got - job.resumed_at) / seconds
+    resumed = f", resumed at {_human(job.resumed_at)}" if job.resumed_at else ""
     summary = (
         f"downloaded {file.filename}: {_human(got)} in {seconds:.1f} s ({_human(speed)}/s{resumed}); {check}"
     )
@@ -346,49 +535,179 @@ def _fetch(source: DataSource, file: RemoteFile, staging: Path, console: Any) ->
     return dest
 
 
-def _transfer(url: str, part: Path, file: RemoteFile, progress: Any, task: Any) -> None:
-    """One HTTP request that appends to ``part`` from its current size; raises _Interrupted if cut short."""
-    have = _size(part)
-    headers = {"User-Agent": USER_AGENT, "Accept-Encoding": "identity"}
-    if have:
-        headers["Range"] = f"bytes={have}-"
-    try:
-        response = urllib.request.urlopen(urllib.request.Request(url, headers=headers), timeout=TIMEOUT_S)
-    except urllib.error.HTTPError as exc:
-        if exc.code == 416 and have:  # the part is as long as the file or longer: start over
-            part.unlink()
-            raise _Interrupted("the server refused to resume (HTTP 416)") from None
-        raise GanforgeError(f"download of {url} failed: HTTP {exc.code} {exc.reason}") from None
-    except urllib.error.URLError as exc:
-        if isinstance(exc.reason, TimeoutError | ConnectionResetError | ConnectionAbortedError):
-            raise _Interrupted(f"{type(exc.reason).__name__}: {exc.reason}") from None
-        raise GanforgeError(f"download of {url} failed: {exc.reason}") from None
-    except (TimeoutError, ConnectionResetError, ConnectionAbortedError) as exc:
-        raise _Interrupted(f"{type(exc).__name__}: {exc}") from None
-    with response:
-        start = _resume_offset(response, have)
-        if start == 0 and have:
-            part.unlink()  # the server ignored Range and sends the whole file: restart cleanly
-            have = 0
-        length = response.headers.get("Content-Length")
-        total = have + int(length) if length and length.isdigit() else (file.size or None)
-        progress.update(task, total=total, completed=have)
-        with open(part, "ab") as out:
+def _verify_local(
+    source: DataSource, file: RemoteFile, path: Path, console: Any, origin: str = "--from"
+) -> Path:
+    """A file the user has (``--from``, a file mirror) checked like a download; it is never changed."""
+    if not path.is_file():
+        raise GanforgeError(f"{path} not found (from {origin}); {source.name} needs {file.filename} there")
+    got = _size(path)
+    kept = f"nothing was installed and {path} was left as it is"
+    if file.size and got != file.size:
+        raise GanforgeError(
+            f"{path}: {got:,} bytes, but {source.name}'s {file.filename} has {file.size:,}; {kept}"
+        )
+    if file.sha256:
+        digest = sha256_file(path)
+        if digest != file.sha256:
+            raise GanforgeError(
+                f"{path}: sha256 mismatch: got {digest}, expected {file.sha256} for {source.name}'s "
+                f"{file.filename} (published in {file.checksum_from or 'the source declaration'}); {kept}"
+            )
+        check = "sha256 ok"
+    else:
+        check = NO_CHECKSUM
+    line = f"using {path} for {file.filename} (from {origin}): {_human(got)}; {check}"
+    console.print(line, soft_wrap=True, markup=False, highlight=False)
+    return path
+
+
+class _Transfer:
+    """One file's download over several attempts: its bounds, progress, and what the server allows."""
+
+    def __init__(self, source: DataSource, file: RemoteFile, url: str, part: Path, console: Any) -> None:
+        self.source, self.file, self.url, self.part = source, file, url, part
+        self.started = time.monotonic()
+        if file.size and _size(part) > file.size:
+            part.unlink()  # longer than the file: not a prefix of it
+        self.resumed_at = _size(part)
+        self.total: int | None = file.size or None
+        self.ranges: bool | None = None  # True once the server resumed, False once it ignored Range
+        self.progress = _Progress(console, file.filename, self.total, self.resumed_at)
+
+    @property
+    def deadline_s(self) -> float:
+        """The whole file's time limit (across attempts), scaled by its declared size; inf if unknown."""
+        return DEADLINE_BASE_S + self.total / DEADLINE_MIN_BPS if self.total else float("inf")
+
+    def limit(self) -> tuple[int, str]:
+        """(bytes past which the body is refused, who declared that size)."""
+        if self.total:
+            return self.total, "declared" if self.file.size else "the server announced"
+        return self.source.max_unpacked_bytes, "allowed for a file of unknown size (max_unpacked_bytes)"
+
+    def kept(self) -> str:
+        """What a failed call leaves behind, in words: only what exists."""
+        got = _size(self.part)
+        if got and self.ranges is False:
+            self.part.unlink()
+            return "the server does not resume downloads (it ignored the Range request), so nothing was kept"
+        if got:
+            return f"{got:,} bytes are kept in {self.part}: run the same command again to resume"
+        if self.part.exists():
+            self.part.unlink()
+        return "nothing was kept"
+
+    def fail(self, what: str, keep: bool = True) -> GanforgeError:
+        if not keep and self.part.exists():
+            self.part.unlink()
+        return GanforgeError(f"download of {self.url} {what}; {self.kept()}")
+
+    def run(self) -> None:
+        """One HTTP request that appends to the ``.part`` file; raises _Interrupted if cut short."""
+        have = _size(self.part)
+        self._check_pace(time.monotonic(), have, None)
+        headers = {"User-Agent": USER_AGENT, "Accept-Encoding": "identity"}
+        if have:
+            headers["Range"] = f"bytes={have}-"
+        try:
+            request = urllib.request.Request(self.url, headers=headers)
+            response = urllib.request.urlopen(request, timeout=READ_TIMEOUT_S)
+        except urllib.error.HTTPError as exc:
+            exc.close()
+            if exc.code == 416 and have:  # the part is as long as the file or longer: start over
+                self.part.unlink()
+                raise _Interrupted("the server refused to resume (HTTP 416)") from None
+            raise self.fail(f"failed: HTTP {exc.code} {exc.reason}") from None
+        except urllib.error.URLError as exc:
+            if isinstance(exc.reason, TimeoutError | ConnectionResetError | ConnectionAbortedError):
+                raise _Interrupted(f"{type(exc.reason).__name__}: {exc.reason}") from None
+            raise self.fail(f"failed: {exc.reason}") from None
+        except (TimeoutError, ConnectionResetError, ConnectionAbortedError) as exc:
+            raise _Interrupted(f"{type(exc).__name__}: {exc}") from None
+        except (http.client.HTTPException, OSError, ValueError) as exc:  # a malformed answer
+            raise self.fail(f"failed: {type(exc).__name__}: {' '.join(str(exc).split())}") from None
+        with response:
+            start = _resume_offset(response, have)
+            if have and start == have:
+                self.ranges = True
+            elif have:
+                self.ranges = False  # the server ignored Range and sends the whole file: restart cleanly
+                self.part.unlink()
+                have = 0
+            if response.headers.get("Accept-Ranges", "").strip().lower() == "none":
+                self.ranges = False
+            length = response.headers.get("Content-Length", "").strip()
+            announced = have + int(length) if length.isdigit() else None
+            self._check_announced(announced)
+            self.progress.update(have, self.total)
+            got = self._receive(response, have)
+        if self.total is not None and got < self.total:
+            raise _Interrupted(f"the connection closed after {got:,} of {self.total:,} bytes")
+
+    def _check_announced(self, announced: int | None) -> None:
+        """Refuse, before reading the body, a size that disagrees with the declared one or the limit."""
+        if announced is None:
+            return
+        if self.file.size and announced != self.file.size:
+            raise self.fail(
+                f"stopped: the server announces {announced:,} bytes, {self.source.name} declares "
+                f"{self.file.size:,}",
+                keep=False,
+            )
+        if announced > self.source.max_unpacked_bytes:
+            raise self.fail(
+                f"stopped: the server announces {_human(announced)}, more than {self.source.name} may "
+                f"unpack ({_human(self.source.max_unpacked_bytes)}, max_unpacked_bytes)",
+                keep=False,
+            )
+        self.total = announced
+
+    def _receive(self, response: Any, have: int) -> int:
+        """Append the body to the ``.part`` file, each read flushed; returns the bytes it holds."""
+        got = have
+        window = deque([(time.monotonic(), got)])
+        limit, declared = self.limit()
+        with open(self.part, "ab") as out:
             while True:
                 try:
-                    chunk = response.read(CHUNK)
+                    chunk = response.read1(CHUNK)  # what has arrived: the pace is checked per read
                 except (http.client.IncompleteRead, TimeoutError, ConnectionError) as exc:
-                    raise _Interrupted(f"{type(exc).__name__} after {_size(part)} bytes") from None
+                    raise _Interrupted(f"{type(exc).__name__} after {got:,} bytes") from None
                 if not chunk:
-                    break
+                    return got
+                if got + len(chunk) > limit:
+                    out.close()
+                    raise self.fail(f"stopped: the body passed the {limit:,} bytes {declared}", keep=False)
                 out.write(chunk)
-                progress.advance(task, len(chunk))
-    got = _size(part)
-    if total is not None and got < total:
-        raise _Interrupted(f"the connection closed after {got} of {total} bytes")
-    if total is not None and got > total:
-        part.unlink()
-        raise _Interrupted(f"received {got} bytes, more than the {total} announced")
+                out.flush()  # in the OS at once: a killed process keeps every byte that arrived
+                got += len(chunk)
+                now = time.monotonic()
+                self.progress.update(got, self.total)
+                window.append((now, got))
+                self._check_pace(now, got, window)
+
+    def _check_pace(self, now: float, got: int, window: deque[tuple[float, int]] | None) -> None:
+        """Stop a transfer past its deadline, or slower than the minimum speed over the window."""
+        elapsed = now - self.started
+        if elapsed > self.deadline_s:
+            raise self.fail(
+                f"did not finish in {_seconds(self.deadline_s)} (the limit for {_human(self.total or 0)}: "
+                f"{_seconds(DEADLINE_BASE_S)} plus the time at {_human(DEADLINE_MIN_BPS)}/s); "
+                f"{got:,} bytes arrived"
+            )
+        if not window:
+            return
+        while len(window) > 1 and window[1][0] <= now - SPEED_WINDOW_S:
+            window.popleft()
+        since, then = window[0]
+        if now - since >= SPEED_WINDOW_S:
+            speed = (got - then) / (now - since)
+            if speed < MIN_SPEED_BPS:
+                raise self.fail(
+                    f"is too slow: {_human(speed)}/s over the last {_seconds(now - since)}, "
+                    f"below the minimum of {_human(MIN_SPEED_BPS)}/s"
+                )
 
 
 def _resume_offset(response: Any, have: int) -> int:
@@ -403,6 +722,54 @@ def _resume_offset(response: Any, have: int) -> int:
     if start != have:
         raise _Interrupted(f"the server resumed at {content_range!r}, expected byte {have}")
     return start
+
+
+class _Progress:
+    """A rich bar on a terminal; elsewhere (CI, logs) a line every PROGRESS_STEP % or PROGRESS_EVERY_S."""
+
+    def __init__(self, console: Any, name: str, total: int | None, done: int) -> None:
+        self.console, self.name, self.done, self.total = console, name, done, total
+        self.bar = _progress(console) if console.is_terminal else None
+        self.started = self.last_line = time.monotonic()
+        self.first = done
+        self.next_percent = self._next(done, total)
+
+    @staticmethod
+    def _next(done: int, total: int | None) -> int:
+        return (100 * done // total // PROGRESS_STEP + 1) * PROGRESS_STEP if total else 0
+
+    def __enter__(self) -> _Progress:
+        if self.bar is not None:
+            self.bar.__enter__()
+            self.task = self.bar.add_task(self.name, total=None, completed=self.done)
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        if self.bar is not None:
+            self.bar.__exit__(*exc)
+
+    def update(self, done: int, total: int | None) -> None:
+        if done < self.done:  # the server restarted the file
+            self.first = done
+        if done < self.done or total != self.total:  # restarted, or the size is known now
+            self.next_percent = self._next(done, total)
+        self.done, self.total = done, total
+        if self.bar is not None:
+            self.bar.update(self.task, total=total, completed=done)
+            return
+        now = time.monotonic()
+        percent = 100 * done // total if total else None
+        step = percent is not None and self.next_percent <= percent < 100
+        if not step and now - self.last_line < PROGRESS_EVERY_S:
+            return
+        speed = _human((done - self.first) / max(now - self.started, 1e-6))
+        if total:
+            text = f"{self.name}: {percent}% ({_human(done)} of {_human(total)}, {speed}/s)"
+            self.next_percent = (percent // PROGRESS_STEP + 1) * PROGRESS_STEP
+        else:
+            text = f"{self.name}: {_human(done)} so far ({speed}/s)"
+        self.console.print(text, soft_wrap=True, markup=False, highlight=False)
+        self.last_line = now
 
 
 def sha256_file(path: Path) -> str:
@@ -427,6 +794,10 @@ def _human(n: float) -> str:
             return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
         n /= 1000
     return f"{n:.1f} GB"
+
+
+def _seconds(s: float) -> str:
+    return f"{s:,.0f} s" if s >= 10 else f"{s:.1f} s"
 
 
 def _progress(console: Any) -> Any:
@@ -455,13 +826,62 @@ def _progress(console: Any) -> Any:
 # -- unpacking -------------------------------------------------------------------------------
 
 
-def _unpack(file: RemoteFile, archive: Path, dest: Path) -> None:
-    if file.format == "zip":
-        _unpack_zip(file, archive, dest)
-    elif file.format == "parquet":
-        _unpack_parquet(file, archive, dest)
-    else:
-        raise GanforgeError(f"{file.filename}: unknown format {file.format!r}; expected 'zip' or 'parquet'")
+class _Budget:
+    """The unpacking limits of one source and the bytes written so far (over all its files)."""
+
+    def __init__(self, source: DataSource) -> None:
+        self.member = source.max_member_bytes
+        self.total = source.max_unpacked_bytes
+        self.ratio = source.max_ratio
+        self.used = 0
+
+    def refuse(self, archive: str, what: str) -> GanforgeError:
+        return GanforgeError(
+            f"{archive}: {what} (a zip bomb, or a dataset larger than declared: a DataSource may raise "
+            "max_member_bytes, max_unpacked_bytes or max_ratio); nothing was installed"
+        )
+
+    def check_declared(self, archive: str, name: str, size: int, packed: int) -> None:
+        """Refuse a member from what the archive declares, before any byte of it is written."""
+        if size > self.member:
+            raise self.refuse(archive, f"member {name!r} declares {_human(size)}, over {_human(self.member)}")
+        if size > RATIO_FLOOR_BYTES and size > self.ratio * max(packed, 1):
+            raise self.refuse(
+                archive,
+                f"member {name!r} unpacks {_human(packed)} into {_human(size)} "
+                f"({size / max(packed, 1):,.0f}x, over {self.ratio:,.0f}x)",
+            )
+
+    def add(self, archive: str, name: str, size: int, so_far: int) -> None:
+        """Count ``size`` more bytes of member ``name`` (``so_far`` of it written before)."""
+        if so_far + size > self.member:
+            raise self.refuse(archive, f"member {name!r} passes {_human(self.member)}")
+        self.used += size
+        if self.used > self.total:
+            raise self.refuse(archive, f"the dataset passes {_human(self.total)} unpacked")
+
+
+def _unpack(file: RemoteFile, archive: Path, dest: Path, budget: _Budget) -> None:
+    try:
+        if file.format == "zip":
+            _unpack_zip(file, archive, dest, budget)
+        elif file.format == "parquet":
+            _unpack_parquet(file, archive, dest, budget)
+        else:
+            raise GanforgeError(
+                f"{file.filename}: unknown format {file.format!r}; expected 'zip' or 'parquet'"
+            )
+    finally:
+        _tmp_file(dest).unlink(missing_ok=True)
+
+
+def _label(file: RemoteFile, archive: Path) -> str:
+    """How messages name an archive: the source's file name, or the path of a file the user gave."""
+    return file.filename if archive.name == file.filename else str(archive)
+
+
+def _tmp_file(dest: Path) -> Path:
+    return dest / ".ganforge-unpacking"  # not an image name: never counted
 
 
 def _safe_parts(name: str, archive: str) -> tuple[str, ...]:
@@ -472,6 +892,17 @@ def _safe_parts(name: str, archive: str) -> tuple[str, ...]:
             f"{archive}: unsafe member {name!r} (absolute or '..' path); nothing was unpacked"
         )
     return tuple(p for p in path.parts if p not in ("", "."))
+
+
+def _check_name(name: str, member: str, archive: str) -> None:
+    """A file name no file system takes is a one-line error, before anything is written."""
+    size = len(name.encode("utf-8", "surrogateescape"))
+    if size > MAX_NAME_BYTES:
+        short = member if len(member) <= 60 else member[:40] + "..." + member[-12:]
+        raise GanforgeError(
+            f"{archive}: member {short!r} has a file name of {size} bytes, longer than the {MAX_NAME_BYTES} "
+            "file systems take; nothing was installed"
+        )
 
 
 def _is_image_name(name: str) -> bool:
@@ -489,53 +920,127 @@ def _destination(parts: tuple[str, ...], layout: dict[str, str]) -> str | None:
     return None if best is None else best[1]
 
 
-def _unpack_zip(file: RemoteFile, archive: Path, dest: Path) -> None:
+_ZIP_ERRORS = (zipfile.BadZipFile, zlib.error, EOFError, RuntimeError, NotImplementedError, ValueError)
+
+
+def _unpack_zip(file: RemoteFile, archive: Path, dest: Path, budget: _Budget) -> None:
+    """Unpack the images the layout selects, each streamed to disk in chunks within ``budget``.
+
+    Every member is checked first (path, links, name length, declared size, ratio, the total),
+    so a hostile archive is refused before a byte is written.
+    """
+    label = _label(file, archive)
     try:
         zf = zipfile.ZipFile(archive)
-    except zipfile.BadZipFile:
-        raise GanforgeError(f"{file.filename}: not a zip archive") from None
+    except (zipfile.BadZipFile, OSError, ValueError):
+        raise GanforgeError(f"{label}: not a zip archive") from None
     with zf:
         plan = []
+        declared = 0
         for info in zf.infolist():
-            parts = _safe_parts(info.filename, file.filename)  # every member, before writing any
+            parts = _safe_parts(info.filename, label)  # every member, before writing any
             if stat.S_ISLNK(info.external_attr >> 16):
                 raise GanforgeError(
-                    f"{file.filename}: member {info.filename!r} is a symbolic link; nothing was unpacked"
+                    f"{label}: member {info.filename!r} is a symbolic link; nothing was unpacked"
                 )
             if info.is_dir() or not parts or "__MACOSX" in parts or not _is_image_name(parts[-1]):
                 continue
             folder = _destination(parts, file.layout)
-            if folder is not None:
-                plan.append((info, folder, parts[-1]))
+            if folder is None:
+                continue
+            _check_name(parts[-1], info.filename, label)
+            budget.check_declared(label, info.filename, info.file_size, info.compress_size)
+            declared += info.file_size
+            plan.append((info, folder, parts[-1]))
+        if budget.used + declared > budget.total:
+            raise budget.refuse(
+                label,
+                f"its images declare {_human(declared)}, over {_human(budget.total - budget.used)} left",
+            )
+        tmp = _tmp_file(dest)
         for info, folder, name in plan:
-            with zf.open(info) as src:
-                _write_image(dest, folder, name, src.read(), f"{file.filename}:{info.filename}")
+            origin = f"{label}:{info.filename}"
+            try:
+                with zf.open(info) as src, open(tmp, "wb") as out:
+                    written = 0
+                    while chunk := src.read(CHUNK):
+                        budget.add(label, info.filename, len(chunk), written)
+                        written += len(chunk)
+                        if written > info.file_size:  # zipfile stops at the declared size; never trust it
+                            raise budget.refuse(label, f"member {info.filename!r} is longer than it declares")
+                        out.write(chunk)
+            except _ZIP_ERRORS as exc:
+                raise GanforgeError(
+                    f"{origin}: damaged ({type(exc).__name__}: {' '.join(str(exc).split())}); "
+                    "nothing was installed"
+                ) from None
+            except OSError as exc:
+                raise GanforgeError(
+                    f"{origin}: cannot unpack it ({exc.strerror or exc}); nothing was installed"
+                ) from None
+            _place(dest, folder, name, tmp, origin)
 
 
-def _unpack_parquet(file: RemoteFile, archive: Path, dest: Path) -> None:
+def _unpack_parquet(file: RemoteFile, archive: Path, dest: Path, budget: _Budget) -> None:
+    """Write the images of the layout's columns, a few rows at a time, within ``budget``.
+
+    The column chunks' declared sizes and compression ratios are checked before any row is read.
+    """
+    label = _label(file, archive)
     try:
         import pyarrow.parquet as pq
     except ImportError:
         raise GanforgeError(
-            f"{file.filename} is a parquet file: unpacking it needs pyarrow (pip install 'ganforge[hub]')"
+            f"{label} is a parquet file: unpacking it needs pyarrow (pip install 'ganforge[hub]')"
         ) from None
     try:
         table = pq.ParquetFile(archive)
     except Exception as exc:  # pyarrow raises its own ArrowInvalid for a file that is not parquet
-        raise GanforgeError(f"{file.filename}: not a parquet file ({type(exc).__name__})") from None
+        raise GanforgeError(f"{label}: not a parquet file ({type(exc).__name__})") from None
     columns = list(file.layout)
     names = table.schema_arrow.names
     missing = [c for c in columns if c not in names]
     if missing:
-        raise GanforgeError(f"{file.filename}: no column(s) {', '.join(missing)}; it has {', '.join(names)}")
+        raise GanforgeError(f"{label}: no column(s) {', '.join(missing)}; it has {', '.join(names)}")
+    meta = table.metadata
+    declared = 0
+    for g in range(meta.num_row_groups):
+        group = meta.row_group(g)
+        for c in range(group.num_columns):
+            chunk = group.column(c)
+            if chunk.path_in_schema.split(".")[0] not in columns:
+                continue
+            size, packed = chunk.total_uncompressed_size, chunk.total_compressed_size
+            if size > RATIO_FLOOR_BYTES and size > budget.ratio * max(packed, 1):
+                raise budget.refuse(
+                    label,
+                    f"column {chunk.path_in_schema} of row group {g} unpacks {_human(packed)} into "
+                    f"{_human(size)} ({size / max(packed, 1):,.0f}x, over {budget.ratio:,.0f}x)",
+                )
+            declared += size
+    if budget.used + declared > budget.total:
+        raise budget.refuse(
+            label,
+            f"its image columns declare {_human(declared)}, over {_human(budget.total - budget.used)} left",
+        )
     row = 0
-    for batch in table.iter_batches(columns=columns, batch_size=256):
-        values = batch.to_pydict()
-        for i in range(batch.num_rows):
-            for column in columns:
-                data, name = _parquet_image(values[column][i], row + i)
-                _write_image(dest, file.layout[column], name, data, f"{file.filename}:{column}[{row + i}]")
-        row += batch.num_rows
+    tmp = _tmp_file(dest)
+    try:
+        for batch in table.iter_batches(columns=columns, batch_size=16):
+            values = batch.to_pydict()
+            for i in range(batch.num_rows):
+                for column in columns:
+                    origin = f"{label}:{column}[{row + i}]"
+                    data, name = _parquet_image(values[column][i], row + i)
+                    _check_name(name, name, origin)
+                    budget.add(label, f"{column}[{row + i}]", len(data), 0)
+                    tmp.write_bytes(data)
+                    _place(dest, file.layout[column], name, tmp, origin)
+            row += batch.num_rows
+    except OSError as exc:
+        raise GanforgeError(
+            f"{label}: cannot unpack it ({exc.strerror or exc}); nothing was installed"
+        ) from None
 
 
 def _parquet_image(value: Any, row: int) -> tuple[bytes, str]:
@@ -559,15 +1064,16 @@ def _sniff_extension(data: bytes) -> str:
     return ".png"
 
 
-def _write_image(dest: Path, folder: str, name: str, data: bytes, origin: str) -> None:
-    """Write one image; an identical copy under the same name is kept once, a different one is an error."""
+def _place(dest: Path, folder: str, name: str, tmp: Path, origin: str) -> None:
+    """Move one unpacked image into place; an identical copy under the same name is kept once."""
     out = dest / folder / name if folder else dest / name
     if out.exists():
-        if out.read_bytes() == data:
+        if filecmp.cmp(tmp, out, shallow=False):
+            tmp.unlink()
             return  # the archive holds this image twice
         raise GanforgeError(f"{origin}: two different images would both be {out.relative_to(dest)}")
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_bytes(data)
+    tmp.replace(out)
 
 
 # -- checks ----------------------------------------------------------------------------------

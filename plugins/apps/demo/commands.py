@@ -6,8 +6,6 @@ from typing import Any
 
 import click
 
-from ganforge.errors import GanforgeError
-
 
 def get_registry() -> Any:
     from ganforge.plugins import get_registry as registry
@@ -28,9 +26,9 @@ def get_registry() -> Any:
 @click.option(
     "--max-pixels",
     type=int,
-    default=100_000_000,
-    show_default=True,
-    help="Refuse photos larger than this many pixels (decompression bombs included).",
+    default=None,
+    help="Refuse photos larger than this many pixels (default and maximum: the limit `ganforge "
+    "translate` has, Pillow's MAX_IMAGE_PIXELS, 89,478,485 unless changed; decompression bombs included).",
 )
 @click.option(
     "--examples",
@@ -54,7 +52,7 @@ def demo_command(
     host: str,
     port: int,
     device: str,
-    max_pixels: int,
+    max_pixels: int | None,
     examples: str | None,
     export_space: str | None,
     requirement: str | None,
@@ -62,8 +60,7 @@ def demo_command(
     """Try CHECKPOINT (a run folder or file) in a local web page: photos in, translations out."""
     from . import demo
 
-    if max_pixels < 1:
-        raise GanforgeError(f"--max-pixels must be >= 1, got {max_pixels}")
+    demo.pixel_limit(max_pixels)  # at most the decoder's limit: checked before anything loads
     registry = get_registry()
     files = demo.example_files(examples) if examples else None
     if export_space:

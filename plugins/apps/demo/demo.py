@@ -15,45 +15,62 @@ import math
 import os
 import shutil
 import tempfile
+import threading
+import time
 import uuid
 import warnings
 import weakref
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import torch
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, UnidentifiedImageError
 from torchvision.utils import make_grid
 
 from ganforge import __version__
-from ganforge.data import IMAGE_EXTENSIONS
+from ganforge.data import IMAGE_EXTENSIONS, open_rgb
 from ganforge.errors import GanforgeError
 from ganforge.model import Model, translate_image
 from ganforge.registry import Registry
 from ganforge.safety import describe_os_error
 from ganforge_plugins.apps.composite.composite import build_compositor, recipe_compositor
 
-DEFAULT_MAX_PIXELS = 100_000_000  # 100 megapixels: ~300 MB as RGB, a few seconds to resize on a CPU
 MAX_UPLOAD = "200mb"  # Gradio refuses larger uploads before they reach the model
 NO_COMPOSITE = "none"
 ALL_CLASSES = "every class"  # the class picker's first choice: the classes in turn
 MAX_EXAMPLES = 4
 MAX_GRID = 64
+# Result files (offered for download) are kept by age, within a total size. Gradio copies each
+# into its cache as the request finishes and serves that copy for CACHE_AGE_S (delete_cache
+# below); ours is never needed longer, and is never deleted younger than RESULT_MIN_AGE_S, so
+# a finished request's file is always there to be copied and fetched.
+CACHE_AGE_S = 3600
+RESULT_MIN_AGE_S = 600.0
+RESULT_MAX_BYTES = 1 << 30  # past it the oldest results over RESULT_MIN_AGE_S go; if none, requests wait
 
 
-@contextmanager
-def _pixel_limit(max_pixels: int) -> Iterator[None]:
-    """Pillow's decompression-bomb limit set to ours while one image is opened."""
-    before = Image.MAX_IMAGE_PIXELS
-    Image.MAX_IMAGE_PIXELS = max_pixels
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # checked below, exactly
-            yield
-    finally:
-        Image.MAX_IMAGE_PIXELS = before
+def decoder_limit() -> int | None:
+    """The pixel limit of ganforge's decoder (:func:`ganforge.data.open_rgb`, which ``translate``,
+    datasets and eval use): Pillow's ``MAX_IMAGE_PIXELS``, read when called; None if disabled."""
+    limit = Image.MAX_IMAGE_PIXELS
+    return int(limit) if limit else None
+
+
+def pixel_limit(max_pixels: int | None = None) -> int:
+    """The demo's limit: the decoder's, or ``max_pixels`` below it (it can only lower the limit)."""
+    limit = decoder_limit()
+    if max_pixels is None:
+        if limit is None:
+            raise GanforgeError("PIL.Image.MAX_IMAGE_PIXELS is disabled: give the demo --max-pixels")
+        return limit
+    if max_pixels < 1:
+        raise GanforgeError(f"--max-pixels must be >= 1, got {max_pixels}")
+    if limit is not None and max_pixels > limit:
+        raise GanforgeError(
+            f"--max-pixels {max_pixels:,} is above the limit of ganforge's decoder ({limit:,} pixels, "
+            "PIL.Image.MAX_IMAGE_PIXELS, which `ganforge translate` uses too); it can only lower it"
+        )
+    return max_pixels
 
 
 def _megapixels(n: int) -> str:
@@ -62,31 +79,37 @@ def _megapixels(n: int) -> str:
     return f"{n / 1e6:.0f} megapixels" if n >= 1e7 else f"{n / 1e6:.1f} megapixels"
 
 
-def open_upload(path: str | os.PathLike[str], max_pixels: int = DEFAULT_MAX_PIXELS) -> Image.Image:
-    """Decode an uploaded file as RGB (EXIF rotation applied), or raise a one-line GanforgeError.
+def open_upload(path: str | os.PathLike[str], max_pixels: int | None = None) -> Image.Image:
+    """Decode an uploaded file as ``translate`` does, or raise a one-line GanforgeError.
 
-    The size is checked from the header, before any pixel is decoded: an image over
-    ``max_pixels`` (a decompression bomb included) is refused without using its memory.
+    The size is checked from the header, before any pixel is decoded, against the decoder's
+    limit (``max_pixels`` may lower it): an image over it (a decompression bomb included) is
+    refused without using its memory. The pixels are then decoded by
+    :func:`ganforge.data.open_rgb` (EXIF rotation, 16-bit scaling), the decoder of ``translate``.
     """
     name = Path(path).name
+    limit = pixel_limit(max_pixels)
     try:
-        with _pixel_limit(max_pixels), Image.open(path) as img:
-            pixels = img.width * img.height
-            if pixels > max_pixels:
-                raise GanforgeError(
-                    f"{name} is {img.width} x {img.height} = {_megapixels(pixels)}; this demo takes at "
-                    f"most {_megapixels(max_pixels)} (ganforge demo --max-pixels)"
-                )
-            img.load()
-            return ImageOps.exif_transpose(img).convert("RGB")
-    except Image.DecompressionBombError:
+        with Image.open(path) as img:  # the header only
+            width, height = img.size
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):  # the warning, if made an error
         raise GanforgeError(
-            f"{name} declares more than {_megapixels(2 * max_pixels)} (a decompression bomb?); refused"
+            f"{name} declares more than {_megapixels(limit)} (a decompression bomb?); refused"
         ) from None
     except UnidentifiedImageError:
         raise GanforgeError(f"{name} is not an image Pillow can read (JPEG, PNG, WebP, ...)") from None
     except (OSError, ValueError, SyntaxError, EOFError) as exc:  # truncated or corrupt data
         raise GanforgeError(f"{name} is truncated or damaged ({' '.join(str(exc).split())})") from None
+    if width * height > limit:
+        raise GanforgeError(
+            f"{name} is {width} x {height} = {_megapixels(width * height)}; this demo takes at most "
+            f"{_megapixels(limit)} (as `ganforge translate` does; ganforge demo --max-pixels lowers it)"
+        )
+    try:
+        return open_rgb(path)
+    except GanforgeError as exc:  # "PATH: not a readable image (...)": the server's path is no use here
+        detail = str(exc).removeprefix(f"{path}: ").removeprefix("not a readable image ")
+        raise GanforgeError(f"{name} is truncated or damaged {detail}") from None
 
 
 class DemoModel:
@@ -97,11 +120,12 @@ class DemoModel:
         checkpoint: str | os.PathLike[str],
         registry: Registry,
         device: str = "auto",
-        max_pixels: int = DEFAULT_MAX_PIXELS,
+        max_pixels: int | None = None,
     ) -> None:
+        self.max_pixels = pixel_limit(max_pixels)  # the decoder's limit, or lower: checked first
         self.model = Model.load(checkpoint, device, registry=registry)
         self.file = self.model.file
-        self.registry, self.max_pixels = registry, max_pixels
+        self.registry = registry
         self.compositor_table = recipe_compositor(str(checkpoint))
         self.size = self.model.image_size
         self.directions: tuple[str, ...] = tuple(self.model.directions)
@@ -112,6 +136,7 @@ class DemoModel:
         self.composites = (NO_COMPOSITE, *registry.names("mask_provider"))
         self._providers: dict[str, Any] = {}  # mask providers may load a network: once each
         self._out = Path(tempfile.mkdtemp(prefix="ganforge-demo-"))  # results offered for download
+        self._results_lock = threading.Lock()  # two events (click, change) may finish at once
         weakref.finalize(self, shutil.rmtree, self._out, True)
 
     @property
@@ -131,13 +156,37 @@ class DemoModel:
         return f"{d.source} -> {d.target}"
 
     def _result_file(self, image: Image.Image, stem: str) -> Path:
-        """The full-resolution PNG offered for download (only the newest few are kept)."""
-        for old in sorted(self._out.glob("results/*/*.png"), key=lambda p: p.stat().st_mtime)[:-16]:
-            shutil.rmtree(old.parent, ignore_errors=True)
-        path = self._out / "results" / uuid.uuid4().hex[:8] / f"{stem}.png"  # a folder each: a clean name
-        path.parent.mkdir(parents=True)
-        image.save(path, compress_level=1)
+        """The full-resolution PNG offered for download, in a folder of its own (a clean name).
+
+        Results go by age (see RESULT_MIN_AGE_S), never by count: under many concurrent
+        requests a finished request's file stays until it has been copied and fetched.
+        """
+        with self._results_lock:
+            self._prune_results(time.time())
+            path = self._out / "results" / uuid.uuid4().hex[:8] / f"{stem}.png"
+            path.parent.mkdir(parents=True)
+            image.save(path, compress_level=1)
         return path
+
+    def _prune_results(self, now: float) -> None:
+        """Delete results older than CACHE_AGE_S, then the oldest over RESULT_MIN_AGE_S while the
+        total passes RESULT_MAX_BYTES; if it still does, refuse the request (one line)."""
+        entries = []
+        for folder in (self._out / "results").glob("*"):
+            files = [f.stat() for f in folder.iterdir()]
+            newest = max((st.st_mtime for st in files), default=folder.stat().st_mtime)
+            entries.append((newest, sum(st.st_size for st in files), folder))
+        total = sum(size for _, size, _ in entries)
+        for newest, size, folder in sorted(entries):
+            age = now - newest
+            if age > CACHE_AGE_S or (total > RESULT_MAX_BYTES and age > RESULT_MIN_AGE_S):
+                shutil.rmtree(folder, ignore_errors=True)
+                total -= size
+        if total > RESULT_MAX_BYTES:
+            raise GanforgeError(
+                f"the demo holds {total / 1e6:,.0f} MB of results from the last {RESULT_MIN_AGE_S / 60:.0f} "
+                f"minutes (at most {RESULT_MAX_BYTES / 1e6:,.0f} MB): try again in a few minutes"
+            )
 
     def _model(self, direction: str) -> Any:
         return lambda img: translate_image(self.model, img, direction, self.size)
@@ -255,28 +304,34 @@ def build_demo(model: DemoModel, examples: list[Path] | None = None) -> Any:
     """The page (a ``gradio.Blocks``) for a loaded model; call ``launch`` to serve it."""
     gr = _gradio()
 
+    # Both outputs are the result's PNG file, never a PIL image: Gradio writes a PIL output into
+    # its cache under a content hash, in place, so two requests with the same result (the same
+    # photo twice, or every visitor's first grid) rewrite a file another client is fetching
+    # (RemoteProtocolError). A file is copied in atomically, and an existing copy is reused.
     def run_translate(photo: Any, direction: str, composite: str, feather: float) -> Any:
         path = _upload_path(photo)
         if path is None:
             return None, gr.update(value=None, visible=False)
         try:
-            result, file, notes = model.translate(path, direction, composite, int(feather))
+            _, file, notes = model.translate(path, direction, composite, int(feather))
         except GanforgeError as exc:
             raise gr.Error(str(exc), print_exception=False) from None
         for note in notes:
             gr.Warning(note)
-        return result, gr.update(value=str(file), visible=True)
+        return str(file), gr.update(value=str(file), visible=True)
 
     def run_generate(seed: float, count: float, cls: str | None = None) -> Any:
         chosen = None if cls in (None, ALL_CLASSES) else cls
         try:
-            image, file = model.generate(int(seed), int(count), chosen)
+            _, file = model.generate(int(seed), int(count), chosen)
         except GanforgeError as exc:
             raise gr.Error(str(exc), print_exception=False) from None
-        return image, gr.update(value=str(file), visible=True)
+        return str(file), gr.update(value=str(file), visible=True)
 
     with gr.Blocks(
-        title=f"ganforge demo: {model.title}", analytics_enabled=False, delete_cache=(3600, 3600)
+        title=f"ganforge demo: {model.title}",
+        analytics_enabled=False,
+        delete_cache=(CACHE_AGE_S, CACHE_AGE_S),
     ) as demo:
         gr.Markdown(f"## {model.title}\n`{model.file.name}`, ganforge {__version__}")
         if model.translates:
@@ -286,7 +341,7 @@ def build_demo(model: DemoModel, examples: list[Path] | None = None) -> Any:
                 )
                 output = gr.Image(
                     label="Result",
-                    type="pil",
+                    type="filepath",
                     format="png",
                     interactive=False,
                     buttons=["download", "fullscreen"],  # no "share" (to a hub)
@@ -340,7 +395,7 @@ def build_demo(model: DemoModel, examples: list[Path] | None = None) -> Any:
             generate = gr.Button("Generate", variant="primary")
             grid = gr.Image(
                 label="Samples",
-                type="pil",
+                type="filepath",
                 format="png",
                 interactive=False,
                 buttons=["fullscreen"],
@@ -408,12 +463,13 @@ def export_space(
     out: str | os.PathLike[str],
     registry: Registry,
     examples: list[Path] | None = None,
-    max_pixels: int = DEFAULT_MAX_PIXELS,
+    max_pixels: int | None = None,
     requirement: str | None = None,
 ) -> list[Path]:
-    """Write ``app.py``, ``requirements.txt``, ``README.md``, the checkpoint and examples to ``out``.
+    """Write ``app.py``, ``requirements.txt``, ``README.md``, the model and examples to ``out``.
 
-    The checkpoint is copied as is and loaded with ganforge in ``app.py``. ``requirement`` is the
+    The model is its inference networks and card (an export of the checkpoint), loaded with
+    ganforge in ``app.py``; a failed or killed export leaves no partial folder. ``requirement`` is the
     pip line that installs ganforge in the Space (default ``ganforge[demo]==VERSION``; give a
     ``git+https://...`` URL or a wheel when ganforge is not on the package index).
     """

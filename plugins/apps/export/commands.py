@@ -79,6 +79,12 @@ def export_command(
     metavar="KEY=VALUE",
     help="Set a network option the file cannot tell (e.g. variance='biased' for U-GAT-IT).",
 )
+@click.option(
+    "--key",
+    default=None,
+    help="The entry of a checkpoint dict that holds the generator's state dict (dotted for nested "
+    "dicts, e.g. state_dict.G_A; default: the usual ones, such as state_dict, netG, params_ema).",
+)
 @click.option("--out", "out", type=click.Path(dir_okay=False), required=True, help="The .safetensors file.")
 @click.option("--force", is_flag=True, help="Replace --out if it exists.")
 def convert_command(
@@ -87,6 +93,7 @@ def convert_command(
     direction: str | None,
     image_size: int | None,
     overrides: tuple[str, ...],
+    key: str | None,
     out: str,
     force: bool,
 ) -> None:
@@ -106,6 +113,7 @@ def convert_command(
         image_size=image_size,
         overrides=list(overrides),
         force=force,
+        key=key,
     )
     nets = ", ".join(
         f"{n} ({s['component']} ngf={s['options'].get('ngf')} blocks={s['options'].get('blocks')})"

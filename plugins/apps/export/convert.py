@@ -4,13 +4,20 @@ Converters are plugins (kind ``converter``; ``ganforge list converters``): each 
 project's file layout and says which bundled component rebuilds each network, with which
 options. This module reads the file with ``torch.load(..., weights_only=True)`` only (one that
 needs a full unpickle is refused), builds the networks, loads them strictly and writes the export.
+
+A file that fails to load is diagnosed from its own structure (the zip index and checksums of
+the current format, the pickle opcodes of the legacy one) before anything else is said about
+it: a truncated or corrupt file is reported as such, and only a complete file that holds a
+pickled object is reported as needing a full unpickle, with what to save instead.
 """
 
 from __future__ import annotations
 
 import os
 import pickle
+import pickletools
 import re
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,6 +28,24 @@ from ganforge import protocols
 from ganforge.errors import GanforgeError
 from ganforge.recipe import parse_value
 from ganforge.registry import Registry
+
+# Keys under which training code commonly saves a network's state dict, the generator's first:
+# BasicSR/Real-ESRGAN save "params_ema" (the EMA weights it infers with) beside "params";
+# pix2pix-style code "netG"; Lightning and most scripts "state_dict" or "model_state_dict";
+# StyleGAN2 ports "g_ema".
+CONTAINER_KEYS = (
+    "state_dict",
+    "model_state_dict",
+    "params_ema",
+    "params",
+    "g_ema",
+    "netG",
+    "generator",
+    "model",
+    "net",
+    "network",
+)
+SAVE_STATE_DICT = "torch.save(model.state_dict(), 'weights.pth')"
 
 
 @dataclass
@@ -37,36 +62,146 @@ class Converted:
     image_size: int | None = None  # the training size, when the weights tell it
 
 
-def read_state(path: str | os.PathLike[str]) -> Any:
-    """A ``.pth`` file's contents through the weights-only unpickler; anything more is refused."""
+def read_state(path: str | os.PathLike[str], key: str | None = None) -> Any:
+    """A ``.pth`` file's contents through the weights-only unpickler; anything more is refused.
+
+    ``key`` (``--key``) selects an entry of a dict, dotted for nested ones (``state_dict.netG``).
+    """
     file = Path(path)
     if not file.is_file():
         raise GanforgeError(f"{file} not found")
+    if file.stat().st_size == 0:
+        raise GanforgeError(f"{file} is empty (0 bytes): a save or a copy that did not finish")
     try:
-        return torch.load(file, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as exc:
+        raw = torch.load(file, map_location="cpu", weights_only=True)
+    except Exception as exc:  # torch raises many types for damaged files; diagnosed below
+        raise GanforgeError(_diagnose(file, exc)) from None
+    return select(raw, key, file) if key else raw
+
+
+def select(raw: Any, key: str, file: Path) -> Any:
+    """``raw[key]``, the key dotted for nested dicts; a missing one names the keys there are."""
+    value = raw
+    for i, part in enumerate(key.split(".")):
+        if not isinstance(value, dict) or part not in value:
+            where = ".".join(key.split(".")[:i]) or "the file"
+            found = (
+                ", ".join(map(repr, list(value)[:12])) if isinstance(value, dict) else type(value).__name__
+            )
+            raise GanforgeError(f"--key {key}: {file} has no {part!r} in {where} (it has {found})")
+        value = value[part]
+    return value
+
+
+def _diagnose(file: Path, exc: Exception) -> str:
+    """One line on why ``file`` did not load: damaged, a pickled object, or something else."""
+    text = " ".join(str(exc).split())
+    damage = _damage(file)
+    if damage is None and (
+        isinstance(exc, EOFError) or re.search(r"unexpected EOF|might be corrupted", text)
+    ):
+        damage = "its tensor data ends early"
+    if damage:
+        return (
+            f"{file} is truncated or corrupt ({damage}); it is not a complete PyTorch file: "
+            "save or copy it again"
+        )
+    if isinstance(exc, pickle.UnpicklingError):
         # The weights-only unpickler names the first global it refused (a class, a function).
-        found = re.search(r"GLOBAL ([\w.]+)", str(exc))
-        what = f" (it holds {found.group(1)})" if found else ""
-        raise GanforgeError(
-            f"{file} needs a full unpickle to load{what}; ganforge reads plain state dicts only "
-            "(torch.load with weights_only=True)"
-        ) from None
-    except Exception as exc:
-        raise GanforgeError(f"{file}: not a readable PyTorch file ({type(exc).__name__})") from None
+        found = re.search(r"GLOBAL ([\w.]+)", text)
+        name = found.group(1) if found else ""
+        if name.startswith("torch.nn."):
+            what = f"a pickled torch module ({name}), not a state dict"
+        elif name:
+            what = f"a pickled object ({name}), not a plain state dict"
+        else:
+            what = "objects that are not tensors"
+        return (
+            f"{file} holds {what}: it needs a full unpickle to load, which runs code from the file; "
+            f"ganforge reads state dicts only (torch.load with weights_only=True). Where the model is "
+            f"defined, save its weights alone, {SAVE_STATE_DICT}, and convert that"
+        )
+    return f"{file}: not a readable PyTorch file ({type(exc).__name__}: {text[:200]})"
+
+
+def _damage(file: Path) -> str | None:
+    """What is structurally wrong with a checkpoint file, or None if it is whole.
+
+    The current format is a zip (its index and every member's CRC are checked); the legacy one
+    and plain ``pickle.dump`` files are pickles, whose opcodes must run to STOP (scanned, never
+    executed).
+    """
+    with open(file, "rb") as f:
+        head = f.read(4)
+    if head == b"PK\x03\x04":
+        try:
+            with zipfile.ZipFile(file) as zf:
+                bad = zf.testzip()
+        except (zipfile.BadZipFile, OSError, EOFError, ValueError, RuntimeError) as exc:
+            return f"its zip index is damaged or missing: {' '.join(str(exc).split())}"
+        return f"member {bad} fails its checksum" if bad else None
+    try:
+        with open(file, "rb") as f:
+            # torch's legacy format: five pickles (magic number, version, system info, the
+            # object, the storage keys), then raw tensor data; a plain pickle has one.
+            for count in range(5):
+                if count and not f.peek(1):
+                    break
+                for _ in pickletools.genops(f):
+                    pass
+    except Exception as exc:  # genops raises ValueError at the end of the data, others on junk
+        return f"its pickle data stops or is malformed: {' '.join(str(exc).split())[:80]}"
+    return None
 
 
 def state_tensors(state: Any, file: Path, what: str) -> dict[str, torch.Tensor]:
-    if (
-        not isinstance(state, dict)
-        or not state
-        or not all(isinstance(v, torch.Tensor) for v in state.values())
-    ):
-        raise GanforgeError(f"{file}: expected {what} (a dict of tensors), got {type(state).__name__}")
+    """The tensors of a state dict, unwrapped from the usual containers (CONTAINER_KEYS).
+
+    A checkpoint that keeps its weights under another key gets an error naming its keys and
+    the ``--key`` that selects one.
+    """
+    path = []
+    while isinstance(state, dict) and state and not _tensor_dict(state):
+        key = next((k for k in CONTAINER_KEYS if isinstance(state.get(k), dict)), None)
+        if key is None:
+            break
+        path.append(key)
+        state = state[key]
+    if not _tensor_dict(state):
+        where = f" (under {'.'.join(path)})" if path else ""
+        if isinstance(state, dict) and state:
+            found = ", ".join(f"{k!r} ({_describe(v)})" for k, v in list(state.items())[:8])
+            more = f" and {len(state) - 8} more" if len(state) > 8 else ""
+            nets = [k for k, v in state.items() if isinstance(v, dict) and v]
+            if nets:
+                hint = f"pass the one to convert with --key, e.g. --key {'.'.join([*path, str(nets[0])])}"
+            else:
+                hint = f"save the network's weights alone, {SAVE_STATE_DICT}"
+            raise GanforgeError(
+                f"{file}: expected {what} (a dict of tensors); it holds a dict{where} of "
+                f"{found}{more}: {hint}"
+            )
+        raise GanforgeError(f"{file}: expected {what} (a dict of tensors), got {_describe(state)}{where}")
     # Saved from DataParallel: every key starts with "module."
     if all(k.startswith("module.") for k in state):
         state = {k[len("module.") :]: v for k, v in state.items()}
     return dict(state)
+
+
+def _tensor_dict(value: Any) -> bool:
+    return (
+        isinstance(value, dict) and bool(value) and all(isinstance(v, torch.Tensor) for v in value.values())
+    )
+
+
+def _describe(value: Any) -> str:
+    if _tensor_dict(value):
+        return f"{len(value)} tensors"
+    if isinstance(value, dict):
+        return f"a dict of {len(value)}" if value else "an empty dict"
+    if isinstance(value, torch.Tensor):
+        return f"a tensor {tuple(value.shape)}"
+    return type(value).__name__
 
 
 def _apply_overrides(options: dict[str, Any], overrides: list[str]) -> None:
@@ -86,6 +221,7 @@ def convert_file(
     image_size: int | None = None,
     overrides: list[str] | None = None,
     force: bool = False,
+    key: str | None = None,
 ) -> tuple[Path, dict[str, Any]]:
     """Convert one reference file into an export; returns (path, metadata written).
 
@@ -98,7 +234,7 @@ def convert_file(
     converter = registry.build("converter", {"name": source}, "--from")
     path = Path(file)
     target = output_file(Path(out), force, [path])
-    found = converter.convert(read_state(path), path, direction)
+    found = converter.convert(read_state(path, key), path, direction)
     inferred = next((c.image_size for c in found if c.image_size), None)
     if image_size is not None and inferred is not None and image_size != inferred:
         raise GanforgeError(f"--image-size {image_size}: the generator's MLP was sized for {inferred} px")
