@@ -148,7 +148,9 @@ def _show(result: Any, as_json: bool) -> None:
             title = f"{target} ({n_fake} images) vs {source} ({n_real})"
         elif not source:
             title = f"{direction} ({', '.join(f'{n} {k}' for k, n in result.images.items())} images)"
-        table = Table(title=f"{title}, protocol {result.protocol}", title_justify="left")
+        # The title as its own line: a table's title wraps at the (narrow) table's width.
+        console.print(f"{title}, protocol {result.protocol}", highlight=False, soft_wrap=True)
+        table = Table()
         table.add_column("metric", style="bold cyan")
         table.add_column("value", justify="right")
         for key, value in values.items():
