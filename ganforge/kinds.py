@@ -37,6 +37,8 @@ KINDS = (
         "callback",
         "Training callbacks. A callback may define any of ``on_train_start(trainer)``, "
         "``on_step_end(trainer, step, losses)``, ``on_log(trainer, step, scalars)``, "
+        "``on_log_info(trainer, step, info)`` (non-numeric facts of a log step, e.g. the eval "
+        "protocol), "
         "``on_samples(trainer, step, grid)`` (after the ``samples`` callback writes a grid: "
         "``[3, H, W]`` float in [0, 1] on the CPU), ``on_epoch_end(trainer, epoch)``, "
         "``on_checkpoint(trainer, path)`` and ``on_train_end(trainer)``.",

