@@ -205,3 +205,19 @@ def test_device_cache_trains_like_the_disk_cache(anime_root, tmp_path, monkeypat
     assert a.keys() == b.keys()
     for k in a:
         assert torch.equal(a[k], b[k]), k
+
+
+def test_objective_hooks_set_host_values_and_schedule_the_average(anime_root, tmp_path):
+    """prepare_step runs before every step; ema_decay(step) overrides the recipe's decay (a
+    schedule: here 0, so the average is the generator itself after each step)."""
+    trainer = Trainer(
+        resolved(anime_root, "train.max_steps=3", "objective.ema=0.999"), tmp_path / "run", get_registry()
+    )
+    seen: list[int] = []
+    trainer.objective.prepare_step = seen.append
+    trainer.objective.ema_decay = lambda step: 0.0
+    trainer.fit()
+    assert seen == [0, 1, 2]
+    live, average = trainer.engine.networks["G"], trainer.engine.networks["G_ema"]
+    for a, b in zip(live.parameters(), average.parameters()):
+        torch.testing.assert_close(a, b)

@@ -83,6 +83,16 @@ class Objective:
         """One optimisation step on a batch of the declared keys; returns the losses to log."""
         raise NotImplementedError(f"{type(self).__name__} must implement train_step(batch, step)")
 
+    def prepare_step(self, step: int) -> None:
+        """Host-side settings of step ``step`` (schedules of loss weights, Adam betas, an
+        augmentation probability): runs before every step, outside any CUDA graph. A value the
+        step reads on the device must live in a tensor written in place here (``t.fill_(v)``)."""
+
+    def ema_decay(self, step: int) -> float | None:
+        """The moving average's decay at ``step`` (a schedule, as R3GAN's EMA half-life in images);
+        None, the default, keeps the recipe's ``[objective] ema``. Only used when that is on."""
+        return None
+
     def step_variant(self, step: int) -> Any:
         """A hashable naming which work ``step`` does; one CUDA graph is captured per value
         (DCGAN's ``n_critic``: whether G updates at this step)."""

@@ -52,9 +52,14 @@ class Engine:
         return {k: v.detach() for k, v in losses.items()}
 
     def set_step(self, step: int) -> None:
-        """Host-side settings of a step (the scheduled learning rates); records nothing in a graph."""
+        """Host-side settings of a step (the scheduled learning rates, the objective's own, the
+        moving average's decay); records nothing in a graph."""
         for opt in self.objective.optimizers.values():
             opt.set_step(step)
+        self.objective.prepare_step(step)
+        if self.ema:
+            decay = self.objective.ema_decay(step)
+            self._ema_weight.fill_(1.0 - (self.ema_decay if decay is None else float(decay)))
 
     def step_variant(self, step: int) -> Any:
         return self.objective.step_variant(step)
@@ -72,6 +77,8 @@ class Engine:
         """Keep ``<name>_ema``, a moving average of each inference network, updated after each
         step of the optimizer that trains it; inference then uses the averages."""
         nets = self.objective.nets
+        # 1 - decay, a device tensor: a scheduled decay changes it in place, even inside a graph
+        self._ema_weight = torch.tensor(1.0 - self.ema_decay, device=self.runtime.device)
         for name in self.declares.inference_networks():
             average = self.runtime.prepare(copy.deepcopy(unwrap(nets[name])), trainable=False)
             average.requires_grad_(False)
@@ -85,7 +92,8 @@ class Engine:
     def _update_ema(self, names: list[str]) -> None:
         for name in names:
             average, net = self.ema[name], unwrap(self.objective.nets[name])
-            torch._foreach_lerp_(list(average.parameters()), list(net.parameters()), 1.0 - self.ema_decay)
+            params = list(average.parameters())
+            torch._foreach_lerp_(params, list(net.parameters()), [self._ema_weight] * len(params))
             for b_avg, b in zip(average.buffers(), net.buffers()):
                 b_avg.copy_(b)
 
