@@ -15,7 +15,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import time
 from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -134,12 +133,10 @@ def train(
         raise GanforgeError("overrides is a list of 'section.key=value' strings, not one string")
     registry = _registry()
     if resume is not None:
-        from ganforge.safety import resume_run_dir
-
         file = ckpt.resolve(resume)
         source = Recipe.from_saved(ckpt.read_run_meta(file)["recipe"], f"{file} (saved recipe)", items)
         # never into another run, nor over this run's later checkpoints
-        run_dir = resume_run_dir(file, Path(out) if out else None, flag="out=")
+        run_dir = ckpt.resume_run_dir(file, Path(out) if out else None, flag="out=")
     elif recipe is None:
         raise GanforgeError("train() needs a recipe, or resume=RUN_DIR")
     else:
@@ -149,18 +146,7 @@ def train(
         else:
             source = Recipe.load(recipe, items)
             stem = Path(recipe).stem
-        run_dir = Path(out) if out else Path("runs") / f"{stem}-{time.strftime('%Y%m%d-%H%M%S')}"
-        if ckpt.CheckpointDir(run_dir / "checkpoints").steps():
-            raise GanforgeError(
-                f"{run_dir} already holds a run's checkpoints; continue it with resume={str(run_dir)!r}, "
-                "or choose another out"
-            )
-        from ganforge.safety import run_contents
-
-        if run_contents(run_dir):  # a run that never wrote a checkpoint is still not overwritten
-            raise GanforgeError(
-                f"{run_dir} already holds a run ({', '.join(run_contents(run_dir))}); choose another out"
-            )
+        run_dir = ckpt.new_run_dir(stem, Path(out) if out else None, "resume='{run}'", "out")
     if device:
         source.set(f"train.device={json.dumps(device)}")
     trainer = Trainer(source.resolve(registry), run_dir, registry)

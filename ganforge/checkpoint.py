@@ -28,7 +28,7 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 
 from ganforge.errors import GanforgeError, WriteError
-from ganforge.safety import follow_umask
+from ganforge.safety import RUN_FILES, follow_umask
 
 FORMAT = "ganforge-checkpoint/2"
 FORMATS = ("ganforge-checkpoint/1", FORMAT)  # 1: ganforge 0.1.0, without checksums
@@ -539,3 +539,74 @@ def verify(path: str | os.PathLike[str]) -> tuple[Path, dict[str, Any]]:
     if bad is not None:
         raise GanforgeError(f"{file}: {bad} holds NaN or infinite values")
     return file, meta
+
+
+# -- run folders ----------------------------------------------------------------------------
+
+
+def new_run_dir(
+    stem: str, out: Path | None, resume: str = "--resume {run}", flag: str = "--out", check: bool = True
+) -> Path:
+    """The folder a new run of recipe ``stem`` writes (``out``, else ``runs/STEM-TIME``): never
+    one that holds a run, with or without checkpoints (``resume`` says how to continue one)."""
+    import time
+
+    run_dir = out or Path("runs") / f"{stem}-{time.strftime('%Y%m%d-%H%M%S')}"
+    if not check:
+        return run_dir
+    if CheckpointDir(run_dir / "checkpoints").steps():
+        raise GanforgeError(
+            f"{run_dir} already holds a run's checkpoints; continue it with "
+            f"{resume.format(run=run_dir)}, or choose another {flag}"
+        )
+    held = run_contents(run_dir)
+    if held:  # a run that never wrote a checkpoint is still not overwritten
+        raise GanforgeError(f"{run_dir} already holds a run ({', '.join(held)}); choose another {flag}")
+    return run_dir
+
+
+def run_contents(folder: Path) -> list[str]:
+    """The run outputs ``folder`` holds: checkpoints and the run's record files."""
+    if not folder.is_dir():
+        return []
+    found = [name for name in RUN_FILES if (folder / name).is_file()]
+    checkpoints = folder / "checkpoints"
+    if checkpoints.is_dir() and any(p.suffix == ".safetensors" for p in checkpoints.iterdir()):
+        found.insert(0, "checkpoints/")
+    return found
+
+
+def resume_run_dir(file: Path, out: Path | None, flag: str = "--out") -> Path:
+    """The run folder ``run --resume FILE [--out OUT]`` writes to; refused where it would
+    overwrite anything saved: another run in ``OUT``, or checkpoints newer than ``FILE``."""
+    source = file.parent.parent if file.parent.name == "checkpoints" else None
+    if out is None:
+        if source is None:
+            raise GanforgeError(
+                f"--resume {file}: the file is not in a run's checkpoints/ folder; give the run "
+                f"folder to write to with {flag} RUN_DIR"
+            )
+        run_dir = source
+    else:
+        run_dir = out
+    same = source is not None and run_dir.resolve() == source.resolve()
+    if not same:
+        held = run_contents(run_dir)
+        if held:
+            raise GanforgeError(
+                f"{flag} {run_dir} holds another run ({', '.join(held)}); resuming {file} there would "
+                f"overwrite it: choose a new {flag}"
+                + (f", or leave {flag} out to continue in {source}" if source is not None else "")
+            )
+        return run_dir
+    step = step_of(file) if file.name != f"{BEST}.safetensors" else None
+    if step is None:
+        step = read_meta(file).get("step")
+    newer = [p for p in CheckpointDir(run_dir / "checkpoints").steps() if (step_of(p) or 0) > (step or 0)]
+    if newer:
+        raise GanforgeError(
+            f"--resume {file} (step {step}): {run_dir} has later checkpoints ({newer[-1].name}) that "
+            f"continuing here would overwrite; resume the newest with --resume {run_dir}, or branch "
+            f"from this one with {flag} NEW_RUN_DIR"
+        )
+    return run_dir

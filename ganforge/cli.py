@@ -14,7 +14,6 @@ from __future__ import annotations
 import json
 import os
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -277,24 +276,10 @@ def run_command(
     train = resolved["train"]
     dist = distributed.setup(train["device"], train["precision"], train["channels_last"], train["compile"])
     if resume:
-        from ganforge.safety import resume_run_dir
-
-        run_dir = resume_run_dir(ckpt.resolve(resume), Path(out) if out else None)
-    else:
+        run_dir = ckpt.resume_run_dir(ckpt.resolve(resume), Path(out) if out else None)
+    else:  # rank 0 checks; the other DDP ranks only name the same folder
         stem = Path(recipe).stem if recipe else "run"
-        run_dir = Path(out) if out else Path("runs") / f"{stem}-{time.strftime('%Y%m%d-%H%M%S')}"
-        if dist.rank == 0 and ckpt.CheckpointDir(run_dir / "checkpoints").steps():
-            raise GanforgeError(
-                f"{run_dir} already holds a run's checkpoints; continue it with "
-                f"--resume {run_dir}, or choose another --out"
-            )
-        from ganforge.safety import run_contents
-
-        held = run_contents(run_dir) if dist.rank == 0 else []
-        if held:  # a run that never wrote a checkpoint is still not overwritten
-            raise GanforgeError(
-                f"{run_dir} already holds a run ({', '.join(held)}); choose another --out, or move it away"
-            )
+        run_dir = ckpt.new_run_dir(stem, Path(out) if out else None, check=dist.rank == 0)
     if dist.rank == 0:
         from ganforge.safety import ensure_writable_dir
 

@@ -292,6 +292,8 @@ class Model:
     ) -> list[Image.Image]:
         from PIL import Image
 
+        from ganforge.translate import translate_image
+
         side = self.image_size if size is None else size
         results = []
         for img in images:
@@ -314,6 +316,8 @@ class Model:
             self.generate(chunk, None if labels is None else labels[i : i + len(chunk)])
             for i, chunk in zip(range(0, n, 256), z.split(256))
         ]
+        from ganforge.translate import to_pil
+
         return [to_pil(img) for img in torch.cat(chunks)]
 
     # -- files ------------------------------------------------------------------------------------
@@ -692,37 +696,6 @@ def atomic_write(path: Path, write: Any) -> None:
     finally:
         if tmp is not None and os.path.exists(tmp):
             os.unlink(tmp)
-
-
-def to_pil(t: Tensor) -> Image.Image:
-    """``[3, H, W]`` in [-1, 1] -> an 8-bit RGB image."""
-    from PIL import Image
-
-    array = t.clamp(-1, 1).add(1).mul(127.5).round().to(torch.uint8).permute(1, 2, 0).cpu().numpy()
-    return Image.fromarray(array)
-
-
-def model_size(img: Image.Image, size: int, multiple: int = 1) -> tuple[int, int]:
-    """The model's input size: ``size`` square, or (0) the image's own, rounded to ``multiple``."""
-    if size > 0:
-        return size, size
-    m = max(1, multiple)
-    return max(m, img.width // m * m), max(m, img.height // m * m)
-
-
-def translate_image(
-    model: Model, img: Image.Image, direction: str, size: int, domain: str | int | None = None
-) -> Image.Image:
-    """One RGB image through ``direction`` at the model's input size (``size`` square, or 0: the
-    image's own, rounded to the network's size multiple); the result has that size."""
-    from PIL import Image
-
-    from ganforge.data import to_uint8_tensor
-
-    shape = model_size(img, size, model.size_multiple(direction))
-    x = to_uint8_tensor(img if img.size == shape else img.resize(shape, Image.BICUBIC)).unsqueeze(0)
-    with torch.inference_mode():
-        return to_pil(model.translate(model.runtime.to_input(x), direction, domain=domain)[0])
 
 
 def load(path: PathLike, device: str = "auto", precision: str = "auto") -> Model:

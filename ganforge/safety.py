@@ -145,57 +145,6 @@ def describe_os_error(exc: OSError) -> str:
     return f"{reason}: '{name}'" if name else reason
 
 
-def run_contents(folder: Path) -> list[str]:
-    """The run outputs ``folder`` holds: checkpoints and the run's record files."""
-    if not folder.is_dir():
-        return []
-    found = [name for name in RUN_FILES if (folder / name).is_file()]
-    checkpoints = folder / "checkpoints"
-    if checkpoints.is_dir() and any(p.suffix == ".safetensors" for p in checkpoints.iterdir()):
-        found.insert(0, "checkpoints/")
-    return found
-
-
-def resume_run_dir(file: Path, out: Path | None, flag: str = "--out") -> Path:
-    """The run folder ``run --resume FILE [--out OUT]`` writes to; refused where it would
-    overwrite anything saved: another run in ``OUT``, or checkpoints newer than ``FILE``."""
-    from ganforge import checkpoint as ckpt
-
-    source = file.parent.parent if file.parent.name == "checkpoints" else None
-    if out is None:
-        if source is None:
-            raise GanforgeError(
-                f"--resume {file}: the file is not in a run's checkpoints/ folder; give the run "
-                f"folder to write to with {flag} RUN_DIR"
-            )
-        run_dir = source
-    else:
-        run_dir = out
-    same = source is not None and run_dir.resolve() == source.resolve()
-    if not same:
-        held = run_contents(run_dir)
-        if held:
-            raise GanforgeError(
-                f"{flag} {run_dir} holds another run ({', '.join(held)}); resuming {file} there would "
-                f"overwrite it: choose a new {flag}"
-                + (f", or leave {flag} out to continue in {source}" if source is not None else "")
-            )
-        return run_dir
-    step = ckpt.step_of(file) if file.name != f"{ckpt.BEST}.safetensors" else None
-    if step is None:
-        step = ckpt.read_meta(file).get("step")
-    newer = [
-        p for p in ckpt.CheckpointDir(run_dir / "checkpoints").steps() if (ckpt.step_of(p) or 0) > (step or 0)
-    ]
-    if newer:
-        raise GanforgeError(
-            f"--resume {file} (step {step}): {run_dir} has later checkpoints ({newer[-1].name}) that "
-            f"continuing here would overwrite; resume the newest with --resume {run_dir}, or branch "
-            f"from this one with {flag} NEW_RUN_DIR"
-        )
-    return run_dir
-
-
 # -- memory ----------------------------------------------------------------------------------
 
 

@@ -15,13 +15,41 @@ import numpy as np
 import torch
 from PIL import Image
 
-from ganforge.data import expand_inputs, open_rgb
+from ganforge.data import expand_inputs, open_rgb, to_uint8_tensor
 from ganforge.errors import GanforgeError
-from ganforge.model import Model, model_size
 from ganforge.safety import ensure_writable_dir, guard_out_folder, guard_targets, png_info
+
+# ``model`` below is a ganforge.Model (not imported: the Model imports this module for its
+# translate() of PIL images and files, and an import back would make a cycle)
+Model = Any
 
 _MARK = png_info("translate")  # outputs are marked: a later run may replace them, nothing else
 MAX_SIZE = 16384  # a network's activations at this side already take tens of GB
+
+
+def to_pil(t: torch.Tensor) -> Image.Image:
+    """``[3, H, W]`` in [-1, 1] -> an 8-bit RGB image."""
+    array = t.clamp(-1, 1).add(1).mul(127.5).round().to(torch.uint8).permute(1, 2, 0).cpu().numpy()
+    return Image.fromarray(array)
+
+
+def model_size(img: Image.Image, size: int, multiple: int = 1) -> tuple[int, int]:
+    """The model's input size: ``size`` square, or (0) the image's own, rounded to ``multiple``."""
+    if size > 0:
+        return size, size
+    m = max(1, multiple)
+    return max(m, img.width // m * m), max(m, img.height // m * m)
+
+
+def translate_image(
+    model: Model, img: Image.Image, direction: str, size: int, domain: str | int | None = None
+) -> Image.Image:
+    """One RGB image through ``direction`` at the model's input size (``size`` square, or 0: the
+    image's own, rounded to the network's size multiple); the result has that size."""
+    shape = model_size(img, size, model.size_multiple(direction))
+    x = to_uint8_tensor(img if img.size == shape else img.resize(shape, Image.BICUBIC)).unsqueeze(0)
+    with torch.inference_mode():
+        return to_pil(model.translate(model.runtime.to_input(x), direction, domain=domain)[0])
 
 
 def output_names(files: list[Path], out: Path, masks: bool = False) -> dict[Path, Path]:

@@ -303,9 +303,9 @@ def composite_files(
     import warnings
 
     from ganforge.data import open_rgb
-    from ganforge.model import Model, model_size, translate_image
+    from ganforge.model import Model
     from ganforge.plugins import get_registry
-    from ganforge.translate import check_side, plan_outputs, side_check
+    from ganforge.translate import check_side, model_size, plan_outputs, side_check, translate_image
 
     registry = get_registry()
     model = Model.load(checkpoint, device, registry=registry)

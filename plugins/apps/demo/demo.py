@@ -30,9 +30,10 @@ from torchvision.utils import make_grid
 from ganforge import __version__
 from ganforge.data import IMAGE_EXTENSIONS, open_rgb
 from ganforge.errors import GanforgeError
-from ganforge.model import Model, translate_image
+from ganforge.model import Model
 from ganforge.registry import Registry
 from ganforge.safety import describe_os_error
+from ganforge.translate import translate_image
 from ganforge_plugins.apps.composite.composite import build_compositor, recipe_compositor
 
 MAX_UPLOAD = "200mb"  # Gradio refuses larger uploads before they reach the model
