@@ -56,6 +56,8 @@ class Engine:
         moving average's decay); records nothing in a graph."""
         for opt in self.objective.optimizers.values():
             opt.set_step(step)
+        if self.runtime.device.type == "cuda" and torch.cuda.is_current_stream_capturing():
+            return  # host values: set again before every replay, never recorded into the graph
         self.objective.prepare_step(step)
         if self.ema:
             decay = self.objective.ema_decay(step)
