@@ -204,6 +204,21 @@ def test_dcgan_captures_one_graph_per_step_variant(anime_root, tmp_path):
 
 
 @needs_cuda
+def test_scheduled_average_and_host_settings_follow_each_replay(anime_root, tmp_path):
+    """An objective's prepare_step and ema_decay run before every replay, never baked into the
+    graph: a decay of 0 after step 7 makes the average the generator itself, as eager steps do."""
+    extra = [*EXACT, "objective.ema=0.9", "train.max_steps=12"]
+    graph = _trainer(DCGAN, anime_root, tmp_path / "graph", *extra)
+    seen: list[int] = []
+    graph.objective.prepare_step = seen.append
+    graph.objective.ema_decay = lambda step: 0.9 if step < 7 else 0.0
+    graph.fit()
+    assert isinstance(graph._step_fn, CapturedStep) and graph._step_fn.graphs and seen == list(range(12))
+    for a, b in zip(graph.engine.networks["G"].parameters(), graph.engine.networks["G_ema"].parameters()):
+        torch.testing.assert_close(a, b)
+
+
+@needs_cuda
 def test_bench_reports_graph_mode(selfie_root):
     from ganforge_plugins.apps.bench.bench import run_bench
 
