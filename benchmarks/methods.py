@@ -2,10 +2,14 @@
 
     python benchmarks/methods.py --set data.image_size=64 --set data.load_size=72 --device cpu
     python benchmarks/methods.py --batch-size 16 --peak-tflops 989      # on a GPU, 256 px
+    python benchmarks/methods.py --methods cyclegan pix2pix --paired-root PAIRS   # pix2pix's data
 
 Runs ``ganforge bench`` (the bench app's ``run_bench``) on each recipe with the same overrides and
 prints images/s, step time and the ratio to CycleGAN's images per second (one image is one
-training sample: a pair for the two-way methods, one source image for CUT and FastCUT).
+training sample: a pair for the two-way methods and pix2pix, one source image for CUT and FastCUT).
+pix2pix trains on aligned pairs: ``--paired-root`` names a folder with ``trainA``/``trainB`` of
+matching file names (default: the recipe's ``facades`` in the data root); below 256 px its
+``unet_256`` becomes a ``unet`` with one halving per power of two of the side.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ RECIPES = {
     "cut": "recipes/cut_selfie2anime.toml",
     "fastcut": "recipes/fastcut_selfie2anime.toml",
     "ugatit-light": "recipes/ugatit_light_selfie2anime.toml",
+    "pix2pix": "recipes/pix2pix_facades.toml",
 }
 
 
@@ -34,6 +39,9 @@ def main() -> None:
     parser.add_argument("--device", default="auto")
     parser.add_argument("--peak-tflops", type=float, default=None)
     parser.add_argument("--methods", nargs="*", default=list(RECIPES))
+    parser.add_argument(
+        "--paired-root", default="", help="pix2pix's pairs: a folder with trainA/ and trainB/"
+    )
     args = parser.parse_args()
     registry = get_registry()
     rows = {}
@@ -48,6 +56,12 @@ def main() -> None:
             extra += [f"generator.image_size={size}"]
             if size < 128:  # the 7-layer global D needs >= 128 px; one layer fewer below that
                 extra += ["discriminator.global.layers=6"]
+        if name == "pix2pix":
+            size = _size(args.overrides)
+            if size != 256:  # unet_256 needs 256 px multiples: the same U-Net, one halving per 2x
+                extra += [f"generator={{name='unet', num_downs={size.bit_length() - 1}}}"]
+            if args.paired_root:
+                extra += [f"data.root={json.dumps(args.paired_root)}"]
         recipe = Recipe.load(RECIPES[name], extra)
         rows[name] = run_bench(recipe, registry, args.steps, args.warmup, args.peak_tflops, count_flops=True)
     base = rows.get("cyclegan", {}).get("samples_per_s")

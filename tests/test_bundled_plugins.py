@@ -93,6 +93,8 @@ def test_hook_register_datasets(selfie_root, anime_root):
         "unpaired-folders",
         "image-folder",
         "class-folders",
+        "aligned",
+        "paired-folders",
     }
     registry = get_registry()
     unpaired = registry.build(
@@ -139,6 +141,7 @@ def test_hook_register_objectives():
         "cut",
         "fastcut",
         "ugatit",
+        "pix2pix",
     }
     objective = get_registry().get("objective", "cyclegan")
     assert {p.name for p in objective.params} == {

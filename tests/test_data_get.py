@@ -468,6 +468,69 @@ def test_flat_zip_with_duplicate_copies_unpacks_once(root, server, faces):
         get_dataset(with_archives(bundled.ANIME_FACES_64, [clash], counts={"": 1}), root / "other")
 
 
+# -- the pix2pix pairs: facades (CycleGAN's zip) and edges2shoes (Hub parquet) ----------------
+
+
+def test_facades_zip_installs_pairs_that_paired_folders_reads(root, server, faces):
+    # CycleGAN's facades.zip: facades/{train,test}{A,B}, a pair named 1_A.jpg / 1_B.jpg
+    members = {}
+    for split, sl in (("train", slice(0, TRAIN)), ("test", slice(TRAIN, TRAIN + TEST))):
+        for i, (photo, label) in enumerate(zip(faces["selfie"][sl], faces["anime"][sl])):
+            members[f"facades/{split}A/{i + 1}_A.jpg"] = photo
+            members[f"facades/{split}B/{i + 1}_B.jpg"] = label
+    archive = _zip(members)
+    server.files[server_path(bundled.FACADES.files[0])] = archive
+    result = get_dataset(with_archives(bundled.FACADES, [archive], counts={"trainA": TRAIN, "trainB": TRAIN}))
+    assert result.path == root / "facades" and result.marker["counts"] == {"trainA": TRAIN, "trainB": TRAIN}
+    assert len(list((root / "facades" / "testB").iterdir())) == TEST  # installed, not counted
+    assert server.requests == [("/facades.zip", None)]  # the mirror keeps the relative path
+    from ganforge.plugins import get_registry
+    from ganforge.recipe import Recipe
+
+    # the facades recipe's data table: label maps (trainB) in, photos (trainA) out
+    recipe = Recipe.load(RECIPES / "pix2pix_facades.toml", ["data.image_size=32", "data.holdout=0"])
+    ds = get_registry().build("dataset", recipe.data["data"], seed=0)
+    assert len(ds) == TRAIN and [a.name for a, _ in ds.pairs][:2] == ["1_A.jpg", "2_A.jpg"]
+    assert ds.direction == "BtoA" and ds[0]["A"].shape == (3, 32, 32)
+
+
+def test_edges2shoes_parquet_files_name_pairs_by_row(root, server, faces):
+    pa = pytest.importorskip("pyarrow")
+    pq = pytest.importorskip("pyarrow.parquet")
+    image = pa.struct([("bytes", pa.binary()), ("path", pa.string())])
+    archives = []
+    for f in range(3):  # the same stored names in every file: row names keep them apart
+        edges, shoes = faces["anime"][f * 2 : f * 2 + 2], faces["selfie"][f * 2 : f * 2 + 2]
+        table = pa.table(
+            {
+                "imageA": pa.array(
+                    [{"bytes": d, "path": f"{i}.jpg"} for i, d in enumerate(edges)], type=image
+                ),
+                "imageB": pa.array(
+                    [{"bytes": d, "path": f"{i}.jpg"} for i, d in enumerate(shoes)], type=image
+                ),
+            }
+        )
+        out = io.BytesIO()
+        pq.write_table(table, out)
+        archives.append(out.getvalue())
+    for file, archive in zip(bundled.EDGES2SHOES.files, archives):
+        server.files[server_path(file)] = archive
+    source = with_archives(bundled.EDGES2SHOES, archives, counts={"trainA": 6, "trainB": 6})
+    result = get_dataset(source)
+    names = [f"{f}-{i:05d}.jpg" for f in range(3) for i in range(2)]
+    for folder in ("trainA", "trainB"):
+        assert sorted(p.name for p in (result.path / folder).iterdir()) == names
+    assert (result.path / "trainA" / "1-00001.jpg").read_bytes() == faces["anime"][3]  # edges in A
+    assert (result.path / "trainB" / "1-00001.jpg").read_bytes() == faces["selfie"][3]
+    from ganforge.plugins import get_registry
+
+    ds = get_registry().build(
+        "dataset", {"name": "paired-folders", "source": "edges2shoes", "image_size": 32, "holdout": 0}, seed=0
+    )
+    assert len(ds) == 6 and all(a.name == b.name for a, b in ds.pairs)
+
+
 # -- recipes find the data with no flag --------------------------------------------------------
 
 
@@ -557,12 +620,15 @@ def test_hook_register_data_sources():
 
 
 def test_bundled_declarations():
-    for source in (bundled.SELFIE2ANIME, bundled.SELFIE2ANIME_HUB, bundled.ANIME_FACES_64):
+    for source in bundled.SOURCES:
         for file in source.files:
             assert len(file.sha256) == 64 and file.checksum_from.startswith("https://")
             assert "@" in source.revision or "Dropbox" in source.revision
     assert bundled.SELFIE2ANIME.counts == {"trainA": 3400, "trainB": 3400, "testA": 100, "testB": 100}
     assert set(bundled.SELFIE2ANIME.files[0].layout.values()) == set(bundled.SELFIE2ANIME.counts)
+    assert bundled.FACADES.counts == {"trainA": 400, "trainB": 400}
+    assert bundled.EDGES2SHOES.counts == {"trainA": 50025, "trainB": 50025}
+    assert [f.row_names for f in bundled.EDGES2SHOES.files] == ["0-", "1-", "2-"]
 
 
 def test_data_commands_do_not_import_torch():

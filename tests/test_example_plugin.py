@@ -88,7 +88,7 @@ def test_the_package_is_listed_with_its_kind_and_objective(paired_env):
     assert set(found) == {
         ("reconstruction", "l1"),
         ("reconstruction", "charbonnier"),
-        ("dataset", "paired-folders"),
+        ("dataset", "example-pairs"),
         ("objective", "paired"),
     }
     declares = found[("objective", "paired")]["declares"]

@@ -36,12 +36,15 @@ BUNDLED = {
     ("scheduler", "cosine"),
     ("dataset", "unpaired-folders"),
     ("dataset", "image-folder"),
+    ("dataset", "paired-folders"),
+    ("dataset", "aligned"),
     ("callback", "progress"),
     ("callback", "samples"),
     ("callback", "metrics-log"),
     ("callback", "checkpoint"),
     ("objective", "cyclegan"),
     ("objective", "dcgan"),
+    ("objective", "pix2pix"),
 }
 
 

@@ -4,6 +4,7 @@ from ganforge import hookimpl
 from ganforge_plugins.objectives.cut import CUT, FastCUT
 from ganforge_plugins.objectives.cyclegan import CycleGAN
 from ganforge_plugins.objectives.dcgan import UnconditionalGAN
+from ganforge_plugins.objectives.pix2pix import Pix2Pix
 from ganforge_plugins.objectives.ugatit import UGATIT
 
 
@@ -14,3 +15,4 @@ def register_objectives(register):
     register("cut", CUT)
     register("fastcut", FastCUT)
     register("ugatit", UGATIT)
+    register("pix2pix", Pix2Pix)

@@ -95,6 +95,10 @@ class RemoteFile:
     folder (``""`` is the archive's or the dataset's root); the images anywhere under a listed
     folder land in its dataset folder (the longest listed prefix wins), every other member is
     skipped. For a parquet file: image column -> dataset folder.
+
+    ``row_names`` (parquet only): name each image by its row, ``f"{row_names}{row:05d}.ext"``,
+    instead of the name stored in the file, so that the images of one row (a pair, in folders
+    of their own) share a name and several files of one split do not collide.
     """
 
     path: str  # relative to the source's base URL, and to a mirror's
@@ -103,6 +107,7 @@ class RemoteFile:
     size: int = 0  # bytes, 0 where not published
     format: Format = "zip"
     layout: dict[str, str] = field(default_factory=dict)
+    row_names: str | None = None
 
     @property
     def filename(self) -> str:
@@ -1031,7 +1036,7 @@ def _unpack_parquet(file: RemoteFile, archive: Path, dest: Path, budget: _Budget
             for i in range(batch.num_rows):
                 for column in columns:
                     origin = f"{label}:{column}[{row + i}]"
-                    data, name = _parquet_image(values[column][i], row + i)
+                    data, name = _parquet_image(values[column][i], row + i, file.row_names)
                     _check_name(name, name, origin)
                     budget.add(label, f"{column}[{row + i}]", len(data), 0)
                     tmp.write_bytes(data)
@@ -1043,11 +1048,16 @@ def _unpack_parquet(file: RemoteFile, archive: Path, dest: Path, budget: _Budget
         ) from None
 
 
-def _parquet_image(value: Any, row: int) -> tuple[bytes, str]:
-    """(bytes, file name) of one cell: a Hub ``Image`` struct ``{bytes, path}`` or plain bytes."""
+def _parquet_image(value: Any, row: int, row_names: str | None = None) -> tuple[bytes, str]:
+    """(bytes, file name) of one cell: a Hub ``Image`` struct ``{bytes, path}`` or plain bytes.
+
+    The name is the stored one, or the row's (``row_names`` + the row number) when that is set.
+    """
     data, original = (value.get("bytes"), value.get("path")) if isinstance(value, dict) else (value, None)
     if not isinstance(data, bytes | bytearray) or not data:
         raise GanforgeError(f"row {row}: expected image bytes, got {type(data).__name__}")
+    if row_names is not None:
+        return bytes(data), f"{row_names}{row:05d}{_sniff_extension(bytes(data))}"
     base = PurePosixPath(str(original).replace("\\", "/")).name if original else ""
     if not base or not _is_image_name(base):
         base = f"{row:05d}{_sniff_extension(bytes(data))}"

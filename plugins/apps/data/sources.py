@@ -1,4 +1,5 @@
-"""Bundled data sources for ``ganforge data get``: selfie2anime (two copies) and 64 px anime faces.
+"""Bundled data sources for ``ganforge data get``: selfie2anime (two copies), 64 px anime faces,
+and the pix2pix pairs facades and edges2shoes.
 
 Every URL, revision and checksum below was read from the public source named beside it; a
 checksum nobody published is never written here (docs/data.md lists where each came from).
@@ -109,4 +110,88 @@ ANIME_FACES_64 = DataSource(
 )
 
 
-SOURCES = (SELFIE2ANIME, SELFIE2ANIME_HUB, ANIME_FACES_64)
+# facades, paired (pix2pix): CycleGAN's copy of the CMP facades, one zip with facades/{trainA,
+# trainB,testA,testB}; the official download_cyclegan_dataset.sh (junyanz/pytorch-CycleGAN-and-
+# pix2pix at d5a836703c4cd4f3070f70d2fe7cfdac91835af5) takes it from the URL below. The sha256 and
+# the size are TensorFlow Datasets' pinned checksums for that URL (url_checksums/cycle_gan.txt at
+# commit 333639b; the same at ffe36c8). The official docs/datasets.md (at 9fc9eef) gives 400
+# training images; the test folders' counts are published nowhere, so only train is counted. The
+# two folders hold the same 400 scenes: trainA the photos, trainB the label maps (the official
+# scripts/test_single.sh, at 104f953, feeds facades/testB to the label -> photo pix2pix model with
+# --direction BtoA). The Hub's huggan/facades (one parquet of 606 rows) has no sha256 in any
+# source this project could read, so it is not offered.
+FACADES_CHECKSUMS = (
+    "https://github.com/tensorflow/datasets/blob/333639b37af6c6fedf3610a4a2d42f1c6ef6f7d5/"
+    "tensorflow_datasets/url_checksums/cycle_gan.txt"
+)
+FACADES = DataSource(
+    name="facades",
+    description="CMP facades (pix2pix): 400 aligned photo / label-map training pairs, CycleGAN's zip",
+    homepage="https://cmp.felk.cvut.cz/~tylecr1/facade/",
+    license="not stated by the source (research dataset, CMP Facade Database)",
+    revision="none (a plain URL); the sha256 from tensorflow/datasets@333639b pins the content",
+    base_url="https://people.eecs.berkeley.edu/~taesung_park/CycleGAN/datasets/",
+    files=(
+        RemoteFile(
+            path="facades.zip",
+            sha256="9a31ebf3a31b9b5cd195dd5bf62e9308e00cb94604d1019e3889ac84248695c0",
+            checksum_from=FACADES_CHECKSUMS,
+            size=35135868,
+            format="zip",
+            layout={
+                "facades/trainA": "trainA",
+                "facades/trainB": "trainB",
+                "facades/testA": "testA",
+                "facades/testB": "testB",
+            },
+        ),
+    ),
+    counts={"trainA": 400, "trainB": 400},
+    orientation="declared",
+    notes="trainA = photos, trainB = label maps, pairs matched by name (paired-folders, direction BtoA)",
+)
+
+# edges2shoes, paired (pix2pix): the Hub's huggan/edges2shoes, whose dataset_infos.json (at
+# 6d36104) declares columns imageA and imageB and one train split of 50,025 rows (the official
+# 49,825 train + 200 val pairs). Its main branch has six parquet files, of which the index this
+# project reads shows the LFS sha256 of five; the parquet conversion branch at commit f1a7e13
+# holds the same rows in three files whose sha256 and sizes the commit page publishes, so those
+# are the files used. Rows are named by number (imageA[i] and imageB[i] share a name), so the two
+# folders pair by name. imageA holds the edges and imageB the shoes, the order of the official
+# A|B images (the Hub card does not say).
+E2S_REVISION = "f1a7e132970731079d6851853d3aca1537c9520a"
+E2S_PAGE = f"https://huggingface.co/datasets/huggan/edges2shoes/commit/{E2S_REVISION}"
+E2S_FILES = (
+    ("edca84811571224dfc80db48cbfcde238a18e79d4f046868b4de836a49b236bc", 929475033),
+    ("8c83a3fcd275b1d8b1ca36735cebad499bdf2fb238ccc88d82eb7b396fb4dd84", 934246798),
+    ("cf5efbfe5565179b65dc7461bfb9f028fd75b0d58e237bf3d6e7553304f44e2b", 934896506),
+)
+EDGES2SHOES = DataSource(
+    name="edges2shoes",
+    description="edges2shoes (pix2pix): 50,025 aligned edge / shoe pairs, 256 px, from huggan/edges2shoes",
+    homepage="https://huggingface.co/datasets/huggan/edges2shoes",
+    license="not stated by the source (UT Zappos50K research dataset)",
+    revision=f"huggan/edges2shoes@{E2S_REVISION} (refs/convert/parquet)",
+    base_url="https://huggingface.co/",
+    files=tuple(
+        RemoteFile(
+            path=(
+                f"datasets/huggan/edges2shoes/resolve/{E2S_REVISION}/huggan--edges2shoes/"
+                f"parquet-train-{i:05d}-of-00003.parquet"
+            ),
+            sha256=digest,
+            checksum_from=E2S_PAGE,
+            size=size,
+            format="parquet",
+            layout={"imageA": "trainA", "imageB": "trainB"},
+            row_names=f"{i}-",
+        )
+        for i, (digest, size) in enumerate(E2S_FILES)
+    ),
+    counts={"trainA": 50025, "trainB": 50025},
+    orientation="declared",
+    notes="trainA = edges, trainB = shoes, pairs share a file name (paired-folders); needs pyarrow",
+)
+
+
+SOURCES = (SELFIE2ANIME, SELFIE2ANIME_HUB, ANIME_FACES_64, FACADES, EDGES2SHOES)

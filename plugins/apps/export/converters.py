@@ -9,6 +9,9 @@
 - ``ugatit`` (znxlwm/UGATIT-pytorch): ``*_params_latest.pt``, a dict of state dicts of which
   ``genA2B`` and ``genB2A`` are the generators; ganforge's ``ugatit`` generator uses the same
   names, with ``variance="unbiased"`` for the reference's ``torch.var``.
+- ``official-pix2pix`` (junyanz/pytorch-CycleGAN-and-pix2pix): ``latest_net_G.pth``, a
+  ``UnetGenerator``; ganforge's ``unet`` (``unet_256``, ``unet_128``) has the same module tree
+  (norm batch or instance).
 
 Widths, block counts and channels are read from the tensor shapes. The app's
 ``convert`` module reads the file with the weights-only loader, rebuilds each network with
@@ -106,6 +109,46 @@ def ugatit_options(state: dict[str, torch.Tensor], file: Path) -> tuple[dict[str
     return options, size
 
 
+def unet_options(state: dict[str, torch.Tensor], file: Path) -> tuple[str, dict[str, Any]]:
+    """(ganforge generator, options) of an official pix2pix ``UnetGenerator`` state dict.
+
+    The blocks nest as ``model.model.1.model.3.model.3...``: every level below the outermost has
+    its down-convolution at ``model.1`` of its ``Sequential``, so the depth is one plus the number
+    of those. Batch norm has affine weights after each inner down-convolution
+    (``model.model.1.model.2.weight``); instance norm (no affine) leaves the convolutions their
+    bias instead (``model.model.0.bias``). The official ``norm='none'`` has neither norms nor
+    biases, a layout ganforge's ``unet`` does not build. Dropout holds no weights: it is on, the
+    pix2pix default, and only acts in train mode.
+    """
+    if "model.model.0.weight" not in state or "model.model.3.weight" not in state:
+        raise GanforgeError(f"{file}: not a UnetGenerator state dict (no model.model.0.weight)")
+    first = state["model.model.0.weight"]
+    ngf, in_channels = int(first.shape[0]), int(first.shape[1])
+    out_channels = int(state["model.model.3.weight"].shape[1])  # ConvTranspose2d: [in, out, k, k]
+    downs = 1 + sum(1 for k in state if re.fullmatch(r"model\.model\.1\.(model\.3\.)*model\.1\.weight", k))
+    if "model.model.1.model.2.weight" in state:
+        norm = "batch"
+    elif "model.model.0.bias" in state:
+        norm = "instance"
+    else:
+        raise GanforgeError(
+            f"{file}: a UnetGenerator trained with --norm none (no norm weights, no conv biases); "
+            "ganforge's unet keeps the biases there, so it cannot load this file"
+        )
+    options: dict[str, Any] = {
+        "in_channels": in_channels,
+        "out_channels": out_channels,
+        "ngf": ngf,
+        "norm": norm,
+        "dropout": True,
+        "init": "none",
+    }
+    presets = {8: "unet_256", 7: "unet_128"}
+    if downs in presets:
+        return presets[downs], options
+    return "unet", {**options, "num_downs": downs}
+
+
 class OfficialCycleGAN:
     """The official pytorch-CycleGAN-and-pix2pix ResnetGenerator (latest_net_G_A.pth / G_B)."""
 
@@ -147,4 +190,25 @@ class UGATITGenerators:
         return out
 
 
-CONVERTERS = {"official-cyclegan": OfficialCycleGAN, "cut": CUTGenerator, "ugatit": UGATITGenerators}
+class OfficialPix2Pix:
+    """The official pytorch-CycleGAN-and-pix2pix UnetGenerator (latest_net_G.pth): A->B."""
+
+    objective = "pix2pix"
+
+    def convert(self, raw: Any, file: Path, direction: str | None) -> list[Converted]:
+        d = _direction(direction, "a2b")
+        state = state_tensors(raw, file, "a generator state dict")
+        component, options = unet_options(state, file)
+        if options["norm"] == "instance":
+            # Files from PyTorch < 0.4 hold running statistics of the instance norms, which do not
+            # track them (the official loader deletes them too).
+            state = {k: v for k, v in state.items() if not k.endswith(("running_mean", "running_var"))}
+        return [Converted(d, "G", *_DOMAINS[d], component, options, state)]
+
+
+CONVERTERS = {
+    "official-cyclegan": OfficialCycleGAN,
+    "cut": CUTGenerator,
+    "ugatit": UGATITGenerators,
+    "official-pix2pix": OfficialPix2Pix,
+}

@@ -4,7 +4,7 @@ It adds, through entry points only:
 
 - a component kind ``reconstruction`` (pixel losses between a translation and its target),
   with components ``l1`` and ``charbonnier``;
-- a dataset ``paired-folders`` (``A/x.png`` pairs with ``B/x.png``);
+- a dataset ``example-pairs`` (``A/x.png`` pairs with ``B/x.png``);
 - an objective ``paired`` that reads its own recipe section ``[reconstruction]``.
 """
 
@@ -36,7 +36,7 @@ def register_reconstructions(register):
 
 @hookimpl
 def register_datasets(register):
-    register("paired-folders", PairedFolders)
+    register("example-pairs", PairedFolders)
 
 
 @hookimpl

@@ -1,4 +1,4 @@
-"""``paired-folders``: aligned image pairs, ``A/name.ext`` with ``B/name.ext``."""
+"""``example-pairs``: aligned image pairs, ``A/name.ext`` with ``B/name.ext``."""
 
 from __future__ import annotations
 
