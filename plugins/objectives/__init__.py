@@ -5,6 +5,7 @@ from ganforge_plugins.objectives.cut import CUT, FastCUT
 from ganforge_plugins.objectives.cyclegan import CycleGAN
 from ganforge_plugins.objectives.dcgan import UnconditionalGAN
 from ganforge_plugins.objectives.ugatit import UGATIT
+from ganforge_plugins.objectives.uvcgan2 import UVCGAN2, UVCGAN2Pretrain
 
 
 @hookimpl
@@ -14,3 +15,5 @@ def register_objectives(register):
     register("cut", CUT)
     register("fastcut", FastCUT)
     register("ugatit", UGATIT)
+    register("uvcgan2", UVCGAN2)
+    register("uvcgan2-pretrain", UVCGAN2Pretrain)
