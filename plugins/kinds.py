@@ -1,4 +1,4 @@
-"""Component kinds of the bundled objectives: networks, adversarial losses and image pools."""
+"""Component kinds of the bundled objectives: networks, adversarial losses, image pools and queues."""
 
 from __future__ import annotations
 
@@ -59,6 +59,13 @@ KINDS = (
         "Image pools (history buffers of generated images for the discriminator): "
         "``query(images) -> images`` plus ``state_dict`` / ``load_state_dict`` and optionally "
         "``make_capturable()``.",
+    ),
+    Kind(
+        "queue",
+        "Queues of discriminator outputs kept across steps (UVCGAN2's batch-head body queues): "
+        "``push(x)``, ``query(device) -> Tensor | None``, ``len()``, ``state_dict`` / "
+        "``load_state_dict`` and ``make_capturable()``. An objective declares them as pools: "
+        "saved per process and resumed.",
     ),
 )
 

@@ -264,6 +264,49 @@ class Cosine:
         return f"Cosine(min_factor={self.min_factor}, warmup_steps={self.warmup_steps})"
 
 
+class CosineRestarts:
+    """Cosine annealing with warm restarts per epoch (torch's CosineAnnealingWarmRestarts).
+
+    The factor falls from 1 to ``min_factor`` over ``restart_epochs`` epochs along half a cosine,
+    then starts again at 1; with ``t_mult`` > 1 each period is that many times longer than the one
+    before. The epoch is ``step // steps_per_epoch``, so the factor changes once per epoch, as
+    when the torch scheduler is stepped after each epoch. ``min_factor`` is ``eta_min / lr``.
+    UVCGAN2's pre-training uses ``restart_epochs = 500``, ``t_mult = 1``, ``min_factor = 1e-5``.
+    """
+
+    def __init__(
+        self,
+        steps_per_epoch: int,
+        total_steps: int,
+        restart_epochs: Annotated[int, Range(1)] = 500,
+        t_mult: Annotated[int, Range(1, 1000, why="each period is t_mult times the last")] = 1,
+        min_factor: Fraction = 0.0,
+    ) -> None:
+        if restart_epochs < 1 or t_mult < 1:
+            raise GanforgeError("cosine-restarts: restart_epochs and t_mult must be >= 1")
+        if not 0.0 <= min_factor <= 1.0:
+            raise GanforgeError(f"cosine-restarts: min_factor must be in [0, 1], got {min_factor}")
+        self.steps_per_epoch = _at_least_one(steps_per_epoch)
+        self.restart_epochs = restart_epochs
+        self.t_mult = t_mult
+        self.min_factor = min_factor
+
+    def __call__(self, step: int) -> float:
+        epoch = max(0, step) // self.steps_per_epoch
+        t0, mult = self.restart_epochs, self.t_mult
+        t_cur, t_i = (epoch % t0, t0) if mult == 1 else (epoch, t0)
+        while t_cur >= t_i:  # as the stepped scheduler: each finished period is t_mult times longer
+            t_cur -= t_i
+            t_i *= mult
+        return self.min_factor + (1.0 - self.min_factor) * 0.5 * (1.0 + math.cos(math.pi * t_cur / t_i))
+
+    def __repr__(self) -> str:
+        return (
+            f"CosineRestarts(restart_epochs={self.restart_epochs}, t_mult={self.t_mult}, "
+            f"min_factor={self.min_factor})"
+        )
+
+
 @hookimpl
 def register_optimizers(register: Register) -> None:
     register("adam", adam)
@@ -278,3 +321,4 @@ def register_schedulers(register: Register) -> None:
     register("cyclic", Cyclic)
     register("step", StepDecay)
     register("cosine", Cosine)
+    register("cosine-restarts", CosineRestarts)

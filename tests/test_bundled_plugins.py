@@ -62,6 +62,14 @@ def test_hook_register_pools():
     assert torch.equal(pool.query(x), x)  # a filling pool returns its input
 
 
+def test_hook_register_queues():
+    assert set(registered("networks", "register_queues")) == {"fifo"}
+    queue = get_registry().build("queue", {"name": "fifo", "size": 2})
+    assert queue.query() is None
+    queue.push(torch.arange(3.0)[:, None])  # more than it keeps: the last two
+    assert torch.equal(queue.query(), torch.tensor([[1.0], [2.0]])) and len(queue) == 2
+
+
 def test_hook_register_optimizers():
     assert set(registered("optim", "register_optimizers")) == {"adam", "adamw", "sgd"}
     w = torch.nn.Parameter(torch.ones(2))
@@ -78,6 +86,7 @@ def test_hook_register_schedulers():
         "cyclic",
         "step",
         "cosine",
+        "cosine-restarts",
     }
     f = get_registry().build(
         "scheduler",
@@ -142,6 +151,8 @@ def test_hook_register_objectives():
         "fastcut",
         "ugatit",
         "pix2pix",
+        "uvcgan2",
+        "uvcgan2-pretrain",
     }
     objective = get_registry().get("objective", "cyclegan")
     assert {p.name for p in objective.params} == {

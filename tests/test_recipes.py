@@ -19,7 +19,16 @@ ALL_RECIPES = sorted(RECIPES.glob("*.toml"))
 @pytest.mark.parametrize("path", ALL_RECIPES, ids=lambda p: p.name)
 def test_every_bundled_recipe_validates(path):
     resolved = Recipe.load(path).resolve(get_registry())
-    assert resolved["objective"]["name"] in ("cyclegan", "dcgan", "cut", "fastcut", "ugatit", "pix2pix")
+    assert resolved["objective"]["name"] in (
+        "cyclegan",
+        "dcgan",
+        "cut",
+        "fastcut",
+        "ugatit",
+        "pix2pix",
+        "uvcgan2",
+        "uvcgan2-pretrain",
+    )
     # defaults are filled in, so a saved recipe describes the run completely
     assert "init_gain" in resolved["generator"] and "seed" in resolved["train"]
     # and the resolved form survives a TOML round trip unchanged

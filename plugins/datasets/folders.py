@@ -73,7 +73,13 @@ class _StreamDataset(Dataset):
 
 
 class UnpairedFolders(_StreamDataset):
-    """Two unpaired image folders (CycleGAN): trainA/trainB of a source or root, or any two folders."""
+    """Two unpaired image folders (CycleGAN): trainA/trainB of a source or root, or any two folders.
+
+    Augmentation, in the reference translation codes' order: resize to ``load_size``, an optional
+    random rotation within +-``rotation`` degrees, a random ``image_size`` crop, a horizontal
+    flip, and optional colour jitter (brightness, contrast and saturation by ``color_jitter``,
+    hue by ``hue``: UVCGAN2's pre-training uses 10 degrees and 0.2 for all four).
+    """
 
     yields = {"A": "uint8 [3, S, S] image of domain A", "B": "uint8 [3, S, S] image of domain B"}
 
@@ -87,12 +93,20 @@ class UnpairedFolders(_StreamDataset):
         load_size: LoadSide = 0,
         preprocess: Preprocess = "resize_and_crop",
         flip: bool = True,
+        rotation: Annotated[float, Range(0.0, 180.0)] = 0.0,
+        color_jitter: Annotated[float, Range(0.0, 1.0)] = 0.0,
+        hue: Annotated[float, Range(0.0, 0.5)] = 0.0,
         holdout: Count = 8,
         max_images: Count = 0,
         split_seed: Seed = 0,
         cache: CacheMode = False,
         seed: int = 0,
     ) -> None:
+        if cache and (rotation or color_jitter or hue):
+            raise GanforgeError(
+                "[data] cache keeps decoded images for crops and flips only; rotation, color_jitter "
+                "and hue need each image decoded (set cache = false)"
+            )
         if load_size and load_size < image_size and preprocess in ("resize_and_crop", "scale_width"):
             raise GanforgeError(
                 f"[data] load_size {load_size} is smaller than image_size {image_size}: crops of "
@@ -117,6 +131,7 @@ class UnpairedFolders(_StreamDataset):
         self.image_size = image_size
         self.load_size = load_size or round(image_size * 286 / 256)  # the official 286 -> 256 ratio
         self.preprocess, self.flip, self.seed = preprocess, flip, seed
+        self.rotation, self.color_jitter, self.hue = rotation, color_jitter, hue
         self.length = max(len(files_a), len(files_b))
         self.cache_a = self.cache_b = None
         self.on_device_cache = cache == "device"
@@ -143,7 +158,12 @@ class UnpairedFolders(_StreamDataset):
             }
 
         def augment(img):
-            return resize_crop(img, self.image_size, self.load_size, self.preprocess, g, self.flip)
+            img = resize_crop(
+                img, self.image_size, self.load_size, self.preprocess, g, self.flip, self.rotation
+            )
+            if self.color_jitter or self.hue:
+                img = _color_jitter(img, _photometric_seed(g), self.color_jitter, self.hue)
+            return img
 
         return {"A": self._load(self.files_a, idx_a, augment), "B": self._load(self.files_b, idx_b, augment)}
 
@@ -257,6 +277,15 @@ class ImageFolder(_StreamDataset):
 
 def _photometric_seed(g: torch.Generator) -> int:
     return int(torch.randint(0, 2**62, (), generator=g))
+
+
+def _color_jitter(img, seed: int, strength: float, hue: float):
+    """torchvision's ``ColorJitter(strength, strength, strength, hue)``, seeded per item."""
+    from torchvision.transforms import v2
+
+    with torch.random.fork_rng(devices=[]):  # only the CPU generator, as ImageFolder does
+        torch.default_generator.manual_seed(seed)
+        return v2.ColorJitter(brightness=strength, contrast=strength, saturation=strength, hue=hue)(img)
 
 
 def _cache_size(preprocess: str, image_size: int, load_size: int) -> int:

@@ -16,18 +16,26 @@ from ganforge.errors import GanforgeError
 
 
 def resize_crop(
-    img: Image.Image, image_size: int, load_size: int, mode: str, g: torch.Generator | None, flip: bool
+    img: Image.Image,
+    image_size: int,
+    load_size: int,
+    mode: str,
+    g: torch.Generator | None,
+    flip: bool,
+    rotation: float = 0.0,
 ) -> Image.Image:
     """The reference translation code's preprocessing, randomness from ``g`` (None: centre, no flip).
 
     ``resize_and_crop``: resize to load_size square, random crop image_size. ``scale_width``:
     keep aspect, shorter side to load_size, random crop. ``resize``: straight to image_size.
-    ``center``: shorter side to image_size, centre crop (DCGAN style).
+    ``center``: shorter side to image_size, centre crop (DCGAN style). ``rotation`` > 0 turns
+    the resized image by an angle drawn uniformly in [-rotation, rotation] degrees before the
+    crop (torchvision's ``RandomRotation``: nearest neighbour, same size, black corners).
     """
     if mode == "resize":
-        img = img.resize((image_size, image_size), Image.BICUBIC)
+        img = _rotate(img.resize((image_size, image_size), Image.BICUBIC), rotation, g)
     elif mode == "center":
-        img = _short_side(img, image_size)
+        img = _rotate(_short_side(img, image_size), rotation, g)
         img = _crop(img, image_size, None)
     else:
         img = (
@@ -35,10 +43,17 @@ def resize_crop(
             if mode == "resize_and_crop"
             else _short_side(img, load_size)
         )
-        img = _crop(img, image_size, g)
+        img = _crop(_rotate(img, rotation, g), image_size, g)
     if flip and g is not None and torch.rand((), generator=g).item() < 0.5:
         img = img.transpose(Image.FLIP_LEFT_RIGHT)
     return img
+
+
+def _rotate(img: Image.Image, degrees: float, g: torch.Generator | None) -> Image.Image:
+    if degrees <= 0 or g is None:
+        return img
+    angle = float(torch.empty(()).uniform_(-degrees, degrees, generator=g))
+    return img.rotate(angle, resample=Image.NEAREST, fillcolor=(0,) * len(img.getbands()))
 
 
 def _short_side(img: Image.Image, size: int) -> Image.Image:

@@ -1,5 +1,6 @@
 """Bundled networks: CycleGAN ResNet, pix2pix U-Net, PatchGAN, DCGAN, U-GAT-IT, CUT's projector, the
-class-conditional SNGAN / BigGAN generators with the projection discriminator, UVCGAN2 and R3GAN."""
+class-conditional SNGAN / BigGAN generators with the projection discriminator, UVCGAN2 and R3GAN;
+UVCGAN2's queue of discriminator bodies (kind ``queue``)."""
 
 from ganforge import hookimpl
 from ganforge.hookspecs import Register
@@ -12,7 +13,7 @@ from .r3gan import R3GANDiscriminator, R3GANGenerator
 from .resnet import PixelShuffleResnetGenerator, ResnetGenerator
 from .ugatit import ILN, AdaILN, ResnetAdaILNBlock, UGATITDiscriminator, UGATITGenerator
 from .unet import UnetGenerator, UnetSkipConnectionBlock, unet_128, unet_256
-from .uvcgan2 import BodyQueue, UVCGAN2Discriminator, ViTModNetGenerator, mask_patches
+from .uvcgan2 import BodyQueue, UVCGAN2Discriminator, ViTModNetGenerator
 
 __all__ = [
     "ILN",
@@ -38,7 +39,6 @@ __all__ = [
     "unet_256",
     "UVCGAN2Discriminator",
     "ViTModNetGenerator",
-    "mask_patches",
 ]
 
 
@@ -70,3 +70,8 @@ def register_discriminators(register: Register) -> None:
 @hookimpl
 def register_projectors(register: Register) -> None:
     register("patch-mlp", PatchProjector)
+
+
+@hookimpl
+def register_queues(register: Register) -> None:
+    register("fifo", BodyQueue)

@@ -3,9 +3,12 @@
 Reference: LS4GAN/uvcgan2, commit 871b2b931f0b6c1fa012a3d658e830f3f4c6023c (2025-03-11), files
 ``uvcgan2/models/generator/vitmodnet.py``, ``uvcgan2/torch/layers/{modnet,unet,cnn,transformer,
 batch_head}.py``, ``uvcgan2/torch/select.py``, ``uvcgan2/base/networks.py`` (``NLayerDiscriminator``),
-``uvcgan2/torch/queue.py`` (``FastQueue``), ``uvcgan2/torch/image_masking.py`` and the presets
-``uvcgan2/presets.py`` (``GEN_PRESETS['uvcgan2']``, ``BH_PRESETS``) that
-``scripts/anime2selfie/train_anime2selfie_translation.py`` uses for selfie2anime at 256 px.
+``uvcgan2/torch/queue.py`` (``FastQueue``, registered as the ``queue`` kind's ``fifo``), the
+weight init of ``uvcgan2/models/funcs.py`` and the presets ``uvcgan2/presets.py``
+(``GEN_PRESETS['uvcgan2']``, ``BH_PRESETS``) that
+``scripts/anime2selfie/train_anime2selfie_translation.py`` uses for selfie2anime at 256 px. The
+pre-training's masking (``uvcgan2/torch/image_masking.py``) is the objective's:
+``ganforge_plugins.objectives.uvcgan2.mask_patches``.
 
 Module names and nesting follow the reference, so its state dicts load strictly:
 ``ViTModNetGenerator`` is keyed like a ``net_gen_ab.pth`` / ``net_avg_gen_ab.pth`` /
@@ -28,7 +31,7 @@ import torch
 from torch import Tensor, nn
 
 from ganforge import GanforgeError, Range
-from ganforge.nn import InstanceNorm2d
+from ganforge.nn import InstanceNorm2d, init_weights
 
 from .patchgan import conv_chain_min_size
 from .sn import spectral_normed
@@ -746,10 +749,14 @@ class UVCGAN2Discriminator(nn.Module):
     ``BodyQueue``), so its BatchNorm statistics span them; only the batch's own rows come back.
     ``return_body=True`` also returns the batch's body output, to push onto the queue.
 
-    Spectral norm covers the body only, as in the reference. The reference leaves the head at
-    PyTorch's default initialisation while ganforge's ``init`` reaches every conv: call
-    ``reset_head()`` after building to match it.
+    Spectral norm covers the body only, as in the reference, and so does its initialisation: the
+    body's convs are drawn from N(0, 0.02) (biases zero) before spectral norm is registered, and
+    the head keeps PyTorch's default. The network declares ``own_init``, so the discriminator
+    table's ``init = "auto"`` (the default) keeps exactly that; another ``init`` reaches every
+    conv, and ``reset_head()`` then puts the head back to PyTorch's default.
     """
+
+    own_init = True  # body N(0, 0.02) as the reference's weight_init, head at PyTorch's default
 
     @classmethod
     def check_image_size(cls, options: dict[str, Any], size: int) -> str | None:
@@ -778,6 +785,9 @@ class UVCGAN2Discriminator(nn.Module):
     ) -> None:
         super().__init__()
         body = NLayerBody(in_channels, ndf, n_layers, norm, max_mult)
+        # The reference's default_model_init: weight_init normal 0.02 on the body, then spectral
+        # norm (whose first power iterations then see the initialised weights).
+        init_weights(body, "normal", 0.02)
         spectral_normed(list(body.model), spectral_norm)  # registers the parametrizations in place
         self._body = body
         width = body.out_features
@@ -808,92 +818,117 @@ class UVCGAN2Discriminator(nn.Module):
         return (out, body) if return_body else out
 
 
+# -- torch/queue.py -----------------------------------------------------------------------------
+
+QueueSize = Annotated[
+    int, Range(1, 10_000, why="memory: the queue keeps that many body outputs on the device")
+]
+
+
 class BodyQueue:
     """The reference's ``FastQueue``: a ring of the last ``size`` body outputs (samples, not batches).
 
-    ``push(x)`` stores ``x`` detached (only its last ``size`` samples if it is bigger);
-    ``query()`` is ``None`` before the first push, then the stored samples: in ring order once
-    the ring is full, the first ``len`` rows before. Indices are Python integers: nothing waits
-    for the device, but the queried shape grows during the first pushes (CUDA graphs should be
-    captured after ``size / batch`` steps). ``state_dict()`` holds the ring and its position.
+    ``push(x)`` stores ``x`` detached (only its last ``size`` samples if it is bigger) in a
+    zero-filled ``[size, ...]`` buffer; ``query(device)`` is ``None`` before the first push, then
+    the stored samples: the whole ring, in ring order, once full, the first ``len`` rows before.
+    ``len(queue)`` is how many samples are stored: the pushes' batch sizes decide it, so the host
+    knows it without waiting for the device.
+
+    After ``make_capturable()`` the ring position lives on the device and a push is one
+    ``index_copy_``, so a step whose queue is full can be replayed in a CUDA graph. While the
+    queue fills, the queried shape grows: an objective names ``len(queue)`` in its
+    ``step_variant``, so those first steps run eagerly and only a full queue is captured.
+    ``state_dict()`` holds the stored rows, the ring position and the count (a checkpoint reads
+    the device position back, once).
     """
 
-    def __init__(self, size: int) -> None:
+    def __init__(self, size: QueueSize = 3) -> None:
         if size < 1:
             raise ValueError(f"BodyQueue: size must be >= 1, got {size}")
         self.size = size
         self._queue: Tensor | None = None
-        self._index = 0
-        self._full = False
+        self._index = 0  # the next row to write, on the host (until a device position takes over)
+        self._filled = 0
+        self._device_index: Tensor | None = None  # the next row, on the device (capturable mode)
+        self._capturable = False
 
     def __len__(self) -> int:
-        return self.size if self._full else self._index
+        return self._filled
+
+    def make_capturable(self) -> str | None:
+        """Keep the ring position on the device: pushes then never need the host."""
+        self._capturable = True
+        return None
+
+    def _storage(self, x: Tensor) -> Tensor:
+        shape = tuple(x.shape[1:])
+        if self._queue is None:
+            self._queue = torch.zeros((self.size, *shape), dtype=x.dtype, device=x.device)
+        elif tuple(self._queue.shape[1:]) != shape:
+            raise ValueError(
+                f"BodyQueue: stored samples have shape {tuple(self._queue.shape[1:])}, got {shape}"
+            )
+        elif self._queue.device != x.device:  # restored from a checkpoint onto another device
+            self._queue = self._queue.to(x.device)
+        return self._queue
 
     def push(self, x: Tensor) -> None:
         x = x.detach()
-        if self._queue is None:
-            self._queue = torch.empty((self.size, *x.shape[1:]), dtype=x.dtype, device=x.device)
         n = x.shape[0]
         if n > self.size:
             x, n = x[-self.size :], self.size
-        room = self.size - self._index
-        if room <= n:
-            self._queue[self._index :] = x[:room]
-            self._index, self._full = 0, True
-            if room < n:
-                self.push(x[room:])
+        if n == 0:
+            return
+        queue = self._storage(x)
+        x = x.to(queue.dtype)
+        if self._capturable:
+            if self._device_index is None or self._device_index.device != x.device:
+                self._device_index = torch.tensor(self._index, dtype=torch.int64, device=x.device)
+            rows = (self._device_index + torch.arange(n, device=x.device)) % self.size
+            queue.index_copy_(0, rows, x)
+            self._device_index.copy_((self._device_index + n) % self.size)
         else:
-            self._queue[self._index : self._index + n] = x
-            self._index += n
+            end = self._index + n
+            if end <= self.size:
+                queue[self._index : end] = x
+            else:  # wraps around: the reference writes to the end, then from the start
+                k = self.size - self._index
+                queue[self._index :] = x[:k]
+                queue[: end - self.size] = x[k:]
+            self._index = end % self.size
+        self._filled = min(self._filled + n, self.size)
 
-    def query(self) -> Tensor | None:
-        if self._queue is None:
+    def query(self, device: torch.device | None = None) -> Tensor | None:
+        """The stored samples (on ``device`` when given), or ``None`` while empty."""
+        if self._queue is None or self._filled == 0:
             return None
-        return self._queue if self._full else self._queue[: self._index]
+        if device is not None and self._queue.device != device:
+            self._queue = self._queue.to(device)
+        return self._queue if self._filled == self.size else self._queue[: self._filled]
 
     def state_dict(self) -> dict[str, Any]:
-        state: dict[str, Any] = {"size": self.size, "index": self._index, "full": self._full}
-        if self._queue is not None:
-            state["queue"] = self._queue
+        index = int(self._device_index) if self._device_index is not None else self._index
+        state: dict[str, Any] = {"size": self.size, "filled": self._filled, "index": index}
+        if self._queue is not None and self._filled:
+            # A copy, so a checkpoint being written is not changed by later pushes.
+            state["queue"] = self._queue[: self._filled].clone()
         return state
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         if int(state["size"]) != self.size:
             raise ValueError(f"BodyQueue: saved size {state['size']} != {self.size}")
+        filled, index = int(state["filled"]), int(state["index"])
+        if not (0 <= filled <= self.size and 0 <= index < self.size) or (
+            filled < self.size and index != filled
+        ):
+            raise ValueError(
+                f"BodyQueue: saved count {filled} and position {index} do not fit size {self.size}"
+            )
         queue = state.get("queue")
-        self._queue = None if queue is None else queue.clone()
-        self._index, self._full = int(state["index"]), bool(state["full"])
-
-
-# -- image_masking.py ---------------------------------------------------------------------------
-
-
-def mask_patches(
-    images: Tensor,
-    patch_size: int | tuple[int, int] = 32,
-    fraction: float = 0.4,
-    generator: torch.Generator | None = None,
-    fill: float = 0.0,
-) -> tuple[Tensor, Tensor]:
-    """The pre-training's ``image-patch-random`` masking: ``(masked images, keep mask)``.
-
-    The image is cut into a grid of ``patch_size`` patches (sides must divide); each patch of
-    each image, all channels together, is hidden with probability ``fraction`` (a uniform draw
-    ``> fraction`` keeps it, so the hidden count is random, not exact). Hidden pixels become
-    ``fill``: the reference multiplies its [0, 1] images by the mask, i.e. black, which is
-    ``fill=0.0`` there and ``fill=-1.0`` for ganforge's [-1, 1] images. The mask is bool
-    ``[N, 1, H, W]``, True where the image is kept. The draw happens on the images' device
-    (``generator``, if given, must live there), with no host synchronisation.
-    """
-    ph, pw = (patch_size, patch_size) if isinstance(patch_size, int) else patch_size
-    if images.dim() != 4:
-        raise ValueError(f"mask_patches: images must be [N, C, H, W], got shape {tuple(images.shape)}")
-    n, _, h, w = images.shape
-    if ph < 1 or pw < 1 or h % ph or w % pw:
-        raise ValueError(f"mask_patches: patch size {ph}x{pw} must divide the image size {h}x{w}")
-    if not 0.0 <= fraction <= 1.0:
-        raise ValueError(f"mask_patches: fraction must be in [0, 1], got {fraction}")
-    gh, gw = h // ph, w // pw
-    keep = torch.rand((n, 1, gh, gw), generator=generator, device=images.device) > fraction
-    mask = keep[:, :, :, None, :, None].expand(n, 1, gh, ph, gw, pw).reshape(n, 1, h, w)
-    return torch.where(mask, images, fill), mask
+        if filled and (not isinstance(queue, Tensor) or queue.dim() < 1 or queue.shape[0] != filled):
+            raise ValueError(f"BodyQueue: the state should hold {filled} stored samples")
+        self._queue = None
+        if filled:
+            self._queue = torch.zeros((self.size, *queue.shape[1:]), dtype=queue.dtype, device=queue.device)
+            self._queue[:filled].copy_(queue)
+        self._filled, self._index, self._device_index = filled, index, None

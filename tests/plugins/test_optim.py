@@ -8,7 +8,17 @@ from torch import nn
 
 from ganforge import GanforgeError
 from ganforge.plugins import get_registry
-from ganforge_plugins.optim import Constant, Cosine, Cyclic, LinearDecay, StepDecay, adam, adamw, sgd
+from ganforge_plugins.optim import (
+    Constant,
+    Cosine,
+    CosineRestarts,
+    Cyclic,
+    LinearDecay,
+    StepDecay,
+    adam,
+    adamw,
+    sgd,
+)
 
 
 def model() -> nn.Module:
@@ -130,6 +140,26 @@ def test_cosine_endpoints_and_warmup() -> None:
     w = Cosine(steps_per_epoch=10, total_steps=110, warmup_steps=10)
     assert [w(s) for s in range(10)] == pytest.approx([(s + 1) / 10 for s in range(10)])
     assert w(10) == 1.0 and w(60) == pytest.approx(0.5) and w(110) == pytest.approx(0.0)
+
+
+@pytest.mark.parametrize("t_mult", [1, 2, 3])
+def test_cosine_restarts_follow_torch_stepped_per_epoch(t_mult: int) -> None:
+    """UVCGAN2's pre-training schedule: torch's CosineAnnealingWarmRestarts, stepped after each
+    epoch, gives the same learning rate as the factor of the epoch's steps."""
+    lr, eta_min, per_epoch = 3.125e-4, 3.125e-9, 7
+    opt = torch.optim.AdamW([nn.Parameter(torch.zeros(1))], lr=lr)
+    torch_schedule = torch.optim.lr_scheduler.CosineAnnealingWarmRestarts(
+        opt, T_0=5, T_mult=t_mult, eta_min=eta_min
+    )
+    ours = CosineRestarts(per_epoch, 10_000, restart_epochs=5, t_mult=t_mult, min_factor=eta_min / lr)
+    for epoch in range(60):
+        expected = opt.param_groups[0]["lr"]
+        for step in range(epoch * per_epoch, (epoch + 1) * per_epoch):
+            assert lr * ours(step) == pytest.approx(expected, rel=1e-9, abs=1e-15), (epoch, step)
+        opt.step()
+        torch_schedule.step()
+    # the first period ends after 5 epochs whatever t_mult: low just before, 1 again at the restart
+    assert ours(0) == 1.0 and ours(5 * per_epoch - 1) < 0.1 and ours(5 * per_epoch) == 1.0
 
 
 def test_schedules_guard_degenerate_context() -> None:

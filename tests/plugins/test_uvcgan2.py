@@ -24,7 +24,8 @@ from ganforge import GanforgeError
 from ganforge.nn import init_weights
 from ganforge.plugins import get_registry
 from ganforge_plugins.losses import LSGANLoss, WGANGPLoss, gradient_penalty
-from ganforge_plugins.networks import BodyQueue, UVCGAN2Discriminator, ViTModNetGenerator, mask_patches
+from ganforge_plugins.networks import BodyQueue, UVCGAN2Discriminator, ViTModNetGenerator
+from ganforge_plugins.objectives.uvcgan2 import mask_patches
 
 # -- the reference, re-implemented ---------------------------------------------------------------
 
@@ -956,3 +957,139 @@ def test_registered_and_built_from_a_recipe_table() -> None:
     assert (loss.gp_center, loss.gp_alpha, loss.gp_reduce) == (0.0, "batch", "mean")
     with pytest.raises(GanforgeError):
         reg.build("loss", {"name": "lsgan", "gp_alpha": "patch"})
+
+
+# -- the queue on the device, its state, the discriminator's own init ---------------------------
+
+
+def test_capturable_queue_writes_the_same_ring_as_the_reference() -> None:
+    """With the ring position on the device (what a CUDA graph replays) the stored rows are the
+    reference's; the count stays right on the host, and a checkpoint of it resumes alike."""
+    ours, ref = BodyQueue(3), RefFastQueue(3)
+    assert ours.make_capturable() is None
+    counter = 0
+    for n in (2, 2, 1, 3, 5, 1):
+        batch = torch.arange(counter, counter + n, dtype=torch.float32)[:, None].expand(n, 4)
+        counter += n
+        ours.push(batch)
+        ref.push(batch)
+        assert torch.equal(ours.query(torch.device("cpu")), ref.query()) and len(ours) == len(ref.query())
+    state = ours.state_dict()
+    assert state["index"] == ref._curr_idx and state["filled"] == 3
+    restored = BodyQueue(3)
+    restored.load_state_dict(state)
+    restored.make_capturable()
+    restored.push(torch.full((2, 4), -1.0))
+    ref.push(torch.full((2, 4), -1.0))
+    assert torch.equal(restored.query(), ref.query())
+
+
+def test_queue_state_is_checked_and_starts_empty() -> None:
+    q = BodyQueue(4)
+    q.push(torch.ones(1, 2))
+    state = q.state_dict()
+    assert {k: v for k, v in state.items() if k != "queue"} == {"size": 4, "filled": 1, "index": 1}
+    assert torch.equal(state["queue"], torch.ones(1, 2))
+    assert torch.equal(q._queue[1:], torch.zeros(3, 2))  # unwritten rows are zeros, never garbage
+    for bad in (
+        {**state, "size": 3},
+        {**state, "index": 2},  # a filling ring writes where it stopped filling
+        {**state, "filled": 5},
+        {**state, "queue": torch.ones(2, 2)},
+    ):
+        with pytest.raises(ValueError, match="BodyQueue"):
+            BodyQueue(4).load_state_dict(bad)
+    with pytest.raises(ValueError, match="shape"):
+        q.push(torch.ones(1, 3))
+
+
+def test_discriminator_keeps_the_reference_init_under_init_auto() -> None:
+    """Built from a recipe table with the default init = "auto": the body N(0, 0.02) under spectral
+    norm (the reference's weight_init then apply_sn), the head at PyTorch's default."""
+    torch.manual_seed(0)
+    d = get_registry().build("discriminator", {"name": "uvcgan2", "ndf": 32})
+    body_conv = d._body.model[2]  # the second conv: 32 -> 64 channels, 4x4
+    raw = body_conv.parametrizations.weight.original
+    assert raw.std().item() == pytest.approx(0.02, rel=0.05) and body_conv.bias.abs().sum() == 0
+    head_conv = d._head.net[0]
+    bound = 1 / (256 * 9) ** 0.5
+    assert head_conv.weight.abs().max() <= bound
+    assert head_conv.weight.std().item() == pytest.approx(bound / 3**0.5, rel=0.05)
+    assert d._head.norm.weight.eq(1).all()  # BatchNorm2d's default affine: ones and zeros
+    normal = get_registry().build("discriminator", {"name": "uvcgan2", "ndf": 32, "init": "normal"})
+    assert normal._head.net[0].weight.std().item() == pytest.approx(0.02, rel=0.05)
+
+
+# -- ganforge convert --from uvcgan2 --------------------------------------------------------------
+
+
+CONVERT_CASES = {
+    "preset-layout": ({}, []),
+    "variant": (
+        dict(
+            n_heads=4,
+            modnet_norm="batch",
+            modnet_downsample="conv3",
+            modnet_upsample="deconv",
+            style_bias=False,
+            n_ext=2,
+        ),
+        ["n_heads=4"],
+    ),
+    "pixel-shuffle-conv": (dict(modnet_upsample="pixel-shuffle-conv", modnet_rezero=True), []),
+}
+
+
+@pytest.mark.parametrize("case", list(CONVERT_CASES), ids=list(CONVERT_CASES))
+def test_convert_reads_the_reference_generator_file(case, tmp_path) -> None:
+    """A reference ViTModNetGenerator's state dict, as uvcgan2 saves it (net_avg_gen_ab.pth),
+    converts to an export whose translation is the reference module's on the same images."""
+    from ganforge.model import Model
+    from ganforge_plugins.apps.export.convert import convert_file
+
+    variant, sets = CONVERT_CASES[case]
+    options = dict(SMALL, modnet_features_list=[8, 16], n_blocks=2, **variant)
+    options["features"] = 48 if options["n_heads"] == 6 else 32
+    torch.manual_seed(0)
+    ref = trained_like(ref_generator(32, **options), seed=9)
+    if case == "variant":  # batch norm statistics that are not the defaults
+        for m in ref.modules():
+            if isinstance(m, nn.BatchNorm2d):
+                m.running_mean.uniform_(-0.2, 0.2)
+                m.running_var.uniform_(0.5, 1.5)
+    file = tmp_path / "net_avg_gen_ab.pth"
+    torch.save(ref.state_dict(), file)
+    out, card = convert_file(file, "uvcgan2", tmp_path / "g.safetensors", get_registry(), overrides=sets)
+    assert card["objective"] == "uvcgan2" and list(card["directions"]) == ["a2b"]
+    assert card["image_size"] == 32 and card["networks"]["G_AB"]["component"] == "vit-modnet"
+    model = Model.load(out, "cpu")
+    assert sum(p.numel() for p in model.networks["G_AB"].parameters()) == n_params(ref)
+    x = torch.rand(2, 3, 32, 32) * 2 - 1  # ganforge's range: the export maps it to the reference's
+    with torch.no_grad():
+        expected = ref((x + 1) / 2) * 2 - 1
+    assert expected.std() > 0.01
+    torch.testing.assert_close(model.translate(x, "a2b"), expected, atol=1e-5, rtol=1e-5)
+    # the reverse generator's file is b2a; a file of another network is refused with its reason
+    torch.save(ref.state_dict(), tmp_path / "net_gen_ba.pth")
+    _, back = convert_file(
+        tmp_path / "net_gen_ba.pth", "uvcgan2", tmp_path / "ba.safetensors", get_registry(), overrides=sets
+    )
+    assert list(back["directions"]) == ["b2a"] and "G_BA" in back["networks"]
+
+
+def test_convert_refuses_what_is_not_a_vit_modnet(tmp_path) -> None:
+    from ganforge_plugins.apps.export.convert import convert_file
+
+    torch.save(ref_discriminator(8).state_dict(), tmp_path / "net_disc_a.pth")
+    with pytest.raises(GanforgeError, match="not a UVCGAN2 ViT-ModNet generator"):
+        convert_file(tmp_path / "net_disc_a.pth", "uvcgan2", tmp_path / "d.safetensors", get_registry())
+    options = dict(SMALL, modnet_features_list=[8, 16], n_blocks=1)
+    torch.save(ref_generator(32, **options).state_dict(), tmp_path / "net_gen_ab.pth")
+    with pytest.raises(GanforgeError, match="divisible by n_heads"):  # the heads come from --set
+        convert_file(
+            tmp_path / "net_gen_ab.pth",
+            "uvcgan2",
+            tmp_path / "g.safetensors",
+            get_registry(),
+            overrides=["n_heads=5"],
+        )

@@ -77,7 +77,7 @@ def export_command(
     "overrides",
     multiple=True,
     metavar="KEY=VALUE",
-    help="Set a network option the file cannot tell (e.g. variance='biased' for U-GAT-IT).",
+    help="Set a network option the file cannot tell (variance='biased' for U-GAT-IT, n_heads=8 for UVCGAN2).",
 )
 @click.option(
     "--key",
@@ -116,8 +116,7 @@ def convert_command(
         key=key,
     )
     nets = ", ".join(
-        f"{n} ({s['component']} ngf={s['options'].get('ngf')} blocks={s['options'].get('blocks')})"
-        for n, s in info["networks"].items()
+        f"{n} ({s['component']}, {s['parameters']:,} parameters)" for n, s in info["networks"].items()
     )
     click.echo(
         f"wrote {path} ({size_text(path.stat().st_size)}): {', '.join(info['directions'])}; {nets}", err=True

@@ -12,6 +12,13 @@
 - ``official-pix2pix`` (junyanz/pytorch-CycleGAN-and-pix2pix): ``latest_net_G.pth``, a
   ``UnetGenerator``; ganforge's ``unet`` (``unet_256``, ``unet_128``) has the same module tree
   (norm batch or instance).
+- ``uvcgan2`` (LS4GAN/uvcgan2 at 871b2b931f0b6c1fa012a3d658e830f3f4c6023c): ``net_gen_ab.pth``,
+  ``net_avg_gen_ab.pth`` (the moving average it translates with), ``net_gen_ba.pth`` /
+  ``net_avg_gen_ba.pth`` or a pre-training's ``net_encoder.pth``: a ``ViTModNetGenerator`` state
+  dict keyed under ``net.``, which ganforge's ``vit-modnet`` loads strictly. The head count, the
+  activations, ``modnet_demod``, an instance ``modnet_norm`` and a pooling ``modnet_downsample``
+  leave no trace in the weights: they are the ``uvcgan2`` preset's unless ``--set`` says
+  otherwise (``--set n_heads=8``).
 
 Widths, block counts and channels are read from the tensor shapes. The app's
 ``convert`` module reads the file with the weights-only loader, rebuilds each network with
@@ -149,6 +156,73 @@ def unet_options(state: dict[str, torch.Tensor], file: Path) -> tuple[str, dict[
     return "unet", {**options, "num_downs": downs}
 
 
+def vit_modnet_options(state: dict[str, torch.Tensor], file: Path) -> tuple[dict[str, Any], int]:
+    """(ganforge ``vit-modnet`` options, the image size) of a UVCGAN2 ``ViTModNetGenerator`` state dict.
+
+    Widths, depths, the token grid (hence the image size) and which optional parameters exist
+    (layer norms, ReZero gates, style biases, a batch norm, the down- and upsampling convs) come
+    from the tensors; the rest is the preset's (see the module docstring).
+    """
+    if "net.layer_input.0.weight" not in state:
+        raise GanforgeError(
+            f"{file}: not a UVCGAN2 ViT-ModNet generator state dict (no net.layer_input.0.weight)"
+        )
+    channels = int(state["net.layer_input.0.weight"].shape[1])
+    levels: list[str] = []
+    prefix = "net.modnet"
+    while f"{prefix}.conv.block.block.1.weight" in state:
+        levels.append(prefix)
+        prefix += ".inner_module"
+    vit = prefix  # the bottleneck sits where the next level would
+    if not levels or f"{vit}.trans_input.output.weight" not in state:
+        raise GanforgeError(f"{file}: no ViT bottleneck under {vit} (not a ViT-ModNet generator)")
+    features_list = [int(state[f"{p}.conv.block.block.1.weight"].shape[0]) for p in levels]
+    inner = levels[-1]
+    down = state.get(f"{inner}.conv.downsample.weight")
+    downsample = "avgpool" if down is None else ("conv" if down.shape[-1] == 2 else "conv3")
+    upsample = _modnet_upsample(state, inner, features_list[-1])
+    tokens = int(state[f"{vit}.trans_input.x_const"].shape[1])
+    side = round(tokens**0.5)
+    if side * side != tokens:
+        raise GanforgeError(f"{file}: the ViT holds {tokens} position tokens, not a square grid")
+    extra = state[f"{vit}.extra_tokens"]
+    blocks = _indices(state, re.escape(vit) + r"\.encoder\.encoder\.(\d+)\.atten\.in_proj_weight")
+    first = f"{vit}.encoder.encoder.0"
+    options: dict[str, Any] = {
+        "features": int(extra.shape[2]),
+        "n_heads": 6,
+        "n_blocks": len(blocks),
+        "ffn_features": int(state[f"{first}.ffn.net.0.weight"].shape[0]) if blocks else 1536,
+        "embed_features": int(state[f"{vit}.trans_input.embed.projector.weight"].shape[0]),
+        "norm": "layer" if f"{first}.norm1.weight" in state or not blocks else "none",
+        "modnet_features_list": features_list,
+        "modnet_norm": "batch" if f"{levels[0]}.conv.block.block.0.weight" in state else "none",
+        "modnet_downsample": downsample,
+        "modnet_upsample": upsample,
+        "modnet_rezero": f"{levels[0]}.deconv.re_alpha" in state,
+        "rezero": f"{first}.re_alpha" in state or not blocks,
+        "style_rezero": f"{levels[0]}.deconv.block.style_block1.re_alpha" in state,
+        "style_bias": f"{levels[0]}.deconv.block.style_block1.affine_mod.bias" in state,
+        "n_ext": int(extra.shape[1]),
+        "channels": channels,
+        "io_range": "minus_one_one",  # ganforge's images; the network maps them to its [0, 1]
+        "init": "none",
+    }
+    return options, side * 2 ** len(levels)
+
+
+def _modnet_upsample(state: dict[str, torch.Tensor], level: str, inner: int) -> str:
+    """Which x2 upsampling a ModNet decoder level has (``inner``: the width it upsamples)."""
+    if f"{level}.deconv.upsample.weight" in state:
+        return "deconv"
+    conv = state.get(f"{level}.deconv.upsample.1.weight")
+    if conv is not None:
+        return "upsample-conv" if conv.shape[1] == inner else "pixel-shuffle-conv"
+    # no weights: the block's first conv reads the skip plus the upsampled width
+    reads = int(state[f"{level}.deconv.block.conv_block1.conv.weight"].shape[1])
+    return "upsample" if reads == 2 * inner else "pixel-shuffle"
+
+
 class OfficialCycleGAN:
     """The official pytorch-CycleGAN-and-pix2pix ResnetGenerator (latest_net_G_A.pth / G_B)."""
 
@@ -206,9 +280,23 @@ class OfficialPix2Pix:
         return [Converted(d, "G", *_DOMAINS[d], component, options, state)]
 
 
+class UVCGAN2Generator:
+    """UVCGAN2's ViT-ModNet generator (net_avg_gen_ab.pth, net_gen_ba.pth, ...): one direction."""
+
+    objective = "uvcgan2"
+
+    def convert(self, raw: Any, file: Path, direction: str | None) -> list[Converted]:
+        d = _direction(direction, "b2a" if "gen_ba" in file.name else "a2b")
+        state = state_tensors(raw, file, "a generator state dict")
+        options, size = vit_modnet_options(state, file)
+        network = "G_AB" if d == "a2b" else "G_BA"
+        return [Converted(d, network, *_DOMAINS[d], "vit-modnet", options, state, size)]
+
+
 CONVERTERS = {
     "official-cyclegan": OfficialCycleGAN,
     "cut": CUTGenerator,
     "ugatit": UGATITGenerators,
     "official-pix2pix": OfficialPix2Pix,
+    "uvcgan2": UVCGAN2Generator,
 }
