@@ -131,6 +131,7 @@ def test_translation_starts_from_the_pretraining_exactly(chain, selfie_root):
         chain["tmp"] / "x",
         get_registry(),
     )
+    fresh.engine.fresh_start()  # what fit() does first, on a new run only
     for name in ("G_AB", "G_BA", "G_AB_ema", "G_BA_ema"):
         state = fresh.engine.networks[name].state_dict()
         assert state.keys() == pretrained.keys()
@@ -142,6 +143,7 @@ def test_translation_starts_from_the_pretraining_exactly(chain, selfie_root):
     again = Trainer(
         translate_recipe(selfie_root, export, "train.max_steps=1"), chain["tmp"] / "y", get_registry()
     )
+    again.engine.fresh_start()
     state = again.engine.networks["G_BA"].state_dict()
     assert all(torch.equal(state[k], pretrained[k]) for k in state)
     # and the default, pretrained = "", keeps [generator]'s own initialisation
@@ -177,13 +179,13 @@ def test_translation_translates_and_exports(chain, selfie_root):
 def test_missing_pretraining_is_one_line(selfie_root, tmp_path):
     missing = tmp_path / "runs" / "uvcgan2_pretrain"
     with pytest.raises(GanforgeError) as err:
-        Trainer(translate_recipe(selfie_root, missing), tmp_path / "r", get_registry())
+        Trainer(translate_recipe(selfie_root, missing), tmp_path / "r", get_registry()).fit()
     message = str(err.value)
     assert "not found" in message and "uvcgan2_pretrain_selfie2anime.toml" in message and "\n" not in message
     junk = tmp_path / "junk.safetensors"
     junk.write_text("not a model")
     with pytest.raises(GanforgeError, match=r"\[objective\] pretrained = .*junk") as err:
-        Trainer(translate_recipe(selfie_root, junk), tmp_path / "r", get_registry())
+        Trainer(translate_recipe(selfie_root, junk), tmp_path / "r", get_registry()).fit()
     assert "\n" not in str(err.value)
 
 
@@ -196,14 +198,14 @@ def test_pretraining_of_another_architecture_is_refused(chain, selfie_root, tiny
             translate_recipe(selfie_root, chain["pre_run"], "generator.n_blocks=2"),
             tmp_path / "r",
             get_registry(),
-        )
+        ).fit()
     # another component: one direction of a CycleGAN
     resnet = Model.load(tiny_cyclegan_run, "cpu").export(tmp_path / "resnet.safetensors", direction="a2b")
     with pytest.raises(GanforgeError, match="holds a 'resnet' generator; .generator. is 'vit-modnet'"):
-        Trainer(translate_recipe(selfie_root, resnet), tmp_path / "r", get_registry())
+        Trainer(translate_recipe(selfie_root, resnet), tmp_path / "r", get_registry()).fit()
     # a model with two generators is not a pre-training
     with pytest.raises(GanforgeError, match="expected one pre-trained generator, found 2"):
-        Trainer(translate_recipe(selfie_root, tiny_cyclegan_run), tmp_path / "r", get_registry())
+        Trainer(translate_recipe(selfie_root, tiny_cyclegan_run), tmp_path / "r", get_registry()).fit()
 
 
 def test_missing_pretraining_through_the_cli(selfie_root, tmp_path):

@@ -42,6 +42,8 @@ class Objective:
         decl = self.declares
         self.name: str = builder.recipe["objective"]["name"]
         self.runtime = runtime
+        # the dataset's class count (0: no classes), what conditional networks are built for
+        self.num_classes = int(builder.defaults.get("num_classes", 0))
         self.nets: dict[str, nn.Module] = {}  # as trained: compiled or wrapped (ganforge.unwrap: plain)
         self.contexts: dict[str, dict[str, Any]] = {}  # what each network was built with (model cards)
         # Each network is measured on the meta device first: one too big for the device's memory
@@ -82,6 +84,11 @@ class Objective:
     def train_step(self, batch: dict[str, Tensor], step: int) -> dict[str, Tensor]:
         """One optimisation step on a batch of the declared keys; returns the losses to log."""
         raise NotImplementedError(f"{type(self).__name__} must implement train_step(batch, step)")
+
+    def on_fresh_start(self) -> None:
+        """Called once before the first step of a new run, never on resume (the checkpoint holds
+        the weights then): load pre-trained weights here (UVCGAN2's pre-training). The moving
+        average starts from what this leaves."""
 
     def prepare_step(self, step: int) -> None:
         """Host-side settings of step ``step`` (schedules of loss weights, Adam betas, an

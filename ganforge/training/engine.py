@@ -73,6 +73,14 @@ class Engine:
         parts.update({sections[n]: o for n, o in self.objective.optimizers.items()})
         return make_capturable(parts)
 
+    def fresh_start(self) -> None:
+        """Before the first step of a new run: the objective's ``on_fresh_start`` (pre-trained
+        weights), then the moving averages start from the networks as they now are."""
+        self.objective.on_fresh_start()
+        with torch.no_grad():
+            for name, average in self.ema.items():
+                average.load_state_dict(unwrap(self.objective.nets[name]).state_dict())
+
     # -- moving average of the inference networks --------------------------------------------
 
     def _enable_ema(self) -> None:

@@ -107,6 +107,7 @@ class Trainer:
         self.checkpoints = ckpt.CheckpointDir(self.run_dir / "checkpoints")
         self.stop_reason: str | None = None
         self._last_saved = -1
+        self._resumed = False  # set by resume(): a new run's first step starts it fresh
         self._pending: list[dict[str, torch.Tensor]] = []  # losses of the steps since the last log
         self.history_file = self.run_dir / "metrics.jsonl"
         self.throughput: dict[str, float] = {}
@@ -263,6 +264,7 @@ class Trainer:
         if problems:
             raise GanforgeError(f"the state does not fit this trainer: {problems[0]}")
         self.engine.load_state_dict(state["objective"])  # checks everything before loading
+        self._resumed = True
         self._step_fn = None  # captured graphs refer to the state tensors being replaced
         self.step = int(state["trainer"]["step"])
         self.epoch = int(state["trainer"]["epoch"])
@@ -367,6 +369,8 @@ class Trainer:
         checkpoint written is intact in each case.
         """
         try:
+            if self.step == 0 and not self._resumed:  # before anything is written to the run folder
+                self.engine.fresh_start()
             return self._fit()
         except GanforgeError:
             raise

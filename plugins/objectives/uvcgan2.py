@@ -231,8 +231,13 @@ class UVCGAN2(Objective):
         self._queues = [self.queue_real_A, self.queue_real_B, self.queue_fake_A, self.queue_fake_B]
         if not all(isinstance(q, Queue) for q in self._queues):
             raise GanforgeError("[queue] needs push(x), query(device) and len() (a queue such as 'fifo')")
-        if pretrained:
-            self.load_pretrained(pretrained, builder)
+        self.pretrained, self._builder = pretrained, builder
+
+    def on_fresh_start(self) -> None:
+        """A new run starts from the pre-training (a resumed one from its checkpoint: the
+        pre-training's folder is then not needed)."""
+        if self.pretrained:
+            self.load_pretrained(self.pretrained, self._builder)
 
     def load_pretrained(self, path: str, builder: Any) -> None:
         """Copy the generator of a pre-training (run folder, checkpoint or export) into G_AB and G_BA."""
