@@ -272,3 +272,20 @@ def test_a_split_names_the_folder_of_class_folders(class_root, tmp_path):
         get_registry(),
     )
     assert trainer.classes == ["cat", "dog"]
+
+
+def test_biggan_trains_with_the_moving_average_from_its_start(class_root, tmp_path):
+    # StudioGAN's CIFAR-10 BigGAN layout, narrow: shared class embedding, attention in G and D
+    biggan = "generator={name='biggan', latent_dim=16, ch=8, shared_dim=8, attention=[2]}"
+    items = [biggan, "discriminator.attention=[1]", "objective.ema=0.999", "objective.ema_start=1"]
+    trainer = Trainer(
+        resolved("cgan_cifar10.toml", class_root, *items, "train.max_steps=4", *NO_CALLBACKS),
+        tmp_path / "run",
+        get_registry(),
+    )
+    assert trainer.fit()["step"] == 4
+    g = trainer.engine.networks["G"]
+    assert type(g).__name__ == "BigGANGenerator" and g.shared.weight.shape == (3, 8)
+    model = Model.load(tmp_path / "run", "cpu")
+    images = model.sample(3, seed=0, cls="fox")
+    assert len(images) == 3 and images[0].size == (32, 32)
