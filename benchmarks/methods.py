@@ -3,6 +3,7 @@
     python benchmarks/methods.py --set data.image_size=64 --set data.load_size=72 --device cpu
     python benchmarks/methods.py --batch-size 16 --peak-tflops 989      # on a GPU, 256 px
     python benchmarks/methods.py --methods cyclegan pix2pix --paired-root PAIRS   # pix2pix's data
+    python benchmarks/methods.py --methods cyclegan dcgan cgan cgan-dg --root cgan=CLASS_FOLDERS ...
 
 Runs ``ganforge bench`` (the bench app's ``run_bench``) on each recipe with the same overrides and
 prints images/s, step time and the ratio to CycleGAN's images per second (one image is one
@@ -10,6 +11,11 @@ training sample: a pair for the two-way methods and pix2pix, one source image fo
 pix2pix trains on aligned pairs: ``--paired-root`` names a folder with ``trainA``/``trainB`` of
 matching file names (default: the recipe's ``facades`` in the data root); below 256 px its
 ``unet_256`` becomes a ``unet`` with one halving per power of two of the side.
+
+The generators are there on request: ``dcgan`` at the overrides' size, ``cgan`` at its recipe's
+32 px (StudioGAN's CIFAR-10 widths; ``--root cgan=PATH``: a folder of class folders). A cgan
+step is one D update and every fifth also a G update: ``cgan`` is the median step (D only),
+``cgan-dg`` the same recipe with ``n_critic = 1`` (D and G every step).
 """
 
 from __future__ import annotations
@@ -28,7 +34,11 @@ RECIPES = {
     "ugatit-light": "recipes/ugatit_light_selfie2anime.toml",
     "pix2pix": "recipes/pix2pix_facades.toml",
     "uvcgan2": "recipes/uvcgan2_selfie2anime.toml",
+    "dcgan": "recipes/dcgan_anime.toml",
+    "cgan": "recipes/cgan_cifar10.toml",
+    "cgan-dg": "recipes/cgan_cifar10.toml",
 }
+TRANSLATORS = ["cyclegan", "cut", "fastcut", "ugatit-light", "pix2pix", "uvcgan2"]
 
 
 def main() -> None:
@@ -39,16 +49,21 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--device", default="auto")
     parser.add_argument("--peak-tflops", type=float, default=None)
-    parser.add_argument("--methods", nargs="*", default=list(RECIPES))
+    parser.add_argument("--methods", nargs="*", default=TRANSLATORS, choices=list(RECIPES))
     parser.add_argument(
         "--paired-root", default="", help="pix2pix's pairs: a folder with trainA/ and trainB/"
     )
+    parser.add_argument("--root", action="append", default=[], help="METHOD=PATH: that method's data.root")
     args = parser.parse_args()
     registry = get_registry()
+    roots = dict(item.split("=", 1) for item in args.root)
     rows = {}
     for name in args.methods:
+        overrides = args.overrides
+        if name not in TRANSLATORS:  # their image folders take no load_size
+            overrides = [o for o in overrides if not o.startswith("data.load_size=")]
         extra = [
-            *args.overrides,
+            *overrides,
             f"train.batch_size={args.batch_size}",
             f"train.device={json.dumps(args.device)}",
         ]
@@ -65,6 +80,15 @@ def main() -> None:
                 extra += [f"data.root={json.dumps(args.paired_root)}"]
         if name == "uvcgan2":  # its ViT is built for one size; the step's cost needs no pre-training
             extra += [f"generator.image_size={_size(args.overrides)}", "objective.pretrained=''"]
+        if name == "dcgan":
+            size = _size(args.overrides)
+            extra += [f"generator.image_size={size}", f"discriminator.image_size={size}"]
+        if name.startswith("cgan"):  # its own 32 px, whatever the overrides say
+            extra += ["data.image_size=32", "data.split=''"]
+        if name == "cgan-dg":
+            extra += ["objective.n_critic=1"]
+        if name in roots:
+            extra += [f"data.root={roots[name]}"]
         recipe = Recipe.load(RECIPES[name], extra)
         rows[name] = run_bench(recipe, registry, args.steps, args.warmup, args.peak_tflops, count_flops=True)
     base = rows.get("cyclegan", {}).get("samples_per_s")

@@ -147,6 +147,7 @@ def test_hook_register_objectives():
     assert set(registered("objectives", "register_objectives")) == {
         "cyclegan",
         "dcgan",
+        "cgan",
         "cut",
         "fastcut",
         "ugatit",

@@ -22,6 +22,7 @@ def test_every_bundled_recipe_validates(path):
     assert resolved["objective"]["name"] in (
         "cyclegan",
         "dcgan",
+        "cgan",
         "cut",
         "fastcut",
         "ugatit",

@@ -28,8 +28,9 @@ class ClassFolders(_StreamDataset):
     """Images in one sub-folder per class: each item is an image and its class index (``label``).
 
     Classes are the sub-folders that hold images, sorted by name (``classes``: the names a model
-    trained on it can be asked for, e.g. ``ganforge sample --class cat``). ``holdout`` images are
-    kept out of training per class.
+    trained on it can be asked for, e.g. ``ganforge sample --class cat``). ``split`` is a
+    sub-folder of the dataset that holds the class folders (``train`` or ``test`` of the
+    ``cifar10`` source). ``holdout`` images are kept out of training per class.
     """
 
     yields = {"image": "uint8 [3, S, S] image", "label": "int64 class index into the dataset's classes"}
@@ -38,6 +39,7 @@ class ClassFolders(_StreamDataset):
         self,
         root: str = "",
         source: str = "",
+        split: str = "",
         image_size: Side = 32,
         preprocess: Preprocess = "center",
         flip: bool = False,
@@ -52,6 +54,13 @@ class ClassFolders(_StreamDataset):
             raise GanforgeError(
                 "[data] needs key 'source' (a dataset in the data root) or 'root' (a folder of class folders)"
             )
+        if split:
+            parts = Path(split).parts
+            if Path(split).is_absolute() or ".." in parts:
+                raise GanforgeError(
+                    f"[data] split = {split!r}: expected a sub-folder of the dataset, e.g. 'train'"
+                )
+            folder = folder / split
         if not folder.is_dir():
             raise GanforgeError(f"dataset not found: looked for folder {folder.resolve()} {hint}")
         folders = sorted(d for d in folder.iterdir() if d.is_dir() and not d.name.startswith("."))
@@ -71,9 +80,15 @@ class ClassFolders(_StreamDataset):
             labels += [index] * len(files)
             self.held += [(f, index) for f in held]
         if not self.classes:
+            splits = [d.name for d in folders if any(c.is_dir() for c in d.iterdir())]
+            hint = (
+                f"; its sub-folders hold folders: set data.split to one of {', '.join(splits)}"
+                if splits
+                else ""
+            )
             raise GanforgeError(
                 f"[data] {folder.resolve()} has no class folders with images (class-folders reads one "
-                "sub-folder of images per class)"
+                f"sub-folder of images per class){hint}"
             )
         if max_images and max_images < len(self.files):
             order = torch.randperm(len(self.files), generator=item_generator("subset", split_seed)).tolist()

@@ -1,6 +1,7 @@
 """Training objectives: what one optimisation step does, and what a checkpoint holds."""
 
 from ganforge import hookimpl
+from ganforge_plugins.objectives.cgan import ConditionalGAN
 from ganforge_plugins.objectives.cut import CUT, FastCUT
 from ganforge_plugins.objectives.cyclegan import CycleGAN
 from ganforge_plugins.objectives.dcgan import UnconditionalGAN
@@ -13,6 +14,7 @@ from ganforge_plugins.objectives.uvcgan2 import UVCGAN2, UVCGAN2Pretrain
 def register_objectives(register):
     register("cyclegan", CycleGAN)
     register("dcgan", UnconditionalGAN)
+    register("cgan", ConditionalGAN)
     register("cut", CUT)
     register("fastcut", FastCUT)
     register("ugatit", UGATIT)

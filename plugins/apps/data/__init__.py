@@ -14,8 +14,8 @@ def register_kinds(register: Any) -> None:
             "data_source",
             "Downloadable datasets for ``ganforge data get`` "
             "(``ganforge_plugins.apps.data.download.DataSource``): pass a ``DataSource`` (it is its own "
-            "factory) or a zero-argument function returning one: its files (relative URLs, sha256 and "
-            "where each was published), its layout and its expected image counts.",
+            "factory) or a zero-argument function returning one: its files (relative URLs, sha256 or md5 "
+            "and where each was published), its layout and its expected image counts.",
         )
     )
 

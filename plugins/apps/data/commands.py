@@ -76,20 +76,28 @@ def data_list_command(as_json: bool) -> None:
 
 
 def _checksum_origin(row: dict[str, Any]) -> str:
-    """``sha256 (github.com/owner/repo)``: where the checksums were published, short (full URLs: --json)."""
+    """``sha256 (github.com/owner/repo)``: where the checksums were published, short (full URLs: --json).
+
+    A file with only an md5 makes it ``md5 only (...)``: it detects damage, not a substitute.
+    """
     import urllib.parse
 
-    origins = []
+    origins: dict[str, list[str]] = {"sha256": [], "md5": []}
     for file in row["files"]:
-        if not file["sha256"]:
+        if not (file["sha256"] or file.get("md5")):
             return row["checksum"]  # the no-checksum sentence
-        parsed = urllib.parse.urlsplit(file["checksum_from"])
-        parts = parsed.path.strip("/").split("/")
-        repo = "/".join(parts[:3] if parts[0] in ("datasets", "spaces") else parts[:2])
-        origin = f"{parsed.netloc}/{repo}".strip("/") or "the source declaration"
-        if origin not in origins:
-            origins.append(origin)
-    return "sha256 (" + ", ".join(origins) + ")"
+        for algorithm, key in (("sha256", "checksum_from"), ("md5", "md5_from")):
+            if not file.get(algorithm):
+                continue
+            parsed = urllib.parse.urlsplit(file.get(key) or "")
+            parts = parsed.path.strip("/").split("/")
+            repo = "/".join(parts[:3] if parts[0] in ("datasets", "spaces") else parts[:2])
+            origin = f"{parsed.netloc}/{repo}".strip("/") or "the source declaration"
+            if origin not in origins[algorithm]:
+                origins[algorithm].append(origin)
+    md5_only = any(not file["sha256"] for file in row["files"])
+    texts = [f"{name} ({', '.join(found)})" for name, found in origins.items() if found]
+    return ("md5 only " + texts[-1][4:]) if md5_only and len(texts) == 1 else " + ".join(texts)
 
 
 @data_group.command("get")

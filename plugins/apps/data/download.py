@@ -1,10 +1,12 @@
 """Downloadable datasets: declared sources, resumable verified downloads, safe unpacking.
 
 A :class:`DataSource` declares a dataset as data: where its files live (a base URL plus each
-file's relative path), the sha256 of each file and where that checksum was published, how the
-archive maps onto the standard folder layout, and how many images each folder must hold.
+file's relative path), the sha256 of each file (or the md5, where only that was published) and
+where that checksum was published, how the archive maps onto the standard folder layout (a zip,
+a tar or a parquet file of images, or a tar of fixed-size binary image records, which become
+class folders), and how many images each folder must hold.
 :func:`get_dataset` downloads each file into ``FILE.part`` (resuming with HTTP Range after an
-interruption), verifies the sha256 before anything is unpacked, unpacks into a temporary
+interruption), verifies the checksums before anything is unpacked, unpacks into a temporary
 sibling of the target folder, checks orientation and counts, writes a marker file and renames
 the folder into place, so a dataset folder is either complete or absent. A file the user
 already has (``local``, ``ganforge data get --from``) or a file mirror is verified the same
@@ -32,6 +34,7 @@ import json
 import os
 import shutil
 import stat
+import tarfile
 import time
 import urllib.error
 import urllib.parse
@@ -39,7 +42,7 @@ import urllib.request
 import zipfile
 import zlib
 from collections import deque
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any, Literal
@@ -52,6 +55,7 @@ MIRROR_ENV = "GANFORGE_DATA_MIRROR"
 MARKER = ".ganforge-dataset.json"
 MARKER_FORMAT = "ganforge-dataset/1"
 NO_CHECKSUM = "no published checksum: checked by structure and image counts"
+MD5_ONLY = "md5 only: it detects a damaged download, not a deliberately altered one"
 # The same list as ganforge.data.IMAGE_EXTENSIONS (a test keeps them equal); that module imports torch.
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".gif", ".ppm")
 
@@ -82,19 +86,49 @@ MAX_RATIO = 100.0
 RATIO_FLOOR_BYTES = 1 << 20
 MAX_NAME_BYTES = 255  # a file name's length on ext4, APFS, NTFS (UTF-16 units there) and most others
 
-Format = Literal["zip", "parquet"]
+Format = Literal["zip", "tar", "parquet"]
 Orientation = Literal["declared", "detect-drawn-B"]
 MIRROR_EXPECTED = "an http:// or https:// URL, a file:// URL or an existing folder"
+
+
+@dataclass(frozen=True)
+class ImageRecords:
+    """Labelled images stored as fixed-size binary records (CIFAR's binary version), one file per split.
+
+    Each record is ``label_bytes`` bytes, of which byte ``label_byte`` is the class index, then
+    ``channels * height * width`` pixel bytes, channel-major (all of the first channel row by
+    row, then the next). ``classes`` is the archive member listing the class names in index
+    order, one per line (blank lines ignored). Each record becomes the PNG
+    ``<dataset folder>/<class name>/<file stem>-<record index>.png``: a folder of class folders.
+    """
+
+    classes: str
+    height: int = 32
+    width: int = 32
+    channels: Literal[1, 3] = 3
+    label_bytes: int = 1
+    label_byte: int = 0
+
+    @property
+    def size(self) -> int:
+        """Bytes per record."""
+        return self.label_bytes + self.channels * self.height * self.width
 
 
 @dataclass(frozen=True)
 class RemoteFile:
     """One file of a source: where it is, what it must hash to, and where its contents go.
 
-    ``layout`` maps the archive onto the dataset folder. For a zip: archive folder -> dataset
-    folder (``""`` is the archive's or the dataset's root); the images anywhere under a listed
-    folder land in its dataset folder (the longest listed prefix wins), every other member is
-    skipped. For a parquet file: image column -> dataset folder.
+    ``layout`` maps the archive onto the dataset folder. For a zip or a tar: archive folder ->
+    dataset folder (``""`` is the archive's or the dataset's root); the images anywhere under a
+    listed folder land in its dataset folder (the longest listed prefix wins), every other
+    member is skipped. For a tar of ``records``: record file (its full member path) -> dataset
+    folder, which receives one class folder per class. For a parquet file: image column ->
+    dataset folder.
+
+    ``sha256`` and ``md5`` are the checksums the publisher gives (every one given is verified);
+    ``md5`` is for a file whose publisher gives only that (it detects a damaged download, not a
+    deliberately altered one: ``data list`` says so).
 
     ``row_names`` (parquet only): name each image by its row, ``f"{row_names}{row:05d}.ext"``,
     instead of the name stored in the file, so that the images of one row (a pair, in folders
@@ -105,13 +139,29 @@ class RemoteFile:
     sha256: str = ""  # "" where the source publishes none: structure and counts are checked instead
     checksum_from: str = ""  # where the sha256 was read (a URL at a fixed revision)
     size: int = 0  # bytes, 0 where not published
-    format: Format = "zip"
+    format: Format = "zip"  # "tar": any compression Python's tarfile reads (gzip, bzip2, xz, none)
     layout: dict[str, str] = field(default_factory=dict)
     row_names: str | None = None
+    md5: str = ""  # where the publisher gives an md5 (only, or besides a sha256 from elsewhere)
+    md5_from: str = ""  # where the md5 was read
+    records: ImageRecords | None = None  # a tar of binary image records instead of image files
+
+    def __post_init__(self) -> None:
+        if self.records is not None and self.format != "tar":
+            raise GanforgeError(f"{self.path}: image records are read from a tar, not a {self.format}")
 
     @property
     def filename(self) -> str:
         return PurePosixPath(urllib.parse.urlsplit(self.path).path).name or "download"
+
+    @property
+    def digests(self) -> dict[str, str]:
+        """The published checksums, by algorithm (``sha256``, ``md5``); empty where none was."""
+        return {name: value for name, value in (("sha256", self.sha256), ("md5", self.md5)) if value}
+
+    def digest_origin(self, algorithm: str) -> str:
+        origin = self.checksum_from if algorithm == "sha256" else self.md5_from
+        return origin or "the source declaration"
 
 
 @dataclass(frozen=True)
@@ -155,10 +205,17 @@ class DataSource:
     @property
     def checksum(self) -> str:
         """How the files are verified, in words (what ``ganforge data list`` prints)."""
-        if all(f.sha256 for f in self.files):
-            origins = sorted({f.checksum_from for f in self.files if f.checksum_from})
-            return "sha256 published in " + "; ".join(origins) if origins else "sha256"
-        return NO_CHECKSUM
+        if not all(f.digests for f in self.files):
+            return NO_CHECKSUM
+        parts = []
+        for algorithm, attr in (("sha256", "checksum_from"), ("md5", "md5_from")):
+            if any(algorithm in f.digests for f in self.files):
+                origins = sorted(
+                    {getattr(f, attr) for f in self.files if algorithm in f.digests and getattr(f, attr)}
+                )
+                parts.append(f"{algorithm} published in " + "; ".join(origins) if origins else algorithm)
+        text = " and ".join(parts)
+        return f"{text} ({MD5_ONLY})" if any("sha256" not in f.digests for f in self.files) else text
 
     def url(self, file: RemoteFile) -> str:
         """The file's URL: its path under ``GANFORGE_DATA_MIRROR`` when set, else under the base URL.
@@ -190,6 +247,8 @@ class DataSource:
                     "url": self.url(f),
                     "sha256": f.sha256,
                     "checksum_from": f.checksum_from,
+                    "md5": f.md5,
+                    "md5_from": f.md5_from,
                     "size": f.size,
                     "format": f.format,
                 }
@@ -348,7 +407,8 @@ def get_dataset(
             entry = {
                 "url": url,
                 "sha256": f.sha256 or None,
-                "verified": "sha256" if f.sha256 else NO_CHECKSUM,
+                "md5": f.md5 or None,
+                "verified": " and ".join(f.digests) or NO_CHECKSUM,
             }
             if i in have:
                 entry["from"] = str(have[i])
@@ -496,7 +556,7 @@ def _fetch(source: DataSource, file: RemoteFile, staging: Path, console: Any) ->
     if mirrored is not None:
         return _verify_local(source, file, mirrored, console, f"the mirror {MIRROR_ENV}")
     dest = staging / file.filename
-    if dest.exists() and file.sha256 and sha256_file(dest) == file.sha256:
+    if dest.exists() and file.digests and file_digests(dest, file.digests) == file.digests:
         return dest  # verified by a call that was interrupted later
     part = dest.with_name(dest.name + ".part")
     job = _Transfer(source, file, url, part, console)
@@ -516,15 +576,12 @@ def _fetch(source: DataSource, file: RemoteFile, staging: Path, console: Any) ->
             )
     got = _size(part)
     seconds = max(time.monotonic() - job.started, 1e-6)
-    if file.sha256:
-        digest = sha256_file(part)
-        if digest != file.sha256:
+    if file.digests:
+        wrong = _digest_mismatch(file, part)
+        if wrong:
             part.unlink()
-            raise GanforgeError(
-                f"{url}: sha256 mismatch: got {digest}, expected {file.sha256} (published in "
-                f"{file.checksum_from or 'the source declaration'}); the download was removed"
-            )
-        check = "sha256 ok"
+            raise GanforgeError(f"{url}: {wrong}; the download was removed")
+        check = _digests_ok(file)
     else:
         if file.size and got != file.size:
             part.unlink()
@@ -552,14 +609,11 @@ def _verify_local(
         raise GanforgeError(
             f"{path}: {got:,} bytes, but {source.name}'s {file.filename} has {file.size:,}; {kept}"
         )
-    if file.sha256:
-        digest = sha256_file(path)
-        if digest != file.sha256:
-            raise GanforgeError(
-                f"{path}: sha256 mismatch: got {digest}, expected {file.sha256} for {source.name}'s "
-                f"{file.filename} (published in {file.checksum_from or 'the source declaration'}); {kept}"
-            )
-        check = "sha256 ok"
+    if file.digests:
+        wrong = _digest_mismatch(file, path, f" for {source.name}'s {file.filename}")
+        if wrong:
+            raise GanforgeError(f"{path}: {wrong}; {kept}")
+        check = _digests_ok(file)
     else:
         check = NO_CHECKSUM
     line = f"using {path} for {file.filename} (from {origin}): {_human(got)}; {check}"
@@ -779,11 +833,34 @@ class _Progress:
 
 def sha256_file(path: Path) -> str:
     """The sha256 of a file, read in chunks."""
-    digest = hashlib.sha256()
+    return file_digests(path, ("sha256",))["sha256"]
+
+
+def file_digests(path: Path, algorithms: Iterable[str]) -> dict[str, str]:
+    """The hex digests of a file for each of ``algorithms`` (hashlib names), in one read."""
+    hashes = {name: hashlib.new(name, usedforsecurity=False) for name in algorithms}
     with open(path, "rb") as f:
         for chunk in iter(lambda: f.read(CHUNK), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
+            for h in hashes.values():
+                h.update(chunk)
+    return {name: h.hexdigest() for name, h in hashes.items()}
+
+
+def _digest_mismatch(file: RemoteFile, path: Path, what: str = "") -> str:
+    """The first published checksum ``path`` does not match, in words; "" when all match."""
+    got = file_digests(path, file.digests)
+    for algorithm, expected in file.digests.items():
+        if got[algorithm] != expected:
+            return (
+                f"{algorithm} mismatch: got {got[algorithm]}, expected {expected}{what} "
+                f"(published in {file.digest_origin(algorithm)})"
+            )
+    return ""
+
+
+def _digests_ok(file: RemoteFile) -> str:
+    text = " and ".join(file.digests) + " ok"
+    return text if "sha256" in file.digests else f"{text} ({MD5_ONLY})"
 
 
 def _size(path: Path) -> int:
@@ -870,11 +947,13 @@ def _unpack(file: RemoteFile, archive: Path, dest: Path, budget: _Budget) -> Non
     try:
         if file.format == "zip":
             _unpack_zip(file, archive, dest, budget)
+        elif file.format == "tar":
+            _unpack_tar(file, archive, dest, budget)
         elif file.format == "parquet":
             _unpack_parquet(file, archive, dest, budget)
         else:
             raise GanforgeError(
-                f"{file.filename}: unknown format {file.format!r}; expected 'zip' or 'parquet'"
+                f"{file.filename}: unknown format {file.format!r}; expected 'zip', 'tar' or 'parquet'"
             )
     finally:
         _tmp_file(dest).unlink(missing_ok=True)
@@ -986,6 +1065,225 @@ def _unpack_zip(file: RemoteFile, archive: Path, dest: Path, budget: _Budget) ->
             _place(dest, folder, name, tmp, origin)
 
 
+_TAR_ERRORS = (tarfile.TarError, zlib.error, EOFError, OSError, ValueError)
+TAR_BLOCK = 512  # a tar header; every member costs one more (counted like its data)
+MAX_CLASSES_BYTES = 1 << 20  # a class-name list: a few kB for 1,000 classes
+
+
+def _unpack_tar(file: RemoteFile, archive: Path, dest: Path, budget: _Budget) -> None:
+    """Unpack the images (or convert the image records) the layout selects, within ``budget``.
+
+    A compressed tar is one stream: reaching a member means decompressing every member before
+    it. So every header is checked as it is read, before its data is: path, links and special
+    files, name length, its declared size against ``max_member_bytes``, and the sizes of all
+    members so far against what is left of ``max_unpacked_bytes`` and against ``max_ratio``
+    times the archive's size. Nothing is written until the whole archive has passed; then each
+    selected member is streamed to disk in chunks, the bytes written counted against the same
+    limits.
+    """
+    label = _label(file, archive)
+    packed = max(_size(archive), 1)
+    try:
+        tf = tarfile.open(archive, "r:*")  # gzip, bzip2, xz or none, told by the content
+    except _TAR_ERRORS:
+        raise GanforgeError(f"{label}: not a tar archive") from None
+    with tf:
+        plan: list[tuple[tarfile.TarInfo, str, str]] = []
+        classes_member: tarfile.TarInfo | None = None
+        scanned = declared = 0
+        try:
+            for info in tf:  # the next header is read only after this one passed
+                parts = _safe_parts(info.name, label)
+                if info.issym() or info.islnk():
+                    raise GanforgeError(f"{label}: member {info.name!r} is a link; nothing was unpacked")
+                if not (info.isfile() or info.isdir()) or info.issparse():
+                    raise GanforgeError(
+                        f"{label}: member {info.name!r} is not a regular file or folder; nothing was unpacked"
+                    )
+                scanned += TAR_BLOCK + info.size
+                left = budget.total - budget.used
+                if scanned > left:
+                    raise budget.refuse(
+                        label, f"its members declare {_human(scanned)}, over {_human(left)} left"
+                    )
+                if scanned > RATIO_FLOOR_BYTES and scanned > budget.ratio * packed:
+                    raise budget.refuse(
+                        label,
+                        f"its members declare {_human(scanned)} from {_human(packed)} "
+                        f"({scanned / packed:,.0f}x, over {budget.ratio:,.0f}x)",
+                    )
+                if info.isdir() or not parts:
+                    continue
+                member = "/".join(parts)
+                if file.records is not None:
+                    if member == "/".join(_safe_parts(file.records.classes, "records")):
+                        if info.size > MAX_CLASSES_BYTES:
+                            raise budget.refuse(
+                                label, f"class list {info.name!r} declares {_human(info.size)}"
+                            )
+                        classes_member = info
+                    elif member in file.layout:
+                        _check_name(f"{PurePosixPath(parts[-1]).stem}-00000.png", info.name, label)
+                        budget.check_declared(label, info.name, info.size, packed)
+                        plan.append((info, file.layout[member], parts[-1]))
+                    continue
+                if "__MACOSX" in parts or not _is_image_name(parts[-1]):
+                    continue
+                folder = _destination(parts, file.layout)
+                if folder is None:
+                    continue
+                _check_name(parts[-1], info.name, label)
+                budget.check_declared(label, info.name, info.size, packed)
+                declared += info.size
+                plan.append((info, folder, parts[-1]))
+        except _TAR_ERRORS as exc:
+            raise GanforgeError(f"{label}: damaged ({_exc_text(exc)}); nothing was installed") from None
+        if budget.used + declared > budget.total:
+            raise budget.refuse(
+                label,
+                f"its images declare {_human(declared)}, over {_human(budget.total - budget.used)} left",
+            )
+        if file.records is not None:
+            _unpack_records(file, file.records, tf, classes_member, plan, label, dest, budget)
+            return
+        tmp = _tmp_file(dest)
+        for info, folder, name in plan:
+            origin = f"{label}:{info.name}"
+            _copy_member(tf, info, tmp, label, budget)
+            _place(dest, folder, name, tmp, origin)
+
+
+def _exc_text(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {' '.join(str(exc).split())}"
+
+
+def _member_chunks(
+    tf: tarfile.TarFile, info: tarfile.TarInfo, label: str, size: int = CHUNK
+) -> Iterator[bytes]:
+    """A tar member's data in chunks of ``size`` bytes (the last may be shorter); damage is one line."""
+    origin = f"{label}:{info.name}"
+    try:
+        src = tf.extractfile(info)
+        if src is None:
+            raise GanforgeError(f"{origin}: not a regular file; nothing was installed")
+        with src:
+            while chunk := src.read(size):
+                yield chunk
+    except _TAR_ERRORS as exc:
+        raise GanforgeError(f"{origin}: damaged ({_exc_text(exc)}); nothing was installed") from None
+
+
+def _copy_member(tf: tarfile.TarFile, info: tarfile.TarInfo, tmp: Path, label: str, budget: _Budget) -> None:
+    """Stream one member into ``tmp``, counting its bytes against ``budget``."""
+    written = 0
+    try:
+        with open(tmp, "wb") as out:
+            for chunk in _member_chunks(tf, info, label):
+                budget.add(label, info.name, len(chunk), written)
+                written += len(chunk)
+                if written > info.size:  # tarfile stops at the declared size; never trust it
+                    raise budget.refuse(label, f"member {info.name!r} is longer than it declares")
+                out.write(chunk)
+    except OSError as exc:
+        raise GanforgeError(
+            f"{label}:{info.name}: cannot unpack it ({exc.strerror or exc}); nothing was installed"
+        ) from None
+
+
+def _class_names(
+    tf: tarfile.TarFile, info: tarfile.TarInfo | None, records: ImageRecords, label: str
+) -> list[str]:
+    """The class names of a records archive: one per line, each a plain folder name, no repeats."""
+    if info is None:
+        raise GanforgeError(
+            f"{label}: no member {records.classes!r} (the class names); nothing was installed"
+        )
+    data = b"".join(_member_chunks(tf, info, label))
+    try:
+        lines = data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise GanforgeError(
+            f"{label}:{info.name}: the class names are not UTF-8 text; nothing was installed"
+        ) from None
+    names = [line.strip() for line in lines.splitlines() if line.strip()]
+    if not names:
+        raise GanforgeError(f"{label}:{info.name}: no class names; nothing was installed")
+    for name in names:
+        if name in (".", "..") or any(c in name for c in "/\\:\0") or name.startswith("."):
+            raise GanforgeError(
+                f"{label}:{info.name}: class name {name!r} is not a plain folder name; nothing was installed"
+            )
+        _check_name(name, name, f"{label}:{info.name}")
+    if len(set(names)) != len(names):
+        raise GanforgeError(f"{label}:{info.name}: a class name is listed twice; nothing was installed")
+    return names
+
+
+def _unpack_records(
+    file: RemoteFile,
+    records: ImageRecords,
+    tf: tarfile.TarFile,
+    classes_member: tarfile.TarInfo | None,
+    plan: list[tuple[tarfile.TarInfo, str, str]],
+    label: str,
+    dest: Path,
+    budget: _Budget,
+) -> None:
+    """Write every record of the planned members as ``<folder>/<class>/<stem>-<index>.png``."""
+    from PIL import Image
+
+    classes = _class_names(tf, classes_member, records, label)
+    missing = sorted(set(file.layout) - {f"{'/'.join(_safe_parts(i.name, label))}" for i, _, _ in plan})
+    if missing:
+        raise GanforgeError(f"{label}: no record file(s) {', '.join(missing)}; nothing was installed")
+    for info, _, _ in plan:
+        if info.size % records.size:
+            raise GanforgeError(
+                f"{label}:{info.name}: {info.size:,} bytes is not a whole number of {records.size:,}-byte "
+                "records (damaged, or another format); nothing was installed"
+            )
+    side = records.height * records.width
+    mode = "RGB" if records.channels == 3 else "L"
+    tmp = _tmp_file(dest)
+    per_read = max(1, CHUNK // records.size) * records.size  # whole records per read
+    for info, folder, name in plan:
+        stem = PurePosixPath(name).stem
+        index = 0
+        for chunk in _member_chunks(tf, info, label, per_read):
+            if len(chunk) % records.size:
+                raise GanforgeError(f"{label}:{info.name}: ends inside a record; nothing was installed")
+            for start in range(0, len(chunk), records.size):
+                record = chunk[start : start + records.size]
+                cls = record[records.label_byte]
+                origin = f"{label}:{info.name} record {index}"
+                if cls >= len(classes):
+                    raise GanforgeError(
+                        f"{origin}: class {cls}, but {records.classes} names {len(classes)} classes; "
+                        "nothing was installed"
+                    )
+                pixels = record[records.label_bytes :]
+                planes = [
+                    Image.frombytes("L", (records.width, records.height), pixels[c * side : (c + 1) * side])
+                    for c in range(records.channels)
+                ]
+                image = Image.merge(mode, planes) if records.channels == 3 else planes[0]
+                try:
+                    image.save(tmp, format="PNG")
+                except OSError as exc:
+                    raise GanforgeError(
+                        f"{origin}: cannot write it ({exc.strerror or exc}); nothing was installed"
+                    ) from None
+                budget.add(label, f"{info.name} record {index}", _size(tmp), 0)
+                _place(
+                    dest,
+                    f"{folder}/{classes[cls]}" if folder else classes[cls],
+                    f"{stem}-{index:05d}.png",
+                    tmp,
+                    origin,
+                )
+                index += 1
+
+
 def _unpack_parquet(file: RemoteFile, archive: Path, dest: Path, budget: _Budget) -> None:
     """Write the images of the layout's columns, a few rows at a time, within ``budget``.
 
@@ -1090,10 +1388,10 @@ def _place(dest: Path, folder: str, name: str, tmp: Path, origin: str) -> None:
 
 
 def count_images(folder: Path) -> int:
-    """Image files directly in ``folder`` (0 if it does not exist)."""
+    """Image files in ``folder`` and its sub-folders (class folders; 0 if it does not exist)."""
     if not folder.is_dir():
         return 0
-    return sum(1 for p in folder.iterdir() if p.is_file() and _is_image_name(p.name))
+    return sum(1 for p in folder.rglob("*") if p.is_file() and _is_image_name(p.name))
 
 
 def _check_counts(source: DataSource, root: Path) -> dict[str, int]:

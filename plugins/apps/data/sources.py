@@ -1,5 +1,5 @@
 """Bundled data sources for ``ganforge data get``: selfie2anime (two copies), 64 px anime faces,
-and the pix2pix pairs facades and edges2shoes.
+the pix2pix pairs facades and edges2shoes, and CIFAR-10.
 
 Every URL, revision and checksum below was read from the public source named beside it; a
 checksum nobody published is never written here (docs/data.md lists where each came from).
@@ -7,7 +7,7 @@ checksum nobody published is never written here (docs/data.md lists where each c
 
 from __future__ import annotations
 
-from .download import DataSource, RemoteFile
+from .download import DataSource, ImageRecords, RemoteFile
 
 SELFIE2ANIME_COUNTS = {"trainA": 3400, "trainB": 3400, "testA": 100, "testB": 100}
 
@@ -109,6 +109,45 @@ ANIME_FACES_64 = DataSource(
     notes="identical duplicate images in the zip are unpacked once",
 )
 
+# CIFAR-10's binary version, from its authors' page (https://www.cs.toronto.edu/~kriz/cifar.html):
+# the page gives the URL and the md5 c32a1d4ab5d03f1284b67883e8d87530 ("CIFAR-10 binary version
+# (suitable for C programs)", 162 MB). tensorflow/datasets pins the same URL to the size and sha256
+# below (tensorflow_datasets/url_checksums/cifar10.txt at commit 333639b); aria-ml/dataeval
+# (src/dataeval/utils/data/datasets/_cifar10.py at bf415bf) downloads it with the same md5. Both
+# are verified. The binary version needs no unpickling (ganforge never unpickles data): each of
+# data_batch_1..5.bin (train) and test_batch.bin (test) is 10,000 records of 1 label byte and
+# 3,072 pixel bytes (1,024 red, then green, then blue, row by row), and batches.meta.txt names
+# the classes in label order. Each record becomes train/<class>/data_batch_N-INDEX.png (or
+# test/...): the layout the class-folders dataset reads (data.split = "train").
+CIFAR10_BATCHES = "cifar-10-batches-bin"
+CIFAR10 = DataSource(
+    name="cifar10",
+    description="CIFAR-10: 50,000 train and 10,000 test images, 32x32, 10 classes (the binary version)",
+    homepage="https://www.cs.toronto.edu/~kriz/cifar.html",
+    license="not stated by the source (research dataset; cite Krizhevsky 2009)",
+    revision="none (a plain URL); the sha256 and size from tensorflow/datasets@333639b and the "
+    "authors' md5 pin the content",
+    base_url="https://www.cs.toronto.edu/",
+    files=(
+        RemoteFile(
+            path="~kriz/cifar-10-binary.tar.gz",
+            sha256="c4a38c50a1bc5f3a1c5537f2155ab9d68f9f25eb1ed8d9ddda3db29a59bca1dd",
+            checksum_from="https://github.com/tensorflow/datasets/blob/333639b37af6c6fedf3610a4a2d42f1c6ef6f7d5/"
+            "tensorflow_datasets/url_checksums/cifar10.txt",
+            md5="c32a1d4ab5d03f1284b67883e8d87530",
+            md5_from="https://www.cs.toronto.edu/~kriz/cifar.html",
+            size=170052171,
+            format="tar",
+            layout={
+                **{f"{CIFAR10_BATCHES}/data_batch_{i}.bin": "train" for i in range(1, 6)},
+                f"{CIFAR10_BATCHES}/test_batch.bin": "test",
+            },
+            records=ImageRecords(classes=f"{CIFAR10_BATCHES}/batches.meta.txt", height=32, width=32),
+        ),
+    ),
+    counts={"train": 50000, "test": 10000},
+    notes="train/ and test/ hold one folder per class: data.name = 'class-folders', data.split = 'train'",
+)
 
 # facades, paired (pix2pix): CycleGAN's copy of the CMP facades, one zip with facades/{trainA,
 # trainB,testA,testB}; the official download_cyclegan_dataset.sh (junyanz/pytorch-CycleGAN-and-
@@ -194,4 +233,4 @@ EDGES2SHOES = DataSource(
 )
 
 
-SOURCES = (SELFIE2ANIME, SELFIE2ANIME_HUB, ANIME_FACES_64, FACADES, EDGES2SHOES)
+SOURCES = (SELFIE2ANIME, SELFIE2ANIME_HUB, ANIME_FACES_64, FACADES, EDGES2SHOES, CIFAR10)
