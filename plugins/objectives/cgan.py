@@ -94,8 +94,7 @@ class ConditionalGAN(Objective):
         super().__init__(builder, runtime)
         self.n_critic, self.ema_start = n_critic, ema_start
         self.sample_count, self.sample_seed = sample_count, sample_seed
-        self.num_classes = int(self.contexts["G"].get("num_classes", 0))
-        if self.num_classes < 1:
+        if self.num_classes < 1 or self.contexts["G"].get("num_classes") != self.num_classes:
             generator = builder.recipe["generator"]["name"]
             raise GanforgeError(
                 f"[generator]: objective 'cgan' needs a class-conditional generator (one that takes "
