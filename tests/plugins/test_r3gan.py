@@ -27,7 +27,7 @@ from ganforge_plugins.networks.r3gan import (
     InterpolativeUpsampler,
     ResidualBlock,
 )
-from ganforge_plugins.schedules import R3GAN_PRESETS, Schedule, ema_beta, value
+from ganforge_plugins.objectives.r3gan_schedules import R3GAN_PRESETS, Schedule, ema_beta, value
 
 # -- the reference, re-implemented ------------------------------------------------------------
 
