@@ -133,7 +133,7 @@ class InterpolativeUpsampler(nn.Module):
         self.register_buffer("Kernel", _lowpass_kernel())
 
     def forward(self, x: Tensor) -> Tensor:
-        c = x.shape[1]
+        c = int(x.shape[1])  # a constant in an exported graph: ONNX needs the kernel's shape
         # Zero insertion, 2 px of padding before and 1 after, then the filter: a stride-2
         # transposed depthwise conv with padding 1 (the filter is symmetric, flips don't matter).
         w = (4.0 * self.Kernel).to(x.dtype).expand(c, 1, 4, 4).contiguous()
@@ -148,7 +148,7 @@ class InterpolativeDownsampler(nn.Module):
         self.register_buffer("Kernel", _lowpass_kernel())
 
     def forward(self, x: Tensor) -> Tensor:
-        c = x.shape[1]
+        c = int(x.shape[1])  # a constant in an exported graph: ONNX needs the kernel's shape
         w = self.Kernel.to(x.dtype).expand(c, 1, 4, 4).contiguous()
         return F.conv2d(x, w, stride=2, padding=1, groups=c)
 
