@@ -15,7 +15,10 @@ matching file names (default: the recipe's ``facades`` in the data root); below 
 The generators are there on request: ``dcgan`` at the overrides' size, ``cgan`` at its recipe's
 32 px (StudioGAN's CIFAR-10 widths; ``--root cgan=PATH``: a folder of class folders). A cgan
 step is one D update and every fifth also a G update: ``cgan`` is the median step (D only),
-``cgan-dg`` the same recipe with ``n_critic = 1`` (D and G every step).
+``cgan-dg`` the same recipe with ``n_critic = 1`` (D and G every step). ``r3gan`` (its recipe's
+FFHQ-64 networks, built for 64 px) reads one real batch for D and one for G, so it runs at twice
+``--batch-size`` and one sample is one image per phase (a step at ``--batch-size 1`` is then
+DCGAN's unit of work: D on one real and one generated image, G on one).
 """
 
 from __future__ import annotations
@@ -37,7 +40,9 @@ RECIPES = {
     "dcgan": "recipes/dcgan_anime.toml",
     "cgan": "recipes/cgan_cifar10.toml",
     "cgan-dg": "recipes/cgan_cifar10.toml",
+    "r3gan": "recipes/r3gan_anime64.toml",
 }
+PHASES = {"r3gan": 2}  # real batches per step: the step's batch is this many times --batch-size
 TRANSLATORS = ["cyclegan", "cut", "fastcut", "ugatit-light", "pix2pix", "uvcgan2"]
 
 
@@ -64,7 +69,7 @@ def main() -> None:
             overrides = [o for o in overrides if not o.startswith("data.load_size=")]
         extra = [
             *overrides,
-            f"train.batch_size={args.batch_size}",
+            f"train.batch_size={args.batch_size * PHASES.get(name, 1)}",
             f"train.device={json.dumps(args.device)}",
         ]
         if name == "ugatit-light":  # its networks take the image size as an option too
@@ -91,6 +96,7 @@ def main() -> None:
             extra += [f"data.root={roots[name]}"]
         recipe = Recipe.load(RECIPES[name], extra)
         rows[name] = run_bench(recipe, registry, args.steps, args.warmup, args.peak_tflops, count_flops=True)
+        rows[name]["samples_per_s"] /= PHASES.get(name, 1)
     base = rows.get("cyclegan", {}).get("samples_per_s")
     for name, r in rows.items():
         r["ratio_to_cyclegan"] = r["samples_per_s"] / base if base else None

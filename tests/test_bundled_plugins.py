@@ -154,6 +154,8 @@ def test_hook_register_objectives():
         "pix2pix",
         "uvcgan2",
         "uvcgan2-pretrain",
+        "r3gan",
+        "r3gan-cond",
     }
     objective = get_registry().get("objective", "cyclegan")
     assert {p.name for p in objective.params} == {

@@ -29,6 +29,8 @@ def test_every_bundled_recipe_validates(path):
         "pix2pix",
         "uvcgan2",
         "uvcgan2-pretrain",
+        "r3gan",
+        "r3gan-cond",
     )
     # defaults are filled in, so a saved recipe describes the run completely
     assert "init_gain" in resolved["generator"] and "seed" in resolved["train"]
