@@ -89,14 +89,6 @@ class RelativisticLoss(Protocol):
     ) -> Tensor | None: ...
 
 
-def _fill(tensor: Tensor, value: float) -> None:
-    """Write a host value into a device tensor, except while a CUDA graph is being captured (the
-    fill would be recorded and replayed with the capture step's value: the trainer sets it
-    before every replay instead)."""
-    if not (tensor.is_cuda and torch.cuda.is_current_stream_capturing()):
-        tensor.fill_(value)
-
-
 def _world_size() -> int:
     if torch.distributed.is_available() and torch.distributed.is_initialized():
         return torch.distributed.get_world_size()
@@ -222,8 +214,8 @@ class R3GAN(Objective):
         for opt in self.optimizers.values():
             for group in opt.optimizer.param_groups:
                 _set_adam(group, values["lr"], values["beta2"])
-        _fill(self._gamma, values["gamma"])
-        _fill(self._augment_p, values["augment_p"])
+        self._gamma.fill_(values["gamma"])
+        self._augment_p.fill_(values["augment_p"])
 
     def ema_decay(self, step: int) -> float:
         """``0.5 ** (phase_batch / half_life)``: the average's half-life in images (0: a copy)."""
@@ -296,7 +288,7 @@ def _set_adam(group: dict[str, Any], lr: float, beta2: float) -> None:
     device = group["params"][0].device
     if not isinstance(group["lr"], Tensor):
         group["lr"] = torch.tensor(lr, dtype=torch.float32, device=device)
-    _fill(group["lr"], lr)
+    group["lr"].fill_(lr)
     if group.get("fused"):  # a fused kernel reads beta2 as a number (refused with CUDA graphs)
         group["betas"] = (beta1, beta2)
         return
@@ -304,7 +296,7 @@ def _set_adam(group: dict[str, Any], lr: float, beta2: float) -> None:
         group["betas"] = tuple(
             torch.tensor(float(b), dtype=torch.float32, device=device) for b in (beta1, beta2)
         )
-    _fill(group["betas"][1], beta2)
+    group["betas"][1].fill_(beta2)
 
 
 class R3GANConditional(R3GAN):
