@@ -158,13 +158,12 @@ def test_ganforge_reads_no_onnx_file_and_says_so(tiny_cyclegan_run, photos, tmp_
     """ONNX exports are for other runtimes: ganforge never reads one back (whole or damaged), so
     a flipped byte in one cannot mislead it; given one, every command says what it is."""
     pytest.importorskip("onnx")
-    onnx_file = tmp_path / "model.onnx"
-    export_checkpoint(tiny_cyclegan_run, onnx_file, format="onnx")
-    for file in (onnx_file, shutil.copy(onnx_file, tmp_path / "damaged.onnx")):
-        if file.name == "damaged.onnx":
-            data = bytearray(file.read_bytes())
-            data[len(data) // 2] ^= 0x5A
-            file.write_bytes(bytes(data))
+    whole, damaged = tmp_path / "model.onnx", tmp_path / "damaged.onnx"
+    export_checkpoint(tiny_cyclegan_run, whole, format="onnx")
+    data = bytearray(whole.read_bytes())
+    data[len(data) // 2] ^= 0x5A
+    damaged.write_bytes(bytes(data))
+    for file in (whole, damaged):
         result = invoke("translate", file, photos, "--out", tmp_path / "t", "--device", "cpu")
         assert_one_line_error(result, str(file), "is an ONNX file")
         with pytest.raises(GanforgeError, match="is an ONNX file"):

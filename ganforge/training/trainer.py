@@ -578,9 +578,9 @@ class Trainer:
         flags = torch.stack([(~torch.isfinite(means)).any(), grown.any()]).float()
         if self.world_size > 1:  # every rank stops at the same log step
             torch.distributed.all_reduce(flags)
-        host = torch.cat([means, firsts, flags]).cpu()  # the sync: the interval's work is done here
+        host = torch.cat([means, firsts, grown.float(), flags]).cpu()  # the sync: the interval's work is done
         n = len(keys)
-        values, first_values = host[:n], host[n : 2 * n]
+        values, first_values, grown_here = host[:n], host[n : 2 * n], host[2 * n : 3 * n]
         if host[-2].item() > 0:
             if bool(torch.isfinite(values).all()):
                 raise NonFiniteError(
@@ -594,7 +594,8 @@ class Trainer:
                 "stopped. " + self._last_finite("lower the learning rates or loss weights")
             )
         if host[-1].item() > 0:
-            self._diverging(keys, values.tolist(), first_values.tolist())
+            grown_keys = [k for k, g in zip(keys, grown_here.tolist()) if g]
+            self._diverging(grown_keys, values.tolist(), first_values.tolist(), keys)
         scalars = dict(zip(keys, values.tolist()))
         now = time.perf_counter()
         elapsed, data_wait = max(now - self._interval[0], 1e-9), self._interval[1]
@@ -606,14 +607,11 @@ class Trainer:
         }
         self.emit("on_log", self.step, scalars)
 
-    def _diverging(self, keys: list[str], values: list[float], firsts: list[float]) -> None:
-        """A loss has grown by orders of magnitude (here or on another rank): one warning line per
-        loss, once; with ``train.stop_on_divergence`` a :class:`NonFiniteError` (exit code 3)."""
-        grown = [
-            (k, v, f)
-            for k, v, f in zip(keys, values, firsts)
-            if abs(v) > DIVERGENCE_FACTOR * max(abs(f), 1.0)
-        ]
+    def _diverging(self, names: list[str], values: list[float], firsts: list[float], keys: list[str]) -> None:
+        """Losses ``names`` (of ``keys``) have grown by orders of magnitude (or one on another
+        rank, where ``names`` is empty): one warning line per loss, once; with
+        ``train.stop_on_divergence`` a :class:`NonFiniteError` (exit code 3)."""
+        grown = [(k, v, f) for k, v, f in zip(keys, values, firsts) if k in names]
         stop = bool(self.cfg.get("stop_on_divergence"))
         for name, value, first in grown:
             if stop:
