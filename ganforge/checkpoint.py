@@ -367,7 +367,9 @@ def check_run_meta(meta: Any, path: Path) -> dict[str, Any]:
 
     ``recipe`` a table and ``step`` an int >= 0 are required; ``epoch`` (int >= 0),
     ``world_size`` (int >= 1), ``image_size`` (int >= 1 or null), ``objective``, ``ganforge``,
-    ``torch`` (strings) and ``time`` (a finite number) are checked when present.
+    ``torch`` (strings) and ``time`` (a finite number) are checked when present, and the step
+    must be one a run can reach (its sample positions fit int64 with the saved batch and world
+    size).
     """
 
     def bad(key: str, expected: str) -> GanforgeError:
@@ -395,6 +397,7 @@ def check_run_meta(meta: Any, path: Path) -> dict[str, Any]:
     for key, (ok, expected) in checks.items():
         if key in meta and not ok(meta[key]):
             raise bad(key, expected)
+    _check_step_possible(meta, path)
     table = meta["recipe"].get("objective")
     name = table.get("name") if isinstance(table, dict) else None
     if "objective" in meta and name != meta["objective"]:
@@ -403,6 +406,23 @@ def check_run_meta(meta: Any, path: Path) -> dict[str, Any]:
             f"runs {_short(name)}"
         )
     return meta
+
+
+def _check_step_possible(meta: dict[str, Any], path: Path) -> None:
+    """Refuse a step no run can reach: its sample positions (step x batch x world size) past
+    what int64 holds, where the trainer stops any plan (``MAX_SAMPLE_POSITIONS``)."""
+    from ganforge.training.state import MAX_SAMPLE_POSITIONS
+
+    train = meta["recipe"].get("train")
+    batch = train.get("batch_size", 1) if isinstance(train, dict) else 1
+    batch = batch if _is_int(batch, 1) else 1  # the recipe's own check names a bad one
+    images = batch * meta.get("world_size", 1)
+    if meta["step"] * images >= MAX_SAMPLE_POSITIONS:
+        raise GanforgeError(
+            f"checkpoint {path}: metadata 'step' {meta['step']:,} is impossible: {meta['step']:,} steps "
+            f"of {images} image(s) are more sample positions than a run can reach (2**62); the file "
+            "was changed after it was written"
+        )
 
 
 def _short(value: Any, limit: int = 60) -> str:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import tempfile
 import zlib
 from collections.abc import Iterable, Sequence
@@ -517,6 +518,11 @@ def _is_export_dtype(state: dict[str, Tensor], live: dict[str, Tensor]) -> bool:
 def _safetensors_header(file: Path) -> dict[str, str]:
     from ganforge import checkpoint as ckpt
 
+    if file.suffix.lower() == ".onnx":  # an export for other runtimes: ganforge never reads one back
+        raise GanforgeError(
+            f"{file} is an ONNX file (for onnxruntime and other runtimes); ganforge reads its "
+            "checkpoints and safetensors exports: give the run or a .safetensors export"
+        )
     ckpt.sniff(file)
     from safetensors import safe_open
 
@@ -660,7 +666,8 @@ def _crc(t: Tensor) -> int:
 
 def output_file(path: Path, force: bool, protected: list[Path]) -> Path:
     """Where a model file may be written: never a folder, a checkpoint or the file read; an
-    existing file only with ``force``."""
+    existing file only with ``force``. Temporary files that killed writes of ``path`` left
+    beside it are removed (:func:`clean_stale`)."""
     from ganforge.safety import protect_inputs
 
     if path.is_dir():
@@ -668,7 +675,24 @@ def output_file(path: Path, force: bool, protected: list[Path]) -> Path:
     protect_inputs(path, protected)
     if path.exists() and not force:
         raise GanforgeError(f"{path} already exists; pass --force to replace it")
+    clean_stale(path)
     return path
+
+
+def clean_stale(path: Path) -> list[Path]:
+    """Remove the temporary files of killed :func:`atomic_write` calls for ``path``: only names
+    of its own pattern beside it (``.NAME.XXXXXXXX.tmp``, as ``tempfile.mkstemp`` makes them),
+    as ``CheckpointDir.clean_stale`` does for a run's checkpoints."""
+    pattern = re.compile(rf"^\.{re.escape(path.name)}\.[a-z0-9_]{{8}}\.tmp$")
+    removed = []
+    try:
+        for p in path.parent.iterdir():
+            if pattern.match(p.name) and p.is_file():
+                p.unlink(missing_ok=True)
+                removed.append(p)
+    except OSError:  # a folder that cannot be listed: the write itself says why
+        pass
+    return removed
 
 
 def atomic_write(path: Path, write: Any) -> None:

@@ -52,6 +52,9 @@ class TrainConfig:
         int, Range(1, 100_000, why="memory: each step's losses are held until the log step")
     ] = 50
     deterministic: bool = False
+    # A loss over 1000 times its first value (or 1000, if that was below 1) is warned about once, at
+    # a log step; true stops the run there instead, with exit code 3 as a NaN loss does.
+    stop_on_divergence: bool = False
 
 
 def train_params() -> list[Param]:

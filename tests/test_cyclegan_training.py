@@ -129,12 +129,22 @@ def run_until_logged(root, out, sig: signal.Signals, lines: int) -> tuple[int, s
            "--out", str(out), "--device", "cpu"]  # fmt: skip
     env = {**os.environ, "OMP_NUM_THREADS": "1"}  # the same summation order as the one_thread tests
     proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
-    deadline = time.time() + 120
+    # Minutes, not seconds: start-up (torch, the plugins) is slow on a loaded machine, and a signal
+    # sent before the lines are logged would test nothing. The run plans 1000 steps: it is still
+    # going when the signal comes.
+    deadline = time.monotonic() + 600
     metrics = out / "metrics.jsonl"
-    while time.time() < deadline and (not metrics.exists() or len(metrics.read_text().splitlines()) < lines):
-        time.sleep(0.2)
-    proc.send_signal(sig)
-    _, err = proc.communicate(timeout=120)
+    try:
+        while (not metrics.exists() or len(metrics.read_text().splitlines()) < lines) and proc.poll() is None:
+            assert time.monotonic() < deadline, f"no {lines} logged steps in 600 s"
+            time.sleep(0.2)
+        assert proc.poll() is None, proc.communicate()[1][-3000:]
+        proc.send_signal(sig)
+        _, err = proc.communicate(timeout=600)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
     return proc.returncode, err
 
 

@@ -16,7 +16,9 @@ from ganforge.training.trainer import Trainer
 RECIPE = RECIPES / "cyclegan_selfie2anime.toml"
 
 
-def one_step(root, tmp_path, name: str, *extra: str) -> tuple[dict, dict, dict]:
+def one_step(root, tmp_path, name: str, *extra: str, round_to_bf16: bool = False) -> tuple[dict, dict, dict]:
+    """(weights before, after, losses) of one step; ``round_to_bf16`` rounds the parameters to
+    bfloat16 first (kept in their own dtype)."""
     items = [
         *TINY,
         f"data.root={root}",
@@ -29,6 +31,11 @@ def one_step(root, tmp_path, name: str, *extra: str) -> tuple[dict, dict, dict]:
         *extra,
     ]
     trainer = Trainer(Recipe.load(RECIPE, items).resolve(get_registry()), tmp_path / name, get_registry())
+    if round_to_bf16:
+        with torch.no_grad():
+            for net in trainer.engine.networks.values():
+                for p in net.parameters():
+                    p.copy_(p.to(torch.bfloat16))
     before = {
         f"{n}.{k}": v.detach().clone()
         for n, m in trainer.engine.networks.items()
@@ -66,15 +73,30 @@ def test_compiled_step_matches_eager(selfie_root, tmp_path):
 
 
 def test_bf16_step_matches_fp32_within_bf16_tolerance(selfie_root, tmp_path):
+    """bf16 autocast computes the fp32 step, within what bf16 rounding does to this very step.
+
+    InstanceNorm's backward subtracts from each gradient its mean and its projection on the
+    normalised activations, most of it at initialisation, so one step's direction is ill
+    conditioned: rounding the weights alone to bf16 (8 significant bits), then taking the step
+    in fp32, already turns a generator's update by up to 30 degrees (measured, cosine 0.86 on
+    some images; a fixed cosine of 0.9 failed on the synthetic images of a fresh clone). The
+    test measures that: the fp32 step from bf16-rounded weights. Autocast rounds every layer's
+    activations too, which that measurement leaves out: its deviation may be a few times
+    larger (measured: 0.8x-1.6x for the generators, up to 5x where the rounded weights move a
+    discriminator's update by only 3%), hence 3x plus 0.1. The update's size is well
+    conditioned (within 5% on every image set tried): a wrong loss or gradient scale shows there.
+    """
     w0, w1, plain = one_step(selfie_root, tmp_path, "plain", "train.precision='fp32'")
     f0, f1, fast = one_step(selfie_root, tmp_path, "fast", "train.precision='bf16'")
+    r0, r1, _ = one_step(selfie_root, tmp_path, "rounded", "train.precision='fp32'", round_to_bf16=True)
     for k, v in plain.items():
         assert abs(fast[k] - v) <= 3e-2 * abs(v) + 1e-2, (k, v, fast[k])
     for net in NETS:
-        # InstanceNorm's backward cancels most of each gradient, so bf16 rounding of what is
-        # left shows as a few degrees of angle between the updates, not as a different step.
-        cosine = torch.nn.functional.cosine_similarity(_updates(w0, w1, net), _updates(f0, f1, net), dim=0)
-        assert cosine > 0.9, (net, float(cosine))
+        exact = _updates(w0, w1, net)
+        bf16 = (_updates(f0, f1, net) - exact).norm() / exact.norm()
+        rounded = (_updates(r0, r1, net) - exact).norm() / exact.norm()
+        assert bf16 <= 3 * rounded + 0.1, (net, float(bf16), float(rounded))
+        assert abs(_updates(f0, f1, net).norm() / exact.norm() - 1) < 0.15, net
 
 
 def test_bench_on_cpu(cli, selfie_root):

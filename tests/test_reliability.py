@@ -361,7 +361,7 @@ def test_damaged_checkpoints_through_the_real_cli(run_dir, photos, tmp_path):
             "run": ["run", "--resume", str(case), "--set", "train.max_steps=3", "--device", "cpu"],
             "report": ["report", str(case)],
         }[command]
-        result = run_cli(*args, timeout=120)
+        result = run_cli(*args)
         assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
         assert result.stderr.strip().splitlines()[-1].startswith("error:") and file.name in result.stderr
         assert not (case / "checkpoints" / "PWNED").exists()

@@ -11,6 +11,10 @@ from typing import Any
 import torch
 from torch import Tensor
 
+# Sample positions (step * world size * batch + ...) are int64 in the samplers: a run stops before
+# this many (the trainer refuses a plan past it), so no saved step or epoch can reach it.
+MAX_SAMPLE_POSITIONS = 2**62
+
 
 def kind_of(value: Any) -> str:
     if isinstance(value, Tensor):
@@ -92,7 +96,8 @@ def check_optimizer_state(optimizer: torch.optim.Optimizer, given: Any, where: s
 def check_state(state: Any, world_size: int | None = None) -> list[str]:
     """Problems with the trainer's part of a checkpoint state (empty: it fits).
 
-    ``trainer`` holds a whole ``step`` and ``epoch`` >= 0, ``rng`` the CPU generator's uint8
+    ``trainer`` holds a whole ``step`` and ``epoch`` >= 0 (and below 2**62, see
+    ``MAX_SAMPLE_POSITIONS``), ``rng`` the CPU generator's uint8
     state and Python's, ``objective`` and ``callbacks`` are tables, and a DDP checkpoint has
     one ``ranks`` entry per process.
     """
@@ -108,6 +113,8 @@ def check_state(state: Any, world_size: int | None = None) -> list[str]:
         value = trainer.get(key)
         if not isinstance(value, int) or isinstance(value, bool) or value < 0:
             return [f"trainer/{key} must be a whole number >= 0, got {value!r}"]
+        if value >= MAX_SAMPLE_POSITIONS:  # even at batch 1: more sample positions than int64 holds
+            return [f"trainer/{key} {value:,} is impossible (a run stops before 2**62 sample positions)"]
     problems = _check_rng(state["rng"], "rng")
     if not isinstance(state.get("callbacks", {}), dict) or not all(
         isinstance(v, dict) for v in state.get("callbacks", {}).values()

@@ -39,9 +39,13 @@ from ganforge.runtime import Runtime, rng_state, seed_everything, set_rng_state
 from ganforge.safety import describe_os_error, first_nonfinite
 from ganforge.training.cudagraph import CapturedStep, StepFn, capture_blocker
 from ganforge.training.engine import Engine
-from ganforge.training.state import check_state
+from ganforge.training.state import MAX_SAMPLE_POSITIONS, check_state
 
 RESOLVED_RECIPE = "recipe.resolved.toml"
+# A loss whose mean over a log interval is this many times its first value (or this many, where
+# that was below 1) has grown by orders of magnitude: warned about, or with
+# train.stop_on_divergence a stop (exit code 3).
+DIVERGENCE_FACTOR = 1000.0
 
 
 class PositionSampler(Sampler[int]):
@@ -109,6 +113,8 @@ class Trainer:
         self._last_saved = -1
         self._resumed = False  # set by resume(): a new run's first step starts it fresh
         self._pending: list[dict[str, torch.Tensor]] = []  # losses of the steps since the last log
+        self._first_loss: dict[str, torch.Tensor] = {}  # each loss's first value of this fit (device)
+        self._diverged: set[str] = set()  # losses already warned about
         self.history_file = self.run_dir / "metrics.jsonl"
         self.throughput: dict[str, float] = {}
 
@@ -120,7 +126,7 @@ class Trainer:
         self.global_batch = self.cfg["batch_size"] * world_size
         self.steps_per_epoch = max(1, math.ceil(len(self.dataset) / self.global_batch))
         self.total_steps = self.cfg["max_steps"] or self.cfg["epochs"] * self.steps_per_epoch
-        if self.total_steps * self.global_batch >= 2**62:  # sample positions are int64 in samplers
+        if self.total_steps * self.global_batch >= MAX_SAMPLE_POSITIONS:  # int64 in the samplers
             raise GanforgeError(
                 f"[train]: {self.total_steps:,} steps of {self.global_batch} images is more sample "
                 "positions than 64-bit integers hold; lower train.epochs or train.max_steps"
@@ -172,8 +178,18 @@ class Trainer:
 
     def _loader(self, start_step: int) -> DataLoader:
         workers = self.cfg["num_workers"]
+        cpus = _usable_cpus()
         if workers < 0:
-            workers = 0 if self.runtime.device.type == "cpu" else min(8, max(1, (os.cpu_count() or 2) - 1))
+            workers = 0 if self.runtime.device.type == "cpu" else min(8, max(1, cpus - 1))
+        elif workers > cpus:  # more processes than CPUs only add memory (each holds a copy)
+            if self.is_main:
+                print(
+                    f"note: train.num_workers={workers} is more than the {cpus} CPU(s) this process may "
+                    f"use: using {cpus} loader workers",
+                    file=sys.stderr,
+                    flush=True,
+                )
+            workers = cpus
         sampler = PositionSampler(
             start_step, self.total_steps, self.cfg["batch_size"], self.rank, self.world_size
         )
@@ -263,6 +279,12 @@ class Trainer:
         problems = check_state(state, self.world_size)
         if problems:
             raise GanforgeError(f"the state does not fit this trainer: {problems[0]}")
+        step = state["trainer"]["step"]
+        if step * self.global_batch >= MAX_SAMPLE_POSITIONS:
+            raise GanforgeError(
+                f"the state is at step {step:,}, impossible with {self.global_batch} image(s) per step "
+                "(more sample positions than a run can reach, 2**62)"
+            )
         self.engine.load_state_dict(state["objective"])  # checks everything before loading
         self._resumed = True
         self._step_fn = None  # captured graphs refer to the state tensors being replaced
@@ -542,30 +564,43 @@ class Trainer:
         """Average the interval's losses and measure its throughput; one host sync per interval.
 
         The losses are checked to be finite in the same sync: a NaN or infinite loss stops the
-        run (:class:`NonFiniteError`, exit code 3) naming its step and name.
+        run (:class:`NonFiniteError`, exit code 3) naming its step and name. A loss grown past
+        ``DIVERGENCE_FACTOR`` times its first value is warned about once (one line), or stops
+        the run the same way with ``train.stop_on_divergence``.
         """
         keys = list(dict.fromkeys(k for p in pending for k in p))  # a loss may skip steps (n_critic)
         means = torch.stack(
             [torch.stack([p[k].detach().float() for p in pending if k in p]).mean() for k in keys]
         )
+        for k in keys:  # the first value of each loss (device tensors: no sync)
+            if k not in self._first_loss:
+                first = next(p[k] for p in pending if k in p)
+                self._first_loss[k] = first.detach().float().reshape(()).clone()
+        firsts = torch.stack([self._first_loss[k] for k in keys])
+        grown = means.abs() > DIVERGENCE_FACTOR * firsts.abs().clamp(min=1.0)
         # A NaN or infinity in any step makes its mean non-finite: the check costs nothing here.
-        bad = (~torch.isfinite(means)).any().float().reshape(1)
+        flags = torch.stack([(~torch.isfinite(means)).any(), grown.any()]).float()
         if self.world_size > 1:  # every rank stops at the same log step
-            torch.distributed.all_reduce(bad)
-        host = torch.cat([means, bad]).cpu()  # the sync: the interval's work is done here
-        if host[-1].item() > 0:
-            if bool(torch.isfinite(host[:-1]).all()):
+            torch.distributed.all_reduce(flags)
+        host = torch.cat([means, firsts, grown.float(), flags]).cpu()  # the sync: the interval's work is done
+        n = len(keys)
+        values, first_values, grown_here = host[:n], host[n : 2 * n], host[2 * n : 3 * n]
+        if host[-2].item() > 0:
+            if bool(torch.isfinite(values).all()):
                 raise NonFiniteError(
                     f"step {self.step}: a loss of another process is NaN or infinite; training "
                     f"stopped. {self._last_finite()}"
                 )
             self._check_losses(pending)  # names the first step and loss
-            name = keys[int((~torch.isfinite(host[:-1])).nonzero()[0])]
+            name = keys[int((~torch.isfinite(values)).nonzero()[0])]
             raise NonFiniteError(
                 f"step {self.step}: the mean of loss '{name}' over the log interval overflows; training "
                 "stopped. " + self._last_finite("lower the learning rates or loss weights")
             )
-        scalars = dict(zip(keys, host[:-1].tolist()))
+        if host[-1].item() > 0:
+            grown_keys = [k for k, g in zip(keys, grown_here.tolist()) if g]
+            self._diverging(grown_keys, values.tolist(), first_values.tolist(), keys)
+        scalars = dict(zip(keys, values.tolist()))
         now = time.perf_counter()
         elapsed, data_wait = max(now - self._interval[0], 1e-9), self._interval[1]
         self._interval = [now, 0.0]
@@ -575,6 +610,35 @@ class Trainer:
             "data_wait_share": data_wait / elapsed,
         }
         self.emit("on_log", self.step, scalars)
+
+    def _diverging(self, names: list[str], values: list[float], firsts: list[float], keys: list[str]) -> None:
+        """Losses ``names`` (of ``keys``) have grown by orders of magnitude (or one on another
+        rank, where ``names`` is empty): one warning line per loss, once; with
+        ``train.stop_on_divergence`` a :class:`NonFiniteError` (exit code 3)."""
+        grown = [(k, v, f) for k, v, f in zip(keys, values, firsts) if k in names]
+        stop = bool(self.cfg.get("stop_on_divergence"))
+        for name, value, first in grown:
+            if stop:
+                raise NonFiniteError(
+                    f"step {self.step}: loss '{name}' is {value:.3g}, over {DIVERGENCE_FACTOR:,.0f} times "
+                    f"its first value ({first:.3g}); training stopped (train.stop_on_divergence). "
+                    + self._last_finite("lower the learning rates or loss weights")
+                )
+            if name not in self._diverged and self.is_main:
+                print(
+                    f"warning: step {self.step}: loss '{name}' is {value:.3g}, over "
+                    f"{DIVERGENCE_FACTOR:,.0f} times its first value ({first:.3g}): training is "
+                    "probably diverging; lower the learning rates (train.stop_on_divergence = true "
+                    "stops a run here)",
+                    file=sys.stderr,
+                    flush=True,
+                )
+            self._diverged.add(name)
+        if stop and not grown:
+            raise NonFiniteError(
+                f"step {self.step}: a loss of another process grew over {DIVERGENCE_FACTOR:,.0f} times its "
+                f"first value; training stopped (train.stop_on_divergence). {self._last_finite()}"
+            )
 
     def _install_signal_handlers(self) -> dict[int, Any]:
         previous: dict[int, Any] = {}
@@ -604,6 +668,14 @@ def _loss_table(pending: list[dict[str, torch.Tensor]], keys: list[str]) -> torc
     return torch.stack(
         [torch.stack([p[k].detach().float() if k in p else zero for k in keys]) for p in pending]
     )
+
+
+def _usable_cpus() -> int:
+    """The CPUs this process may run on (its affinity mask, e.g. a container's share), else all."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):  # not on Linux
+        return max(1, os.cpu_count() or 1)
 
 
 def _is_main_thread() -> bool:

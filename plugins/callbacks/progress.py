@@ -9,12 +9,15 @@ optimizer that minimises them) and wrapped to the terminal's width.
 from __future__ import annotations
 
 import sys
-from typing import Any
+import time
+from typing import Annotated, Any
 
 from rich.console import Console, Group
 from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.progress import Progress as RichProgress
 from rich.text import Text
+
+from ganforge import Range
 
 LONG_PLAN = 20_000  # steps; beyond this the first screen suggests a shorter first try
 TRY_STEPS = 2_000
@@ -81,13 +84,21 @@ class _Live(RichProgress):
 
 
 class Progress:
-    """Live progress bar on a terminal; one plain line per log step otherwise (CI, files)."""
+    """Live progress bar on a terminal; one plain line per log step otherwise (CI, files), and
+    a line at least every ``every_s`` seconds between log steps that are further apart."""
 
-    def __init__(self, losses: bool = True) -> None:
+    def __init__(
+        self,
+        losses: bool = True,
+        every_s: Annotated[float, Range(1.0, 86_400.0, why="seconds between lines off a terminal")] = 120.0,
+    ) -> None:
         self.show_losses = losses
+        self.every_s = every_s
         self._bar: _Live | None = None
         self._task: Any = None
         self.console = Console(stderr=True)
+        self._last_line = 0.0  # when the last plain line was printed (off a terminal)
+        self._since: tuple[float, int] = (0.0, 0)  # (time, step) the rate of a between-logs line counts from
 
     def on_train_start(self, trainer: Any) -> None:
         if not trainer.is_main:
@@ -119,10 +130,31 @@ class Progress:
             print(f"training {name}", file=sys.stderr, flush=True)
             for line in plan_lines(trainer):
                 print(line, file=sys.stderr, flush=True)
+            self._last_line = now = time.monotonic()
+            self._since = (now, trainer.step)
 
     def on_step_end(self, trainer: Any, step: int, losses: dict) -> None:
         if self._bar is not None:
             self._bar.update(self._task, completed=step, epoch=trainer.epoch)
+            return
+        if not trainer.is_main:
+            return
+        now = time.monotonic()
+        if now - self._last_line >= self.every_s and step < trainer.total_steps:
+            # Between log steps: where the run is, from the clock alone (losses stay on the device
+            # until the log step: reading them here would cost a sync every step).
+            since, start = self._since
+            rate = (step - start) / max(now - since, 1e-9)
+            eta = (trainer.total_steps - step) / max(rate, 1e-9)
+            log_every = (getattr(trainer, "cfg", None) or {}).get("log_every")
+            losses_at = f"  (losses every {log_every} steps)" if log_every else ""
+            print(
+                f"step {step}/{trainer.total_steps} epoch {trainer.epoch} {rate:.2f} it/s ETA {eta:.0f}s"
+                + losses_at,
+                file=sys.stderr,
+                flush=True,
+            )
+            self._last_line = now
 
     def on_log(self, trainer: Any, step: int, scalars: dict[str, float]) -> None:
         if not trainer.is_main:
@@ -140,6 +172,8 @@ class Progress:
                 file=sys.stderr,
                 flush=True,
             )
+            self._last_line = time.monotonic()
+            self._since = (self._last_line, step)
 
     def on_train_end(self, trainer: Any) -> None:
         if self._bar is not None:

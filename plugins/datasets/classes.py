@@ -21,7 +21,14 @@ from .folders import (
     _stack,
     _StreamDataset,
 )
-from .images import crop_flip_tensor, decoded_cache, resize_crop, split_holdout
+from .images import (
+    check_image_side,
+    crop_flip_tensor,
+    decoded_cache,
+    holdout_note,
+    resize_crop,
+    split_holdout,
+)
 
 
 class ClassFolders(_StreamDataset):
@@ -49,6 +56,7 @@ class ClassFolders(_StreamDataset):
         cache: bool | Literal["disk"] = False,
         seed: int = 0,
     ) -> None:
+        check_image_side(image_size)
         folder, hint = _dataset_root(root, source, "cifar10")
         if folder is None:
             raise GanforgeError(
@@ -68,14 +76,17 @@ class ClassFolders(_StreamDataset):
         self.files: list[Path] = []
         labels: list[int] = []
         self.held: list[tuple[Path, int]] = []
+        listed: dict[str, list[Path]] = {}
         for d in folders:
             try:
-                files = list_images(d, f"[data] class {d.name}")
+                listed[d.name] = list_images(d, f"[data] class {d.name}")
             except GanforgeError:
                 continue  # a sub-folder without images is not a class
+        holdout_note(holdout, {f"class {name}": len(files) for name, files in listed.items()})
+        for name, files in listed.items():
             files, held = split_holdout(files, holdout, split_seed)
             index = len(self.classes)
-            self.classes.append(d.name)
+            self.classes.append(name)
             self.files += files
             labels += [index] * len(files)
             self.held += [(f, index) for f in held]

@@ -13,7 +13,16 @@ from ganforge.data import item_generator, list_images, open_rgb, to_uint8_tensor
 from ganforge.errors import GanforgeError
 from ganforge.paths import data_root_text, dataset_dir
 
-from .images import crop_flip_tensor, crop_spec, decoded_cache, gather_crops, resize_crop, split_holdout
+from .images import (
+    check_image_side,
+    crop_flip_tensor,
+    crop_spec,
+    decoded_cache,
+    gather_crops,
+    holdout_note,
+    resize_crop,
+    split_holdout,
+)
 
 Preprocess = Literal["resize_and_crop", "scale_width", "resize", "center"]
 # A decoded 16384 px image is 805 MB, and the networks' activations grow with the square.
@@ -107,6 +116,7 @@ class UnpairedFolders(_StreamDataset):
                 "[data] cache keeps decoded images for crops and flips only; rotation, color_jitter "
                 "and hue need each image decoded (set cache = false)"
             )
+        check_image_side(image_size)
         if load_size and load_size < image_size and preprocess in ("resize_and_crop", "scale_width"):
             raise GanforgeError(
                 f"[data] load_size {load_size} is smaller than image_size {image_size}: crops of "
@@ -120,6 +130,7 @@ class UnpairedFolders(_StreamDataset):
                 raise GanforgeError(f"dataset not found: looked for {folder.resolve()} {hint}")
         files_a = list_images(folder_a, f"[data] domain A ({a})")
         files_b = list_images(folder_b, f"[data] domain B ({b})")
+        holdout_note(holdout, {f"domain A ({a})": len(files_a), f"domain B ({b})": len(files_b)})
         files_a, self.held_a = split_holdout(files_a, holdout, split_seed)
         files_b, self.held_b = split_holdout(files_b, holdout, split_seed)
         if max_images:
@@ -205,6 +216,7 @@ class ImageFolder(_StreamDataset):
         cache: CacheMode = False,
         seed: int = 0,
     ) -> None:
+        check_image_side(image_size)
         folder, hint = _dataset_root(root, source, "anime_faces_64")
         if folder is None:
             raise GanforgeError(
@@ -214,6 +226,7 @@ class ImageFolder(_StreamDataset):
         if not folder.is_dir():
             raise GanforgeError(f"dataset not found: looked for folder {folder.resolve()} {hint}")
         files = list_images(folder, "[data] image folder")
+        holdout_note(holdout, {str(folder): len(files)})
         files, self.held = split_holdout(files, holdout, split_seed)
         self.files = _subset(files, max_images, split_seed) if max_images else files
         self.image_size, self.preprocess, self.flip, self.seed = image_size, preprocess, flip, seed

@@ -4,6 +4,7 @@ validation split, and the decoded-image cache (on disk or on the device)."""
 from __future__ import annotations
 
 import hashlib
+import math
 import os
 import sys
 from pathlib import Path
@@ -72,9 +73,42 @@ def _crop(img: Image.Image, size: int, g: torch.Generator | None) -> Image.Image
     return img.crop((x, y, x + size, y + size))
 
 
+def check_image_side(image_size: int) -> None:
+    """Refuse an ``image_size`` whose square is over Pillow's pixel limit (``MAX_IMAGE_PIXELS``,
+    which guards memory against decompression bombs): every image is cropped to it, and Pillow
+    checks crops against that limit (over twice it, a ``DecompressionBombError`` from the first
+    sample grid); ganforge's reader refuses such images too. One line, before training."""
+    limit = Image.MAX_IMAGE_PIXELS
+    if limit and image_size * image_size > limit:
+        raise GanforgeError(
+            f"[data] image_size {image_size}: a {image_size} x {image_size} image is "
+            f"{image_size * image_size:,} pixels, over Pillow's limit of {limit:,} "
+            f"(PIL.Image.MAX_IMAGE_PIXELS, which guards memory against decompression bombs); "
+            f"image_size can be at most {math.isqrt(limit)}"
+        )
+
+
+def holdout_note(count: int, sizes: dict[str, int]) -> None:
+    """Say once (on stderr) where ``holdout`` is more than half of a folder's images: each folder
+    holds out at most half (:func:`split_holdout`), so most of the images still train."""
+    over = {name: n for name, n in sizes.items() if count > n // 2}
+    if not over:
+        return
+    shown = ", ".join(f"{name} has {n:,}" for name, n in list(over.items())[:3])
+    more = f" and {len(over) - 3} more" if len(over) > 3 else ""
+    print(
+        f"note: [data] holdout {count:,} is more than half the images ({shown}{more}): holding out "
+        "half of each instead",
+        file=sys.stderr,
+        flush=True,
+    )
+
+
 def split_holdout(files: list[Path], count: int, seed: int) -> tuple[list[Path], list[Path]]:
-    """A fixed validation split: ``count`` files chosen by ``seed``; (train, held out)."""
-    count = min(count, max(0, len(files) - 1))
+    """A fixed validation split: ``count`` files chosen by ``seed``, at most half of them (a larger
+    ``holdout`` would leave a few images, or one, to train on: see :func:`holdout_note`);
+    (train, held out)."""
+    count = min(count, len(files) // 2)
     if count == 0:
         return files, files[:0]
     order = torch.randperm(len(files), generator=item_generator("split", seed)).tolist()

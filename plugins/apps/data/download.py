@@ -385,6 +385,12 @@ def get_dataset(
             f"{target} exists, is not empty and was not written by `ganforge data get` (no {MARKER}); "
             "nothing changed: remove it or choose another folder with --to"
         )
+    for path in have.values():  # a folder data get wrote is replaced: never with an input inside it
+        if path.is_relative_to(target.resolve()):
+            raise GanforgeError(
+                f"--from {path} is inside {target}, which this call replaces (with everything in it); "
+                "nothing changed: move the file out of the folder first"
+            )
     staging = target.parent / f".{target.name}.ganforge-download"
     staging.mkdir(parents=True, exist_ok=True)
     unpacked = staging / "unpacked"

@@ -510,8 +510,9 @@ def export_space(
         if folder.exists():
             folder.rmdir()  # empty: checked above
         os.replace(staging, folder)
-    except OSError as exc:
-        raise GanforgeError(f"--export-space {folder}: {describe_os_error(exc)}") from None
+    except OSError as exc:  # a full disk, a read-only folder: named as the Space's own path
+        reason = describe_os_error(exc).replace(str(staging), str(folder))
+        raise GanforgeError(f"--export-space {folder}: {reason}; nothing was written") from None
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     written = [folder / name for name in names]

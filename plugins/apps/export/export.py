@@ -114,6 +114,8 @@ class ONNXExporter:
                         opset_version=18,
                         dynamo=False,
                     )
+                except OSError:
+                    raise  # a full disk or a read-only folder: atomic_write names the file
                 except Exception as exc:
                     first = str(exc).splitlines()[0] if str(exc) else ""
                     raise GanforgeError(f"ONNX export failed: {type(exc).__name__}: {first}") from None
