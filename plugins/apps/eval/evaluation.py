@@ -519,6 +519,7 @@ def evaluate_checkpoint(
         if metric.uses == "features":
             extractors.get(metric)
     step = objective.step
+    per_class: dict[str, int] = {}  # real images per class (a class-conditional generator)
     if objective.directions:
         domains = list(dict.fromkeys(k for d in objective.directions.values() for k in (d.source, d.target)))
         if len(data) != len(domains):
@@ -567,20 +568,6 @@ def evaluate_checkpoint(
         if unscored:
             log(f"note: class(es) {', '.join(unscored)} have fewer than 2 images: not scored")
         counts = {"real": len(real), "generated": len(real)}
-        return _finish(
-            chosen,
-            data,
-            counts,
-            size,
-            metric_objs,
-            log,
-            objective,
-            file,
-            step,
-            results,
-            extractors,
-            per_class,
-        )
     elif objective.generates:
         if len(data) != 1:
             raise GanforgeError(
@@ -598,24 +585,6 @@ def evaluate_checkpoint(
         counts = {"real": len(real), "generated": len(real)}
     else:
         raise GanforgeError(f"{file}: objective '{objective.name}' neither translates nor generates images")
-    return _finish(chosen, data, counts, size, metric_objs, log, objective, file, step, results, extractors)
-
-
-def _finish(
-    chosen: Protocol,
-    data: list[str],
-    counts: dict[str, int],
-    size: int,
-    metric_objs: dict[str, Any],
-    log: Callable[[str], None],
-    objective: Any,
-    file: Path,
-    step: int,
-    results: dict[str, dict[str, float]],
-    extractors: Extractors,
-    per_class: dict[str, int] | None = None,
-) -> EvalResult:
-    """Notes on the protocol and FID's bias, then the result."""
     for note in protocol_notes(chosen, list(data), counts if objective.directions else {}, size):
         log(f"note: {note}")
     _fid_note(metric_objs, per_class or counts, log)
@@ -629,7 +598,7 @@ def _finish(
         routes,
         chosen.name,
         extractors.provenance(),
-        dict(per_class or {}),
+        per_class,
     )
 
 

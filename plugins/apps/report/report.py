@@ -86,9 +86,7 @@ def _eval_values(record: dict[str, Any]) -> dict[str, float]:
     }
 
 
-def best_and_final(
-    records: list[dict[str, Any]], best_step: int | None, latest_step: int | None, recipe: dict[str, Any]
-) -> str:
+def best_and_final(records: list[dict[str, Any]], best_step: int | None, latest_step: int | None) -> str:
     """The "Best and final" section's body: the evaluated values at the best checkpoint's step and at
     the last evaluation, side by side, saying which checkpoint file holds each ("" without
     evaluations)."""
@@ -103,10 +101,8 @@ def best_and_final(
         if best_step is not None
         else None
     )
+    # the value that chose the best: the eval callback names it in the record of each new best
     chosen = next((str(r["eval/best"]) for r in reversed(evals) if isinstance(r.get("eval/best"), str)), "")
-    if not chosen:
-        table = ((recipe.get("callbacks") or {}).get("eval") or {}) if isinstance(recipe, dict) else {}
-        chosen = str(table.get("best", "")) if isinstance(table, dict) else ""
     if latest_step == final_step:
         final_file = f"checkpoints/step-{final_step:08d}.safetensors (the latest)"
     elif latest_step is not None:
@@ -123,7 +119,7 @@ def best_and_final(
     rows = []
     for key in keys:
         name = key.removeprefix("eval/")
-        mark = " &#9733;" if chosen and name.removeprefix("eval/") == chosen.removeprefix("eval/") else ""
+        mark = " &#9733;" if name == chosen else ""
         cells = "".join(
             f"<td class='num'>{_fmt(values[key]) if key in values else '&ndash;'}</td>"
             for _, _, values in columns
@@ -563,7 +559,7 @@ def build_report(run_dir: Path) -> str:
         )
 
     # best and final
-    body = best_and_final(records, best_step, meta.get("step") if latest_ckpt is not None else None, recipe)
+    body = best_and_final(records, best_step, meta.get("step") if latest_ckpt is not None else None)
     if body:
         parts.append(f'<section id="quality"><h2>Best and final</h2>{body}</section>')
 
