@@ -57,7 +57,7 @@ from ganforge.errors import GanforgeError  # noqa: E402
 from ganforge.model import Model  # noqa: E402
 from ganforge.paths import DATA_ROOT_ENV, data_root  # noqa: E402
 from ganforge.plugins import get_registry  # noqa: E402
-from ganforge.recipe import Recipe  # noqa: E402
+from ganforge.recipe import Builder, Recipe  # noqa: E402
 from ganforge.training.trainer import Trainer  # noqa: E402
 from ganforge_plugins.apps.eval.evaluation import (  # noqa: E402
     MEAN,
@@ -241,6 +241,7 @@ class Bench:
         self.metrics = build_metrics(self.registry, ["fid", "kid"], args.weights, self.protocol)
         self.extractors: Extractors | None = None
         self.real_cache: dict[tuple, dict] = {}
+        self.baselines: dict[tuple, Row] = {}  # real images -> the "input unchanged" row
 
     def _extractors(self, device: torch.device) -> Extractors:
         if self.extractors is None:
@@ -259,12 +260,6 @@ class Bench:
         row.run = run_dir.name
         saved = out / f"{run_dir.name}.json"
         budget = {"images": args.images, "seconds": args.seconds, "holdout": args.holdout}
-        if args.reuse and saved.is_file():
-            old = json.loads(saved.read_text())
-            if old.get("budget") == budget and old.get("overrides") == items and old.get("status") == "ok":
-                print(f"[{row.label}] reusing {saved.name}", flush=True)
-                old.pop("budget")
-                return Row(**old)
         base = Recipe.load(recipe_file)
         test = _test_split(_dataset_folder(base))
         overrides = [*_size_items(base, size), *items, *args.overrides]
@@ -280,6 +275,14 @@ class Bench:
             overrides += [f"data.holdout={0 if test else args.holdout}", f"data.split_seed={SPLIT_SEED}"]
         recipe = Recipe.load(recipe_file, overrides)
         resolved = recipe.resolve(self.registry)
+        images, split, real_key = self._real_images(resolved, base, test, size)
+        if args.reuse and saved.is_file():
+            old = json.loads(saved.read_text())
+            if old.get("budget") == budget and old.get("overrides") == items and old.get("status") == "ok":
+                print(f"[{row.label}] reusing {saved.name}", flush=True)
+                old.pop("budget")
+                self._baseline(images, split, real_key, size)
+                return Row(**old)
         batch = int(resolved["train"]["batch_size"])
         if args.images:
             recipe.set(f"train.max_steps={math.ceil(args.images / batch)}")
@@ -308,20 +311,9 @@ class Bench:
 
         t0 = time.perf_counter()
         extractors = self._extractors(model.device)
+        row.real = split
         if model.directions:
-            domains = list(dict.fromkeys(k for d in model.directions.values() for k in (d.source, d.target)))
-            if test is not None:
-                images = {k: load_folder(p, size, 0, f"test{k}") for k, p in zip(domains, test)}
-                split = f"test{'/test'.join(domains)} ({' + '.join(str(len(v)) for v in images.values())})"
-                real_key: tuple = ("test", str(test[0].parent), size)
-            else:
-                images = trainer.dataset.holdout(args.holdout)
-                split = (
-                    f"held out of train{'/train'.join(domains)}: {args.holdout} per domain, "
-                    f"split_seed {SPLIT_SEED}"
-                )
-                real_key = ("holdout", str(_dataset_folder(base)), size, args.holdout)
-            row.real, row.images = split, {k: len(v) for k, v in images.items()}
+            row.images = {k: len(v) for k, v in images.items()}
             for name, d in model.directions.items():
                 row.results[name] = evaluate_direction(
                     model,
@@ -337,11 +329,8 @@ class Bench:
                 row.results[MEAN] = mean_over(row.results)
             grid_inputs = {k: model.runtime.to_input(v[:GRID_IMAGES]) for k, v in images.items()}
         else:
-            held = trainer.dataset.holdout(args.holdout)
-            real = next(iter(held.values()))
-            row.real = f"{len(real)} held out of {_dataset_folder(base)}, split_seed {SPLIT_SEED}"
+            real = next(iter(images.values()))
             row.images = {"real": len(real), "generated": len(real)}
-            key = ("holdout", str(_dataset_folder(base)), size, args.holdout, "generated")
             row.results["generated"] = evaluate_generation(
                 model,
                 real,
@@ -349,10 +338,11 @@ class Bench:
                 extractors,
                 args.eval_batch_size,
                 0,
-                self.real_cache.setdefault(key, {}),
+                self.real_cache.setdefault((*real_key, "generated"), {}),
             )
             grid_inputs = None
         row.eval_seconds = time.perf_counter() - t0
+        self._baseline(images, split, real_key, size)
         model.sample_count = GRID_IMAGES
         grid = sample_grid(model, grid_inputs)
         row.grid = f"{run_dir.name}.png"
@@ -364,6 +354,48 @@ class Bench:
             flush=True,
         )
         return row
+
+    def _real_images(
+        self, resolved: Any, base: Recipe, test: tuple[Path, Path] | None, size: int
+    ) -> tuple[dict[str, torch.Tensor], str, tuple]:
+        """The real images a method is scored on (uint8, by batch key), what they are, and a key
+        for the cache of their features: the test folders, else the dataset's held-out split."""
+        if test is not None:
+            images = {k: load_folder(p, size, 0, f"test{k}") for k, p in zip("AB", test)}
+            split = f"testA/testB ({' + '.join(str(len(v)) for v in images.values())})"
+            return images, split, ("test", str(test[0].parent), size)
+        dataset = Builder(self.registry, resolved, seed=resolved["train"]["seed"]).build("data")
+        held = dataset.holdout(self.args.holdout)
+        images = {k: v for k, v in held.items() if v.dim() == 4}
+        domains = "/".join(f"train{k}" if len(images) > 1 else str(_dataset_folder(base)) for k in images)
+        split = f"held out of {domains}: {self.args.holdout} per domain, split_seed {SPLIT_SEED}"
+        return images, split, ("holdout", str(_dataset_folder(base)), size, self.args.holdout)
+
+    def _baseline(self, images: dict[str, torch.Tensor], split: str, real_key: tuple, size: int) -> None:
+        """Once per set of real images of two domains: each domain's images, untranslated, scored
+        against the other's (the "input unchanged" row: what a translation must beat)."""
+        if real_key in self.baselines or set(images) != {"A", "B"}:
+            return
+        auto = "cuda" if torch.cuda.is_available() else "cpu"
+        extractors = self._extractors(torch.device(auto if self.args.device == "auto" else self.args.device))
+        results = {}
+        for name, source, target in (("a2b", "A", "B"), ("b2a", "B", "A")):
+            values: dict[str, float] = {}
+            for metric in self.metrics.values():
+                key, ext = extractors.get(metric)
+                feats = {}
+                for domain in (source, target):
+                    cache = self.real_cache.setdefault((*real_key, domain), {})
+                    if key not in cache:
+                        cache[key] = extractors.features(ext, images[domain].float().div(255))
+                    feats[domain] = cache[key]
+                values.update(metric.compute(feats[target], feats[source]))
+            results[name] = values
+        results[MEAN] = mean_over(results)
+        row = Row("input unchanged", "", size, [], note="each domain's held-out images, not translated")
+        row.real, row.images, row.results = split, {k: len(v) for k, v in images.items()}, results
+        self.baselines[real_key] = row
+        print(f"[{row.label}] {_summary(row)}", flush=True)
 
 
 def _summary(row: Row) -> str:
@@ -414,7 +446,7 @@ def _duration(seconds: float) -> str:
 def table_rows(rows: list[Row]) -> tuple[list[str], list[list[str]]]:
     """Header and cells of the results table (shared by Markdown and HTML)."""
     groups = _groups(rows)
-    head = ["method", "px", "images seen", "train time", "G params (M)"]
+    head = ["method", "px", "images seen", "train time", "generators (M params)"]
     for g in groups:
         head += [f"{g} FID", f"{g} KID x100"]
     body = []
@@ -422,19 +454,24 @@ def table_rows(rows: list[Row]) -> tuple[list[str], list[list[str]]]:
         if r.status != "ok":
             body.append([r.method, str(r.size), r.status, r.note, ""] + ["" for _ in groups for _ in (0, 1)])
             continue
-        cells = [
-            r.method,
-            str(r.size),
-            f"{r.images_seen:,}",
-            _duration(r.train_seconds),
-            f"{r.parameters / 1e6:.2f}",
-        ]
+        if not r.recipe:  # the "input unchanged" reference: nothing trained
+            cells = [r.method, str(r.size), "-", "-", "-"]
+        else:
+            cells = [
+                r.method,
+                str(r.size),
+                f"{r.images_seen:,}",
+                _duration(r.train_seconds),
+                f"{r.parameters / 1e6:.2f}",
+            ]
         for g in groups:
             v = r.results.get(g)
             if v is None:
                 cells += ["", ""]
             else:
-                cells += [f"{v['fid']:.1f}", f"{v['kid_x100']:.2f} ± {v['kid_x100_std']:.2f}"]
+                # no spread (round-off): every KID subset was the whole set (no more images than 1,000)
+                spread = f" ± {v['kid_x100_std']:.2f}" if round(v.get("kid_x100_std", 0.0), 2) else ""
+                cells += [f"{v['fid']:.1f}", f"{v['kid_x100']:.2f}{spread}"]
         body.append(cells)
     return head, body
 
@@ -446,8 +483,12 @@ def markdown(rows: list[Row], meta: dict[str, Any]) -> str:
     ok = [r for r in rows if r.status == "ok"]
     real = "; ".join(sorted({r.real for r in ok}))
     text = [
-        f"Budget: {meta['budget']}. Protocol: {meta['protocol']} (FID and KID x100 per direction; KID's "
-        "± is the spread over subsets). Real images: " + (real or "-") + ".",
+        f'Budget: {meta["budget"]}. Protocol: {meta["protocol"]} (FID and KID x100 per direction; "input '
+        "unchanged\" scores each domain's real images, not translated, against the other's: what a "
+        "translation must beat; KID's "
+        "± is the spread over subsets of 1,000, shown when the sets are larger). Real images: "
+        + (real or "-")
+        + ".",
         "",
         *lines,
     ]
@@ -480,14 +521,18 @@ def html_page(rows: list[Row], meta: dict[str, Any], out: Path) -> str:
             ("machine", ", ".join(f"{k} {v}" for k, v in meta["machine"].items())),
             ("command", meta["command"]),
             ("total time", _duration(meta["seconds"])),
+            *[
+                (f"earlier call {i}", f"{e['command']} ({e['date']}, {_duration(e['seconds'] or 0)})")
+                for i, e in enumerate(meta.get("earlier") or [], 1)
+            ],
         )
     )
     css = (
         "body{font-family:sans-serif;margin:24px;color:#1d2330}table{border-collapse:collapse;font-size:13px;"
         "margin:8px 0 16px}td,th{border-bottom:1px solid #e3e6eb;padding:4px 12px 4px 0;text-align:left}"
         ".grids{display:flex;flex-wrap:wrap;gap:16px;align-items:flex-start}figure{margin:0}"
-        "figure img{image-rendering:pixelated;width:420px;border:1px solid #dde1e7}"
-        "figcaption{font-size:12px;max-width:420px}"
+        "figure img{image-rendering:pixelated;height:420px;width:auto;border:1px solid #dde1e7}"
+        "figcaption{font-size:12px;max-width:440px}"
     )
     csp = "default-src 'none'; img-src data:; style-src 'unsafe-inline'"
     return (
@@ -534,6 +579,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--reuse", action="store_true", help="keep methods already scored with these settings"
     )
+    parser.add_argument(
+        "--rebuild",
+        action="store_true",
+        help="only write results.md and quality.html again from results.json",
+    )
     args = parser.parse_args(argv)
     preset = PRESETS[args.preset]
     if args.images is None and args.seconds is None:
@@ -546,8 +596,21 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
+def write_reports(out: Path, rows: list[Row], meta: dict[str, Any]) -> None:
+    (out / "results.json").write_text(json.dumps({**meta, "rows": [r.to_json() for r in rows]}, indent=2))
+    (out / "results.md").write_text(markdown(rows, meta))
+    (out / "quality.html").write_text(html_page(rows, meta, out))
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    if args.rebuild:
+        out = Path(args.out)
+        saved = json.loads((out / "results.json").read_text())
+        rows = [Row(**r) for r in saved.pop("rows")]
+        write_reports(out, rows, saved)
+        print(markdown(rows, saved))
+        return 0
     if args.data_root:
         os.environ[DATA_ROOT_ENV] = str(Path(args.data_root).expanduser().resolve())
     preset = PRESETS[args.preset]
@@ -576,6 +639,11 @@ def main(argv: list[str] | None = None) -> int:
             if row.status != "ok":
                 print(f"[{row.label}] {row.status}: {row.note}", flush=True)
             rows.append(row)
+    rows = [*bench.baselines.values(), *rows]
+    earlier: list[dict[str, Any]] = []  # the calls whose rows --reuse kept
+    if args.reuse and (out / "results.json").is_file():
+        old = json.loads((out / "results.json").read_text())
+        earlier = [*old.get("earlier", []), {k: old.get(k) for k in ("command", "seconds", "date")}]
     meta = {
         "preset": f"{args.preset}: {preset.note}",
         "budget": budget + " per method",
@@ -587,10 +655,9 @@ def main(argv: list[str] | None = None) -> int:
         "data_root": os.environ.get(DATA_ROOT_ENV, str(data_root())),
         "seconds": time.perf_counter() - start,
         "date": time.strftime("%Y-%m-%d %H:%M"),
+        "earlier": earlier,
     }
-    (out / "results.json").write_text(json.dumps({**meta, "rows": [r.to_json() for r in rows]}, indent=2))
-    (out / "results.md").write_text(markdown(rows, meta))
-    (out / "quality.html").write_text(html_page(rows, meta, out))
+    write_reports(out, rows, meta)
     print(markdown(rows, meta))
     print(
         f"total {_duration(meta['seconds'])}; wrote {out / 'results.md'}, results.json, quality.html",

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import importlib.util
 import json
-import os
 import re
 import shutil
 import sys
@@ -439,7 +438,9 @@ def test_the_presets_name_recipes_and_options_that_exist(registry):
                 Recipe.load(REPO / method.recipe, items).resolve(registry, measure=False)  # valid
 
 
-def test_the_benchmark_trains_scores_and_writes_its_table_and_page(registry, selfie_root, tmp_path):
+def test_the_benchmark_trains_scores_and_writes_its_table_and_page(
+    registry, selfie_root, tmp_path, monkeypatch
+):
     q = _quality()
     root = tmp_path / "data"
     shutil.copytree(selfie_root, root / "selfie2anime")
@@ -449,21 +450,24 @@ def test_the_benchmark_trains_scores_and_writes_its_table_and_page(registry, sel
     for item in tiny:
         argv += ["--set", item]
     args = q.parse_args(argv)
-    os.environ["GANFORGE_DATA_ROOT"] = str(root)
-    try:
-        bench = q.Bench(args)
-        bench.registry = registry
-        bench.metrics = {"fid": ToyFID(), "kid": ToyKID()}
-        out = tmp_path / "q"
-        out.mkdir()
-        row = bench.run(q.Method("cyclegan", "recipes/cyclegan_selfie2anime.toml"), 32, out)
-        missing = bench.run(q.Method("uvcgan2", "recipes/not_here_selfie2anime.toml"), 32, out)
-    finally:
-        os.environ.pop("GANFORGE_DATA_ROOT")
+    monkeypatch.setenv("GANFORGE_DATA_ROOT", str(root))  # what main() does with --data-root
+
+    def bench():
+        made = q.Bench(args)
+        made.registry, made.metrics = registry, {"fid": ToyFID(), "kid": ToyKID()}
+        return made
+
+    first, out = bench(), tmp_path / "q"
+    out.mkdir()
+    row = first.run(q.Method("cyclegan", "recipes/cyclegan_selfie2anime.toml"), 32, out)
+    missing = first.run(q.Method("uvcgan2", "recipes/not_here_selfie2anime.toml"), 32, out)
     assert row.status == "ok" and row.steps == 2 and row.images_seen == 2
     assert row.images == {"A": 3, "B": 3} and "held out of trainA/trainB: 3 per domain" in row.real
     assert set(row.results) == {"a2b", "b2a", "mean"} and row.results["a2b"]["fid"] > 0
     assert (out / row.grid).is_file() and missing.status == "skipped" and "does not exist" in missing.note
+    (baseline,) = first.baselines.values()  # the held-out A against B, untranslated: what to beat
+    assert set(baseline.results) == {"a2b", "b2a", "mean"} and baseline.results["a2b"]["fid"] > 0
+    assert baseline.images == {"A": 3, "B": 3}
     meta = {
         "preset": "cpu",
         "budget": "2 images seen per method",
@@ -472,16 +476,23 @@ def test_the_benchmark_trains_scores_and_writes_its_table_and_page(registry, sel
         "command": "python benchmarks/quality.py",
         "seconds": 1.0,
     }
-    table = q.markdown([row, missing], meta)
-    assert "| cyclegan | 32 | 2 |" in table and "a2b FID" in table and "| uvcgan2 | 32 | skipped |" in table
+    table = q.markdown([baseline, row, missing], meta)
+    assert "| input unchanged | 32 | - | - | - |" in table
+    assert (
+        "| cyclegan | 32 | 2 |" in table
+        and "generators (M params)" in table
+        and "a2b FID" in table
+        and "| uvcgan2 | 32 | skipped |" in table
+    )
     page = q.html_page([row, missing], meta, out)
     assert page.count("data:image/png;base64,") == 1 and "http" not in page.replace("http-equiv", "")
     # the same settings again: reused, not retrained
     args.reuse = True
-    again = q.Bench(args)
+    again = bench()
     assert (
         again.run(q.Method("cyclegan", "recipes/cyclegan_selfie2anime.toml"), 32, out).results == row.results
     )
+    assert list(again.baselines.values())[0].results == baseline.results
 
 
 def test_a_resume_copies_the_best_checkpoint_that_a_kill_left_uncopied(cyclegan_run, tmp_path):
