@@ -144,7 +144,8 @@ PRESETS: dict[str, Preset] = {
             Method("cut", "recipes/cut_selfie2anime.toml"),
             Method("fastcut", "recipes/fastcut_selfie2anime.toml"),
             Method("ugatit-light", "recipes/ugatit_light_selfie2anime.toml"),
-            Method("uvcgan2", "recipes/uvcgan2_selfie2anime.toml"),
+            # from scratch, as the others (the reference's --no-pretrain): no pre-training outside the budget
+            Method("uvcgan2", "recipes/uvcgan2_selfie2anime.toml", ('objective.pretrained=""',)),
             Method("r3gan", "recipes/r3gan_anime64.toml", sizes=(64,)),  # generates anime faces
         ),
     ),

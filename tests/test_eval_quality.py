@@ -311,7 +311,7 @@ def test_on_cpu_false_does_nothing_on_the_cpu_and_says_so(tmp_path, capsys):
 
 
 def test_the_gpu_recipes_evaluate_fid_and_kid_on_a_held_out_split(registry):
-    for name in ("cyclegan", "cut", "fastcut", "ugatit_light"):
+    for name in ("cyclegan", "cut", "fastcut", "ugatit_light", "uvcgan2"):
         resolved = Recipe.load(RECIPES / f"{name}_selfie2anime.toml").resolve(registry, measure=False)
         table = resolved["callbacks"]["eval"]
         assert table["on_cpu"] is False and {"fid", "kid"} <= set(table["metrics"]) and table["best"] == "kid"
