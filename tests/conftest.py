@@ -35,11 +35,12 @@ TINY = [
 ]
 
 
-# The default callbacks (the callback kind's defaults) turned off: a test that needs no outputs
-# but the final checkpoint runs faster. A partial [callbacks] table never drops them.
+# The default callbacks (the callback kind's defaults) and the recipes' eval turned off: a test
+# that needs no outputs but the final checkpoint runs faster. A partial [callbacks] table never
+# drops them.
 def no_callbacks(*keep: str) -> list[str]:
-    """``--set`` items turning the default callbacks off, but those in ``keep``."""
-    defaults = ("progress", "metrics-log", "samples", "checkpoint", "tensorboard")
+    """``--set`` items turning the default callbacks and eval off, but those in ``keep``."""
+    defaults = ("progress", "metrics-log", "samples", "checkpoint", "tensorboard", "eval")
     return [f"callbacks.{name}.enabled=false" for name in defaults if name not in keep]
 
 

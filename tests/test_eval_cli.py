@@ -230,40 +230,7 @@ def test_eval_callback_logs_metrics_and_keeps_the_best_checkpoint(run):
     assert resumed.best_value == saved["best_value"]
 
 
-class _Checkpoints:
-    def __init__(self):
-        self.best, self.saved = [], []
-
-    def latest(self):
-        return self.saved[-1] if self.saved else None
-
-    def mark_best(self, path):
-        self.best.append(path)
-
-
-class _Trainer:
-    def __init__(self):
-        self.step, self.checkpoints = 0, _Checkpoints()
-
-    def save_checkpoint(self):
-        path = Path(f"step-{self.step:08d}.safetensors")
-        self.checkpoints.saved.append(path)
-        return path
-
-
-@pytest.mark.parametrize(
-    "mode, values, marked", [("min", [3.0, 2.0, 2.5, 1.0], [1, 2, 4]), ("max", [3.0, 2.0, 4.0, 1.0], [1, 3])]
-)
-def test_best_checkpoint_follows_the_mode(mode, values, marked, capsys):
-    cb, trainer = Evaluation(best="eval/a2b/kid_x100", mode=mode), _Trainer()
-    for step, value in enumerate(values, start=1):
-        trainer.step = step
-        cb._update_best(trainer, {"eval/a2b/kid_x100": value})
-    assert [int(p.stem.split("-")[1]) for p in trainer.checkpoints.best] == marked
-    marks = len(trainer.checkpoints.best)
-    cb._update_best(trainer, {"eval/a2b/cycle_l1": 0.1})  # a key that is not evaluated: a warning
-    assert "not one of the evaluated values (a2b/cycle_l1)" in capsys.readouterr().err
-    assert cb.best_key == "" and len(trainer.checkpoints.best) == marks
+# The best checkpoint's choice, resume and the stand-in trainer: tests/test_eval_quality.py.
 
 
 def test_eval_on_a_generator_checkpoint(tmp_path, anime_root):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import types
 from pathlib import Path
 
 import pytest
@@ -187,6 +188,7 @@ def _registry_with(plugin: object, name: str):
     import ganforge_plugins.objectives
     import ganforge_plugins.optim
     import ganforge_plugins.pools
+    from ganforge_plugins.apps import eval as eval_app
 
     host = bare_host()
     bundled = ganforge_plugins
@@ -194,6 +196,10 @@ def _registry_with(plugin: object, name: str):
         host.register_module(module, module.__name__, "ganforge")
     for module in (bundled.objectives, bundled.augment, bundled.callbacks):
         host.register_module(module, module.__name__, "ganforge")
+    # the recipes name the eval app's callback ([callbacks.eval])
+    host.register_module(
+        types.SimpleNamespace(register_callbacks=eval_app.register_callbacks), "eval", "ganforge"
+    )
     host.register_module(plugin, name, "third-party", "1.0")
     host.collect()
     assert not host.failures()

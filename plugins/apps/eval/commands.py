@@ -30,7 +30,8 @@ DEFAULT_METRICS_TEXT = "fid,kid,cycle"
     multiple=True,
     type=click.Path(),
     metavar="A_DIR [B_DIR]",
-    help="Test images: two folders (A B) for a translation model, one for a generator.",
+    help="Test images: two folders (A B) for a translation model, one for a generator (one sub-folder "
+    "per class for a class-conditional one).",
 )
 @click.option(
     "--metrics",
@@ -77,7 +78,8 @@ def eval_command(
     """Score CHECKPOINT on test images (FID, KID, cycle metrics per direction), or compare two folders.
 
     Usage: ganforge eval CHECKPOINT --data A_DIR B_DIR [--metrics fid,kid,cycle]; a generator
-    checkpoint takes one folder of real images (--data DIR). Two folders of images:
+    checkpoint takes one folder of real images (--data DIR); a class-conditional one, a folder
+    with one sub-folder per class (FID/KID per class and their mean). Two folders of images:
     ganforge eval --real DIR --fake DIR [--metrics fid,kid].
     """
     from .evaluation import evaluate_checkpoint, evaluate_folders
@@ -146,8 +148,16 @@ def _show(result: Any, as_json: bool) -> None:
         if not result.checkpoint:
             n_real, n_fake = result.images.get("real", 0), result.images.get("fake", 0)
             title = f"{target} ({n_fake} images) vs {source} ({n_real})"
+        elif direction == "mean":
+            over = [g for g in result.results if g not in ("mean", "generated")]
+            kind = "classes" if result.classes else "directions"
+            title = f"mean over {len(over)} {kind} ({', '.join(g.removeprefix('class/') for g in over)})"
+        elif direction.startswith("class/"):
+            n = result.classes.get(direction.removeprefix("class/"), 0)
+            title = f"class {direction.removeprefix('class/')} ({n} real images, {n} samples)"
         elif not source:
-            title = f"{direction} ({', '.join(f'{n} {k}' for k, n in result.images.items())} images)"
+            which = f"{direction}, all classes" if result.classes else direction
+            title = f"{which} ({', '.join(f'{n} {k}' for k, n in result.images.items())} images)"
         # The title as its own line: a table's title wraps at the (narrow) table's width.
         console.print(f"{title}, protocol {result.protocol}", highlight=False, soft_wrap=True)
         table = Table()

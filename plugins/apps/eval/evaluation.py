@@ -14,7 +14,11 @@ For a translation model, each declared direction compares its translated source 
 the real target images (distribution metrics), the source with its reconstruction through the
 inverse direction (``cycle``, where the objective declares one) and the target with its own
 translation (``identity``). For a generator, ``generated`` compares as many samples as there
-are real images with the real images.
+are real images with the real images. For a class-conditional generator (a model whose
+``classes`` are classes), each class ``class/<name>`` compares samples of that class with the
+real images of that class (:func:`evaluate_classes`), ``generated`` pools them, and ``mean`` is
+the mean over the classes (intra-class FID / KID). With two or more directions, ``mean`` is the
+mean over the directions (:func:`mean_over`).
 
 Generated images are quantised to 8 bits before the metrics, as if saved as PNG, so numbers
 match tools that read image files. Real images are read with ``ganforge.data`` and resized
@@ -59,6 +63,26 @@ def parse_metric_names(text: str | Iterable[str]) -> list[str]:
     if not names:
         raise GanforgeError("no metrics named (e.g. --metrics fid,kid,cycle)")
     return names
+
+
+# Short names of logged values: ``best = "kid"`` in the callback means ``kid_x100``.
+VALUE_ALIASES = {"kid": "kid_x100"}
+MEAN = "mean"  # the group of means over directions or classes
+
+
+def value_name(name: str) -> str:
+    """A logged value's name from a short one (``kid`` -> ``kid_x100``)."""
+    return VALUE_ALIASES.get(name, name)
+
+
+def mean_over(groups: dict[str, dict[str, float]]) -> dict[str, float]:
+    """The mean over groups (directions or classes) of each value every group has; spreads
+    (``*_std``) are left out: a mean of subset spreads is no spread of the mean."""
+    if not groups:
+        return {}
+    first, *rest = groups.values()
+    keys = [k for k in first if not k.endswith("_std") and all(k in g for g in rest)]
+    return {k: sum(float(g[k]) for g in groups.values()) / len(groups) for k in keys}
 
 
 def build_metrics(
@@ -268,6 +292,117 @@ def evaluate_generation(
     return results
 
 
+def evaluate_classes(
+    objective: Any,
+    real: Tensor,
+    labels: Tensor,
+    metrics: dict[str, Any],
+    extractors: Extractors,
+    batch_size: int = 16,
+    seed: int = 0,
+    real_features: dict[str, dict[tuple[str, str], Tensor]] | None = None,
+) -> tuple[dict[str, dict[str, float]], list[str]]:
+    """Distribution metrics of a class-conditional generator, per class, pooled and their mean.
+
+    ``real`` are real images (uint8 or [-1, 1]) and ``labels`` their class indices into
+    ``objective.classes``. Each class with real images gets as many samples of that class (noise
+    seeded by ``seed``, drawn class after class, so repeated calls see the same noise) and is
+    scored against its own real images: ``class/<name>``. ``generated`` scores all samples
+    against all real images (the classes in the real images' proportions) and ``mean`` is the
+    mean over the scored classes. A class with fewer than 2 real images is not scored (FID and
+    KID need two per set); the second value returned names such classes. ``real_features``
+    caches the real features by group, then by extractor (pass the same dict to skip them).
+    """
+    paired = [n for n, m in metrics.items() if m.uses != "features"]
+    if paired:
+        raise GanforgeError(
+            f"metric(s) {', '.join(paired)} need a translation model; this checkpoint generates from noise"
+        )
+    classes = list(objective.classes)
+    labels = labels.detach().to("cpu", torch.int64)
+    if len(labels) != len(real):
+        raise GanforgeError(f"{len(real)} real images but {len(labels)} class labels")
+    g = torch.Generator().manual_seed(seed)
+    keyed = {n: extractors.get(m) for n, m in metrics.items()}
+    needed = {key: ext for key, ext in keyed.values()}
+    cache = real_features if real_features is not None else {}
+    pooled_fake: dict[tuple[str, str], list[Tensor]] = {key: [] for key in needed}
+    pooled_real: dict[tuple[str, str], list[Tensor]] = {key: [] for key in needed}
+    results: dict[str, dict[str, float]] = {}
+    unscored: list[str] = []
+    for index, name in enumerate(classes):
+        chosen = (labels == index).nonzero().flatten()
+        if len(chosen) == 0:
+            continue
+        fake_feats: dict[tuple[str, str], list[Tensor]] = {key: [] for key in needed}
+        with torch.no_grad():
+            for sl in _batches(len(chosen), batch_size):
+                n = sl.stop - sl.start
+                y = torch.full((n,), index, dtype=torch.int64, device=objective.device)
+                fake01 = to_unit(objective.generate(objective.noise(n, generator=g), y))
+                for key, ext in needed.items():
+                    fake_feats[key].append(extractors.features(ext, fake01))
+        group = f"class/{name}"
+        reals = cache.setdefault(group, {})
+        values: dict[str, float] = {}
+        for metric_name, metric in metrics.items():
+            key, ext = keyed[metric_name]
+            if key not in reals:
+                reals[key] = extractors.features(ext, to_unit(real[chosen.to(real.device)]))
+            fake = torch.cat(fake_feats[key])
+            if len(chosen) >= 2:
+                values.update(metric.compute(reals[key], fake))
+        for key in needed:
+            pooled_fake[key].append(torch.cat(fake_feats[key]))
+            pooled_real[key].append(reals[key])
+        if len(chosen) >= 2:
+            results[group] = values
+        else:
+            unscored.append(name)
+    if not any(pooled_fake.values()):
+        raise GanforgeError(f"no real images of any class ({', '.join(classes)})")
+    pooled: dict[str, float] = {}
+    for metric_name, metric in metrics.items():
+        key = keyed[metric_name][0]
+        pooled.update(metric.compute(torch.cat(pooled_real[key]), torch.cat(pooled_fake[key])))
+    out = {"generated": pooled, **results}
+    if results:
+        out[MEAN] = mean_over(results)
+    return out, unscored
+
+
+def load_class_folders(
+    folder: str | os.PathLike[str], classes: list[str], size: int, max_images: int = 0
+) -> tuple[Tensor, Tensor, list[str]]:
+    """Real images of a class-folder tree (one sub-folder per class, named as the model's classes):
+    uint8 images, their class indices, and notes on classes without a folder and folders that are
+    no class. At most ``max_images`` per class (0: all)."""
+    root = Path(folder)
+    if not root.is_dir():
+        raise GanforgeError(f"--data DIR: folder {root.resolve()} not found")
+    subfolders = sorted(d.name for d in root.iterdir() if d.is_dir() and not d.name.startswith("."))
+    found = [c for c in classes if (root / c).is_dir()]
+    if not found:
+        shown = ", ".join(classes[:12]) + (f" and {len(classes) - 12} more" if len(classes) > 12 else "")
+        raise GanforgeError(
+            f"--data {root}: a class-conditional model needs one sub-folder per class, named as its "
+            f"classes ({shown}); found {', '.join(subfolders[:12]) or 'none'}"
+        )
+    images, labels = [], []
+    for c in found:
+        batch = load_folder(root / c, size, max_images, f"--data class {c}")
+        images.append(batch)
+        labels += [classes.index(c)] * len(batch)
+    notes = []
+    missing = [c for c in classes if c not in found]
+    if missing:
+        notes.append(f"no folder for class(es) {', '.join(missing)} in {root}: not scored")
+    extra = [d for d in subfolders if d not in classes]
+    if extra:
+        notes.append(f"folder(s) {', '.join(extra)} in {root} are not classes of the model: ignored")
+    return torch.cat(images), torch.tensor(labels, dtype=torch.int64), notes
+
+
 def load_folder(
     folder: str | os.PathLike[str], size: int, max_images: int = 0, what: str = "images"
 ) -> Tensor:
@@ -300,6 +435,7 @@ class EvalResult:
     routes: dict[str, tuple[str, str]] = field(default_factory=dict)  # direction -> (source, target)
     protocol: str = DEFAULT_PROTOCOL
     weights: dict[str, dict[str, str]] = field(default_factory=dict)  # extractor -> provenance
+    classes: dict[str, int] = field(default_factory=dict)  # class -> real images (class-conditional)
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any]
@@ -318,6 +454,8 @@ class EvalResult:
             "images": self.images,
             "results": self.results,
         }
+        if self.classes:
+            out["classes"] = self.classes
         if self.weights:
             out["weights"] = self.weights
         return out
@@ -381,6 +519,7 @@ def evaluate_checkpoint(
         if metric.uses == "features":
             extractors.get(metric)
     step = objective.step
+    per_class: dict[str, int] = {}  # real images per class (a class-conditional generator)
     if objective.directions:
         domains = list(dict.fromkeys(k for d in objective.directions.values() for k in (d.source, d.target)))
         if len(data) != len(domains):
@@ -404,7 +543,31 @@ def evaluate_checkpoint(
             )
             for name, d in objective.directions.items()
         }
+        if len(results) > 1:
+            results[MEAN] = mean_over(results)
         counts = {k: len(v) for k, v in images.items()}
+    elif objective.generates and objective.classes and objective.condition_kind == "class":
+        if len(data) != 1:
+            raise GanforgeError(
+                f"{file}: a class-conditional generator needs one folder with a sub-folder of real images "
+                f"per class: --data DIR (got {len(data)})"
+            )
+        real, labels, notes = load_class_folders(data[0], objective.classes, size, max_images)
+        per_class = {
+            c: int((labels == i).sum()) for i, c in enumerate(objective.classes) if (labels == i).any()
+        }
+        log(
+            f"evaluating {file.name} (step {step}): {len(per_class)} classes, {len(real)} real images and as "
+            f"many samples at {size} px: {', '.join(names)} (protocol {chosen.name})"
+        )
+        for note in notes:
+            log(f"note: {note}")
+        results, unscored = evaluate_classes(
+            objective, real, labels, metric_objs, extractors, batch_size, seed
+        )
+        if unscored:
+            log(f"note: class(es) {', '.join(unscored)} have fewer than 2 images: not scored")
+        counts = {"real": len(real), "generated": len(real)}
     elif objective.generates:
         if len(data) != 1:
             raise GanforgeError(
@@ -424,10 +587,18 @@ def evaluate_checkpoint(
         raise GanforgeError(f"{file}: objective '{objective.name}' neither translates nor generates images")
     for note in protocol_notes(chosen, list(data), counts if objective.directions else {}, size):
         log(f"note: {note}")
-    _fid_note(metric_objs, counts, log)
+    _fid_note(metric_objs, per_class or counts, log)
     routes = {name: (d.source, d.target) for name, d in objective.directions.items()}
     return EvalResult(
-        str(file), step, objective.name, results, counts, routes, chosen.name, extractors.provenance()
+        str(file),
+        step,
+        objective.name,
+        results,
+        counts,
+        routes,
+        chosen.name,
+        extractors.provenance(),
+        per_class,
     )
 
 

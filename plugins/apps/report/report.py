@@ -3,7 +3,8 @@
 The page holds everything inline: plots are SVG drawn here, sample grids are PNG data URIs,
 the styles and the small slider script are in the page, and a Content-Security-Policy forbids
 any network access. Sections: summary, environment (``run.json``), throughput, loss curves and
-learning rates, metric history (``eval/...`` values of ``metrics.jsonl``), sample grids over time
+learning rates, the evaluated values at the best checkpoint and at the end side by side, metric
+history (``eval/...`` values of ``metrics.jsonl``), sample grids over time
 (a slider and a list) and the resolved recipe. Parts a run does not have yet are said to be
 missing, not errors.
 """
@@ -75,6 +76,69 @@ def metric_groups(records: list[dict[str, Any]]) -> dict[str, Series]:
         key, line = (parts[-1], "/".join(parts[1:-1]) or "value") if len(parts) > 2 else (parts[-1], "value")
         groups.setdefault(key, {})[line] = points
     return dict(sorted(groups.items()))
+
+
+def _eval_values(record: dict[str, Any]) -> dict[str, float]:
+    return {
+        k: float(v)
+        for k, v in record.items()
+        if k.startswith("eval/") and isinstance(v, int | float) and not isinstance(v, bool)
+    }
+
+
+def best_and_final(records: list[dict[str, Any]], best_step: int | None, latest_step: int | None) -> str:
+    """The "Best and final" section's body: the evaluated values at the best checkpoint's step and at
+    the last evaluation, side by side, saying which checkpoint file holds each ("" without
+    evaluations)."""
+    esc = html.escape
+    evals = [r for r in records if _eval_values(r)]
+    if not evals:
+        return ""
+    final = evals[-1]
+    final_step = int(final["step"])
+    best = (
+        next((r for r in reversed(evals) if int(r["step"]) == best_step), None)
+        if best_step is not None
+        else None
+    )
+    # the value that chose the best: the eval callback names it in the record of each new best
+    chosen = next((str(r["eval/best"]) for r in reversed(evals) if isinstance(r.get("eval/best"), str)), "")
+    if latest_step == final_step:
+        final_file = f"checkpoints/step-{final_step:08d}.safetensors (the latest)"
+    elif latest_step is not None:
+        final_file = f"no checkpoint of this step; the latest is step {latest_step:,}"
+    else:
+        final_file = "no checkpoint yet"
+    columns = []
+    if best is not None:
+        columns.append((f"best: step {best_step:,}", "checkpoints/best.safetensors", _eval_values(best)))
+    columns.append((f"final: step {final_step:,}", final_file, _eval_values(final)))
+    keys = list(dict.fromkeys(k for _, _, values in columns for k in values))
+    keys.sort(key=lambda k: (k.split("/")[-1].endswith("_std"), k.split("/")[-1], k))
+    head = "".join(f"<th>{esc(t)}<br><span class='muted'>{esc(f)}</span></th>" for t, f, _ in columns)
+    rows = []
+    for key in keys:
+        name = key.removeprefix("eval/")
+        mark = " &#9733;" if name == chosen else ""
+        cells = "".join(
+            f"<td class='num'>{_fmt(values[key]) if key in values else '&ndash;'}</td>"
+            for _, _, values in columns
+        )
+        better = "higher" if higher_is_better(name) else "lower"
+        rows.append(f"<tr><td>{esc(name)}{mark}</td>{cells}<td>{better}</td></tr>")
+    if best is None:
+        why = (
+            f"best.safetensors holds step {best_step:,}, which has no evaluation in metrics.jsonl"
+            if best_step is not None
+            else 'no best checkpoint: <code>[callbacks.eval] best = "kid"</code> keeps one'
+        )
+        note = f"<p class='muted'>{why}</p>"
+    else:
+        note = f"<p class='muted'>&#9733; chose the best checkpoint ({esc(chosen)}).</p>" if chosen else ""
+    protocol = final.get("eval/protocol")
+    if isinstance(protocol, str):
+        note += f"<p class='muted'>FID/KID protocol: {esc(protocol)}.</p>"
+    return f"<table id='best-final'><tr><th>value</th>{head}<th>better</th></tr>{''.join(rows)}</table>{note}"
 
 
 def higher_is_better(key: str) -> bool:
@@ -422,9 +486,10 @@ def build_report(run_dir: Path) -> str:
         summary_rows.append(("changed with --set", ", ".join(map(str, run_info["overrides"]))))
     if latest_ckpt is not None:
         summary_rows.append(("latest checkpoint", latest_ckpt.name))
+    best_step: int | None = None
     if best.is_file():
-        best_step = f" (step {_verified(best)['step']})"
-        summary_rows.append(("best checkpoint", best.name + best_step))
+        best_step = int(_verified(best)["step"])
+        summary_rows.append(("best checkpoint", f"{best.name} (step {best_step})"))
     parts.append(
         f'<section id="summary"><h2>Summary</h2><div class="cards">{"".join(cards)}</div>'
         f"<p></p>{_table(summary_rows)}</section>"
@@ -492,6 +557,11 @@ def build_report(run_dir: Path) -> str:
             '<section id="losses"><h2>Loss curves</h2><p class="muted">No losses logged yet '
             "(metrics.jsonl is missing or empty).</p></section>"
         )
+
+    # best and final
+    body = best_and_final(records, best_step, meta.get("step") if latest_ckpt is not None else None)
+    if body:
+        parts.append(f'<section id="quality"><h2>Best and final</h2>{body}</section>')
 
     # metrics
     mgroups = metric_groups(records)
@@ -570,6 +640,7 @@ def build_report(run_dir: Path) -> str:
             ("environment", "Environment"),
             ("throughput", "Throughput"),
             ("losses", "Losses"),
+            *([("quality", "Best and final")] if body else []),
             ("metrics", "Metrics"),
             ("samples", "Samples"),
             ("recipe", "Recipe"),
