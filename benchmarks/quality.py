@@ -147,6 +147,7 @@ PRESETS: dict[str, Preset] = {
             # from scratch, as the others (the reference's --no-pretrain): no pre-training outside the budget
             Method("uvcgan2", "recipes/uvcgan2_selfie2anime.toml", ('objective.pretrained=""',)),
             Method("r3gan", "recipes/r3gan_anime64.toml", sizes=(64,)),  # generates anime faces
+            Method("dcgan", "recipes/dcgan_anime.toml", sizes=(64,)),  # R3GAN's 2015 baseline
         ),
     ),
 }
