@@ -122,7 +122,7 @@ def test_state_dicts_and_their_containers(tmp_path, wrap):
     ref, other = reference(seed=2), reference(seed=3)
     file = tmp_path / "g.pt"
     torch.save(wrap(ref.state_dict(), other.state_dict()), file)
-    _, card = convert_file(file, "r3gan", tmp_path / "out.safetensors", get_registry())
+    convert_file(file, "r3gan", tmp_path / "out.safetensors", get_registry())
     model = ganforge.load(tmp_path / "out.safetensors", device="cpu")
     z = torch.randn(2, LATENT)
     torch.testing.assert_close(model.generate(z), expected(ref, z, None, 0), rtol=0, atol=1e-5)
@@ -274,6 +274,40 @@ def test_layouts_ganforge_does_not_build_are_named(tmp_path):
     with pytest.raises(GanforgeError, match="sized for 16 px"):
         torch.save(g_ema_state(reference()), tmp_path / "g.pt")
         convert_file(tmp_path / "g.pt", "r3gan", tmp_path / "o.safetensors", get_registry(), image_size=32)
+
+
+# The official presets of train.py: (widths, blocks, cardinalities per stage from 4x4, classes).
+PRESETS = {
+    "CIFAR10": ([768] * 4, [2] * 4, [96] * 4, 10),
+    "FFHQ-64": ([768] * 4 + [384], [2] * 5, [96] * 4 + [48], 0),
+    "FFHQ-256": ([768] * 4 + [384, 192, 96], [2] * 7, [96] * 4 + [48, 24, 12], 0),
+    "ImageNet-32": ([1536] * 4, [2] * 4, [96] * 4, 1000),
+    "ImageNet-64": ([1536] * 5, [2] * 5, [96] * 5, 1000),
+}
+
+
+@pytest.mark.parametrize("preset", list(PRESETS))
+def test_the_official_presets_are_read_from_their_shapes(preset):
+    """The layout of every published R3GAN model, read back from its state dict's shapes (built on
+    the meta device: no memory), rebuilds a ganforge generator with the same keys and shapes."""
+    from ganforge_plugins.apps.export.converters import r3gan_options
+
+    widths, blocks, cards, classes = PRESETS[preset]
+    cond = dict(CondDim=classes, CondEmbDim=64) if classes else {}
+    with torch.device("meta"):
+        ref = RefGenerator(64, widths, cards, blocks, 2, **cond)
+    kernel = torch.outer(torch.tensor([1.0, 3, 3, 1]), torch.tensor([1.0, 3, 3, 1])) / 64
+    # the converter checks the resampling filters' values: those need real tensors
+    state = {k: kernel if k.endswith("Kernel") else v for k, v in ref.state_dict().items()}
+    options, size, found = r3gan_options(state, Path(f"{preset}.pt"))
+    assert (options["widths"], options["blocks"], options["cardinalities"]) == (widths, blocks, cards)
+    assert (options["latent_dim"], options["expansion"], found) == (64, 2, classes)
+    assert size == 4 * 2 ** (len(widths) - 1)
+    assert options.get("embedding_dim", 64) == 64
+    with torch.device("meta"):
+        table = {"name": "r3gan", **options, "image_size": size}
+        ours = get_registry().build("generator", table, num_classes=found)  # as convert builds it
+    assert [(k, v.shape) for k, v in ours.state_dict().items()] == [(k, v.shape) for k, v in state.items()]
 
 
 # -- against a trained run's export -------------------------------------------------------------

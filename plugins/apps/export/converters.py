@@ -19,10 +19,25 @@
   activations, ``modnet_demod``, an instance ``modnet_norm`` and a pooling ``modnet_downsample``
   leave no trace in the weights: they are the ``uvcgan2`` preset's unless ``--set`` says
   otherwise (``--set n_heads=8``).
+- ``r3gan`` (brownvc/R3GAN at 19a7ddf463fbac2bd39b4c1c73d63f1c441c7403): a generator from noise,
+  not a translator. Its snapshots (``network-snapshot-*.pkl``, the published ``ffhq-256x256.pkl``,
+  ``cifar10.pkl``, ...) are pickled network objects, which ganforge never unpickles: with the
+  reference code, save the weights alone, ``torch.save(legacy.load_network_pkl(f)["G_ema"]
+  .state_dict(), "g_ema.pt")``, and convert that (a dict with a ``G_ema`` or ``G`` entry holding
+  such a state dict converts too; the training code's ``Model.`` key prefix is stripped). Every
+  option of ganforge's ``r3gan`` generator comes from the shapes: widths, blocks and groups per
+  stage, the expansion, the noise size, the class count and embedding size, the resolution (a
+  stage without blocks keeps no trace of its groups: 1, which changes nothing). A file with an
+  embedding is class-conditional (objective ``r3gan-cond``); no file names its classes, so the
+  export calls them ``0``..``N-1`` unless ``--set classes=cat,dog,...`` (or a TOML list) names
+  them in index order. The reference runs its last stages in bfloat16 (``FP16Stages``); the
+  export runs in the precision it is loaded with.
 
 Widths, block counts and channels are read from the tensor shapes. The app's
 ``convert`` module reads the file with the weights-only loader, rebuilds each network with
-ganforge's component, loads it strictly and writes the export.
+ganforge's component, loads it strictly and writes the export: a translator's lists its
+directions, a generator's is what a trained run of its objective exports (``ganforge sample``,
+``Model.sample``).
 """
 
 from __future__ import annotations
