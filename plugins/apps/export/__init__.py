@@ -37,8 +37,9 @@ def register_kinds(register: Any) -> None:
             "Converters of other projects' weight files for ``ganforge convert --from NAME``: an "
             "object with ``objective`` (the bundled objective of the same method) and "
             "``convert(raw, file, direction) -> list[Converted]`` (one per network: direction, "
-            "network name, domains, generator component, options, state dict; see the export app's "
-            "``convert`` module).",
+            "network name, domains, generator component, options, state dict; a generator from "
+            "noise has no direction nor domains, and a build context and class names instead; see "
+            "the export app's ``convert`` module).",
         )
     )
     register(

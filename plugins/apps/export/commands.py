@@ -77,7 +77,8 @@ def export_command(
     "overrides",
     multiple=True,
     metavar="KEY=VALUE",
-    help="Set a network option the file cannot tell (variance='biased' for U-GAT-IT, n_heads=8 for UVCGAN2).",
+    help="Set a network option the file cannot tell (variance='biased' for U-GAT-IT, n_heads=8 for UVCGAN2), "
+    "or classes=NAME,NAME,...: a class-conditional generator's class names in index order (default 0..N-1).",
 )
 @click.option(
     "--key",
@@ -99,7 +100,8 @@ def convert_command(
 ) -> None:
     """Turn a generator .pth of another project (see 'ganforge list converters') into an export.
 
-    Only plain state dicts are read (torch.load with weights_only=True).
+    Only plain state dicts are read (torch.load with weights_only=True). A translator's export
+    works with translate, a generator's from noise (--from r3gan) with sample.
     """
     from .convert import convert_file
     from .export import size_text
@@ -118,6 +120,10 @@ def convert_command(
     nets = ", ".join(
         f"{n} ({s['component']}, {s['parameters']:,} parameters)" for n, s in info["networks"].items()
     )
-    click.echo(
-        f"wrote {path} ({size_text(path.stat().st_size)}): {', '.join(info['directions'])}; {nets}", err=True
-    )
+    what = ", ".join(info["directions"]) or "samples from noise"
+    classes = (info.get("condition") or {}).get("values") or []
+    if classes:
+        what += (
+            f" of {len(classes)} classes ({', '.join(classes[:10])}{', ...' if len(classes) > 10 else ''})"
+        )
+    click.echo(f"wrote {path} ({size_text(path.stat().st_size)}): {what}; {nets}", err=True)

@@ -18,7 +18,7 @@ import pickle
 import pickletools
 import re
 import zipfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -50,16 +50,24 @@ SAVE_STATE_DICT = "torch.save(model.state_dict(), 'weights.pth')"
 
 @dataclass
 class Converted:
-    """One network a converter found: its direction, names, ganforge component and weights."""
+    """One network a converter found: its direction, names, ganforge component and weights.
 
-    direction: str
+    A translator has a direction and the domains it maps between; a generator from noise has
+    ``direction``, ``source`` and ``target`` None and is its objective's noise network
+    (``declares.noise``), with ``classes`` (the condition's values in index order) when that
+    objective declares a class condition.
+    """
+
+    direction: str | None
     network: str  # the network's name in ganforge's objective of the same method
-    source: str  # the batch keys (domains) it maps between
-    target: str
+    source: str | None  # the batch keys (domains) it maps between
+    target: str | None
     component: str  # the generator component that rebuilds it
     options: dict[str, Any]
     state: dict[str, torch.Tensor]
     image_size: int | None = None  # the training size, when the weights tell it
+    context: dict[str, Any] = field(default_factory=dict)  # build context, e.g. num_classes
+    classes: list[str] | None = None  # a conditional generator's class names, in index order
 
 
 def read_state(path: str | os.PathLike[str], key: str | None = None) -> Any:
@@ -212,6 +220,28 @@ def _apply_overrides(options: dict[str, Any], overrides: list[str]) -> None:
         options[key.strip()] = parse_value(raw.strip())
 
 
+def _class_names(overrides: list[str]) -> tuple[list[str], list[str] | None]:
+    """(the network overrides, the class names of ``--set classes=...`` or None).
+
+    ``classes`` names a conditional generator's classes in index order (no file keeps them): a
+    TOML list (``classes=["cat", "dog"]``) or comma-separated names (``classes=cat,dog``).
+    """
+    rest, names = [], None
+    for item in overrides:
+        key, sep, raw = item.partition("=")
+        if key.strip() != "classes" or not sep:
+            rest.append(item)
+            continue
+        value = parse_value(raw.strip())
+        items = value.split(",") if isinstance(value, str) else value
+        if not isinstance(items, list) or not all(isinstance(v, str | int) for v in items):
+            raise GanforgeError(f'--set {item!r}: expected class names, e.g. classes=\'["cat", "dog"]\'')
+        names = [str(v).strip() for v in items]
+        if not all(names) or len(set(names)) != len(names):
+            raise GanforgeError(f"--set {item!r}: class names must be non-empty and distinct")
+    return rest, names
+
+
 def convert_file(
     file: str | os.PathLike[str],
     source: str,
@@ -226,7 +256,9 @@ def convert_file(
     """Convert one reference file into an export; returns (path, metadata written).
 
     The generator is rebuilt with ganforge's component and loaded strictly, so a layout that
-    does not match is an error naming the differing keys, never a silent partial load.
+    does not match is an error naming the differing keys, never a silent partial load. A
+    translator's export lists its directions; a generator from noise's is the model card a
+    trained run of its objective exports (noise, condition and class names).
     """
     from ganforge.model import Model, build_network, output_file
     from ganforge.runtime import Runtime
@@ -234,10 +266,23 @@ def convert_file(
     converter = registry.build("converter", {"name": source}, "--from")
     path = Path(file)
     target = output_file(Path(out), force, [path])
+    overrides, classes = _class_names(list(overrides or []))
     found = converter.convert(read_state(path, key), path, direction)
+    # read after convert: a converter may choose it from the file (r3gan or r3gan-cond)
+    objective = converter.objective
+    generates = [c for c in found if c.direction is None]
+    if generates and len(found) > 1:
+        raise GanforgeError(
+            f"converter '{source}' gave {len(found)} networks with a generator from noise: an export "
+            "holds one generator from noise, or translators"
+        )
+    if classes is not None and not generates:
+        raise GanforgeError("--set classes: only a class-conditional generator has class names")
     inferred = next((c.image_size for c in found if c.image_size), None)
     if image_size is not None and inferred is not None and image_size != inferred:
-        raise GanforgeError(f"--image-size {image_size}: the generator's MLP was sized for {inferred} px")
+        raise GanforgeError(
+            f"--image-size {image_size}: the generator in {path.name} was sized for {inferred} px"
+        )
     size = image_size or inferred or 256
     networks: dict[str, Any] = {}
     modules = {}
@@ -246,17 +291,18 @@ def convert_file(
         opts = dict(item.options)
         if "image_size" in {p.name for p in registry.options(component)}:
             opts["image_size"] = size
-        _apply_overrides(opts, overrides or [])
+        _apply_overrides(opts, overrides)
         spec = {
             "kind": "generator",
             "component": item.component,
             "options": opts,
-            "context": {},
+            "context": dict(item.context),
             "plugin": component.plugin,
             "distribution": component.distribution,
             "version": component.version,
         }
         net, _ = build_network(spec, registry, f"{path}: generator")
+        _check_shapes(net, item, path)
         result = net.load_state_dict(item.state, strict=False)
         # CUT keeps its blur filters as buffers; the official code's old files may hold instance
         # norm running stats (its own loader deletes them): neither is a weight.
@@ -277,10 +323,39 @@ def convert_file(
             size_multiple=protocols.size_multiple(net),
             parameters=sum(p.numel() for p in net.parameters()),
         )
+        if item.direction is None:
+            spec["latent_dim"] = protocols.latent_dim(net)
         networks[item.network] = spec
         modules[item.network] = net.eval()
-    card = {
-        "objective": converter.objective,
+    if generates:
+        card = _generation_card(registry, source, objective, generates[0], classes, networks, size, path)
+    else:
+        card = _translation_card(objective, found, networks, size)
+    card.update(step=0, source=path.name, converted_from=source)
+    Model(card, modules, Runtime.create("cpu", "fp32")).save(target)
+    return target, card
+
+
+def _check_shapes(net: torch.nn.Module, item: Converted, path: Path) -> None:
+    """A tensor whose shape differs from the rebuilt network's, as one line (load_state_dict's
+    error lists every one on many lines)."""
+    live = net.state_dict()
+    wrong = [k for k, v in item.state.items() if k in live and tuple(v.shape) != tuple(live[k].shape)]
+    if wrong:
+        k = wrong[0]
+        more = f" (and {len(wrong) - 1} more)" if len(wrong) > 1 else ""
+        raise GanforgeError(
+            f"{path}: {k} has shape {list(item.state[k].shape)} where ganforge's {item.component} "
+            f"generator has {list(live[k].shape)}{more}"
+        )
+
+
+def _translation_card(
+    objective: str, found: list[Converted], networks: dict[str, Any], size: int
+) -> dict[str, Any]:
+    """The model card of converted translators: the directions the file holds."""
+    return {
+        "objective": objective,
         "networks": networks,
         "directions": {
             c.direction: {
@@ -300,12 +375,47 @@ def convert_file(
         "output": {"range": [-1.0, 1.0], "layout": "NCHW"},
         "image_size": size,
         "size_multiple": max(n["size_multiple"] for n in networks.values()),
-        "step": 0,
         "plugins": {
             f"generator/{s['component']}": f"{s['distribution']} {s['version']}" for s in networks.values()
         },
-        "source": path.name,
-        "converted_from": source,
     }
-    Model(card, modules, Runtime.create("cpu", "fp32")).save(target)
-    return target, card
+
+
+def _generation_card(
+    registry: Registry,
+    source: str,
+    objective: str,
+    item: Converted,
+    classes: list[str] | None,
+    networks: dict[str, Any],
+    size: int,
+    path: Path,
+) -> dict[str, Any]:
+    """The model card of a converted generator from noise: what a trained run of ``objective``
+    exports (its declaration's noise network and condition, the class names in index order)."""
+    from ganforge.model import make_card
+    from ganforge.recipe import objective_class
+
+    declares = objective_class(registry, objective).declares
+    if declares.noise != item.network:
+        raise GanforgeError(
+            f"converter '{source}': objective '{objective}' generates with network "
+            f"'{declares.noise}', not '{item.network}'"
+        )
+    count = len(item.classes or [])
+    if declares.condition is None:
+        if count or classes is not None:
+            what = f"names {count} classes" if count else "was given --set classes"
+            raise GanforgeError(f"{path}: objective '{objective}' is unconditional, but the converter {what}")
+        names: list[str] = []
+    else:
+        if not count:
+            raise GanforgeError(
+                f"converter '{source}': objective '{objective}' is conditional, but it found no classes"
+            )
+        if classes is not None and len(classes) != count:
+            raise GanforgeError(
+                f"--set classes: {len(classes)} names for the {count} classes of the generator in {path.name}"
+            )
+        names = classes if classes is not None else list(item.classes or [])
+    return make_card(objective, declares, networks, size, names)

@@ -19,10 +19,25 @@
   activations, ``modnet_demod``, an instance ``modnet_norm`` and a pooling ``modnet_downsample``
   leave no trace in the weights: they are the ``uvcgan2`` preset's unless ``--set`` says
   otherwise (``--set n_heads=8``).
+- ``r3gan`` (brownvc/R3GAN at 19a7ddf463fbac2bd39b4c1c73d63f1c441c7403): a generator from noise,
+  not a translator. Its snapshots (``network-snapshot-*.pkl``, the published ``ffhq-256x256.pkl``,
+  ``cifar10.pkl``, ...) are pickled network objects, which ganforge never unpickles: with the
+  reference code, save the weights alone, ``torch.save(legacy.load_network_pkl(f)["G_ema"]
+  .state_dict(), "g_ema.pt")``, and convert that (a dict with a ``G_ema`` or ``G`` entry holding
+  such a state dict converts too; the training code's ``Model.`` key prefix is stripped). Every
+  option of ganforge's ``r3gan`` generator comes from the shapes: widths, blocks and groups per
+  stage, the expansion, the noise size, the class count and embedding size, the resolution (a
+  stage without blocks keeps no trace of its groups: 1, which changes nothing). A file with an
+  embedding is class-conditional (objective ``r3gan-cond``); no file names its classes, so the
+  export calls them ``0``..``N-1`` unless ``--set classes=cat,dog,...`` (or a TOML list) names
+  them in index order. The reference runs its last stages in bfloat16 (``FP16Stages``); the
+  export runs in the precision it is loaded with.
 
 Widths, block counts and channels are read from the tensor shapes. The app's
 ``convert`` module reads the file with the weights-only loader, rebuilds each network with
-ganforge's component, loads it strictly and writes the export.
+ganforge's component, loads it strictly and writes the export: a translator's lists its
+directions, a generator's is what a trained run of its objective exports (``ganforge sample``,
+``Model.sample``).
 """
 
 from __future__ import annotations
@@ -223,6 +238,76 @@ def _modnet_upsample(state: dict[str, torch.Tensor], level: str, inner: int) -> 
     return "upsample" if reads == 2 * inner else "pixel-shuffle"
 
 
+def _r3gan_kernel() -> torch.Tensor:
+    """R3GAN's resampling filter: [1, 2, 1] convolved with [1, 1], outer product, sum 1 (4x4)."""
+    taps = torch.tensor([1.0, 3.0, 3.0, 1.0])
+    kernel = torch.outer(taps, taps)
+    return kernel / kernel.sum()
+
+
+def r3gan_options(state: dict[str, torch.Tensor], file: Path) -> tuple[dict[str, Any], int, int]:
+    """(ganforge ``r3gan`` options, the image size, the class count) of an R3GAN ``Generator`` state dict.
+
+    Stage ``s`` is ``MainLayers.<s>``: its ``Layers.0`` is the 4x4 basis (stage 0) or the
+    upsampling transition (with a 1x1 conv where the width changes), ``Layers.1`` on its residual
+    blocks. Widths, blocks, the expansion (a block's inner width over its width), the groups of
+    each 3x3 conv (its inner width over the conv's input channels per group), the noise and
+    embedding sizes and the class count are read from the shapes; a stage with no block keeps no
+    trace of its cardinality, which is then 1 (it changes nothing).
+    """
+    basis = state.get("MainLayers.0.Layers.0.Basis")
+    linear = state.get("MainLayers.0.Layers.0.LinearLayer.weight")
+    if basis is None or linear is None or basis.dim() != 3:
+        what = " (it is a discriminator's: convert G_ema)" if "ExtractionLayer.Layer.weight" in state else ""
+        raise GanforgeError(
+            f"{file}: not an R3GAN generator state dict (no MainLayers.0.Layers.0.Basis){what}"
+        )
+    stages = max(_indices(state, r"MainLayers\.(\d+)\..+")) + 1
+    widths = [int(basis.shape[0])]
+    for s in range(1, stages):
+        conv = state.get(f"MainLayers.{s}.Layers.0.LinearLayer.Layer.weight")
+        widths.append(int(conv.shape[0]) if conv is not None else widths[-1])
+    blocks = [max(_indices(state, rf"MainLayers\.{s}\.Layers\.(\d+)\..+"), default=0) for s in range(stages)]
+    expansion, cardinalities = None, []
+    for s in range(stages):
+        conv = state.get(f"MainLayers.{s}.Layers.1.LinearLayer2.Layer.weight")
+        if conv is None:
+            cardinalities.append(1)
+            continue
+        inner, per_group, k = int(conv.shape[0]), int(conv.shape[1]), int(conv.shape[-1])
+        if k != 3:
+            raise GanforgeError(
+                f"{file}: MainLayers.{s}.Layers.1.LinearLayer2 is a {k}x{k} conv (KernelSize={k}); "
+                "ganforge's r3gan generator has R3GAN's 3x3 ones"
+            )
+        cardinalities.append(max(1, inner // max(1, per_group)))
+        expansion = expansion or max(1, inner // widths[s])
+    kernel = _r3gan_kernel()
+    for k, v in state.items():
+        if not k.endswith(".Resampler.Kernel"):
+            continue
+        if v.shape != kernel.shape or not torch.allclose(v.float(), kernel):
+            raise GanforgeError(
+                f"{file}: {k} is not R3GAN's [1, 2, 1] resampling filter (ResamplingFilter); "
+                "ganforge's r3gan generator has that one only"
+            )
+    embedding = state.get("EmbeddingLayer.weight")
+    embed, classes = (int(embedding.shape[0]), int(embedding.shape[1])) if embedding is not None else (0, 0)
+    aggregation = state.get("AggregationLayer.Layer.weight")
+    options: dict[str, Any] = {
+        "latent_dim": max(1, int(linear.shape[1]) - embed),
+        "widths": widths,
+        "cardinalities": cardinalities,
+        "blocks": blocks,
+        "expansion": expansion or 2,
+        "out_channels": int(aggregation.shape[0]) if aggregation is not None else 3,
+        "init": "none",
+    }
+    if classes:
+        options["embedding_dim"] = embed
+    return options, 4 * 2 ** (stages - 1), classes
+
+
 class OfficialCycleGAN:
     """The official pytorch-CycleGAN-and-pix2pix ResnetGenerator (latest_net_G_A.pth / G_B)."""
 
@@ -293,10 +378,34 @@ class UVCGAN2Generator:
         return [Converted(d, network, *_DOMAINS[d], "vit-modnet", options, state, size)]
 
 
+class OfficialR3GAN:
+    """R3GAN's generator (G_ema's state dict): noise to images, class-conditional with an embedding."""
+
+    objective = "r3gan"  # r3gan-cond for a class-conditional file (set by convert)
+
+    def convert(self, raw: Any, file: Path, direction: str | None) -> list[Converted]:
+        if direction is not None:
+            raise GanforgeError(
+                f"--direction {direction}: an R3GAN generator makes images from noise; it has no directions"
+            )
+        if isinstance(raw, dict):  # {"G_ema": state dict} or {"G": ...}, as the reference's pickles
+            raw = next((raw[k] for k in ("G_ema", "G") if isinstance(raw.get(k), dict)), raw)
+        state = state_tensors(raw, file, "an R3GAN generator state dict")
+        # The training code's networks wrap R3GAN/Networks.py's as `Model` (training/networks.py).
+        if all(k.startswith("Model.") for k in state):
+            state = {k[len("Model.") :]: v for k, v in state.items()}
+        options, size, classes = r3gan_options(state, file)
+        self.objective = "r3gan-cond" if classes else "r3gan"
+        context = {"num_classes": classes} if classes else {}
+        names = [str(i) for i in range(classes)] if classes else None
+        return [Converted(None, "G", None, None, "r3gan", options, state, size, context, names)]
+
+
 CONVERTERS = {
     "official-cyclegan": OfficialCycleGAN,
     "cut": CUTGenerator,
     "ugatit": UGATITGenerators,
     "official-pix2pix": OfficialPix2Pix,
     "uvcgan2": UVCGAN2Generator,
+    "r3gan": OfficialR3GAN,
 }
