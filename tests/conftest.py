@@ -147,13 +147,21 @@ def bare_host():
     import ganforge.kinds
     import ganforge_plugins.kinds
     from ganforge.plugins import PluginHost
+    from ganforge_plugins import networks
     from ganforge_plugins.apps import composite, data, export
     from ganforge_plugins.apps import eval as eval_app
 
     host = PluginHost()
     host.register_module(ganforge.kinds, "core-kinds", "ganforge")
     host.register_module(ganforge_plugins.kinds, "bundled-kinds", "ganforge")
-    for name, app in (("data", data), ("eval", eval_app), ("export", export), ("composite", composite)):
+    apps = (
+        ("network", networks),
+        ("data", data),
+        ("eval", eval_app),
+        ("export", export),
+        ("composite", composite),
+    )
+    for name, app in apps:
         host.register_module(
             types.SimpleNamespace(register_kinds=app.register_kinds), f"{name}-kinds", "ganforge"
         )

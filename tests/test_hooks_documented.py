@@ -27,7 +27,7 @@ def test_bundled_kinds_come_through_the_kinds_hook():
     host = _host_with_bundled_kinds()
     host.collect()
     assert set(host.registry.kinds()) == set(KIND_NAMES)
-    apps = {"data-kinds", "eval-kinds", "export-kinds", "composite-kinds"}
+    apps = {"network-kinds", "data-kinds", "eval-kinds", "export-kinds", "composite-kinds"}
     assert {host.registry.kind(k).plugin for k in KIND_NAMES} == {"core-kinds", "bundled-kinds", *apps}
     engine = {k for k in KIND_NAMES if host.registry.kind(k).plugin == "core-kinds"}
     assert engine == {"objective", "dataset", "callback", "optimizer", "scheduler", "augment"}
@@ -111,7 +111,7 @@ def test_a_kind_registered_twice_fails_the_second_plugin_only():
     host.collect()
     failed = {p.name: p.error for p in host.plugins if not p.loaded}
     assert list(failed) == ["clash-plugin"] and "registered twice" in failed["clash-plugin"]
-    assert host.registry.kind("generator").plugin == "bundled-kinds"
+    assert host.registry.kind("generator").plugin == "network-kinds"
 
 
 def test_hook_register_commands():

@@ -26,7 +26,6 @@ PUBLIC = {
     "ganforge.errors",
     "ganforge.hookspecs",
     "ganforge.model",
-    "ganforge.nn",
     "ganforge.paths",
     "ganforge.plugins",
     "ganforge.protocols",

@@ -6,8 +6,8 @@ import torch
 from torch import Tensor, nn
 
 from ganforge import Range
-from ganforge.nn import init_weights
 
+from .layers import init_weights
 from .resnet import Width
 
 

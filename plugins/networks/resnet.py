@@ -16,7 +16,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from ganforge import GanforgeError, Range
-from ganforge.nn import InstanceNorm2d
+
+from .layers import InstanceNorm2d
 
 Norm = Literal["instance", "batch", "none"]
 Upsample = Literal["transpose", "pixelshuffle", "nearest", "bilinear"]

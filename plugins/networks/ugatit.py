@@ -15,8 +15,8 @@ from torch import Tensor, nn
 from torch.nn.utils.parametrizations import spectral_norm
 
 from ganforge import Range
-from ganforge.nn import InstanceNorm2d
 
+from .layers import InstanceNorm2d
 from .patchgan import conv_chain_min_size
 from .resnet import Blocks, ResnetBlock, Width, resnet_size_problem
 

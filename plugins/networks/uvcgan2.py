@@ -31,8 +31,8 @@ import torch
 from torch import Tensor, nn
 
 from ganforge import GanforgeError, Range
-from ganforge.nn import InstanceNorm2d, init_weights
 
+from .layers import InstanceNorm2d, init_weights
 from .patchgan import conv_chain_min_size
 from .sn import spectral_normed
 

@@ -234,7 +234,7 @@ CUDA = pytest.param("cuda", marks=pytest.mark.skipif(not torch.cuda.is_available
 @pytest.mark.parametrize("device", ["cpu", CUDA])
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
 def test_instance_norm_compiled_keeps_channels_last_and_matches_pytorch(dtype, device, one_thread) -> None:
-    from ganforge.nn import InstanceNorm2d
+    from ganforge_plugins.networks.layers import InstanceNorm2d
 
     torch.manual_seed(0)
     x = (torch.randn(3, 8, 10, 12) * 3 + 1).to(device, dtype).contiguous(memory_format=torch.channels_last)

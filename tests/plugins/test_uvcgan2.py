@@ -21,10 +21,10 @@ from torch.nn.utils import parametrize
 from torch.nn.utils.parametrizations import spectral_norm
 
 from ganforge import GanforgeError
-from ganforge.nn import init_weights
 from ganforge.plugins import get_registry
 from ganforge_plugins.losses import LSGANLoss, WGANGPLoss, gradient_penalty
 from ganforge_plugins.networks import BodyQueue, UVCGAN2Discriminator, ViTModNetGenerator
+from ganforge_plugins.networks.layers import init_weights
 from ganforge_plugins.objectives.uvcgan2 import mask_patches
 
 # -- the reference, re-implemented ---------------------------------------------------------------

@@ -1,4 +1,4 @@
-"""Small network utilities shared by every network plugin."""
+"""Layers and weight initialisation shared by the bundled networks (and the network kinds' ``init``)."""
 
 from __future__ import annotations
 
