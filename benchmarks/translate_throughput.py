@@ -5,7 +5,7 @@
 
 It trains one step to get a checkpoint with the recipe's architecture (speed does not depend on
 the weights; the step is neither compiled nor captured, to start quickly), then times
-(1) ``objective.translate`` on a batch of real images already on the device, synchronised,
+(1) ``Model.translate`` on a batch of real images already on the device, synchronised,
 median of the timed repeats, and (2) ``translate_files`` over ``--images`` files from the
 recipe's ``trainA`` folder (repeated as needed): decoding, the model, and writing PNGs.
 
@@ -29,7 +29,7 @@ from pathlib import Path
 import torch
 
 from ganforge.data import list_images, open_rgb, to_uint8_tensor
-from ganforge.inference import load_objective
+from ganforge.model import Model
 from ganforge.paths import dataset_dir
 from ganforge.plugins import get_registry
 from ganforge.recipe import Recipe
@@ -66,25 +66,24 @@ def main() -> None:
     results: dict[str, object] = {"recipe": args.recipe, "batch_size": args.batch_size}
     with tempfile.TemporaryDirectory(prefix="ganforge-translate-bench-") as tmp:
         Trainer(resolved, Path(tmp) / "run", registry).fit()
-        objective, _, _ = load_objective(Path(tmp) / "run", registry)
-        device = objective.runtime.device
+        model = Model.load(Path(tmp) / "run", registry=registry)
+        device = model.device
         torch.backends.cudnn.benchmark = True
         size = resolved["data"]["image_size"]
         files = list_images(folder)
         images = [open_rgb(f).resize((size, size)) for f in files[: args.batch_size]]
-        x = objective.runtime.to_input(torch.stack([to_uint8_tensor(im) for im in images]))
+        x = model.runtime.to_input(torch.stack([to_uint8_tensor(im) for im in images]))
         results["device"] = torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"
-        direction = objective.direction(None)
-        model = lambda: objective.translate(x, direction)  # noqa: E731
-        results["images_per_s_model"] = _time_model(model, device, args.repeats, len(x))
+        direction = model.direction(None)
+        results["images_per_s_model"] = _time_model(
+            lambda: model.translate(x, direction), device, args.repeats, len(x)
+        )
         if args.compile:
-            net = objective.inference_network(objective.directions[direction].network)
-            compiled = torch.compile(net)
-            with torch.no_grad(), objective.runtime.autocast():
-                net.eval()
-                results["images_per_s_model_compiled"] = _time_model(
-                    lambda: compiled(x), device, args.repeats, len(x)
-                )
+            model.compile = True  # the networks are compiled on first use
+            results["images_per_s_model_compiled"] = _time_model(
+                lambda: model.translate(x, direction), device, args.repeats, len(x)
+            )
+            model.compile = False
         inputs = [str(files[i % len(files)]) for i in range(args.images)]  # repeats get -1, -2 names
         out = Path(tmp) / "translated"
         results["images_end_to_end"] = len(inputs)
@@ -119,10 +118,9 @@ def _time_end_to_end(
     marks: list[tuple[float, int]] = []
     t0 = time.perf_counter()
     translate_files(
-        checkpoint,
+        Model.load(checkpoint, registry=registry),
         inputs,
         out,
-        registry,
         batch_size=batch_size,
         compile=compile,
         on_batch=lambda n: marks.append((time.perf_counter(), n)),
