@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import hashlib
 import math
-import os
 import sys
 from pathlib import Path
 
@@ -185,6 +184,8 @@ def decoded_cache(files: list[Path], size: int, mode: str, what: str = "images")
     """
     from safetensors.torch import load_file, save_file
 
+    from ganforge.model import atomic_write
+
     h = hashlib.blake2b(f"{size}/{mode}".encode(), digest_size=16)
     for f in files:
         st = f.stat()
@@ -198,19 +199,17 @@ def decoded_cache(files: list[Path], size: int, mode: str, what: str = "images")
     print(f"building decoded cache of {len(files)} {what} at {size} px: {path}", file=sys.stderr, flush=True)
     images = torch.empty(len(files), 3, size, size, dtype=torch.uint8)
     good: list[int] = []
+    bad: list[int] = []
     for i, f in enumerate(files):
         img = try_open_rgb(f)
         if img is None:
+            bad.append(i)
             continue
         images[i] = to_uint8_tensor(resize_crop(img, size, size, mode, None, False))
         good.append(i)
     if not good:
         raise GanforgeError(f"{what}: no readable images among {len(files)} files in {files[0].parent}")
-    for i in range(len(files)):  # unreadable entries borrow the next readable image
-        if i not in good:
-            images[i] = images[min(good, key=lambda j: (j - i) % len(files))]
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    save_file({"images": images}, str(tmp))
-    os.replace(tmp, path)
+    for i in bad:  # unreadable entries borrow the next readable image
+        images[i] = images[min(good, key=lambda j: (j - i) % len(files))]
+    atomic_write(path, lambda tmp: save_file({"images": images}, tmp))
     return images
