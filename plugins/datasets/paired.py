@@ -23,7 +23,18 @@ from PIL import Image
 from ganforge.data import item_generator, list_images, to_uint8_tensor, try_open_rgb
 from ganforge.errors import GanforgeError
 
-from .folders import Count, LoadSide, Preprocess, Seed, Side, _dataset_root, _StreamDataset, _subset
+from .folders import (
+    Count,
+    LoadSide,
+    Preprocess,
+    Seed,
+    Side,
+    _dataset_root,
+    _load_side,
+    _StreamDataset,
+    _subset,
+    _two_folders,
+)
 from .images import RANDOM_CROP, crop_flip_params, resize_for_crop, split_holdout
 
 Direction = Literal["AtoB", "BtoA"]
@@ -77,15 +88,10 @@ class _PairedDataset(_StreamDataset):
         direction: str,
         seed: int,
     ) -> None:
-        if load_size and load_size < image_size and preprocess in ("resize_and_crop", "scale_width"):
-            raise GanforgeError(
-                f"[data] load_size {load_size} is smaller than image_size {image_size}: crops of "
-                f"image_size are cut from images of load_size (0: {round(image_size * 286 / 256)})"
-            )
+        self.load_size = _load_side(load_size, image_size, preprocess)
         items, self.held = split_holdout(items, holdout, split_seed)
         self.pairs = _subset(items, max_images, split_seed) if max_images else items
         self.image_size = image_size
-        self.load_size = load_size or round(image_size * 286 / 256)  # the official 286 -> 256 ratio
         self.preprocess, self.flip, self.direction, self.seed = preprocess, flip, direction, seed
         self.length = len(self.pairs)
 
@@ -194,12 +200,7 @@ class PairedFolders(_PairedDataset):
         split_seed: Seed = 0,
         seed: int = 0,
     ) -> None:
-        base, hint = _dataset_root(root, source, "facades")
-        folder_a, folder_b = (base / a, base / b) if base else (Path(a), Path(b))
-        for folder in (folder_a, folder_b):
-            if not folder.is_dir():
-                hint = hint or "(data.a and data.b are folders when neither data.source nor data.root is set)"
-                raise GanforgeError(f"dataset not found: looked for {folder.resolve()} {hint}")
+        folder_a, folder_b = _two_folders(root, source, a, b, "facades")
         pairs = pair_files(
             list_images(folder_a, f"[data] domain A ({a})"), list_images(folder_b, f"[data] domain B ({b})")
         )
