@@ -305,3 +305,22 @@ def test_class_folders_yield_labels_and_name_their_classes(tmp_path):
     assert held["label"].tolist() == [0, 1, 2] and held["image"].shape == (3, 3, 8, 8)
     with pytest.raises(GanforgeError, match="no class folders with images"):
         get_registry().build("dataset", {"name": "class-folders", "root": str(tmp_path / "notes")}, seed=0)
+
+
+def test_class_folders_holdout_labels_stay_with_their_images_past_an_unreadable_one(tmp_path):
+    """A held-out image that cannot be read is skipped together with its label: each label is
+    the class of the image beside it, and the next readable image takes its place."""
+    from PIL import Image
+
+    for c, name in enumerate(["ant", "moth", "zebra"]):
+        (tmp_path / name).mkdir()
+        for i in range(4):
+            Image.new("RGB", (8, 8), (40 * (c + 1), 0, 0)).save(tmp_path / name / f"{i}.png")
+    data = get_registry().build(
+        "dataset", {"name": "class-folders", "root": str(tmp_path), "image_size": 8, "holdout": 2}, seed=0
+    )
+    first_ant = next(path for path, label in data.held if label == 0)
+    first_ant.write_bytes(b"not an image")  # the first held-out image, in the classes' turn
+    held = data.holdout(4)
+    assert held["label"].tolist() == [1, 2, 0, 1]
+    assert held["image"][:, 0, 0, 0].tolist() == [80, 120, 40, 80]  # red 40 * (class + 1)

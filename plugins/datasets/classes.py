@@ -20,6 +20,7 @@ from .folders import (
     _dataset_root,
     _stack,
     _StreamDataset,
+    _subset,
 )
 from .images import (
     check_image_side,
@@ -101,9 +102,8 @@ class ClassFolders(_StreamDataset):
                 f"[data] {folder.resolve()} has no class folders with images (class-folders reads one "
                 f"sub-folder of images per class){hint}"
             )
-        if max_images and max_images < len(self.files):
-            order = torch.randperm(len(self.files), generator=item_generator("subset", split_seed)).tolist()
-            keep = sorted(order[:max_images])
+        if max_images:
+            keep = _subset(list(range(len(self.files))), max_images, split_seed)
             self.files, labels = [self.files[i] for i in keep], [labels[i] for i in keep]
         self.labels = torch.tensor(labels, dtype=torch.int64)
         self.image_size, self.preprocess, self.flip, self.seed = image_size, preprocess, flip, seed
@@ -136,9 +136,5 @@ class ClassFolders(_StreamDataset):
         chosen: list[tuple[Path, int]] = []
         for i in range(max(len(v) for v in by_class.values())):
             chosen += [(files[i], label) for label, files in sorted(by_class.items()) if i < len(files)]
-        chosen = chosen[:n]
-        images = _stack([p for p, _ in chosen], n, self.image_size)
-        return {
-            "image": images,
-            "label": torch.tensor([label for _, label in chosen][: len(images)], dtype=torch.int64),
-        }
+        images, used = _stack([p for p, _ in chosen], n, self.image_size)
+        return {"image": images, "label": torch.tensor([chosen[i][1] for i in used], dtype=torch.int64)}

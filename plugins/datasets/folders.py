@@ -14,6 +14,7 @@ from ganforge.errors import GanforgeError
 from ganforge.paths import data_root_text, dataset_dir
 
 from .images import (
+    RANDOM_CROP,
     check_image_side,
     crop_flip_tensor,
     crop_spec,
@@ -51,6 +52,29 @@ def _dataset_root(root: str, source: str, example: str) -> tuple[Path | None, st
         where = f"(data.source = {source!r} in the data root {data_root_text()})"
         return dataset_dir(source), f"{where}; get it with `ganforge data get {source}`, or set data.root"
     return None, ""
+
+
+def _two_folders(root: str, source: str, a: str, b: str, example: str) -> tuple[Path, Path]:
+    """The domain folders ``a`` and ``b`` of a dataset (:func:`_dataset_root`; without a root or
+    source, ``a`` and ``b`` are paths); a missing one is a one-line error saying where to get it."""
+    base, hint = _dataset_root(root, source, example)
+    folders = (base / a, base / b) if base else (Path(a), Path(b))
+    for folder in folders:
+        if not folder.is_dir():
+            hint = hint or "(data.a and data.b are folders when neither data.source nor data.root is set)"
+            raise GanforgeError(f"dataset not found: looked for {folder.resolve()} {hint}")
+    return folders
+
+
+def _load_side(load_size: int, image_size: int, preprocess: str) -> int:
+    """The side images are resized to before their crop: ``load_size``, or for 0 the official
+    286 -> 256 ratio of ``image_size``; a crop larger than the image it is cut from is refused."""
+    if load_size and load_size < image_size and preprocess in RANDOM_CROP:
+        raise GanforgeError(
+            f"[data] load_size {load_size} is smaller than image_size {image_size}: crops of "
+            f"image_size are cut from images of load_size (0: {round(image_size * 286 / 256)})"
+        )
+    return load_size or round(image_size * 286 / 256)
 
 
 class _StreamDataset(Dataset):
@@ -117,17 +141,8 @@ class UnpairedFolders(_StreamDataset):
                 "and hue need each image decoded (set cache = false)"
             )
         check_image_side(image_size)
-        if load_size and load_size < image_size and preprocess in ("resize_and_crop", "scale_width"):
-            raise GanforgeError(
-                f"[data] load_size {load_size} is smaller than image_size {image_size}: crops of "
-                f"image_size are cut from images of load_size (0: {round(image_size * 286 / 256)})"
-            )
-        base, hint = _dataset_root(root, source, "selfie2anime")
-        folder_a, folder_b = (base / a, base / b) if base else (Path(a), Path(b))
-        for folder in (folder_a, folder_b):
-            if not folder.is_dir():
-                hint = hint or "(data.a and data.b are folders when neither data.source nor data.root is set)"
-                raise GanforgeError(f"dataset not found: looked for {folder.resolve()} {hint}")
+        load_side = _load_side(load_size, image_size, preprocess)
+        folder_a, folder_b = _two_folders(root, source, a, b, "selfie2anime")
         files_a = list_images(folder_a, f"[data] domain A ({a})")
         files_b = list_images(folder_b, f"[data] domain B ({b})")
         holdout_note(holdout, {f"domain A ({a})": len(files_a), f"domain B ({b})": len(files_b)})
@@ -140,7 +155,7 @@ class UnpairedFolders(_StreamDataset):
             )
         self.files_a, self.files_b = files_a, files_b
         self.image_size = image_size
-        self.load_size = load_size or round(image_size * 286 / 256)  # the official 286 -> 256 ratio
+        self.load_size = load_side
         self.preprocess, self.flip, self.seed = preprocess, flip, seed
         self.rotation, self.color_jitter, self.hue = rotation, color_jitter, hue
         self.length = max(len(files_a), len(files_b))
@@ -173,7 +188,7 @@ class UnpairedFolders(_StreamDataset):
                 img, self.image_size, self.load_size, self.preprocess, g, self.flip, self.rotation
             )
             if self.color_jitter or self.hue:
-                img = _color_jitter(img, _photometric_seed(g), self.color_jitter, self.hue)
+                img = _jitter_and_blur(img, _photometric_seed(g), self.color_jitter, self.hue)
             return img
 
         return {"A": self._load(self.files_a, idx_a, augment), "B": self._load(self.files_b, idx_b, augment)}
@@ -191,8 +206,8 @@ class UnpairedFolders(_StreamDataset):
     def holdout(self, n: int) -> dict[str, torch.Tensor]:
         """``n`` fixed held-out images per domain, resized without augmentation."""
         return {
-            "A": _stack(self.held_a or self.files_a, n, self.image_size),
-            "B": _stack(self.held_b or self.files_b, n, self.image_size),
+            "A": _stack(self.held_a or self.files_a, n, self.image_size)[0],
+            "B": _stack(self.held_b or self.files_b, n, self.image_size)[0],
         }
 
 
@@ -271,34 +286,30 @@ class ImageFolder(_StreamDataset):
         return {"image": images}
 
     def _photometric(self, img, seed: int):
-        # torchvision's transforms draw from the global CPU RNG: fork it, seeded per item. Only
-        # the CPU generator: torch.manual_seed would also reseed CUDA's (noise, pool draws).
-        from torchvision.transforms import v2
-
-        with torch.random.fork_rng(devices=[]):
-            torch.default_generator.manual_seed(seed)
-            if self.color_jitter > 0:
-                s = self.color_jitter
-                img = v2.ColorJitter(brightness=s, contrast=s, saturation=s, hue=min(0.5, s / 4))(img)
-            if self.blur > 0 and torch.rand(()) < self.blur:
-                img = v2.GaussianBlur(kernel_size=3, sigma=(0.1, 1.5))(img)
-        return img
+        return _jitter_and_blur(img, seed, self.color_jitter, min(0.5, self.color_jitter / 4), self.blur)
 
     def holdout(self, n: int) -> dict[str, torch.Tensor]:
-        return {"image": _stack(self.held or self.files, n, self.image_size)}
+        return {"image": _stack(self.held or self.files, n, self.image_size)[0]}
 
 
 def _photometric_seed(g: torch.Generator) -> int:
     return int(torch.randint(0, 2**62, (), generator=g))
 
 
-def _color_jitter(img, seed: int, strength: float, hue: float):
-    """torchvision's ``ColorJitter(strength, strength, strength, hue)``, seeded per item."""
+def _jitter_and_blur(img, seed: int, jitter: float = 0.0, hue: float = 0.0, blur: float = 0.0):
+    """torchvision's ``ColorJitter(jitter, jitter, jitter, hue)``, then a 3x3 Gaussian blur with
+    probability ``blur``, seeded per item (a PIL image or a uint8 tensor)."""
     from torchvision.transforms import v2
 
-    with torch.random.fork_rng(devices=[]):  # only the CPU generator, as ImageFolder does
+    # torchvision's transforms draw from the global CPU RNG: fork it, seeded per item. Only the
+    # CPU generator: torch.manual_seed would also reseed CUDA's (noise, pool draws).
+    with torch.random.fork_rng(devices=[]):
         torch.default_generator.manual_seed(seed)
-        return v2.ColorJitter(brightness=strength, contrast=strength, saturation=strength, hue=hue)(img)
+        if jitter or hue:
+            img = v2.ColorJitter(brightness=jitter, contrast=jitter, saturation=jitter, hue=hue)(img)
+        if blur > 0 and torch.rand(()) < blur:
+            img = v2.GaussianBlur(kernel_size=3, sigma=(0.1, 1.5))(img)
+    return img
 
 
 def _cache_size(preprocess: str, image_size: int, load_size: int) -> int:
@@ -321,9 +332,11 @@ def _subset(files: list[Path], n: int, seed: int) -> list[Path]:
     return [files[i] for i in sorted(order)]
 
 
-def _stack(files: list[Path], n: int, size: int) -> torch.Tensor:
-    images = []
-    for path in files:
+def _stack(files: list[Path], n: int, size: int) -> tuple[torch.Tensor, list[int]]:
+    """The first ``n`` readable ``files`` centre-cropped to ``size`` (uint8 ``[n, 3, size, size]``;
+    unreadable ones are skipped) and their indices in ``files``."""
+    images, used = [], []
+    for i, path in enumerate(files):
         if len(images) == n:
             break
         try:
@@ -331,4 +344,5 @@ def _stack(files: list[Path], n: int, size: int) -> torch.Tensor:
         except GanforgeError:
             continue
         images.append(to_uint8_tensor(resize_crop(img, size, size, "center", None, False)))
-    return torch.stack(images) if images else torch.zeros(0, 3, size, size, dtype=torch.uint8)
+        used.append(i)
+    return (torch.stack(images) if images else torch.zeros(0, 3, size, size, dtype=torch.uint8)), used

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import hashlib
 import math
-import os
 import sys
 from pathlib import Path
 
@@ -14,6 +13,8 @@ from PIL import Image
 
 from ganforge.data import item_generator, to_uint8_tensor, try_open_rgb
 from ganforge.errors import GanforgeError
+
+RANDOM_CROP = ("resize_and_crop", "scale_width")  # the modes that crop at a random position
 
 
 def resize_crop(
@@ -33,21 +34,21 @@ def resize_crop(
     the resized image by an angle drawn uniformly in [-rotation, rotation] degrees before the
     crop (torchvision's ``RandomRotation``: nearest neighbour, same size, black corners).
     """
+    img = _rotate(resize_for_crop(img, image_size, load_size, mode), rotation, g)
+    top, left, flipped = crop_flip_params(img.height, img.width, image_size, g, flip, mode in RANDOM_CROP)
+    img = img.crop((left, top, left + image_size, top + image_size))
+    return img.transpose(Image.FLIP_LEFT_RIGHT) if flipped else img
+
+
+def resize_for_crop(img: Image.Image, image_size: int, load_size: int, mode: str) -> Image.Image:
+    """The resize step of :func:`resize_crop` (``mode`` as there): the image its crop is cut from."""
     if mode == "resize":
-        img = _rotate(img.resize((image_size, image_size), Image.BICUBIC), rotation, g)
-    elif mode == "center":
-        img = _rotate(_short_side(img, image_size), rotation, g)
-        img = _crop(img, image_size, None)
-    else:
-        img = (
-            img.resize((load_size, load_size), Image.BICUBIC)
-            if mode == "resize_and_crop"
-            else _short_side(img, load_size)
-        )
-        img = _crop(_rotate(img, rotation, g), image_size, g)
-    if flip and g is not None and torch.rand((), generator=g).item() < 0.5:
-        img = img.transpose(Image.FLIP_LEFT_RIGHT)
-    return img
+        return img.resize((image_size, image_size), Image.BICUBIC)
+    if mode == "center":
+        return _short_side(img, image_size)
+    if mode == "resize_and_crop":
+        return img.resize((load_size, load_size), Image.BICUBIC)
+    return _short_side(img, load_size)  # scale_width: keep the aspect ratio
 
 
 def _rotate(img: Image.Image, degrees: float, g: torch.Generator | None) -> Image.Image:
@@ -61,16 +62,6 @@ def _short_side(img: Image.Image, size: int) -> Image.Image:
     w, h = img.size
     scale = size / min(w, h)
     return img.resize((max(size, round(w * scale)), max(size, round(h * scale))), Image.BICUBIC)
-
-
-def _crop(img: Image.Image, size: int, g: torch.Generator | None) -> Image.Image:
-    w, h = img.size
-    if g is None:
-        x, y = (w - size) // 2, (h - size) // 2
-    else:
-        x = int(torch.randint(0, w - size + 1, (), generator=g))
-        y = int(torch.randint(0, h - size + 1, (), generator=g))
-    return img.crop((x, y, x + size, y + size))
 
 
 def check_image_side(image_size: int) -> None:
@@ -119,8 +110,8 @@ def split_holdout(files: list[Path], count: int, seed: int) -> tuple[list[Path],
 def crop_flip_params(
     height: int, width: int, size: int, g: torch.Generator | None, flip: bool, random_crop: bool = True
 ) -> tuple[int, int, bool]:
-    """(top, left, flipped) of a ``size`` crop, drawn from ``g`` in the same order as
-    :func:`resize_crop` (x, y, flip), so cached and decoded paths give identical pixels."""
+    """(top, left, flipped) of a ``size`` crop, drawn from ``g`` (x, y, then the flip): the draws
+    of :func:`resize_crop`, so cached and decoded paths give identical pixels."""
     if g is None or not random_crop:
         x, y = (width - size) // 2, (height - size) // 2
     else:
@@ -193,6 +184,8 @@ def decoded_cache(files: list[Path], size: int, mode: str, what: str = "images")
     """
     from safetensors.torch import load_file, save_file
 
+    from ganforge.model import atomic_write
+
     h = hashlib.blake2b(f"{size}/{mode}".encode(), digest_size=16)
     for f in files:
         st = f.stat()
@@ -206,24 +199,17 @@ def decoded_cache(files: list[Path], size: int, mode: str, what: str = "images")
     print(f"building decoded cache of {len(files)} {what} at {size} px: {path}", file=sys.stderr, flush=True)
     images = torch.empty(len(files), 3, size, size, dtype=torch.uint8)
     good: list[int] = []
+    bad: list[int] = []
     for i, f in enumerate(files):
         img = try_open_rgb(f)
         if img is None:
+            bad.append(i)
             continue
-        img = (
-            img.resize((size, size), Image.BICUBIC)
-            if mode == "resize"
-            else _crop(_short_side(img, size), size, None)
-        )
-        images[i] = to_uint8_tensor(img)
+        images[i] = to_uint8_tensor(resize_crop(img, size, size, mode, None, False))
         good.append(i)
     if not good:
         raise GanforgeError(f"{what}: no readable images among {len(files)} files in {files[0].parent}")
-    for i in range(len(files)):  # unreadable entries borrow the next readable image
-        if i not in good:
-            images[i] = images[min(good, key=lambda j: (j - i) % len(files))]
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    save_file({"images": images}, str(tmp))
-    os.replace(tmp, path)
+    for i in bad:  # unreadable entries borrow the next readable image
+        images[i] = images[min(good, key=lambda j: (j - i) % len(files))]
+    atomic_write(path, lambda tmp: save_file({"images": images}, tmp))
     return images

@@ -23,8 +23,19 @@ from PIL import Image
 from ganforge.data import item_generator, list_images, to_uint8_tensor, try_open_rgb
 from ganforge.errors import GanforgeError
 
-from .folders import Count, LoadSide, Preprocess, Seed, Side, _dataset_root, _StreamDataset, _subset
-from .images import _short_side, crop_flip_params, split_holdout
+from .folders import (
+    Count,
+    LoadSide,
+    Preprocess,
+    Seed,
+    Side,
+    _dataset_root,
+    _load_side,
+    _StreamDataset,
+    _subset,
+    _two_folders,
+)
+from .images import RANDOM_CROP, crop_flip_params, resize_for_crop, split_holdout
 
 Direction = Literal["AtoB", "BtoA"]
 
@@ -43,28 +54,14 @@ def paired_resize_crop(
     ``mode`` as the bundled datasets' ``preprocess`` (``resize_and_crop``: resize to
     ``load_size`` square, random ``image_size`` crop; ``scale_width``: shorter side to
     ``load_size``, random crop; ``resize``: straight to ``image_size``; ``center``: shorter side
-    to ``image_size``, centre crop). The crop and flip are drawn from A's size in the order of
-    :func:`ganforge_plugins.datasets.images.resize_crop` (x, y, flip), so A comes out exactly as
+    to ``image_size``, centre crop). The resize and the crop and flip draws are those of
+    :func:`ganforge_plugins.datasets.images.resize_crop`, from A's size, so A comes out exactly as
     that function makes it; B, first resized to A's size if it differs, gets the same box and flip.
     """
     if b.size != a.size:  # the pixels of a pair must line up
         b = b.resize(a.size, Image.BICUBIC)
-    if mode == "resize":
-        a, b = (
-            a.resize((image_size, image_size), Image.BICUBIC),
-            b.resize((image_size, image_size), Image.BICUBIC),
-        )
-    elif mode == "center":
-        a, b = _short_side(a, image_size), _short_side(b, image_size)
-    elif mode == "resize_and_crop":
-        a, b = (
-            a.resize((load_size, load_size), Image.BICUBIC),
-            b.resize((load_size, load_size), Image.BICUBIC),
-        )
-    else:  # scale_width: keep the aspect ratio, shorter side to load_size
-        a, b = _short_side(a, load_size), _short_side(b, load_size)
-    random_crop = mode in ("resize_and_crop", "scale_width")
-    top, left, flipped = crop_flip_params(a.height, a.width, image_size, g, flip, random_crop)
+    a, b = resize_for_crop(a, image_size, load_size, mode), resize_for_crop(b, image_size, load_size, mode)
+    top, left, flipped = crop_flip_params(a.height, a.width, image_size, g, flip, mode in RANDOM_CROP)
     box = (left, top, left + image_size, top + image_size)
     a, b = a.crop(box), b.crop(box)
     if flipped:
@@ -91,15 +88,10 @@ class _PairedDataset(_StreamDataset):
         direction: str,
         seed: int,
     ) -> None:
-        if load_size and load_size < image_size and preprocess in ("resize_and_crop", "scale_width"):
-            raise GanforgeError(
-                f"[data] load_size {load_size} is smaller than image_size {image_size}: crops of "
-                f"image_size are cut from images of load_size (0: {round(image_size * 286 / 256)})"
-            )
+        self.load_size = _load_side(load_size, image_size, preprocess)
         items, self.held = split_holdout(items, holdout, split_seed)
         self.pairs = _subset(items, max_images, split_seed) if max_images else items
         self.image_size = image_size
-        self.load_size = load_size or round(image_size * 286 / 256)  # the official 286 -> 256 ratio
         self.preprocess, self.flip, self.direction, self.seed = preprocess, flip, direction, seed
         self.length = len(self.pairs)
 
@@ -208,12 +200,7 @@ class PairedFolders(_PairedDataset):
         split_seed: Seed = 0,
         seed: int = 0,
     ) -> None:
-        base, hint = _dataset_root(root, source, "facades")
-        folder_a, folder_b = (base / a, base / b) if base else (Path(a), Path(b))
-        for folder in (folder_a, folder_b):
-            if not folder.is_dir():
-                hint = hint or "(data.a and data.b are folders when neither data.source nor data.root is set)"
-                raise GanforgeError(f"dataset not found: looked for {folder.resolve()} {hint}")
+        folder_a, folder_b = _two_folders(root, source, a, b, "facades")
         pairs = pair_files(
             list_images(folder_a, f"[data] domain A ({a})"), list_images(folder_b, f"[data] domain B ({b})")
         )
