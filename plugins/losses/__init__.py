@@ -10,9 +10,10 @@ from .adversarial import (
     LSGANLoss,
     WGANGPLoss,
     gradient_penalty,
+    gradient_square_norms,
     r1_penalty,
 )
-from .rpgan import RpGANLoss, gradient_square_norms, r2_penalty
+from .rpgan import RpGANLoss, r2_penalty
 
 __all__ = [
     "AdversarialLoss",

@@ -55,6 +55,34 @@ def _scores(out: Tensor) -> Tensor:
     return out.float()
 
 
+def _logits(out: Tensor, probabilities: bool, eps: float = 1e-7) -> Tensor:
+    """Raw scores: a sigmoid's outputs (``probabilities``) clamped to ``[eps, 1 - eps]`` and
+    mapped back to logits, anything else as float32 scores."""
+    out = _scores(out)
+    return torch.logit(out, eps=eps) if probabilities else out
+
+
+def _total(terms: list[Tensor]) -> Tensor | None:
+    """The sum of the penalty terms that are on, in order; ``None`` when none is."""
+    if not terms:
+        return None
+    total = terms[0]
+    for term in terms[1:]:
+        total = total + term
+    return total
+
+
+def gradient_square_norms(inputs: Tensor, outputs: Tensor) -> Tensor:
+    """``||grad_x D(x_i)||^2`` per image, ``[N]`` float32 (R3GAN's ``ZeroCenteredGradientPenalty``).
+
+    ``inputs`` must require grad and ``outputs`` come from them (one score, or any number of
+    scores, per image: their sum is differentiated, so each image gets the gradient of its own
+    scores). The graph is kept (``create_graph``) so a penalty of it trains the discriminator.
+    """
+    (grad,) = torch.autograd.grad(outputs.float().sum(), inputs, create_graph=True)
+    return grad.float().square().flatten(1).sum(1)
+
+
 def _mix_kwargs(alpha: Tensor, real: dict[str, Any] | None, fake: dict[str, Any] | None) -> dict[str, Any]:
     """Interpolate the discriminator's keyword arguments like its input: tensors as
     ``alpha * real + (1 - alpha) * fake`` (detached, float32), anything else must be equal."""
@@ -117,8 +145,7 @@ def gradient_penalty(
     kwargs = _mix_kwargs(a.reshape(()), real_kwargs, fake_kwargs) if alpha == "batch" else {}
     out = _scores(discriminator(x_hat, **kwargs))
     total = out.sum() if reduce == "sum" else out.reshape(out.shape[0], -1).mean(1).sum()
-    (grad,) = torch.autograd.grad(total, x_hat, create_graph=True)
-    sq_norm = grad.float().flatten(1).pow(2).sum(1)
+    sq_norm = gradient_square_norms(x_hat, total)
     if center == 0:
         return weight * sq_norm.mean()
     # The epsilon keeps the norm differentiable at a zero gradient.
@@ -137,8 +164,7 @@ def r1_penalty(
     """
     x = real.detach().float().requires_grad_(True)
     out = _scores(discriminator(x, **(real_kwargs or {})))
-    (grad,) = torch.autograd.grad(out.sum(), x, create_graph=True)
-    return (0.5 * gamma) * grad.float().flatten(1).pow(2).sum(1).mean()
+    return (0.5 * gamma) * gradient_square_norms(x, out).mean()
 
 
 class AdversarialLoss:
@@ -205,9 +231,7 @@ class AdversarialLoss:
             )
         if self.r1_gamma > 0:
             terms.append(r1_penalty(discriminator, real, self.r1_gamma, real_kwargs))
-        if not terms:
-            return None
-        return terms[0] if len(terms) == 1 else terms[0] + terms[1]
+        return _total(terms)
 
 
 class LSGANLoss(AdversarialLoss):
@@ -329,16 +353,10 @@ class HingeLoss(AdversarialLoss):
     the R1 penalty on real images.
     """
 
-    _EPS = 1e-7
-
-    def _scores(self, out: Tensor, probabilities: bool) -> Tensor:
-        out = _scores(out)
-        return torch.logit(out, eps=self._EPS) if probabilities else out
-
     def d_loss(self, real_out: Tensor, fake_out: Tensor, *, probabilities: bool = False) -> Tensor:
-        real = self._scores(real_out, probabilities)
-        fake = self._scores(fake_out, probabilities)
+        real = _logits(real_out, probabilities)
+        fake = _logits(fake_out, probabilities)
         return F.relu(1.0 - real).mean() + F.relu(1.0 + fake).mean()
 
     def g_loss(self, fake_out: Tensor, *, probabilities: bool = False) -> Tensor:
-        return -self._scores(fake_out, probabilities).mean()
+        return -_logits(fake_out, probabilities).mean()

@@ -18,32 +18,24 @@ contract and runs the discriminator again on the images it is given.
 
 from __future__ import annotations
 
-import torch
+from typing import Any
+
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .adversarial import AdversarialLoss, Weight, _scores
+from .adversarial import AdversarialLoss, Weight, _logits, _total, gradient_square_norms, r1_penalty
 
 
-def gradient_square_norms(inputs: Tensor, outputs: Tensor) -> Tensor:
-    """``||grad_x D(x_i)||^2`` per image, ``[N]`` float32: the reference's ``ZeroCenteredGradientPenalty``.
-
-    ``inputs`` must require grad and ``outputs`` come from them (one score, or any number of
-    scores, per image: their sum is differentiated, so each image gets the gradient of its own
-    scores). The graph is kept (``create_graph``) so the penalty trains the discriminator.
-    """
-    (grad,) = torch.autograd.grad(outputs.float().sum(), inputs, create_graph=True)
-    return grad.float().square().flatten(1).sum(1)
-
-
-def r2_penalty(discriminator: nn.Module, fake: Tensor, gamma: float) -> Tensor:
-    """R2: ``gamma / 2 * mean_i ||grad_x D(x_i)||^2`` over generated images (R1's mirror).
+def r2_penalty(
+    discriminator: nn.Module, fake: Tensor, gamma: float, fake_kwargs: dict[str, Any] | None = None
+) -> Tensor:
+    """R2: ``gamma / 2 * mean_i ||grad_x D(x_i)||^2`` over generated images, i.e. R1 of the fakes.
 
     ``fake`` is detached, so the penalty trains only the discriminator. The input and the
     gradient are float32; the discriminator runs under whatever autocast is active.
+    ``fake_kwargs`` are passed to the discriminator as they are.
     """
-    x = fake.detach().float().requires_grad_(True)
-    return (0.5 * gamma) * gradient_square_norms(x, discriminator(x)).mean()
+    return r1_penalty(discriminator, fake, gamma, fake_kwargs)
 
 
 def _paired(real: Tensor, fake: Tensor) -> None:
@@ -69,8 +61,6 @@ class RpGANLoss(AdversarialLoss):
     the outputs are mapped back to logits first. Float32, no host synchronisation.
     """
 
-    _EPS = 1e-7
-
     def __init__(
         self, r1_gamma: Weight = 0.0, r2_gamma: Weight = 0.0, gradient_penalty: Weight = 0.0
     ) -> None:
@@ -79,13 +69,9 @@ class RpGANLoss(AdversarialLoss):
             raise ValueError(f"r2_gamma must be >= 0, got {r2_gamma}")
         self.r2_gamma = float(r2_gamma)
 
-    def _logits(self, out: Tensor, probabilities: bool) -> Tensor:
-        out = _scores(out)
-        return torch.logit(out, eps=self._EPS) if probabilities else out
-
     def d_loss(self, real_out: Tensor, fake_out: Tensor, *, probabilities: bool = False) -> Tensor:
-        real = self._logits(real_out, probabilities)
-        fake = self._logits(fake_out, probabilities)
+        real = _logits(real_out, probabilities)
+        fake = _logits(fake_out, probabilities)
         _paired(real, fake)
         return F.softplus(-(real - fake)).mean()
 
@@ -94,25 +80,29 @@ class RpGANLoss(AdversarialLoss):
     ) -> Tensor:
         if real_out is None:
             raise TypeError("rpgan: g_loss needs real_out, the discriminator's scores of a real batch")
-        real = self._logits(real_out, probabilities)
-        fake = self._logits(fake_out, probabilities)
+        real = _logits(real_out, probabilities)
+        fake = _logits(fake_out, probabilities)
         _paired(real, fake)
         return F.softplus(-(fake - real)).mean()
 
-    def penalty(self, discriminator: nn.Module, real: Tensor, fake: Tensor) -> Tensor | None:
+    def penalty(
+        self,
+        discriminator: nn.Module,
+        real: Tensor,
+        fake: Tensor,
+        *,
+        real_kwargs: dict[str, Any] | None = None,
+        fake_kwargs: dict[str, Any] | None = None,
+    ) -> Tensor | None:
         """R1 on ``real`` + R2 on ``fake`` (+ the interpolate penalty), running D again on each.
 
-        ``None`` when every weight is 0.
+        ``None`` when every weight is 0. ``real_kwargs`` / ``fake_kwargs`` as the base class's.
         """
-        terms = []
-        base = super().penalty(discriminator, real, fake)  # interpolate penalty and R1
-        if base is not None:
-            terms.append(base)
+        base = super().penalty(discriminator, real, fake, real_kwargs=real_kwargs, fake_kwargs=fake_kwargs)
+        terms = [] if base is None else [base]  # the interpolate penalty and R1
         if self.r2_gamma > 0:
-            terms.append(r2_penalty(discriminator, fake, self.r2_gamma))
-        if not terms:
-            return None
-        return terms[0] if len(terms) == 1 else terms[0] + terms[1]
+            terms.append(r2_penalty(discriminator, fake, self.r2_gamma, fake_kwargs))
+        return _total(terms)
 
     def penalty_from(
         self,
@@ -136,7 +126,5 @@ class RpGANLoss(AdversarialLoss):
             terms.append((0.5 * self.r1_gamma) * gradient_square_norms(real, real_out).mean())
         if self.r2_gamma > 0:
             terms.append((0.5 * self.r2_gamma) * gradient_square_norms(fake, fake_out).mean())
-        if not terms:
-            return None
-        total = terms[0] if len(terms) == 1 else terms[0] + terms[1]
-        return total if scale is None else total * scale
+        total = _total(terms)
+        return total if total is None or scale is None else total * scale

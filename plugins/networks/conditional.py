@@ -85,8 +85,14 @@ def _check_size(options: dict[str, Any], size: int, section: str) -> str | None:
     return None
 
 
-def _check_attention(name: str, attention: Sequence[int], widths: Sequence[int], image_size: int) -> None:
-    """Attention positions must name blocks, and those blocks be at least 8 channels wide."""
+def _block_widths(
+    name: str, table: dict[int, tuple[int, ...]], ch: int, image_size: int, attention: Sequence[int]
+) -> list[int]:
+    """Each block's output width at ``image_size`` (``table``'s multiples of ``ch``), checked
+    against the attention positions: they must name blocks at least 8 channels wide."""
+    if image_size not in table:
+        raise GanforgeError(f"{name}: image_size must be 32, 64 or 128, got {image_size}")
+    widths = [ch * m for m in table[image_size]]
     blocks = len(widths)
     if any(not 1 <= a <= blocks for a in attention):
         raise GanforgeError(
@@ -99,6 +105,7 @@ def _check_attention(name: str, attention: Sequence[int], widths: Sequence[int],
             f"{name}: attention after block {narrow[0]} needs at least 8 channels there (it projects "
             f"to C/8), got {widths[narrow[0] - 1]}: raise ch"
         )
+    return widths
 
 
 class ConditionalBatchNorm2d(nn.Module):
@@ -338,10 +345,7 @@ class SNGANGenerator(_ResNetGenerator):
         out_channels: Width = 3,
     ) -> None:
         super().__init__()
-        if image_size not in _G_OUT:
-            raise GanforgeError(f"{self._name}: image_size must be 32, 64 or 128, got {image_size}")
-        widths = [ch * m for m in _G_OUT[image_size]]
-        _check_attention(self._name, attention, widths, image_size)
+        widths = _block_widths(self._name, _G_OUT, ch, image_size, attention)
         self.latent_dim = latent_dim
         self.num_classes = num_classes
         self.image_size = image_size
@@ -386,10 +390,7 @@ class BigGANGenerator(_ResNetGenerator):
         out_channels: Width = 3,
     ) -> None:
         super().__init__()
-        if image_size not in _G_OUT:
-            raise GanforgeError(f"{self._name}: image_size must be 32, 64 or 128, got {image_size}")
-        widths = [ch * m for m in _G_OUT[image_size]]
-        _check_attention(self._name, attention, widths, image_size)
+        widths = _block_widths(self._name, _G_OUT, ch, image_size, attention)
         chunks = len(widths) + 1
         if latent_dim % chunks:
             near = chunks * max(1, round(latent_dim / chunks))
@@ -460,10 +461,7 @@ class ProjectionDiscriminator(_Conditional):
         in_channels: Width = 3,
     ) -> None:
         super().__init__()
-        if image_size not in _D_OUT:
-            raise GanforgeError(f"{self._name}: image_size must be 32, 64 or 128, got {image_size}")
-        widths = [ch * m for m in _D_OUT[image_size]]
-        _check_attention(self._name, attention, widths, image_size)
+        widths = _block_widths(self._name, _D_OUT, ch, image_size, attention)
         self.num_classes = num_classes
         self.image_size = image_size
         blocks: list[list[nn.Module]] = []

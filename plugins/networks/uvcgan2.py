@@ -32,8 +32,9 @@ from torch import Tensor, nn
 
 from ganforge import GanforgeError, Range
 
-from .layers import InstanceNorm2d, init_weights
+from .layers import init_weights
 from .patchgan import conv_chain_min_size
+from .resnet import norm_layer  # both of the reference's get_norm_layer build these same layers
 from .sn import spectral_normed
 
 Width = Annotated[int, Range(1, 2**16, why="memory: attention and conv weights grow with the square")]
@@ -70,17 +71,6 @@ def activation(name: str) -> nn.Module:
     raise GanforgeError(
         f"unknown activation {name!r}; expected gelu, relu, leakyrelu, tanh, sigmoid or linear"
     )
-
-
-def _conv_norm(name: str, features: int) -> nn.Module:
-    """The reference's ``get_norm_layer`` for conv blocks (PyTorch defaults: IN without affine)."""
-    if name == "none":
-        return nn.Identity()
-    if name == "instance":
-        return InstanceNorm2d(features)
-    if name == "batch":
-        return nn.BatchNorm2d(features)
-    raise GanforgeError(f"unknown conv norm {name!r}; expected none, instance or batch")
 
 
 def _token_norm(name: str, features: int) -> nn.Module:
@@ -138,10 +128,10 @@ class UnetBasicBlock(nn.Module):
         super().__init__()
         mid = out_features if mid_features is None else mid_features
         self.block = nn.Sequential(
-            _conv_norm(norm, in_features),
+            norm_layer(norm, in_features),
             nn.Conv2d(in_features, mid, kernel_size=3, padding=1),
             activation(activ),
-            _conv_norm(norm, mid),
+            norm_layer(norm, mid),
             nn.Conv2d(mid, out_features, kernel_size=3, padding=1),
             activation(activ),
         )
@@ -203,7 +193,6 @@ class StyleBlock(nn.Module):
     def __init__(self, mod_features: int, style_features: int, rezero: bool = True, bias: bool = True):
         super().__init__()
         self.affine_mod = nn.Linear(mod_features, style_features, bias=bias)
-        self.rezero = rezero
         if rezero:
             self.re_alpha = nn.Parameter(torch.zeros((1,)))
         else:
@@ -342,8 +331,6 @@ class ModNet(nn.Module):
         style_bias: bool = True,
     ):
         super().__init__()
-        self.features_list = list(features_list)
-        self.image_shape = image_shape
         self.layer_input = nn.Sequential(
             nn.Conv2d(image_shape[0], features_list[0], kernel_size=3, padding=1), activation(activ)
         )
@@ -413,7 +400,6 @@ class TransformerBlock(nn.Module):
         self.atten = nn.MultiheadAttention(features, n_heads)
         self.norm2 = _token_norm(norm, features)
         self.ffn = PositionWiseFFN(features, ffn_features, activ)
-        self.rezero = rezero
         if rezero:
             self.re_alpha = nn.Parameter(torch.zeros((1,)))
         else:
@@ -474,8 +460,6 @@ class ViTInput(nn.Module):
 
     def __init__(self, input_features: int, embed_features: int, features: int, height: int, width: int):
         super().__init__()
-        self._height = height
-        self._width = width
         x, y = torch.meshgrid(
             torch.arange(width).to(torch.float32), torch.arange(height).to(torch.float32), indexing="ij"
         )
@@ -510,7 +494,6 @@ class ExtendedPixelwiseViT(nn.Module):
         n_ext: int = 1,
     ):
         super().__init__()
-        self.image_shape = image_shape
         self.trans_input = ViTInput(image_shape[0], embed_features, features, image_shape[1], image_shape[2])
         self.encoder = TransformerEncoder(features, ffn_features, n_heads, n_blocks, activ, norm, rezero)
         self.extra_tokens = nn.Parameter(torch.empty((1, n_ext, features)))
@@ -665,13 +648,13 @@ class NLayerBody(nn.Module):
             prev, mult = mult, min(2**n, max_mult)
             layers += [
                 nn.Conv2d(ndf * prev, ndf * mult, kernel_size=4, stride=2, padding=1, bias=use_bias),
-                _base_norm(norm, ndf * mult),
+                norm_layer(norm, ndf * mult),
                 nn.LeakyReLU(0.2, True),
             ]
         prev, mult = mult, min(2**n_layers, max_mult)
         layers += [
             nn.Conv2d(ndf * prev, ndf * mult, kernel_size=4, stride=1, padding=1, bias=use_bias),
-            _base_norm(norm, ndf * mult),
+            norm_layer(norm, ndf * mult),
             nn.LeakyReLU(0.2, True),
         ]
         self.model = nn.Sequential(*layers)
@@ -679,17 +662,6 @@ class NLayerBody(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         return self.model(x)
-
-
-def _base_norm(norm: str, features: int) -> nn.Module:
-    """base/networks.py's norms: instance without affine or running stats, batch with both."""
-    if norm == "instance":
-        return InstanceNorm2d(features, affine=False, track_running_stats=False)
-    if norm == "batch":
-        return nn.BatchNorm2d(features, affine=True, track_running_stats=True)
-    if norm == "none":
-        return nn.Identity()
-    raise GanforgeError(f"unknown norm {norm!r}; expected instance, batch or none")
 
 
 class BatchHead2d(nn.Module):

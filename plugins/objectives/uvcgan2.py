@@ -42,9 +42,8 @@ from ganforge import (
     unwrap,
 )
 from ganforge.recipe import data_image_size, resolved_table
-from ganforge_plugins.objectives.cyclegan import TWO_WAY
+from ganforge_plugins.objectives.cyclegan import TWO_WAY, Weight
 
-Weight = Annotated[float, Range(0.0)]
 PRETRAIN_RECIPE = "recipes/uvcgan2_pretrain_selfie2anime.toml"
 # Options of every network table that say how it was initialised, not what it is.
 _INIT_OPTIONS = ("init", "init_gain")
@@ -237,12 +236,13 @@ class UVCGAN2(Objective):
         """A new run starts from the pre-training (a resumed one from its checkpoint: the
         pre-training's folder is then not needed)."""
         if self.pretrained:
-            self.load_pretrained(self.pretrained, self._builder)
+            self.load_pretrained(self.pretrained)
 
-    def load_pretrained(self, path: str, builder: Any) -> None:
+    def load_pretrained(self, path: str) -> None:
         """Copy the generator of a pre-training (run folder, checkpoint or export) into G_AB and G_BA."""
         from ganforge import Model
 
+        builder = self._builder
         where = f"[objective] pretrained = {path!r}"
         if not Path(path).exists():
             raise GanforgeError(
@@ -336,19 +336,19 @@ class UVCGAN2(Objective):
     ) -> tuple[Tensor, Tensor | None]:
         """``backward_discriminator_base``: the penalty with the queues as they are, then the real
         and the fake pass, each pushing its body output after it has read its queue."""
-        device = real.device
         x_real, x_fake = self.d_view(real), self.d_view(fake)
+        queued_real, queued_fake = queue_real.query(real.device), queue_fake.query(real.device)
         # A compiled network has no double backward (aot_autograd refuses it): the penalty's pass
         # runs the plain discriminator. Under DDP it keeps the wrapper, which syncs its gradients.
         gp = self.loss.penalty(
             disc if self.runtime.distributed else unwrap(disc),
             x_real,
             x_fake,
-            real_kwargs={"extra_bodies": queue_real.query(device)},
-            fake_kwargs={"extra_bodies": queue_fake.query(device)},
+            real_kwargs={"extra_bodies": queued_real},
+            fake_kwargs={"extra_bodies": queued_fake},
         )
-        out_real, body_real = disc(x_real, extra_bodies=queue_real.query(device), return_body=True)
+        out_real, body_real = disc(x_real, extra_bodies=queued_real, return_body=True)
         queue_real.push(body_real)
-        out_fake, body_fake = disc(x_fake, extra_bodies=queue_fake.query(device), return_body=True)
+        out_fake, body_fake = disc(x_fake, extra_bodies=queued_fake, return_body=True)
         queue_fake.push(body_fake)
         return self.d_loss_weight * self.loss.d_loss(out_real, out_fake), gp
