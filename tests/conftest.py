@@ -168,6 +168,14 @@ def bare_host():
     return host
 
 
+def without_kinds(module):
+    """A bundled plugin module's hooks minus ``register_kinds``, which :func:`bare_host` has run."""
+    import types
+
+    names = [n for n in dir(module) if n.startswith("register_") and n != "register_kinds"]
+    return types.SimpleNamespace(**{n: getattr(module, n) for n in names})
+
+
 def run_cli(
     *args: str, env: dict[str, str] | None = None, cwd: Path | None = None, timeout: int = 900
 ) -> subprocess.CompletedProcess:

@@ -351,9 +351,7 @@ def test_a_truncated_checkpoint_is_reported_as_truncated_not_as_a_pickle(tmp_pat
 
 def test_hook_register_converters(tmp_path):
     """A third party adds a converter for its own project's files; convert uses it by name."""
-    import types
-
-    from conftest import bare_host
+    from conftest import bare_host, without_kinds
 
     import ganforge_plugins.networks
     from ganforge import hookimpl
@@ -375,9 +373,8 @@ def test_hook_register_converters(tmp_path):
         def register_converters(self, register):
             register("their-gan", Theirs)
 
-    host = bare_host()  # registers the network kinds already: add only the generators
-    generators = types.SimpleNamespace(register_generators=ganforge_plugins.networks.register_generators)
-    host.register_module(generators, "networks", "ganforge")
+    host = bare_host()
+    host.register_module(without_kinds(ganforge_plugins.networks), "networks", "ganforge")
     host.register_module(Plugin(), "their-plugin", "their-dist", "1.0")
     host.collect()
     net = ResnetGenerator(ngf=8, blocks=1)

@@ -178,7 +178,7 @@ def test_new_recipes_validate_at_full_size(recipe):
 
 
 def _registry_with(plugin: object, name: str):
-    from conftest import bare_host
+    from conftest import bare_host, without_kinds
 
     import ganforge_plugins.augment
     import ganforge_plugins.callbacks
@@ -192,7 +192,8 @@ def _registry_with(plugin: object, name: str):
 
     host = bare_host()
     bundled = ganforge_plugins
-    for module in (bundled.networks, bundled.losses, bundled.pools, bundled.optim, bundled.datasets):
+    host.register_module(without_kinds(bundled.networks), bundled.networks.__name__, "ganforge")
+    for module in (bundled.losses, bundled.pools, bundled.optim, bundled.datasets):
         host.register_module(module, module.__name__, "ganforge")
     for module in (bundled.objectives, bundled.augment, bundled.callbacks):
         host.register_module(module, module.__name__, "ganforge")
