@@ -1,16 +1,6 @@
-"""Checkpoint I/O: a nested state dict <-> one safetensors file with JSON metadata.
-
-Tensors are stored flat under ``a/b/c`` keys; everything else (ints, floats, strings, lists)
-goes into a JSON tree in the safetensors header, with each tensor replaced by a reference.
-One file per checkpoint keeps writes atomic (temporary file, fsync, rename). Loading never
-unpickles.
-
-Loading checks before anything is used: the file's framing (a pickle is named as one), the
-header's format and JSON, the state tree's structure against the tensors the file holds
-(missing and extra ones named), and CRC-32 checksums of the metadata, the tree and every
-tensor (``ganforge-checkpoint/2``; files of format 1 have none). :func:`check_run_meta` checks
-a run checkpoint's metadata schema.
-"""
+"""Checkpoint I/O: a nested state dict <-> one safetensors file (tensors under ``a/b/c`` keys, the
+rest a JSON tree in the header), written atomically, CRC-32 checksummed, never unpickled; and
+a run's checkpoint and run folders."""
 
 from __future__ import annotations
 
@@ -18,17 +8,18 @@ import json
 import math
 import os
 import re
-import tempfile
+import shutil
 import zlib
 from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors import SafetensorError, safe_open
+from safetensors import safe_open
 from safetensors.torch import save_file
 
-from ganforge.errors import GanforgeError, WriteError
-from ganforge.safety import RUN_FILES, follow_umask
+from ganforge.errors import GanforgeError
+from ganforge.registry import _short_repr
+from ganforge.safety import RUN_FILES, atomic_write, clean_stale
 
 FORMAT = "ganforge-checkpoint/2"
 FORMATS = ("ganforge-checkpoint/1", FORMAT)  # 1: ganforge 0.1.0, without checksums
@@ -37,8 +28,6 @@ _TUPLE = "__tuple__"
 LATEST = "latest"
 BEST = "best"
 _STEP_FILE = re.compile(r"^step-(\d+)\.safetensors$")
-# Temporary files of our own writes (a killed write leaves one): removed when a run starts.
-_STALE_TMP = re.compile(r"^\.(?:step-\d+\.safetensors\.[^/]+|best|latest|best\.safetensors\.[^/]+)\.tmp$")
 _INT_KEY = re.compile(r"^#-?\d+$")
 _MAX_DEPTH = 64  # state trees are a few levels deep; deeper is damage (and would recurse)
 PICKLE_HINT = (
@@ -82,13 +71,9 @@ def _join(tree: Any, tensors: dict[str, torch.Tensor]) -> Any:
     return tree
 
 
-def _crc(data: Any) -> int:
-    return zlib.crc32(data) & 0xFFFFFFFF
-
-
-def _tensor_crc(t: torch.Tensor) -> int:
-    """CRC-32 of a contiguous CPU tensor's bytes (any dtype, no copy)."""
-    return _crc(t.reshape(-1).view(torch.uint8).numpy())
+def tensor_crc(t: torch.Tensor) -> int:
+    """CRC-32 of a CPU tensor's bytes (any dtype; no copy when contiguous)."""
+    return zlib.crc32(t.contiguous().reshape(-1).view(torch.uint8).numpy())
 
 
 def save(path: str | os.PathLike[str], state: dict[str, Any], meta: dict[str, Any]) -> Path:
@@ -102,40 +87,13 @@ def save(path: str | os.PathLike[str], state: dict[str, Any], meta: dict[str, An
     tree = _split(state, "", tensors)
     meta_json, state_json = json.dumps(meta), json.dumps(tree)
     sums = {
-        "meta": _crc(meta_json.encode()),
-        "state": _crc(state_json.encode()),
-        "tensors": {k: _tensor_crc(t) for k, t in tensors.items()},
+        "meta": zlib.crc32(meta_json.encode()),
+        "state": zlib.crc32(state_json.encode()),
+        "tensors": {k: tensor_crc(t) for k, t in tensors.items()},
     }
     header = {"format": FORMAT, "meta": meta_json, "state": state_json, "checksums": json.dumps(sums)}
-    tmp: str | None = None
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-        os.close(fd)
-        save_file(tensors, tmp, metadata=header)
-        with open(tmp, "rb") as f:
-            os.fsync(f.fileno())
-        follow_umask(Path(tmp))
-        os.replace(tmp, path)
-    except (OSError, SafetensorError) as exc:
-        raise WriteError(f"cannot write checkpoint {path}: {_reason(exc)}") from None
-    finally:
-        if tmp is not None and os.path.exists(tmp):
-            try:
-                os.unlink(tmp)
-            except OSError:
-                pass
+    atomic_write(path, lambda tmp: save_file(tensors, tmp, metadata=header))
     return path
-
-
-def _reason(exc: BaseException) -> str:
-    if isinstance(exc, OSError) and exc.strerror:
-        return exc.strerror
-    text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-    for phrase in ("No space left on device", "Read-only file system", "Permission denied"):
-        if phrase.lower() in text.lower():
-            return phrase
-    return text
 
 
 def read_state_tree(path: str | os.PathLike[str]) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -302,7 +260,7 @@ def _open(path: Path, want_tensors: bool = False, only: list[str] | None = None)
         raise _corrupt(path, f"{type(exc).__name__}: {first}") from None
     if sums is not None:
         for k, t in tensors.items():
-            if _tensor_crc(t) != sums["tensors"][k]:
+            if tensor_crc(t) != sums["tensors"][k]:
                 raise _changed(path, k)
         if want_tensors and only is not None:  # the tensors not read are checked too, as bytes
             _check_raw_sums(path, {k: v for k, v in sums["tensors"].items() if k not in tensors})
@@ -331,7 +289,7 @@ def _check_raw_sums(path: Path, sums: dict[str, int]) -> None:
                 for key, expected in sums.items():
                     begin, end = layout[key]["data_offsets"]
                     part = whole[start + begin : start + end]
-                    found = _crc(part)
+                    found = zlib.crc32(part)
                     part.release()
                     if found != expected:
                         raise _changed(path, key)
@@ -348,7 +306,7 @@ def _check_header_sums(path: Path, header: dict[str, str], sums: dict[str, Any],
         what = f"tensors {_names(missing)} are missing" if missing else f"unexpected tensors {_names(extra)}"
         raise _corrupt(path, f"{what} (the checksums list other tensors than the file holds)")
     for key in ("meta", "state"):
-        if sums.get(key) != _crc(header[key].encode()):
+        if sums.get(key) != zlib.crc32(header[key].encode()):
             raise GanforgeError(
                 f"checkpoint {path} is damaged: its {'metadata' if key == 'meta' else 'state tree'} does "
                 "not match its checksum (changed after it was written)"
@@ -373,7 +331,7 @@ def check_run_meta(meta: Any, path: Path) -> dict[str, Any]:
     """
 
     def bad(key: str, expected: str) -> GanforgeError:
-        got = "missing" if key not in meta else f"got {_short(meta[key])}"
+        got = "missing" if key not in meta else f"got {_short_repr(meta[key], 60)}"
         return GanforgeError(f"checkpoint {path}: metadata '{key}' must be {expected} ({got})")
 
     if not isinstance(meta, dict):
@@ -402,8 +360,8 @@ def check_run_meta(meta: Any, path: Path) -> dict[str, Any]:
     name = table.get("name") if isinstance(table, dict) else None
     if "objective" in meta and name != meta["objective"]:
         raise GanforgeError(
-            f"checkpoint {path}: metadata says objective {_short(meta['objective'])} but its recipe "
-            f"runs {_short(name)}"
+            f"checkpoint {path}: metadata says objective {_short_repr(meta['objective'], 60)} but its recipe "
+            f"runs {_short_repr(name, 60)}"
         )
     return meta
 
@@ -425,11 +383,6 @@ def _check_step_possible(meta: dict[str, Any], path: Path) -> None:
         )
 
 
-def _short(value: Any, limit: int = 60) -> str:
-    text = repr(value)
-    return text if len(text) <= limit else text[: limit - 3] + "..."
-
-
 # -- a run's checkpoint folder -----------------------------------------------------------------
 
 
@@ -442,32 +395,17 @@ class CheckpointDir:
 
     def save(self, step: int, state: dict[str, Any], meta: dict[str, Any]) -> Path:
         path = save(self.root / f"step-{step:08d}.safetensors", state, meta)
-        _write_pointer(self.root / LATEST, path.name)
+        atomic_write(self.root / LATEST, lambda tmp: Path(tmp).write_text(path.name + "\n"))
         self._rotate(path)
         return path
 
     def mark_best(self, path: Path) -> None:
         """Keep a copy of ``path`` as ``best.safetensors`` (never rotated away)."""
-        tmp = self.root / ".best.tmp"
-        try:
-            with open(path, "rb") as src, open(tmp, "wb") as dst:
-                dst.write(src.read())
-                dst.flush()
-                os.fsync(dst.fileno())
-            os.replace(tmp, self.root / f"{BEST}.safetensors")
-        except OSError as exc:
-            tmp.unlink(missing_ok=True)
-            raise WriteError(f"cannot write {self.root / BEST}.safetensors: {_reason(exc)}") from None
+        atomic_write(self.root / f"{BEST}.safetensors", lambda tmp: shutil.copyfile(path, tmp))
 
     def clean_stale(self) -> list[Path]:
-        """Remove temporary files that killed writes left behind (only names of our own pattern)."""
-        removed = []
-        if self.root.is_dir():
-            for p in self.root.iterdir():
-                if _STALE_TMP.match(p.name) and p.is_file():
-                    p.unlink(missing_ok=True)
-                    removed.append(p)
-        return removed
+        """Remove the temporary files that killed writes left behind (only names of our own pattern)."""
+        return clean_stale(self.root / LATEST, rf"step-\d+\.safetensors|{LATEST}|{BEST}\.safetensors")
 
     def steps(self) -> list[Path]:
         if not self.root.is_dir():
@@ -510,16 +448,6 @@ def step_of(path: Path) -> int | None:
     """N of a ``step-N.safetensors`` file name, else None."""
     m = _STEP_FILE.match(path.name)
     return int(m.group(1)) if m else None
-
-
-def _write_pointer(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    try:
-        tmp.write_text(text + "\n")
-        os.replace(tmp, path)
-    except OSError as exc:
-        tmp.unlink(missing_ok=True)
-        raise WriteError(f"cannot write {path}: {_reason(exc)}") from None
 
 
 def resolve(path: str | os.PathLike[str]) -> Path:

@@ -1,37 +1,27 @@
-"""A trained model for inference: its inference networks and what they do, from a model card.
-
-A **model card** is the JSON that describes a model's architecture completely: each inference
-network's component (kind, name, resolved options, build context, the plugin that provides it),
-the directions it translates, the noise it generates from, the condition it takes (with the
-class or domain names), the training image size. Checkpoints keep it in their metadata
-(``model``) and exported files in their header, so both load through one path,
-:meth:`Model.load`, which builds only the inference networks and checks their weights once
-(names, shapes, dtypes, checksums, finite values). No recipe is resolved and no training part is
-built (checkpoints from before model cards get theirs from their saved recipe).
-
-Every app takes a :class:`Model`: translate, sample, eval, export, demo. During training the
-trainer's ``model`` wraps the live networks (their moving averages where kept).
-"""
+"""A trained model for inference, from a model card: the JSON in a checkpoint's metadata or an
+export's header that names each inference network's component, options and build context, the
+directions, noise and condition (docs/python.md). :meth:`Model.load` builds only the inference
+networks and checks their weights once; every app (translate, sample, eval, export, demo) takes one."""
 
 from __future__ import annotations
 
 import json
 import os
-import re
-import tempfile
-import zlib
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import torch
+from safetensors import safe_open
 from torch import Tensor, nn
 
+from ganforge import checkpoint as ckpt
 from ganforge import protocols
-from ganforge.errors import GanforgeError, WriteError
+from ganforge.errors import GanforgeError
 from ganforge.method.declaration import Direction
 from ganforge.runtime import Runtime, eval_mode
+from ganforge.safety import atomic_write, clean_stale, first_nonfinite, protect_inputs
 
 if TYPE_CHECKING:
     from PIL import Image
@@ -93,8 +83,6 @@ class Model:
         cls, path: PathLike, device: str = "auto", precision: str = "auto", registry: Any = None
     ) -> Model:
         """A model from a run folder (its latest checkpoint), a checkpoint or an exported file."""
-        from ganforge import checkpoint as ckpt
-
         if registry is None:
             from ganforge.plugins import get_registry
 
@@ -360,7 +348,7 @@ class Model:
                 t = value.detach().to("cpu")
                 t = t.to(DTYPES[dtype]) if t.is_floating_point() else t
                 tensors[f"{name}/{key}"] = t.contiguous().clone()
-        sums = {k: _crc(t) for k, t in tensors.items()}
+        sums = {k: ckpt.tensor_crc(t) for k, t in tensors.items()}
         header = {"format": EXPORT_FORMAT, "ganforge": json.dumps(card), "checksums": json.dumps(sums)}
         path = Path(path)
         atomic_write(path, lambda tmp: save_file(tensors, tmp, metadata=header))
@@ -485,7 +473,6 @@ def build_network(spec: dict[str, Any], registry: Any, where: str) -> tuple[nn.M
 def _load_weights(net: nn.Module, state: dict[str, Tensor], file: Path, where: str) -> None:
     """The one state check (names, shapes, dtypes; finite values), then a strict load. ``where``
     is the weights' path in the file (``objective/G_AB_ema``), for the messages."""
-    from ganforge.safety import first_nonfinite
     from ganforge.training.state import compare_tensors
 
     live = net.state_dict()
@@ -516,16 +503,12 @@ def _is_export_dtype(state: dict[str, Tensor], live: dict[str, Tensor]) -> bool:
 
 
 def _safetensors_header(file: Path) -> dict[str, str]:
-    from ganforge import checkpoint as ckpt
-
     if file.suffix.lower() == ".onnx":  # an export for other runtimes: ganforge never reads one back
         raise GanforgeError(
             f"{file} is an ONNX file (for onnxruntime and other runtimes); ganforge reads its "
             "checkpoints and safetensors exports: give the run or a .safetensors export"
         )
     ckpt.sniff(file)
-    from safetensors import safe_open
-
     try:
         with safe_open(str(file), framework="pt") as f:
             return f.metadata() or {}
@@ -535,8 +518,6 @@ def _safetensors_header(file: Path) -> dict[str, str]:
 
 def _read_export(file: Path, header: dict[str, str]) -> tuple[dict[str, Any], dict[str, dict[str, Tensor]]]:
     """(card, tensors by network) of an exported file, checked against its checksums (format 2)."""
-    from safetensors import safe_open
-
     try:
         card = json.loads(header["ganforge"])
         sums = json.loads(header["checksums"]) if header.get("format") == EXPORT_FORMAT else None
@@ -557,7 +538,7 @@ def _read_export(file: Path, header: dict[str, str]) -> tuple[dict[str, Any], di
                 if name not in tensors:
                     raise GanforgeError(f"{file}: tensor '{key}' belongs to no network of its card")
                 t = f.get_tensor(key)
-                if sums is not None and _crc(t) != sums[key]:
+                if sums is not None and ckpt.tensor_crc(t) != sums[key]:
                     raise GanforgeError(f"{file} is damaged: tensor '{key}' does not match its checksum")
                 tensors[name][param] = t
     except GanforgeError:
@@ -573,8 +554,6 @@ def _read_checkpoint(
 ) -> tuple[dict[str, Any], dict[str, dict[str, Tensor]], dict[str, str]]:
     """(card, tensors by network, their paths in the state) of a run checkpoint: only the inference
     networks are read (every tensor's checksum is checked)."""
-    from ganforge import checkpoint as ckpt
-
     meta, tree = ckpt.read_state_tree(file)
     meta = ckpt.check_run_meta(meta, file)
     saved = tree.get("objective") if isinstance(tree, dict) else None
@@ -660,16 +639,10 @@ def missing_plugin_hint(message: str, meta: dict[str, Any], registry: Any) -> st
 # -- helpers ---------------------------------------------------------------------------------------
 
 
-def _crc(t: Tensor) -> int:
-    return zlib.crc32(t.contiguous().reshape(-1).view(torch.uint8).numpy()) & 0xFFFFFFFF
-
-
 def output_file(path: Path, force: bool, protected: list[Path]) -> Path:
     """Where a model file may be written: never a folder, a checkpoint or the file read; an
     existing file only with ``force``. Temporary files that killed writes of ``path`` left
     beside it are removed (:func:`clean_stale`)."""
-    from ganforge.safety import protect_inputs
-
     if path.is_dir():
         raise GanforgeError(f"--out {path} is a folder; give a file name")
     protect_inputs(path, protected)
@@ -677,49 +650,6 @@ def output_file(path: Path, force: bool, protected: list[Path]) -> Path:
         raise GanforgeError(f"{path} already exists; pass --force to replace it")
     clean_stale(path)
     return path
-
-
-def clean_stale(path: Path) -> list[Path]:
-    """Remove the temporary files of killed :func:`atomic_write` calls for ``path``: only names
-    of its own pattern beside it (``.NAME.XXXXXXXX.tmp``, as ``tempfile.mkstemp`` makes them),
-    as ``CheckpointDir.clean_stale`` does for a run's checkpoints."""
-    pattern = re.compile(rf"^\.{re.escape(path.name)}\.[a-z0-9_]{{8}}\.tmp$")
-    removed = []
-    try:
-        for p in path.parent.iterdir():
-            if pattern.match(p.name) and p.is_file():
-                p.unlink(missing_ok=True)
-                removed.append(p)
-    except OSError:  # a folder that cannot be listed: the write itself says why
-        pass
-    return removed
-
-
-def atomic_write(path: Path, write: Any) -> None:
-    """``write(tmp)`` then fsync and rename onto ``path``: a reader never sees half a file, and a
-    failure (full disk, read-only folder) is a one-line error that leaves ``path`` as it was."""
-    from ganforge.safety import describe_os_error, follow_umask
-
-    tmp: str | None = None
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-        os.close(fd)
-        write(tmp)
-        with open(tmp, "rb") as f:
-            os.fsync(f.fileno())
-        follow_umask(Path(tmp))
-        os.replace(tmp, path)
-    except OSError as exc:
-        raise WriteError(f"cannot write {path}: {describe_os_error(exc)}") from None
-    except GanforgeError:
-        raise
-    except Exception as exc:  # safetensors and onnx raise their own types for a full disk
-        text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise WriteError(f"cannot write {path}: {text}") from None
-    finally:
-        if tmp is not None and os.path.exists(tmp):
-            os.unlink(tmp)
 
 
 def load(path: PathLike, device: str = "auto", precision: str = "auto") -> Model:

@@ -1,19 +1,12 @@
-"""Guards that keep a user's files and machine safe: outputs, run folders, memory, finiteness.
-
-- Outputs: ganforge marks the images and pages it writes (a PNG text chunk, an HTML meta tag)
-  and replaces only its own earlier outputs; an input or any other existing file is never
-  overwritten (:func:`guard_targets`).
-- Run folders: what a folder holds (:func:`run_contents`), whether it can be written
-  (:func:`ensure_writable_dir`).
-- Memory: a network's size is measured on the meta device before it is built, and refused
-  when it cannot fit the device (:class:`MemoryBudget`).
-- Finiteness: the first NaN or infinite tensor of a state tree (:func:`first_nonfinite`).
-"""
+"""Guards that keep a user's files and machine safe: marked outputs that alone may be replaced,
+atomic file writes, writable folders, memory budgets and finiteness checks."""
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
+import re
 import tempfile
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -118,14 +111,6 @@ def ensure_writable_dir(folder: Path, what: str) -> None:
         raise WriteError(f"{what} {folder} cannot be written: {describe_os_error(exc)}") from None
 
 
-def follow_umask(path: Path) -> None:
-    """Give a file written through ``mkstemp`` (mode 0600) the mode any new file gets under the
-    process umask, so colleagues on a shared machine can read checkpoints and exports."""
-    mask = os.umask(0)
-    os.umask(mask)
-    os.chmod(path, 0o666 & ~mask)
-
-
 def protect_inputs(target: Path, inputs: Iterable[Path], flag: str = "--out") -> None:
     """Refuse to write ``target`` over an input or over a run's checkpoint, whatever ``--force``
     says: ``--force`` may replace an earlier output, never what a command reads or can resume."""
@@ -138,11 +123,56 @@ def protect_inputs(target: Path, inputs: Iterable[Path], flag: str = "--out") ->
         )
 
 
-def describe_os_error(exc: OSError) -> str:
-    """``Permission denied: 'path'`` style text for one line."""
-    reason = exc.strerror or str(exc) or type(exc).__name__
-    name = exc.filename if exc.filename is not None else ""
-    return f"{reason}: '{name}'" if name else reason
+def describe_os_error(exc: BaseException) -> str:
+    """``Permission denied: 'path'`` style text for one line; of another exception (safetensors
+    and onnx raise their own types for a full disk), the OS error its message names, else its
+    first line."""
+    if isinstance(exc, OSError):
+        reason = exc.strerror or str(exc) or type(exc).__name__
+        return f"{reason}: '{exc.filename}'" if exc.filename else reason
+    text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    phrases = ("No space left on device", "Read-only file system", "Permission denied")
+    return next((p for p in phrases if p.lower() in text.lower()), text)
+
+
+def atomic_write(path: Path, write: Callable[[str], Any]) -> None:
+    """``write(tmp)`` then fsync and rename onto ``path``: a reader never sees half a file, and a
+    failure (full disk, read-only folder) is a one-line :class:`WriteError` that leaves ``path``
+    as it was."""
+    tmp: str | None = None
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        os.close(fd)
+        write(tmp)
+        with open(tmp, "rb") as f:
+            os.fsync(f.fileno())
+        # mkstemp's mode is 0600: give the umask's, so colleagues can read checkpoints and exports
+        mask = os.umask(0)
+        os.umask(mask)
+        os.chmod(tmp, 0o666 & ~mask)
+        os.replace(tmp, path)
+    except GanforgeError:
+        raise
+    except Exception as exc:
+        raise WriteError(f"cannot write {path}: {describe_os_error(exc)}") from None
+    finally:
+        if tmp is not None:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+
+
+def clean_stale(path: Path, names: str | None = None) -> list[Path]:
+    """Remove the temporary files killed :func:`atomic_write` calls for ``path`` left beside it:
+    only names of their own pattern, ``.NAME.XXXXXXXX.tmp`` (``names``: a regex for NAME)."""
+    pattern = re.compile(rf"^\.(?:{names or re.escape(path.name)})\.[a-z0-9_]{{8}}\.tmp$")
+    removed = []
+    with contextlib.suppress(OSError):  # a folder that cannot be listed: the write says why
+        for p in path.parent.iterdir():
+            if pattern.match(p.name) and p.is_file():
+                p.unlink(missing_ok=True)
+                removed.append(p)
+    return removed
 
 
 # -- memory ----------------------------------------------------------------------------------
