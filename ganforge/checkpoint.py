@@ -77,11 +77,8 @@ def tensor_crc(t: torch.Tensor) -> int:
 
 
 def save(path: str | os.PathLike[str], state: dict[str, Any], meta: dict[str, Any]) -> Path:
-    """Write ``state`` (nested tensors and plain values) and JSON ``meta`` atomically.
-
-    A folder that cannot be written (read-only, full disk) is a :class:`WriteError` naming the
-    file; the temporary file is removed and an existing ``path`` is left as it was.
-    """
+    """Write ``state`` (nested tensors and plain values) and JSON ``meta`` atomically: a failure
+    (read-only folder, full disk) is a :class:`WriteError` naming the file and leaves ``path`` as it was."""
     path = Path(path)
     tensors: dict[str, torch.Tensor] = {}
     tree = _split(state, "", tensors)
@@ -152,10 +149,8 @@ def _corrupt(path: Path, what: str) -> GanforgeError:
 
 
 def sniff(path: Path) -> None:
-    """Check the safetensors framing (8-byte header length, then JSON) before parsing anything.
-
-    A pickle (``torch.save``) is named as one; a short or garbled file is called truncated.
-    """
+    """Check the safetensors framing (8-byte header length, then JSON) before parsing anything:
+    a pickle (``torch.save``) is named as one; a short or garbled file is called truncated."""
     with open(path, "rb") as f:
         head = f.read(9)
         size = os.fstat(f.fileno()).st_size
@@ -197,18 +192,15 @@ def _tree_refs(tree: Any, path: Path) -> list[str]:
     def walk(node: Any, where: str, depth: int) -> None:
         if depth > _MAX_DEPTH:
             raise _corrupt(path, f"the state tree is nested more than {_MAX_DEPTH} levels at '{where}'")
-        if isinstance(node, dict):
-            if _TENSOR in node:
-                if len(node) != 1 or not isinstance(node[_TENSOR], str):
-                    raise _corrupt(path, f"a malformed tensor reference at '{where}'")
-                refs.append(node[_TENSOR])
-                return
-            if _TUPLE in node:
-                if len(node) != 1 or not isinstance(node[_TUPLE], list):
-                    raise _corrupt(path, f"a malformed tuple at '{where}'")
-                for i, v in enumerate(node[_TUPLE]):
-                    walk(v, f"{where}/{i}", depth + 1)
-                return
+        if isinstance(node, dict) and _TENSOR in node:
+            if len(node) != 1 or not isinstance(node[_TENSOR], str):
+                raise _corrupt(path, f"a malformed tensor reference at '{where}'")
+            refs.append(node[_TENSOR])
+        elif isinstance(node, dict) and _TUPLE in node:
+            if len(node) != 1 or not isinstance(node[_TUPLE], list):
+                raise _corrupt(path, f"a malformed tuple at '{where}'")
+            walk(node[_TUPLE], where, depth)  # its items, as a list's
+        elif isinstance(node, dict):
             for k, v in node.items():
                 if k.startswith("#") and not _INT_KEY.match(k):
                     raise _corrupt(path, f"a malformed key '{k}' at '{where}'")
@@ -283,18 +275,12 @@ def _check_raw_sums(path: Path, sums: dict[str, int]) -> None:
         length = int.from_bytes(f.read(8), "little")
         layout = json.loads(f.read(length))
         start = 8 + length
-        with mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as view:
-            whole = memoryview(view)
-            try:
-                for key, expected in sums.items():
-                    begin, end = layout[key]["data_offsets"]
-                    part = whole[start + begin : start + end]
-                    found = zlib.crc32(part)
-                    part.release()
-                    if found != expected:
+        with mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as view, memoryview(view) as whole:
+            for key, expected in sums.items():
+                begin, end = layout[key]["data_offsets"]
+                with whole[start + begin : start + end] as part:  # released before the map closes
+                    if zlib.crc32(part) != expected:
                         raise _changed(path, key)
-            finally:
-                whole.release()
 
 
 def _check_header_sums(path: Path, header: dict[str, str], sums: dict[str, Any], keys: set[str]) -> None:
@@ -323,11 +309,8 @@ def _is_int(value: Any, low: int) -> bool:
 def check_run_meta(meta: Any, path: Path) -> dict[str, Any]:
     """Check the metadata of a run checkpoint (what the trainer writes); one-line errors.
 
-    ``recipe`` a table and ``step`` an int >= 0 are required; ``epoch`` (int >= 0),
-    ``world_size`` (int >= 1), ``image_size`` (int >= 1 or null), ``objective``, ``ganforge``,
-    ``torch`` (strings) and ``time`` (a finite number) are checked when present, and the step
-    must be one a run can reach (its sample positions fit int64 with the saved batch and world
-    size).
+    ``recipe`` (a table) and ``step`` are required, the other keys below are checked when present,
+    and the step must be one a run can reach (its sample positions fit int64).
     """
 
     def bad(key: str, expected: str) -> GanforgeError:
@@ -414,26 +397,10 @@ class CheckpointDir:
         return sorted(files, key=lambda p: int(_STEP_FILE.match(p.name).group(1)))  # type: ignore[union-attr]
 
     def latest(self) -> Path | None:
-        """The file ``latest`` names, else the newest ``step-N`` file (a damaged pointer is ignored).
-
-        A newer step file than the pointer's wins: a write that filled the disk may have renamed
-        its (complete) checkpoint into place without updating the pointer.
-        """
+        """The newest ``step-N`` file. Not the one the ``latest`` pointer names: a write that filled
+        the disk may have renamed its (complete) checkpoint into place without updating the pointer."""
         steps = self.steps()
-        newest = steps[-1] if steps else None
-        pointer = self.root / LATEST
-        if pointer.is_file():
-            try:
-                name = pointer.read_text(encoding="utf-8", errors="replace").strip()
-            except OSError:
-                name = ""
-            # Only a step file of this folder: a tampered pointer cannot lead elsewhere.
-            if _STEP_FILE.match(name) and (self.root / name).is_file():
-                target = self.root / name
-                if newest is not None and (step_of(newest) or 0) > (step_of(target) or 0):
-                    return newest
-                return target
-        return newest
+        return steps[-1] if steps else None
 
     def _rotate(self, current: Path) -> None:
         """Keep the newest ``keep`` step files; never the one just written."""
@@ -528,17 +495,13 @@ def resume_run_dir(file: Path, out: Path | None, flag: str = "--out") -> Path:
     """The run folder ``run --resume FILE [--out OUT]`` writes to; refused where it would
     overwrite anything saved: another run in ``OUT``, or checkpoints newer than ``FILE``."""
     source = file.parent.parent if file.parent.name == "checkpoints" else None
-    if out is None:
-        if source is None:
-            raise GanforgeError(
-                f"--resume {file}: the file is not in a run's checkpoints/ folder; give the run "
-                f"folder to write to with {flag} RUN_DIR"
-            )
-        run_dir = source
-    else:
-        run_dir = out
-    same = source is not None and run_dir.resolve() == source.resolve()
-    if not same:
+    run_dir = out or source
+    if run_dir is None:
+        raise GanforgeError(
+            f"--resume {file}: the file is not in a run's checkpoints/ folder; give the run "
+            f"folder to write to with {flag} RUN_DIR"
+        )
+    if source is None or run_dir.resolve() != source.resolve():
         held = run_contents(run_dir)
         if held:
             raise GanforgeError(
@@ -547,8 +510,8 @@ def resume_run_dir(file: Path, out: Path | None, flag: str = "--out") -> Path:
                 + (f", or leave {flag} out to continue in {source}" if source is not None else "")
             )
         return run_dir
-    step = step_of(file) if file.name != f"{BEST}.safetensors" else None
-    if step is None:
+    step = step_of(file)
+    if step is None:  # best.safetensors: its metadata says
         step = read_meta(file).get("step")
     newer = [p for p in CheckpointDir(run_dir / "checkpoints").steps() if (step_of(p) or 0) > (step or 0)]
     if newer:

@@ -48,10 +48,7 @@ class Model:
         file: Path | None = None,
         checks: dict[str, Any] | None = None,
     ) -> None:
-        self.card = card
-        self.networks = networks
-        self.runtime = runtime
-        self.file = file
+        self.card, self.networks, self.runtime, self.file = card, networks, runtime, file
         self.name: str = str(card.get("objective", "model"))
         self.step = int(card.get("step", 0) or 0)
         self.image_size = int(card.get("image_size") or 256)
@@ -59,8 +56,7 @@ class Model:
             d: Direction(s["network"], s["source"], s["target"], s.get("inverse"))
             for d, s in (card.get("directions") or {}).items()
         }
-        noise = card.get("noise") or {}
-        self.noise_network: str | None = noise.get("network")
+        self.noise_network: str | None = (card.get("noise") or {}).get("network")
         condition = card.get("condition") or {}
         self.condition_kind: str | None = condition.get("kind")
         self.classes: list[str] = [str(c) for c in condition.get("values") or []]
@@ -115,9 +111,12 @@ class Model:
 
     @property
     def latent_dim(self) -> int:
+        return protocols.latent_dim(self.networks[self._noise()])
+
+    def _noise(self) -> str:
         if self.noise_network is None:
             raise GanforgeError(f"model '{self.name}' does not generate from noise (use translate)")
-        return protocols.latent_dim(self.networks[self.noise_network])
+        return self.noise_network
 
     def direction(self, name: str | None) -> str:
         """``name`` checked against the directions (None: the first); a one-line error."""
@@ -178,15 +177,10 @@ class Model:
     def run(self, name: str, x: Tensor, labels: Tensor | None = None) -> Tensor:
         """Network ``name`` on ``x`` (and ``labels`` when it takes the condition), in eval mode and
         the runtime's precision: float32 out."""
-        return self._call(name, x, labels)
-
-    def _call(self, name: str, x: Tensor, labels: Tensor | None) -> Tensor:
         net = self.networks[name]
-        fn = net
-        if self.compile:
-            if name not in self._compiled:
-                self._compiled[name] = torch.compile(net)
-            fn = self._compiled[name]
+        if self.compile and name not in self._compiled:
+            self._compiled[name] = torch.compile(net)
+        fn = self._compiled[name] if self.compile else net
         if name in self._conditioned:
             if labels is None:
                 raise GanforgeError(f"model '{self.name}': network '{name}' needs a {self.condition_kind}")
@@ -197,13 +191,10 @@ class Model:
 
     def generate(self, z: Tensor, labels: Tensor | None = None) -> Tensor:
         """Latents -> images in [-1, 1] (float32, on the device); ``labels`` for a conditional model."""
-        if self.noise_network is None:
-            raise GanforgeError(
-                f"model '{self.name}' does not generate from noise (use 'ganforge translate')"
-            )
-        if labels is None and self.noise_network in self._conditioned:
+        name = self._noise()
+        if labels is None and name in self._conditioned:
             labels = self.labels(None, len(z))
-        return self._call(self.noise_network, z.to(self.device), labels)
+        return self.run(name, z.to(self.device), labels)
 
     def noise(self, n: int, generator: torch.Generator | None = None) -> Tensor:
         """Latent vectors on the device (drawn on the CPU when a generator is given, for seeding)."""
@@ -271,7 +262,7 @@ class Model:
         uint8 = x.dtype == torch.uint8
         inputs = self.runtime.to_input(x) if uint8 else x.to(self.device)
         labels = self.labels(domain, len(x), "domain") if domain is not None or self.classes else None
-        y = self._call(self.directions[direction].network, inputs, labels).to(images.device)
+        y = self.run(self.directions[direction].network, inputs, labels).to(images.device)
         if uint8:
             y = y.clamp(-1, 1).add(1).mul(127.5).round().to(torch.uint8)
         return y[0] if single else y
@@ -294,12 +285,10 @@ class Model:
     def sample(self, n: int = 1, seed: int | None = None, cls: str | int | None = None) -> list[Image.Image]:
         """``n`` images from noise; a ``seed`` gives ``ganforge sample --seed``'s images, ``cls`` a
         class of a conditional model (by name or index; None: the classes in turn)."""
-        if not self.generates:
-            raise GanforgeError(f"model '{self.name}' does not generate from noise (use translate)")
         if n < 1:
             raise GanforgeError(f"sample(n): n must be at least 1, got {n}")
         g = torch.Generator().manual_seed(seed if seed is not None else torch.seed() % 2**63)
-        z = self.noise(n, g).cpu()
+        z = self.noise(n, g).cpu()  # a model that does not generate says so here
         labels = self.labels(cls, n)
         chunks = [
             self.generate(chunk, None if labels is None else labels[i : i + len(chunk)])
@@ -318,11 +307,7 @@ class Model:
             keep = {self.noise_network} if self.noise_network else set(self.networks)
             chosen: list[str] = []
         else:
-            chosen = (
-                list(dict.fromkeys(self.direction(d) for d in directions))
-                if directions
-                else list(self.directions)
-            )
+            chosen = list(dict.fromkeys(self.direction(d) for d in directions or self.directions))
             keep = {self.directions[d].network for d in chosen}
             card["directions"] = {
                 d: {**s, "inverse": s.get("inverse") if s.get("inverse") in chosen else None}
@@ -373,7 +358,7 @@ class Model:
             registry = get_registry()
         directions = [direction] if isinstance(direction, str) else direction
         exporter = registry.build("exporter", {"name": format}, "format") if format != "safetensors" else None
-        path = output_file(Path(out), force, [p for p in (self.file,) if p is not None])
+        path = output_file(Path(out), force, [self.file] if self.file else [])
         if exporter is None:
             return self.save(path, directions, dtype)
         exporter.write(self, path, list(directions or []), dtype)
@@ -585,11 +570,11 @@ def legacy_card(file: Path, meta: dict[str, Any], saved: dict[str, Any], registr
         raise GanforgeError(missing_plugin_hint(str(exc), meta, registry)) from None
     name = resolved["objective"]["name"]
     declares = objective_class(registry, name).declares
-    networks = {}
+    networks: dict[str, dict[str, Any]] = {}
     for net_name in declares.inference_networks():
         section = declares.networks[net_name].section
         spec = resolved.specs[section]
-        entry: dict[str, Any] = {
+        networks[net_name] = {
             "kind": spec.component.kind,
             "component": spec.component.name,
             "options": resolved_table(resolved, section),
@@ -599,12 +584,11 @@ def legacy_card(file: Path, meta: dict[str, Any], saved: dict[str, Any], registr
             "version": spec.component.version,
             "section": section,
             "ema": f"{net_name}_ema" in saved,
+            "size_multiple": 1,
+            "parameters": 0,
         }
-        networks[net_name] = entry
     size = meta.get("image_size") or (resolved.get("data") or {}).get("image_size")
-    card = make_card(
-        name, declares, {n: {**e, "size_multiple": 1, "parameters": 0} for n, e in networks.items()}, size
-    )
+    card = make_card(name, declares, networks, size)
     if card["noise"] is not None:
         options = networks[declares.noise]["options"]
         card["noise"]["latent_dim"] = int(options.get("latent_dim", 100))
@@ -612,11 +596,8 @@ def legacy_card(file: Path, meta: dict[str, Any], saved: dict[str, Any], registr
 
 
 def missing_plugin_hint(message: str, meta: dict[str, Any], registry: Any) -> str:
-    """``message`` plus the distribution that provided each component the registry lacks.
-
-    Checkpoints record ``plugins: {"kind/name": "distribution version"}`` for the recipe's
-    components; older ones do not, and their message stays as it was.
-    """
+    """``message`` plus the distribution that provided each component the registry lacks (from the
+    checkpoint's ``plugins: {"kind/name": "distribution version"}``; older ones have none)."""
     plugins = meta.get("plugins")
     if not isinstance(plugins, dict):
         return message
