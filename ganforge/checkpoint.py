@@ -18,7 +18,7 @@ from safetensors import safe_open
 from safetensors.torch import save_file
 
 from ganforge.errors import GanforgeError
-from ganforge.registry import _short_repr
+from ganforge.registry import _short_repr, describe_exception
 from ganforge.safety import RUN_FILES, atomic_write, clean_stale
 
 FORMAT = "ganforge-checkpoint/2"
@@ -96,8 +96,7 @@ def save(path: str | os.PathLike[str], state: dict[str, Any], meta: dict[str, An
 def read_state_tree(path: str | os.PathLike[str]) -> tuple[dict[str, Any], dict[str, Any]]:
     """``(meta, state tree)`` from the header alone (checked; no tensor is read): the tree names
     each tensor by reference."""
-    meta, tree, _ = _open(Path(path))
-    return meta, tree
+    return _open(Path(path))[:2]
 
 
 def read_meta(path: str | os.PathLike[str]) -> dict[str, Any]:
@@ -248,8 +247,7 @@ def _open(path: Path, want_tensors: bool = False, only: list[str] | None = None)
     except GanforgeError:
         raise
     except Exception as exc:  # safetensors raises several types for truncated or garbled files
-        first = str(exc).splitlines()[0] if str(exc) else "unreadable"
-        raise _corrupt(path, f"{type(exc).__name__}: {first}") from None
+        raise _corrupt(path, describe_exception(exc)) from None
     if sums is not None:
         for k, t in tensors.items():
             if tensor_crc(t) != sums["tensors"][k]:

@@ -1,10 +1,7 @@
-"""Reading images: listing folders, the one safe decoder every reader uses, and seeded
-per-item randomness (data order and augmentation are pure functions of the seed and the stream
-position, which is what makes resume exact).
-
-Datasets return images as uint8 ``[C, H, W]`` tensors; the trainer moves them to the device
-and scales them to [-1, 1] there (4x less host-to-device traffic than float).
-"""
+"""Reading images: listing folders, the one safe decoder every reader uses, and seeded per-item
+randomness (data order and augmentation are pure functions of the seed and the stream position,
+which is what makes resume exact). Datasets return uint8 ``[C, H, W]`` tensors: the trainer
+scales them to [-1, 1] on the device (4x less host-to-device traffic than float)."""
 
 from __future__ import annotations
 
@@ -57,10 +54,9 @@ _open_lock = threading.Lock()  # warnings filters are process-wide: one open at 
 def open_rgb(path: str | os.PathLike[str]) -> Image.Image:
     """Decode an image as 8-bit RGB, raising ``GanforgeError`` naming the file if it is not one.
 
-    The one decoder every reader uses (datasets, translate, eval): EXIF orientation is applied
-    (phone photos come upright), 16-bit and 32-bit images are scaled to 8 bits (not clipped to
-    white), and an image over Pillow's pixel limit (``PIL.Image.MAX_IMAGE_PIXELS``, which guards
-    memory against decompression bombs) is unreadable, as is anything Pillow fails on.
+    EXIF orientation is applied (phone photos come upright), 16-bit and 32-bit images are scaled
+    to 8 bits (not clipped to white), and an image over ``PIL.Image.MAX_IMAGE_PIXELS`` (the guard
+    against decompression bombs) is unreadable, as is anything Pillow fails on.
     """
     try:
         with _open_lock, warnings.catch_warnings():
@@ -117,9 +113,8 @@ def try_open_rgb(path: Path) -> Image.Image | None:
     try:
         return open_rgb(path)
     except GanforgeError as exc:
-        key = str(path)
-        if key not in _reported:
-            _reported.add(key)
+        if str(path) not in _reported:
+            _reported.add(str(path))
             print(f"warning: skipping unreadable image: {exc}", file=sys.stderr, flush=True)
         return None
 

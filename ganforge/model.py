@@ -17,7 +17,7 @@ from safetensors import safe_open
 from torch import Tensor, nn
 
 from ganforge import checkpoint as ckpt
-from ganforge import protocols
+from ganforge import plugins, protocols
 from ganforge.errors import GanforgeError
 from ganforge.method.declaration import Direction
 from ganforge.runtime import Runtime, eval_mode
@@ -72,17 +72,12 @@ class Model:
         what = f"directions={list(self.directions)}" if self.directions else "generates=True"
         return f"Model({self.name!r}, {what}, file={str(self.file) if self.file else None!r})"
 
-    # -- loading ---------------------------------------------------------------------------------
-
     @classmethod
     def load(
         cls, path: PathLike, device: str = "auto", precision: str = "auto", registry: Any = None
     ) -> Model:
         """A model from a run folder (its latest checkpoint), a checkpoint or an exported file."""
-        if registry is None:
-            from ganforge.plugins import get_registry
-
-            registry = get_registry()
+        registry = registry if registry is not None else plugins.get_registry()
         file = ckpt.resolve(path)
         header = _safetensors_header(file)
         runtime = Runtime.create(device, precision, True)
@@ -98,8 +93,6 @@ class Model:
             net.requires_grad_(False)
             networks[name] = runtime.prepare(net.eval(), trainable=False)
         return cls(card, networks, runtime, file, checks)
-
-    # -- what it does -----------------------------------------------------------------------------
 
     @property
     def generates(self) -> bool:
@@ -172,8 +165,6 @@ class Model:
             f"model '{self.name}' has no {self.condition_kind} {value!r}; it has {shown}{more}"
         )
 
-    # -- tensors ---------------------------------------------------------------------------------
-
     def run(self, name: str, x: Tensor, labels: Tensor | None = None) -> Tensor:
         """Network ``name`` on ``x`` (and ``labels`` when it takes the condition), in eval mode and
         the runtime's precision: float32 out."""
@@ -221,8 +212,8 @@ class Model:
         - a file or folder path (or a list of them) with ``out``: PNGs written into ``out``, whose
           path comes back (``ganforge translate``'s pipeline).
 
-        ``direction`` defaults to the first one; ``domain`` chooses the target domain of a model
-        whose condition is a domain (by name or index).
+        ``direction``: None for the first; ``domain``: the target domain (name or index) of a
+        model whose condition is a domain.
         """
         from PIL import Image
 
@@ -298,8 +289,6 @@ class Model:
 
         return [to_pil(img) for img in torch.cat(chunks)]
 
-    # -- files ------------------------------------------------------------------------------------
-
     def subset(self, directions: Iterable[str] | None = None) -> tuple[dict[str, Any], dict[str, nn.Module]]:
         """(card, networks) of the chosen directions (None: all; a generator: its noise network)."""
         card = json.loads(json.dumps(self.card))
@@ -352,10 +341,7 @@ class Model:
         a format an installed plugin adds (kind ``exporter``, e.g. ``onnx`` from the export app).
         ``--force`` replaces an earlier output, never the file the model was read from nor a
         run's checkpoint."""
-        if registry is None:
-            from ganforge.plugins import get_registry
-
-            registry = get_registry()
+        registry = registry if registry is not None else plugins.get_registry()
         directions = [direction] if isinstance(direction, str) else direction
         exporter = registry.build("exporter", {"name": format}, "format") if format != "safetensors" else None
         path = output_file(Path(out), force, [self.file] if self.file else [])
@@ -615,9 +601,6 @@ def missing_plugin_hint(message: str, meta: dict[str, Any], registry: Any) -> st
     what = "; ".join(f"{c} was provided by {p}" for c, p in missing)
     dists = " ".join(dict.fromkeys(p.split()[0] for _, p in missing))
     return f"{message} ({what}: pip install {dists})"
-
-
-# -- helpers ---------------------------------------------------------------------------------------
 
 
 def output_file(path: Path, force: bool, protected: list[Path]) -> Path:

@@ -64,10 +64,8 @@ def guard_out_folder(out: Path, inputs: Iterable[Path], flag: str = "--out") -> 
 
 
 def guard_targets(targets: Iterable[Path], inputs: Iterable[Path] = (), flag: str = "--out") -> None:
-    """Refuse to write a target that is an input, or an existing file ganforge did not write.
-
-    Earlier outputs of ganforge (marked, see :func:`png_info`) may be replaced; nothing else is.
-    """
+    """Refuse to write a target that is an input, or an existing file ganforge did not write
+    (its earlier outputs, marked by :func:`png_info`, may be replaced)."""
     inputs = [p for p in inputs if p.exists()]
     resolved = {p.resolve() for p in inputs}
     for target in targets:
@@ -86,11 +84,8 @@ def guard_targets(targets: Iterable[Path], inputs: Iterable[Path] = (), flag: st
 
 
 def plain_file_name(name: str, component: str, own: str = "") -> str:
-    """``name`` if it is a plain file name for the run folder; a ``ValueError`` otherwise.
-
-    A callback's output must stay inside its run folder and not replace the run's own records
-    (``own`` is the record the component itself writes, e.g. ``metrics.jsonl``).
-    """
+    """``name`` if it is a plain file name in the run folder and none of the run's own records
+    (``own``: the one the component itself writes, e.g. ``metrics.jsonl``); a ``ValueError`` otherwise."""
     reserved = {*RUN_FILES, "checkpoints", "samples", "report.html"} - {own}
     if not name or name in (".", "..") or "/" in name or "\\" in name or name in reserved:
         raise ValueError(
@@ -124,9 +119,8 @@ def protect_inputs(target: Path, inputs: Iterable[Path], flag: str = "--out") ->
 
 
 def describe_os_error(exc: BaseException) -> str:
-    """``Permission denied: 'path'`` style text for one line; of another exception (safetensors
-    and onnx raise their own types for a full disk), the OS error its message names, else its
-    first line."""
+    """``Permission denied: 'path'`` style text for one line; of another exception (safetensors and
+    onnx raise their own for a full disk), the OS error its message names, else its first line."""
     if isinstance(exc, OSError):
         reason = exc.strerror or str(exc) or type(exc).__name__
         return f"{reason}: '{exc.filename}'" if exc.filename else reason
@@ -186,12 +180,10 @@ def device_memory(device: torch.device) -> int | None:
         total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
     except (ValueError, OSError, AttributeError, RuntimeError):
         return None
-    try:
+    with contextlib.suppress(OSError):
         limit = Path("/sys/fs/cgroup/memory.max").read_text().strip()
         if limit.isdigit():
             total = min(total, int(limit))
-    except OSError:
-        pass
     return int(total)
 
 
@@ -215,20 +207,17 @@ def check_memory(needed: float, device: torch.device, what: str) -> None:
 
 def module_bytes(module: torch.nn.Module) -> int:
     """Bytes of a module's parameters and buffers (works on the meta device)."""
-    tensors = [*module.parameters(), *module.buffers()]
-    return sum(t.numel() * t.element_size() for t in tensors)
+    return sum(t.numel() * t.element_size() for t in [*module.parameters(), *module.buffers()])
 
 
 _measured: dict[Any, int] = {}  # (factory, options) -> bytes on the meta device
 
 
 class MemoryBudget:
-    """Sizes of an objective's networks, measured on the meta device before they are built.
-
-    Training holds each parameter about four times (weights, gradients and two optimizer
-    moments); inference once. A recipe whose networks cannot fit the device's memory is refused
-    before any memory is allocated (``generator.ngf=100000``), with the sizes in the message.
-    """
+    """Sizes of an objective's networks, measured on the meta device before they are built: a
+    recipe whose networks cannot fit the device is refused before any memory is allocated.
+    ``copies``: how many times each parameter is held (training about 4: weights, gradients and
+    two optimizer moments; inference 1)."""
 
     def __init__(self, device: torch.device, copies: float, strict: bool = True) -> None:
         self.device, self.copies, self.strict = device, copies, strict
@@ -238,11 +227,8 @@ class MemoryBudget:
     def add(self, what: str, build: Callable[[], Any], key: Any = None) -> None:
         """Measure what ``build()`` makes on the meta device; refuse when the total cannot fit.
 
-        A factory that cannot build on the meta device (it reads tensor values, or needs
-        context) is not measured; with ``strict`` a :class:`GanforgeError` it raises is the
-        user's error and propagates, otherwise the real build reports it. Sizes are remembered
-        by ``key`` (a component and its options) when one is given: resolving the same recipe
-        again measures nothing twice.
+        A factory that cannot build on the meta device is not measured (with ``strict`` its
+        :class:`GanforgeError` propagates). Sizes are remembered by ``key`` (component, options).
         """
         size = _measured.get(key) if key is not None else None
         if size is None:
