@@ -325,9 +325,7 @@ def check_run_meta(meta: Any, path: Path) -> dict[str, Any]:
         "epoch": (lambda v: _is_int(v, 0), "a whole number >= 0"),
         "world_size": (lambda v: _is_int(v, 1), "a whole number >= 1"),
         "image_size": (lambda v: v is None or _is_int(v, 1), "a whole number >= 1"),
-        "objective": (lambda v: isinstance(v, str), "a string"),
-        "ganforge": (lambda v: isinstance(v, str), "a string"),
-        "torch": (lambda v: isinstance(v, str), "a string"),
+        **dict.fromkeys(("objective", "ganforge", "torch"), (lambda v: isinstance(v, str), "a string")),
         "time": (
             lambda v: isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v),
             "a number",
