@@ -6,9 +6,11 @@ from __future__ import annotations
 
 import json
 import math
+import mmap
 import os
 import re
 import shutil
+import time
 import zlib
 from pathlib import Path
 from typing import Any
@@ -19,7 +21,7 @@ from safetensors.torch import save_file
 
 from ganforge.errors import GanforgeError
 from ganforge.registry import _short_repr, describe_exception
-from ganforge.safety import RUN_FILES, atomic_write, clean_stale
+from ganforge.safety import RUN_FILES, atomic_write, clean_stale, first_nonfinite
 
 FORMAT = "ganforge-checkpoint/2"
 FORMATS = ("ganforge-checkpoint/1", FORMAT)  # 1: ganforge 0.1.0, without checksums
@@ -267,8 +269,6 @@ def _changed(path: Path, key: str) -> GanforgeError:
 def _check_raw_sums(path: Path, sums: dict[str, int]) -> None:
     """The checksums of tensors that are not loaded, over their bytes in the file (no tensor is
     built: a damaged file is refused whole for what a reader skips, at the cost of one pass)."""
-    import mmap
-
     with open(path, "rb") as f:
         length = int.from_bytes(f.read(8), "little")
         layout = json.loads(f.read(length))
@@ -432,7 +432,6 @@ def verify(path: str | os.PathLike[str]) -> tuple[Path, dict[str, Any]]:
     """Check a run checkpoint whole without training: ``(file, meta)``. Every tensor against its
     checksum, the metadata schema, the trainer's state (step against the metadata, RNG states) and
     finite values; what ``--resume`` adds is the check against the recipe's rebuilt parts."""
-    from ganforge.safety import first_nonfinite
     from ganforge.training.state import check_state
 
     file = resolve(path)
@@ -460,8 +459,6 @@ def new_run_dir(
 ) -> Path:
     """The folder a new run of recipe ``stem`` writes (``out``, else ``runs/STEM-TIME``): never
     one that holds a run, with or without checkpoints (``resume`` says how to continue one)."""
-    import time
-
     run_dir = out or Path("runs") / f"{stem}-{time.strftime('%Y%m%d-%H%M%S')}"
     if not check:
         return run_dir

@@ -10,21 +10,20 @@ import os
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import torch
+from PIL import Image
 from safetensors import safe_open
 from torch import Tensor, nn
 
+import ganforge
 from ganforge import checkpoint as ckpt
 from ganforge import plugins, protocols
 from ganforge.errors import GanforgeError
 from ganforge.method.declaration import Direction
 from ganforge.runtime import Runtime, eval_mode
 from ganforge.safety import atomic_write, clean_stale, first_nonfinite, protect_inputs
-
-if TYPE_CHECKING:
-    from PIL import Image
 
 EXPORT_FORMAT = "ganforge-export/2"  # 2: tensors checksummed; 1 (ganforge 0.1): none
 EXPORT_FORMATS = ("ganforge-export/1", EXPORT_FORMAT)
@@ -215,8 +214,6 @@ class Model:
         ``direction``: None for the first; ``domain``: the target domain (name or index) of a
         model whose condition is a domain.
         """
-        from PIL import Image
-
         direction = self.direction(direction)
         if isinstance(images, Tensor):
             return self._translate_tensor(images, direction, domain)
@@ -261,8 +258,6 @@ class Model:
     def _translate_pil(
         self, images: list[Image.Image], direction: str, size: int | None, domain: str | int | None
     ) -> list[Image.Image]:
-        from PIL import Image
-
         from ganforge.translate import translate_image
 
         side = self.image_size if size is None else size
@@ -389,8 +384,6 @@ def make_card(
     **extra: Any,
 ) -> dict[str, Any]:
     """A model card from a declaration and its inference networks' entries (:func:`card_network`)."""
-    import ganforge
-
     noise = None
     if declares.noise is not None and declares.noise in networks:
         noise = {"network": declares.noise, "latent_dim": networks[declares.noise].get("latent_dim", 100)}

@@ -277,14 +277,10 @@ def first_nonfinite(tree: Any, prefix: str = "") -> str | None:
         return None
     if isinstance(tree, float):
         return None if math.isfinite(tree) else (prefix or "value")
-    if isinstance(tree, dict):
-        items: Iterable[tuple[Any, Any]] = tree.items()
-    elif isinstance(tree, list | tuple):
-        items = enumerate(tree)
-    else:
-        return None
-    for key, value in items:
-        found = first_nonfinite(value, f"{prefix}/{key}" if prefix else str(key))
-        if found is not None:
-            return found
+    if isinstance(tree, dict | list | tuple):
+        items: Iterable[tuple[Any, Any]] = tree.items() if isinstance(tree, dict) else enumerate(tree)
+        for key, value in items:
+            found = first_nonfinite(value, f"{prefix}/{key}" if prefix else str(key))
+            if found is not None:
+                return found
     return None
