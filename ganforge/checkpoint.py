@@ -297,9 +297,6 @@ def _check_header_sums(path: Path, header: dict[str, str], sums: dict[str, Any],
             )
 
 
-# -- a run checkpoint's metadata ---------------------------------------------------------------
-
-
 def _is_int(value: Any, low: int) -> bool:
     return isinstance(value, int) and not isinstance(value, bool) and value >= low
 
@@ -360,9 +357,6 @@ def _check_step_possible(meta: dict[str, Any], path: Path) -> None:
             f"of {images} image(s) are more sample positions than a run can reach (2**62); the file "
             "was changed after it was written"
         )
-
-
-# -- a run's checkpoint folder -----------------------------------------------------------------
 
 
 class CheckpointDir:
@@ -449,9 +443,6 @@ def verify(path: str | os.PathLike[str]) -> tuple[Path, dict[str, Any]]:
     if bad is not None:
         raise GanforgeError(f"{file}: {bad} holds NaN or infinite values")
     return file, meta
-
-
-# -- run folders ----------------------------------------------------------------------------
 
 
 def new_run_dir(

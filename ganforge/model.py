@@ -346,9 +346,6 @@ class Model:
         return path
 
 
-# -- the model card ---------------------------------------------------------------------------------
-
-
 def card_network(
     spec: Any, options: dict[str, Any], context: dict[str, Any], net: nn.Module, **extra: Any
 ) -> dict:
@@ -461,9 +458,6 @@ def _is_export_dtype(state: dict[str, Tensor], live: dict[str, Tensor]) -> bool:
     low = (torch.float16, torch.bfloat16)
     floats = [(v, live[k]) for k, v in state.items() if k in live and v.is_floating_point()]
     return bool(floats) and all(v.dtype in low and w.dtype == torch.float32 for v, w in floats)
-
-
-# -- reading files ------------------------------------------------------------------------------
 
 
 def _safetensors_header(file: Path) -> dict[str, str]:

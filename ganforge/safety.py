@@ -16,8 +16,6 @@ import torch
 
 from ganforge.errors import GanforgeError, WriteError
 
-# -- outputs ---------------------------------------------------------------------------------
-
 OUTPUT_KEY = "ganforge"  # PNG text chunk naming the command that wrote the image
 REPORT_MARK = '<meta name="generator" content="ganforge report">'
 RUN_FILES = ("recipe.resolved.toml", "run.json", "metrics.jsonl")
@@ -169,9 +167,6 @@ def clean_stale(path: Path, names: str | None = None) -> list[Path]:
     return removed
 
 
-# -- memory ----------------------------------------------------------------------------------
-
-
 def device_memory(device: torch.device) -> int | None:
     """Bytes of memory on ``device``: the GPU's total, or the host's RAM (its cgroup limit if lower)."""
     try:
@@ -260,9 +255,6 @@ class MemoryBudget:
                 f"networks too large: {', '.join(self.parts)}; {role}, more than the "
                 f"{human_bytes(available)} of memory on {self.device.type}: make them narrower or shallower"
             )
-
-
-# -- finiteness ------------------------------------------------------------------------------
 
 
 def first_nonfinite(tree: Any, prefix: str = "") -> str | None:
