@@ -32,10 +32,6 @@ BEST = "best"
 _STEP_FILE = re.compile(r"^step-(\d+)\.safetensors$")
 _INT_KEY = re.compile(r"^#-?\d+$")
 _MAX_DEPTH = 64  # state trees are a few levels deep; deeper is damage (and would recurse)
-PICKLE_HINT = (
-    "a pickle (torch.save) file, not a ganforge checkpoint; ganforge never unpickles: convert it "
-    "with `ganforge convert`"
-)
 
 
 def _split(state: Any, prefix: str, tensors: dict[str, torch.Tensor]) -> Any:
@@ -159,7 +155,10 @@ def sniff(path: Path) -> None:
     if len(head) == 9 and 0 < length <= size - 8 and head[8:9] == b"{":
         return
     if head[:1] == b"\x80" or head[:4] == b"PK\x03\x04":  # pickle protocol >= 2, or torch's zip
-        raise GanforgeError(f"{path} is {PICKLE_HINT}")
+        raise GanforgeError(
+            f"{path} is a pickle (torch.save) file, not a ganforge checkpoint; ganforge never unpickles: "
+            "convert it with `ganforge convert`"
+        )
     if size < 9:
         raise _corrupt(path, f"{size} bytes, too short for a header")
     if length > size - 8:
@@ -167,16 +166,15 @@ def sniff(path: Path) -> None:
     raise _corrupt(path, "no safetensors header")
 
 
-def _header_json(header: dict[str, str], key: str, path: Path, kind: type) -> Any:
+def _header_json(header: dict[str, str], key: str, path: Path) -> dict[str, Any]:
     if key not in header:
         raise _corrupt(path, f"no '{key}' in the header")
     try:
         value = json.loads(header[key])
     except (ValueError, RecursionError):
         raise _corrupt(path, f"the header's '{key}' is not valid JSON") from None
-    if not isinstance(value, kind):
-        name = "a JSON object" if kind is dict else kind.__name__
-        raise _corrupt(path, f"the header's '{key}' is {_json_kind(value)}, expected {name}")
+    if not isinstance(value, dict):
+        raise _corrupt(path, f"the header's '{key}' is {_json_kind(value)}, expected a JSON object")
     return value
 
 
@@ -230,9 +228,9 @@ def _open(path: Path, want_tensors: bool = False, only: list[str] | None = None)
             fmt = header.get("format")
             if fmt not in FORMATS:
                 raise GanforgeError(f"{path} is not a ganforge checkpoint (no '{FORMAT}' header)")
-            meta = _header_json(header, "meta", path, dict)
-            tree = _header_json(header, "state", path, dict)
-            sums = _header_json(header, "checksums", path, dict) if fmt == FORMAT else None
+            meta = _header_json(header, "meta", path)
+            tree = _header_json(header, "state", path)
+            sums = _header_json(header, "checksums", path) if fmt == FORMAT else None
             keys = set(f.keys())
             refs = _tree_refs(tree, path)
             missing, extra = set(refs) - keys, keys - set(refs)
