@@ -97,9 +97,7 @@ def ensure_writable_dir(folder: Path, what: str) -> None:
     """Create ``folder`` (with parents) and check a file can be written in it; one-line errors."""
     try:
         folder.mkdir(parents=True, exist_ok=True)
-        fd, probe = tempfile.mkstemp(prefix=".ganforge-write-test.", dir=folder)
-        os.close(fd)
-        os.unlink(probe)
+        tempfile.TemporaryFile(prefix=".ganforge-write-test.", dir=folder).close()
     except OSError as exc:
         raise WriteError(f"{what} {folder} cannot be written: {describe_os_error(exc)}") from None
 
