@@ -1,34 +1,27 @@
-"""Checkpoint I/O: a nested state dict <-> one safetensors file with JSON metadata.
-
-Tensors are stored flat under ``a/b/c`` keys; everything else (ints, floats, strings, lists)
-goes into a JSON tree in the safetensors header, with each tensor replaced by a reference.
-One file per checkpoint keeps writes atomic (temporary file, fsync, rename). Loading never
-unpickles.
-
-Loading checks before anything is used: the file's framing (a pickle is named as one), the
-header's format and JSON, the state tree's structure against the tensors the file holds
-(missing and extra ones named), and CRC-32 checksums of the metadata, the tree and every
-tensor (``ganforge-checkpoint/2``; files of format 1 have none). :func:`check_run_meta` checks
-a run checkpoint's metadata schema.
-"""
+"""Checkpoint I/O: a nested state dict <-> one safetensors file (tensors under ``a/b/c`` keys, the
+rest a JSON tree in the header), written atomically, CRC-32 checksummed, never unpickled; and
+a run's checkpoint and run folders."""
 
 from __future__ import annotations
 
 import json
 import math
+import mmap
 import os
 import re
-import tempfile
+import shutil
+import time
 import zlib
 from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors import SafetensorError, safe_open
+from safetensors import safe_open
 from safetensors.torch import save_file
 
-from ganforge.errors import GanforgeError, WriteError
-from ganforge.safety import RUN_FILES, follow_umask
+from ganforge.errors import GanforgeError
+from ganforge.registry import _short_repr, describe_exception
+from ganforge.safety import RUN_FILES, atomic_write, clean_stale, first_nonfinite
 
 FORMAT = "ganforge-checkpoint/2"
 FORMATS = ("ganforge-checkpoint/1", FORMAT)  # 1: ganforge 0.1.0, without checksums
@@ -37,14 +30,8 @@ _TUPLE = "__tuple__"
 LATEST = "latest"
 BEST = "best"
 _STEP_FILE = re.compile(r"^step-(\d+)\.safetensors$")
-# Temporary files of our own writes (a killed write leaves one): removed when a run starts.
-_STALE_TMP = re.compile(r"^\.(?:step-\d+\.safetensors\.[^/]+|best|latest|best\.safetensors\.[^/]+)\.tmp$")
 _INT_KEY = re.compile(r"^#-?\d+$")
 _MAX_DEPTH = 64  # state trees are a few levels deep; deeper is damage (and would recurse)
-PICKLE_HINT = (
-    "a pickle (torch.save) file, not a ganforge checkpoint; ganforge never unpickles: convert it "
-    "with `ganforge convert`"
-)
 
 
 def _split(state: Any, prefix: str, tensors: dict[str, torch.Tensor]) -> Any:
@@ -82,67 +69,32 @@ def _join(tree: Any, tensors: dict[str, torch.Tensor]) -> Any:
     return tree
 
 
-def _crc(data: Any) -> int:
-    return zlib.crc32(data) & 0xFFFFFFFF
-
-
-def _tensor_crc(t: torch.Tensor) -> int:
-    """CRC-32 of a contiguous CPU tensor's bytes (any dtype, no copy)."""
-    return _crc(t.reshape(-1).view(torch.uint8).numpy())
+def tensor_crc(t: torch.Tensor) -> int:
+    """CRC-32 of a CPU tensor's bytes (any dtype; no copy when contiguous)."""
+    return zlib.crc32(t.contiguous().reshape(-1).view(torch.uint8).numpy())
 
 
 def save(path: str | os.PathLike[str], state: dict[str, Any], meta: dict[str, Any]) -> Path:
-    """Write ``state`` (nested tensors and plain values) and JSON ``meta`` atomically.
-
-    A folder that cannot be written (read-only, full disk) is a :class:`WriteError` naming the
-    file; the temporary file is removed and an existing ``path`` is left as it was.
-    """
+    """Write ``state`` (nested tensors and plain values) and JSON ``meta`` atomically: a failure
+    (read-only folder, full disk) is a :class:`WriteError` naming the file and leaves ``path`` as it was."""
     path = Path(path)
     tensors: dict[str, torch.Tensor] = {}
     tree = _split(state, "", tensors)
     meta_json, state_json = json.dumps(meta), json.dumps(tree)
     sums = {
-        "meta": _crc(meta_json.encode()),
-        "state": _crc(state_json.encode()),
-        "tensors": {k: _tensor_crc(t) for k, t in tensors.items()},
+        "meta": zlib.crc32(meta_json.encode()),
+        "state": zlib.crc32(state_json.encode()),
+        "tensors": {k: tensor_crc(t) for k, t in tensors.items()},
     }
     header = {"format": FORMAT, "meta": meta_json, "state": state_json, "checksums": json.dumps(sums)}
-    tmp: str | None = None
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-        os.close(fd)
-        save_file(tensors, tmp, metadata=header)
-        with open(tmp, "rb") as f:
-            os.fsync(f.fileno())
-        follow_umask(Path(tmp))
-        os.replace(tmp, path)
-    except (OSError, SafetensorError) as exc:
-        raise WriteError(f"cannot write checkpoint {path}: {_reason(exc)}") from None
-    finally:
-        if tmp is not None and os.path.exists(tmp):
-            try:
-                os.unlink(tmp)
-            except OSError:
-                pass
+    atomic_write(path, lambda tmp: save_file(tensors, tmp, metadata=header))
     return path
-
-
-def _reason(exc: BaseException) -> str:
-    if isinstance(exc, OSError) and exc.strerror:
-        return exc.strerror
-    text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-    for phrase in ("No space left on device", "Read-only file system", "Permission denied"):
-        if phrase.lower() in text.lower():
-            return phrase
-    return text
 
 
 def read_state_tree(path: str | os.PathLike[str]) -> tuple[dict[str, Any], dict[str, Any]]:
     """``(meta, state tree)`` from the header alone (checked; no tensor is read): the tree names
     each tensor by reference."""
-    meta, tree, _ = _open(Path(path))
-    return meta, tree
+    return _open(Path(path))[:2]
 
 
 def read_meta(path: str | os.PathLike[str]) -> dict[str, Any]:
@@ -194,10 +146,8 @@ def _corrupt(path: Path, what: str) -> GanforgeError:
 
 
 def sniff(path: Path) -> None:
-    """Check the safetensors framing (8-byte header length, then JSON) before parsing anything.
-
-    A pickle (``torch.save``) is named as one; a short or garbled file is called truncated.
-    """
+    """Check the safetensors framing (8-byte header length, then JSON) before parsing anything:
+    a pickle (``torch.save``) is named as one; a short or garbled file is called truncated."""
     with open(path, "rb") as f:
         head = f.read(9)
         size = os.fstat(f.fileno()).st_size
@@ -205,7 +155,10 @@ def sniff(path: Path) -> None:
     if len(head) == 9 and 0 < length <= size - 8 and head[8:9] == b"{":
         return
     if head[:1] == b"\x80" or head[:4] == b"PK\x03\x04":  # pickle protocol >= 2, or torch's zip
-        raise GanforgeError(f"{path} is {PICKLE_HINT}")
+        raise GanforgeError(
+            f"{path} is a pickle (torch.save) file, not a ganforge checkpoint; ganforge never unpickles: "
+            "convert it with `ganforge convert`"
+        )
     if size < 9:
         raise _corrupt(path, f"{size} bytes, too short for a header")
     if length > size - 8:
@@ -213,16 +166,15 @@ def sniff(path: Path) -> None:
     raise _corrupt(path, "no safetensors header")
 
 
-def _header_json(header: dict[str, str], key: str, path: Path, kind: type) -> Any:
+def _header_json(header: dict[str, str], key: str, path: Path) -> dict[str, Any]:
     if key not in header:
         raise _corrupt(path, f"no '{key}' in the header")
     try:
         value = json.loads(header[key])
     except (ValueError, RecursionError):
         raise _corrupt(path, f"the header's '{key}' is not valid JSON") from None
-    if not isinstance(value, kind):
-        name = "a JSON object" if kind is dict else kind.__name__
-        raise _corrupt(path, f"the header's '{key}' is {_json_kind(value)}, expected {name}")
+    if not isinstance(value, dict):
+        raise _corrupt(path, f"the header's '{key}' is {_json_kind(value)}, expected a JSON object")
     return value
 
 
@@ -239,18 +191,15 @@ def _tree_refs(tree: Any, path: Path) -> list[str]:
     def walk(node: Any, where: str, depth: int) -> None:
         if depth > _MAX_DEPTH:
             raise _corrupt(path, f"the state tree is nested more than {_MAX_DEPTH} levels at '{where}'")
-        if isinstance(node, dict):
-            if _TENSOR in node:
-                if len(node) != 1 or not isinstance(node[_TENSOR], str):
-                    raise _corrupt(path, f"a malformed tensor reference at '{where}'")
-                refs.append(node[_TENSOR])
-                return
-            if _TUPLE in node:
-                if len(node) != 1 or not isinstance(node[_TUPLE], list):
-                    raise _corrupt(path, f"a malformed tuple at '{where}'")
-                for i, v in enumerate(node[_TUPLE]):
-                    walk(v, f"{where}/{i}", depth + 1)
-                return
+        if isinstance(node, dict) and _TENSOR in node:
+            if len(node) != 1 or not isinstance(node[_TENSOR], str):
+                raise _corrupt(path, f"a malformed tensor reference at '{where}'")
+            refs.append(node[_TENSOR])
+        elif isinstance(node, dict) and _TUPLE in node:
+            if len(node) != 1 or not isinstance(node[_TUPLE], list):
+                raise _corrupt(path, f"a malformed tuple at '{where}'")
+            walk(node[_TUPLE], where, depth)  # its items, as a list's
+        elif isinstance(node, dict):
             for k, v in node.items():
                 if k.startswith("#") and not _INT_KEY.match(k):
                     raise _corrupt(path, f"a malformed key '{k}' at '{where}'")
@@ -279,9 +228,9 @@ def _open(path: Path, want_tensors: bool = False, only: list[str] | None = None)
             fmt = header.get("format")
             if fmt not in FORMATS:
                 raise GanforgeError(f"{path} is not a ganforge checkpoint (no '{FORMAT}' header)")
-            meta = _header_json(header, "meta", path, dict)
-            tree = _header_json(header, "state", path, dict)
-            sums = _header_json(header, "checksums", path, dict) if fmt == FORMAT else None
+            meta = _header_json(header, "meta", path)
+            tree = _header_json(header, "state", path)
+            sums = _header_json(header, "checksums", path) if fmt == FORMAT else None
             keys = set(f.keys())
             refs = _tree_refs(tree, path)
             missing, extra = set(refs) - keys, keys - set(refs)
@@ -298,11 +247,10 @@ def _open(path: Path, want_tensors: bool = False, only: list[str] | None = None)
     except GanforgeError:
         raise
     except Exception as exc:  # safetensors raises several types for truncated or garbled files
-        first = str(exc).splitlines()[0] if str(exc) else "unreadable"
-        raise _corrupt(path, f"{type(exc).__name__}: {first}") from None
+        raise _corrupt(path, describe_exception(exc)) from None
     if sums is not None:
         for k, t in tensors.items():
-            if _tensor_crc(t) != sums["tensors"][k]:
+            if tensor_crc(t) != sums["tensors"][k]:
                 raise _changed(path, k)
         if want_tensors and only is not None:  # the tensors not read are checked too, as bytes
             _check_raw_sums(path, {k: v for k, v in sums["tensors"].items() if k not in tensors})
@@ -319,24 +267,16 @@ def _changed(path: Path, key: str) -> GanforgeError:
 def _check_raw_sums(path: Path, sums: dict[str, int]) -> None:
     """The checksums of tensors that are not loaded, over their bytes in the file (no tensor is
     built: a damaged file is refused whole for what a reader skips, at the cost of one pass)."""
-    import mmap
-
     with open(path, "rb") as f:
         length = int.from_bytes(f.read(8), "little")
         layout = json.loads(f.read(length))
         start = 8 + length
-        with mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as view:
-            whole = memoryview(view)
-            try:
-                for key, expected in sums.items():
-                    begin, end = layout[key]["data_offsets"]
-                    part = whole[start + begin : start + end]
-                    found = _crc(part)
-                    part.release()
-                    if found != expected:
+        with mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as view, memoryview(view) as whole:
+            for key, expected in sums.items():
+                begin, end = layout[key]["data_offsets"]
+                with whole[start + begin : start + end] as part:  # released before the map closes
+                    if zlib.crc32(part) != expected:
                         raise _changed(path, key)
-            finally:
-                whole.release()
 
 
 def _check_header_sums(path: Path, header: dict[str, str], sums: dict[str, Any], keys: set[str]) -> None:
@@ -348,14 +288,11 @@ def _check_header_sums(path: Path, header: dict[str, str], sums: dict[str, Any],
         what = f"tensors {_names(missing)} are missing" if missing else f"unexpected tensors {_names(extra)}"
         raise _corrupt(path, f"{what} (the checksums list other tensors than the file holds)")
     for key in ("meta", "state"):
-        if sums.get(key) != _crc(header[key].encode()):
+        if sums.get(key) != zlib.crc32(header[key].encode()):
             raise GanforgeError(
                 f"checkpoint {path} is damaged: its {'metadata' if key == 'meta' else 'state tree'} does "
                 "not match its checksum (changed after it was written)"
             )
-
-
-# -- a run checkpoint's metadata ---------------------------------------------------------------
 
 
 def _is_int(value: Any, low: int) -> bool:
@@ -365,15 +302,12 @@ def _is_int(value: Any, low: int) -> bool:
 def check_run_meta(meta: Any, path: Path) -> dict[str, Any]:
     """Check the metadata of a run checkpoint (what the trainer writes); one-line errors.
 
-    ``recipe`` a table and ``step`` an int >= 0 are required; ``epoch`` (int >= 0),
-    ``world_size`` (int >= 1), ``image_size`` (int >= 1 or null), ``objective``, ``ganforge``,
-    ``torch`` (strings) and ``time`` (a finite number) are checked when present, and the step
-    must be one a run can reach (its sample positions fit int64 with the saved batch and world
-    size).
+    ``recipe`` (a table) and ``step`` are required, the other keys below are checked when present,
+    and the step must be one a run can reach (its sample positions fit int64).
     """
 
     def bad(key: str, expected: str) -> GanforgeError:
-        got = "missing" if key not in meta else f"got {_short(meta[key])}"
+        got = "missing" if key not in meta else f"got {_short_repr(meta[key], 60)}"
         return GanforgeError(f"checkpoint {path}: metadata '{key}' must be {expected} ({got})")
 
     if not isinstance(meta, dict):
@@ -386,9 +320,7 @@ def check_run_meta(meta: Any, path: Path) -> dict[str, Any]:
         "epoch": (lambda v: _is_int(v, 0), "a whole number >= 0"),
         "world_size": (lambda v: _is_int(v, 1), "a whole number >= 1"),
         "image_size": (lambda v: v is None or _is_int(v, 1), "a whole number >= 1"),
-        "objective": (lambda v: isinstance(v, str), "a string"),
-        "ganforge": (lambda v: isinstance(v, str), "a string"),
-        "torch": (lambda v: isinstance(v, str), "a string"),
+        **dict.fromkeys(("objective", "ganforge", "torch"), (lambda v: isinstance(v, str), "a string")),
         "time": (
             lambda v: isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v),
             "a number",
@@ -402,8 +334,8 @@ def check_run_meta(meta: Any, path: Path) -> dict[str, Any]:
     name = table.get("name") if isinstance(table, dict) else None
     if "objective" in meta and name != meta["objective"]:
         raise GanforgeError(
-            f"checkpoint {path}: metadata says objective {_short(meta['objective'])} but its recipe "
-            f"runs {_short(name)}"
+            f"checkpoint {path}: metadata says objective {_short_repr(meta['objective'], 60)} but its recipe "
+            f"runs {_short_repr(name, 60)}"
         )
     return meta
 
@@ -425,14 +357,6 @@ def _check_step_possible(meta: dict[str, Any], path: Path) -> None:
         )
 
 
-def _short(value: Any, limit: int = 60) -> str:
-    text = repr(value)
-    return text if len(text) <= limit else text[: limit - 3] + "..."
-
-
-# -- a run's checkpoint folder -----------------------------------------------------------------
-
-
 class CheckpointDir:
     """``RUN/checkpoints``: ``step-N.safetensors`` files, a ``latest`` pointer, the last K kept."""
 
@@ -442,32 +366,17 @@ class CheckpointDir:
 
     def save(self, step: int, state: dict[str, Any], meta: dict[str, Any]) -> Path:
         path = save(self.root / f"step-{step:08d}.safetensors", state, meta)
-        _write_pointer(self.root / LATEST, path.name)
+        atomic_write(self.root / LATEST, lambda tmp: Path(tmp).write_text(path.name + "\n"))
         self._rotate(path)
         return path
 
     def mark_best(self, path: Path) -> None:
         """Keep a copy of ``path`` as ``best.safetensors`` (never rotated away)."""
-        tmp = self.root / ".best.tmp"
-        try:
-            with open(path, "rb") as src, open(tmp, "wb") as dst:
-                dst.write(src.read())
-                dst.flush()
-                os.fsync(dst.fileno())
-            os.replace(tmp, self.root / f"{BEST}.safetensors")
-        except OSError as exc:
-            tmp.unlink(missing_ok=True)
-            raise WriteError(f"cannot write {self.root / BEST}.safetensors: {_reason(exc)}") from None
+        atomic_write(self.root / f"{BEST}.safetensors", lambda tmp: shutil.copyfile(path, tmp))
 
     def clean_stale(self) -> list[Path]:
-        """Remove temporary files that killed writes left behind (only names of our own pattern)."""
-        removed = []
-        if self.root.is_dir():
-            for p in self.root.iterdir():
-                if _STALE_TMP.match(p.name) and p.is_file():
-                    p.unlink(missing_ok=True)
-                    removed.append(p)
-        return removed
+        """Remove the temporary files that killed writes left behind (only names of our own pattern)."""
+        return clean_stale(self.root / LATEST, rf"step-\d+\.safetensors|{LATEST}|{BEST}\.safetensors")
 
     def steps(self) -> list[Path]:
         if not self.root.is_dir():
@@ -476,26 +385,10 @@ class CheckpointDir:
         return sorted(files, key=lambda p: int(_STEP_FILE.match(p.name).group(1)))  # type: ignore[union-attr]
 
     def latest(self) -> Path | None:
-        """The file ``latest`` names, else the newest ``step-N`` file (a damaged pointer is ignored).
-
-        A newer step file than the pointer's wins: a write that filled the disk may have renamed
-        its (complete) checkpoint into place without updating the pointer.
-        """
+        """The newest ``step-N`` file. Not the one the ``latest`` pointer names: a write that filled
+        the disk may have renamed its (complete) checkpoint into place without updating the pointer."""
         steps = self.steps()
-        newest = steps[-1] if steps else None
-        pointer = self.root / LATEST
-        if pointer.is_file():
-            try:
-                name = pointer.read_text(encoding="utf-8", errors="replace").strip()
-            except OSError:
-                name = ""
-            # Only a step file of this folder: a tampered pointer cannot lead elsewhere.
-            if _STEP_FILE.match(name) and (self.root / name).is_file():
-                target = self.root / name
-                if newest is not None and (step_of(newest) or 0) > (step_of(target) or 0):
-                    return newest
-                return target
-        return newest
+        return steps[-1] if steps else None
 
     def _rotate(self, current: Path) -> None:
         """Keep the newest ``keep`` step files; never the one just written."""
@@ -510,16 +403,6 @@ def step_of(path: Path) -> int | None:
     """N of a ``step-N.safetensors`` file name, else None."""
     m = _STEP_FILE.match(path.name)
     return int(m.group(1)) if m else None
-
-
-def _write_pointer(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    try:
-        tmp.write_text(text + "\n")
-        os.replace(tmp, path)
-    except OSError as exc:
-        tmp.unlink(missing_ok=True)
-        raise WriteError(f"cannot write {path}: {_reason(exc)}") from None
 
 
 def resolve(path: str | os.PathLike[str]) -> Path:
@@ -541,7 +424,6 @@ def verify(path: str | os.PathLike[str]) -> tuple[Path, dict[str, Any]]:
     """Check a run checkpoint whole without training: ``(file, meta)``. Every tensor against its
     checksum, the metadata schema, the trainer's state (step against the metadata, RNG states) and
     finite values; what ``--resume`` adds is the check against the recipe's rebuilt parts."""
-    from ganforge.safety import first_nonfinite
     from ganforge.training.state import check_state
 
     file = resolve(path)
@@ -561,16 +443,11 @@ def verify(path: str | os.PathLike[str]) -> tuple[Path, dict[str, Any]]:
     return file, meta
 
 
-# -- run folders ----------------------------------------------------------------------------
-
-
 def new_run_dir(
     stem: str, out: Path | None, resume: str = "--resume {run}", flag: str = "--out", check: bool = True
 ) -> Path:
     """The folder a new run of recipe ``stem`` writes (``out``, else ``runs/STEM-TIME``): never
     one that holds a run, with or without checkpoints (``resume`` says how to continue one)."""
-    import time
-
     run_dir = out or Path("runs") / f"{stem}-{time.strftime('%Y%m%d-%H%M%S')}"
     if not check:
         return run_dir
@@ -600,17 +477,13 @@ def resume_run_dir(file: Path, out: Path | None, flag: str = "--out") -> Path:
     """The run folder ``run --resume FILE [--out OUT]`` writes to; refused where it would
     overwrite anything saved: another run in ``OUT``, or checkpoints newer than ``FILE``."""
     source = file.parent.parent if file.parent.name == "checkpoints" else None
-    if out is None:
-        if source is None:
-            raise GanforgeError(
-                f"--resume {file}: the file is not in a run's checkpoints/ folder; give the run "
-                f"folder to write to with {flag} RUN_DIR"
-            )
-        run_dir = source
-    else:
-        run_dir = out
-    same = source is not None and run_dir.resolve() == source.resolve()
-    if not same:
+    run_dir = out or source
+    if run_dir is None:
+        raise GanforgeError(
+            f"--resume {file}: the file is not in a run's checkpoints/ folder; give the run "
+            f"folder to write to with {flag} RUN_DIR"
+        )
+    if source is None or run_dir.resolve() != source.resolve():
         held = run_contents(run_dir)
         if held:
             raise GanforgeError(
@@ -619,8 +492,8 @@ def resume_run_dir(file: Path, out: Path | None, flag: str = "--out") -> Path:
                 + (f", or leave {flag} out to continue in {source}" if source is not None else "")
             )
         return run_dir
-    step = step_of(file) if file.name != f"{BEST}.safetensors" else None
-    if step is None:
+    step = step_of(file)
+    if step is None:  # best.safetensors: its metadata says
         step = read_meta(file).get("step")
     newer = [p for p in CheckpointDir(run_dir / "checkpoints").steps() if (step_of(p) or 0) > (step or 0)]
     if newer:

@@ -1,10 +1,7 @@
-"""Reading images: listing folders, the one safe decoder every reader uses, and seeded
-per-item randomness (data order and augmentation are pure functions of the seed and the stream
-position, which is what makes resume exact).
-
-Datasets return images as uint8 ``[C, H, W]`` tensors; the trainer moves them to the device
-and scales them to [-1, 1] there (4x less host-to-device traffic than float).
-"""
+"""Reading images: listing folders, the one safe decoder every reader uses, and seeded per-item
+randomness (data order and augmentation are pure functions of the seed and the stream position,
+which is what makes resume exact). Datasets return uint8 ``[C, H, W]`` tensors: the trainer
+scales them to [-1, 1] on the device (4x less host-to-device traffic than float)."""
 
 from __future__ import annotations
 
@@ -57,10 +54,9 @@ _open_lock = threading.Lock()  # warnings filters are process-wide: one open at 
 def open_rgb(path: str | os.PathLike[str]) -> Image.Image:
     """Decode an image as 8-bit RGB, raising ``GanforgeError`` naming the file if it is not one.
 
-    The one decoder every reader uses (datasets, translate, eval): EXIF orientation is applied
-    (phone photos come upright), 16-bit and 32-bit images are scaled to 8 bits (not clipped to
-    white), and an image over Pillow's pixel limit (``PIL.Image.MAX_IMAGE_PIXELS``, which guards
-    memory against decompression bombs) is unreadable, as is anything Pillow fails on.
+    EXIF orientation is applied (phone photos come upright), 16-bit and 32-bit images are scaled
+    to 8 bits (not clipped to white), and an image over ``PIL.Image.MAX_IMAGE_PIXELS`` (the guard
+    against decompression bombs) is unreadable, as is anything Pillow fails on.
     """
     try:
         with _open_lock, warnings.catch_warnings():
@@ -69,8 +65,7 @@ def open_rgb(path: str | os.PathLike[str]) -> Image.Image:
             img = Image.open(path)
         with img:
             img.load()
-            img = _upright(img)
-            return _to_rgb8(img)
+            return _to_rgb8(_upright(img))
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
         limit = Image.MAX_IMAGE_PIXELS
         raise GanforgeError(
@@ -94,22 +89,20 @@ def _upright(img: Image.Image) -> Image.Image:
 
 def _to_rgb8(img: Image.Image) -> Image.Image:
     """8-bit RGB. Modes of more than 8 bits are scaled down instead of clipped."""
-    if img.mode in ("RGB", "L", "P", "1", "RGBA", "LA", "PA", "CMYK", "YCbCr", "LAB", "HSV", "RGBX"):
+    if not (img.mode.startswith("I;16") or img.mode in ("I", "F")):
         return img.convert("RGB")
-    if img.mode.startswith("I;16") or img.mode in ("I", "F"):
-        array = np.asarray(img, dtype=np.float64)
-        if img.mode.startswith("I;16"):
-            scale = 65535.0
-        elif img.mode == "I":  # 32-bit ints: 16-bit data (e.g. a 16-bit PNG) unless it is 8-bit
-            top = float(array.max()) if array.size else 0.0
-            scale = 255.0 if top <= 255 else 65535.0 if top <= 65535 else max(top, 1.0)
-        else:  # floats: [0, 1] data, else taken as [0, 255]
-            finite = array[np.isfinite(array)]
-            scale = 1.0 if finite.size and finite.max() <= 1.0 else 255.0
-            array = np.nan_to_num(array, nan=0.0, posinf=scale, neginf=0.0)
-        gray = np.clip(np.rint(array * (255.0 / scale)), 0, 255).astype(np.uint8)
-        return Image.fromarray(gray, mode="L").convert("RGB")
-    return img.convert("RGB")
+    array = np.asarray(img, dtype=np.float64)
+    if img.mode.startswith("I;16"):
+        scale = 65535.0
+    elif img.mode == "I":  # 32-bit ints: 16-bit data (e.g. a 16-bit PNG) unless it is 8-bit
+        top = float(array.max()) if array.size else 0.0
+        scale = 255.0 if top <= 255 else 65535.0 if top <= 65535 else max(top, 1.0)
+    else:  # floats: [0, 1] data, else taken as [0, 255]
+        finite = array[np.isfinite(array)]
+        scale = 1.0 if finite.size and finite.max() <= 1.0 else 255.0
+        array = np.nan_to_num(array, nan=0.0, posinf=scale, neginf=0.0)
+    gray = np.clip(np.rint(array * (255.0 / scale)), 0, 255).astype(np.uint8)
+    return Image.fromarray(gray, mode="L").convert("RGB")
 
 
 def try_open_rgb(path: Path) -> Image.Image | None:
@@ -117,9 +110,8 @@ def try_open_rgb(path: Path) -> Image.Image | None:
     try:
         return open_rgb(path)
     except GanforgeError as exc:
-        key = str(path)
-        if key not in _reported:
-            _reported.add(key)
+        if str(path) not in _reported:
+            _reported.add(str(path))
             print(f"warning: skipping unreadable image: {exc}", file=sys.stderr, flush=True)
         return None
 

@@ -1,40 +1,29 @@
-"""A trained model for inference: its inference networks and what they do, from a model card.
-
-A **model card** is the JSON that describes a model's architecture completely: each inference
-network's component (kind, name, resolved options, build context, the plugin that provides it),
-the directions it translates, the noise it generates from, the condition it takes (with the
-class or domain names), the training image size. Checkpoints keep it in their metadata
-(``model``) and exported files in their header, so both load through one path,
-:meth:`Model.load`, which builds only the inference networks and checks their weights once
-(names, shapes, dtypes, checksums, finite values). No recipe is resolved and no training part is
-built (checkpoints from before model cards get theirs from their saved recipe).
-
-Every app takes a :class:`Model`: translate, sample, eval, export, demo. During training the
-trainer's ``model`` wraps the live networks (their moving averages where kept).
-"""
+"""A trained model for inference, from a model card: the JSON in a checkpoint's metadata or an
+export's header that names each inference network's component, options and build context, the
+directions, noise and condition (docs/python.md). :meth:`Model.load` builds only the inference
+networks and checks their weights once; every app (translate, sample, eval, export, demo) takes one."""
 
 from __future__ import annotations
 
 import json
 import os
-import re
-import tempfile
-import zlib
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import torch
+from PIL import Image
+from safetensors import safe_open
 from torch import Tensor, nn
 
-from ganforge import protocols
-from ganforge.errors import GanforgeError, WriteError
+import ganforge
+from ganforge import checkpoint as ckpt
+from ganforge import plugins, protocols
+from ganforge.errors import GanforgeError
 from ganforge.method.declaration import Direction
 from ganforge.runtime import Runtime, eval_mode
-
-if TYPE_CHECKING:
-    from PIL import Image
+from ganforge.safety import atomic_write, clean_stale, first_nonfinite, protect_inputs
 
 EXPORT_FORMAT = "ganforge-export/2"  # 2: tensors checksummed; 1 (ganforge 0.1): none
 EXPORT_FORMATS = ("ganforge-export/1", EXPORT_FORMAT)
@@ -58,10 +47,7 @@ class Model:
         file: Path | None = None,
         checks: dict[str, Any] | None = None,
     ) -> None:
-        self.card = card
-        self.networks = networks
-        self.runtime = runtime
-        self.file = file
+        self.card, self.networks, self.runtime, self.file = card, networks, runtime, file
         self.name: str = str(card.get("objective", "model"))
         self.step = int(card.get("step", 0) or 0)
         self.image_size = int(card.get("image_size") or 256)
@@ -69,8 +55,7 @@ class Model:
             d: Direction(s["network"], s["source"], s["target"], s.get("inverse"))
             for d, s in (card.get("directions") or {}).items()
         }
-        noise = card.get("noise") or {}
-        self.noise_network: str | None = noise.get("network")
+        self.noise_network: str | None = (card.get("noise") or {}).get("network")
         condition = card.get("condition") or {}
         self.condition_kind: str | None = condition.get("kind")
         self.classes: list[str] = [str(c) for c in condition.get("values") or []]
@@ -86,19 +71,12 @@ class Model:
         what = f"directions={list(self.directions)}" if self.directions else "generates=True"
         return f"Model({self.name!r}, {what}, file={str(self.file) if self.file else None!r})"
 
-    # -- loading ---------------------------------------------------------------------------------
-
     @classmethod
     def load(
         cls, path: PathLike, device: str = "auto", precision: str = "auto", registry: Any = None
     ) -> Model:
         """A model from a run folder (its latest checkpoint), a checkpoint or an exported file."""
-        from ganforge import checkpoint as ckpt
-
-        if registry is None:
-            from ganforge.plugins import get_registry
-
-            registry = get_registry()
+        registry = registry if registry is not None else plugins.get_registry()
         file = ckpt.resolve(path)
         header = _safetensors_header(file)
         runtime = Runtime.create(device, precision, True)
@@ -115,8 +93,6 @@ class Model:
             networks[name] = runtime.prepare(net.eval(), trainable=False)
         return cls(card, networks, runtime, file, checks)
 
-    # -- what it does -----------------------------------------------------------------------------
-
     @property
     def generates(self) -> bool:
         return self.noise_network is not None
@@ -127,9 +103,12 @@ class Model:
 
     @property
     def latent_dim(self) -> int:
+        return protocols.latent_dim(self.networks[self._noise()])
+
+    def _noise(self) -> str:
         if self.noise_network is None:
             raise GanforgeError(f"model '{self.name}' does not generate from noise (use translate)")
-        return protocols.latent_dim(self.networks[self.noise_network])
+        return self.noise_network
 
     def direction(self, name: str | None) -> str:
         """``name`` checked against the directions (None: the first); a one-line error."""
@@ -185,20 +164,13 @@ class Model:
             f"model '{self.name}' has no {self.condition_kind} {value!r}; it has {shown}{more}"
         )
 
-    # -- tensors ---------------------------------------------------------------------------------
-
     def run(self, name: str, x: Tensor, labels: Tensor | None = None) -> Tensor:
         """Network ``name`` on ``x`` (and ``labels`` when it takes the condition), in eval mode and
         the runtime's precision: float32 out."""
-        return self._call(name, x, labels)
-
-    def _call(self, name: str, x: Tensor, labels: Tensor | None) -> Tensor:
         net = self.networks[name]
-        fn = net
-        if self.compile:
-            if name not in self._compiled:
-                self._compiled[name] = torch.compile(net)
-            fn = self._compiled[name]
+        if self.compile and name not in self._compiled:
+            self._compiled[name] = torch.compile(net)
+        fn = self._compiled[name] if self.compile else net
         if name in self._conditioned:
             if labels is None:
                 raise GanforgeError(f"model '{self.name}': network '{name}' needs a {self.condition_kind}")
@@ -209,13 +181,10 @@ class Model:
 
     def generate(self, z: Tensor, labels: Tensor | None = None) -> Tensor:
         """Latents -> images in [-1, 1] (float32, on the device); ``labels`` for a conditional model."""
-        if self.noise_network is None:
-            raise GanforgeError(
-                f"model '{self.name}' does not generate from noise (use 'ganforge translate')"
-            )
-        if labels is None and self.noise_network in self._conditioned:
+        name = self._noise()
+        if labels is None and name in self._conditioned:
             labels = self.labels(None, len(z))
-        return self._call(self.noise_network, z.to(self.device), labels)
+        return self.run(name, z.to(self.device), labels)
 
     def noise(self, n: int, generator: torch.Generator | None = None) -> Tensor:
         """Latent vectors on the device (drawn on the CPU when a generator is given, for seeding)."""
@@ -242,11 +211,9 @@ class Model:
         - a file or folder path (or a list of them) with ``out``: PNGs written into ``out``, whose
           path comes back (``ganforge translate``'s pipeline).
 
-        ``direction`` defaults to the first one; ``domain`` chooses the target domain of a model
-        whose condition is a domain (by name or index).
+        ``direction``: None for the first; ``domain``: the target domain (name or index) of a
+        model whose condition is a domain.
         """
-        from PIL import Image
-
         direction = self.direction(direction)
         if isinstance(images, Tensor):
             return self._translate_tensor(images, direction, domain)
@@ -283,7 +250,7 @@ class Model:
         uint8 = x.dtype == torch.uint8
         inputs = self.runtime.to_input(x) if uint8 else x.to(self.device)
         labels = self.labels(domain, len(x), "domain") if domain is not None or self.classes else None
-        y = self._call(self.directions[direction].network, inputs, labels).to(images.device)
+        y = self.run(self.directions[direction].network, inputs, labels).to(images.device)
         if uint8:
             y = y.clamp(-1, 1).add(1).mul(127.5).round().to(torch.uint8)
         return y[0] if single else y
@@ -291,8 +258,6 @@ class Model:
     def _translate_pil(
         self, images: list[Image.Image], direction: str, size: int | None, domain: str | int | None
     ) -> list[Image.Image]:
-        from PIL import Image
-
         from ganforge.translate import translate_image
 
         side = self.image_size if size is None else size
@@ -306,12 +271,10 @@ class Model:
     def sample(self, n: int = 1, seed: int | None = None, cls: str | int | None = None) -> list[Image.Image]:
         """``n`` images from noise; a ``seed`` gives ``ganforge sample --seed``'s images, ``cls`` a
         class of a conditional model (by name or index; None: the classes in turn)."""
-        if not self.generates:
-            raise GanforgeError(f"model '{self.name}' does not generate from noise (use translate)")
         if n < 1:
             raise GanforgeError(f"sample(n): n must be at least 1, got {n}")
         g = torch.Generator().manual_seed(seed if seed is not None else torch.seed() % 2**63)
-        z = self.noise(n, g).cpu()
+        z = self.noise(n, g).cpu()  # a model that does not generate says so here
         labels = self.labels(cls, n)
         chunks = [
             self.generate(chunk, None if labels is None else labels[i : i + len(chunk)])
@@ -321,8 +284,6 @@ class Model:
 
         return [to_pil(img) for img in torch.cat(chunks)]
 
-    # -- files ------------------------------------------------------------------------------------
-
     def subset(self, directions: Iterable[str] | None = None) -> tuple[dict[str, Any], dict[str, nn.Module]]:
         """(card, networks) of the chosen directions (None: all; a generator: its noise network)."""
         card = json.loads(json.dumps(self.card))
@@ -330,11 +291,7 @@ class Model:
             keep = {self.noise_network} if self.noise_network else set(self.networks)
             chosen: list[str] = []
         else:
-            chosen = (
-                list(dict.fromkeys(self.direction(d) for d in directions))
-                if directions
-                else list(self.directions)
-            )
+            chosen = list(dict.fromkeys(self.direction(d) for d in directions or self.directions))
             keep = {self.directions[d].network for d in chosen}
             card["directions"] = {
                 d: {**s, "inverse": s.get("inverse") if s.get("inverse") in chosen else None}
@@ -360,7 +317,7 @@ class Model:
                 t = value.detach().to("cpu")
                 t = t.to(DTYPES[dtype]) if t.is_floating_point() else t
                 tensors[f"{name}/{key}"] = t.contiguous().clone()
-        sums = {k: _crc(t) for k, t in tensors.items()}
+        sums = {k: ckpt.tensor_crc(t) for k, t in tensors.items()}
         header = {"format": EXPORT_FORMAT, "ganforge": json.dumps(card), "checksums": json.dumps(sums)}
         path = Path(path)
         atomic_write(path, lambda tmp: save_file(tensors, tmp, metadata=header))
@@ -379,20 +336,14 @@ class Model:
         a format an installed plugin adds (kind ``exporter``, e.g. ``onnx`` from the export app).
         ``--force`` replaces an earlier output, never the file the model was read from nor a
         run's checkpoint."""
-        if registry is None:
-            from ganforge.plugins import get_registry
-
-            registry = get_registry()
+        registry = registry if registry is not None else plugins.get_registry()
         directions = [direction] if isinstance(direction, str) else direction
         exporter = registry.build("exporter", {"name": format}, "format") if format != "safetensors" else None
-        path = output_file(Path(out), force, [p for p in (self.file,) if p is not None])
+        path = output_file(Path(out), force, [self.file] if self.file else [])
         if exporter is None:
             return self.save(path, directions, dtype)
         exporter.write(self, path, list(directions or []), dtype)
         return path
-
-
-# -- the model card ---------------------------------------------------------------------------------
 
 
 def card_network(
@@ -430,8 +381,6 @@ def make_card(
     **extra: Any,
 ) -> dict[str, Any]:
     """A model card from a declaration and its inference networks' entries (:func:`card_network`)."""
-    import ganforge
-
     noise = None
     if declares.noise is not None and declares.noise in networks:
         noise = {"network": declares.noise, "latent_dim": networks[declares.noise].get("latent_dim", 100)}
@@ -485,7 +434,6 @@ def build_network(spec: dict[str, Any], registry: Any, where: str) -> tuple[nn.M
 def _load_weights(net: nn.Module, state: dict[str, Tensor], file: Path, where: str) -> None:
     """The one state check (names, shapes, dtypes; finite values), then a strict load. ``where``
     is the weights' path in the file (``objective/G_AB_ema``), for the messages."""
-    from ganforge.safety import first_nonfinite
     from ganforge.training.state import compare_tensors
 
     live = net.state_dict()
@@ -512,20 +460,13 @@ def _is_export_dtype(state: dict[str, Tensor], live: dict[str, Tensor]) -> bool:
     return bool(floats) and all(v.dtype in low and w.dtype == torch.float32 for v, w in floats)
 
 
-# -- reading files ------------------------------------------------------------------------------
-
-
 def _safetensors_header(file: Path) -> dict[str, str]:
-    from ganforge import checkpoint as ckpt
-
     if file.suffix.lower() == ".onnx":  # an export for other runtimes: ganforge never reads one back
         raise GanforgeError(
             f"{file} is an ONNX file (for onnxruntime and other runtimes); ganforge reads its "
             "checkpoints and safetensors exports: give the run or a .safetensors export"
         )
     ckpt.sniff(file)
-    from safetensors import safe_open
-
     try:
         with safe_open(str(file), framework="pt") as f:
             return f.metadata() or {}
@@ -535,8 +476,6 @@ def _safetensors_header(file: Path) -> dict[str, str]:
 
 def _read_export(file: Path, header: dict[str, str]) -> tuple[dict[str, Any], dict[str, dict[str, Tensor]]]:
     """(card, tensors by network) of an exported file, checked against its checksums (format 2)."""
-    from safetensors import safe_open
-
     try:
         card = json.loads(header["ganforge"])
         sums = json.loads(header["checksums"]) if header.get("format") == EXPORT_FORMAT else None
@@ -557,7 +496,7 @@ def _read_export(file: Path, header: dict[str, str]) -> tuple[dict[str, Any], di
                 if name not in tensors:
                     raise GanforgeError(f"{file}: tensor '{key}' belongs to no network of its card")
                 t = f.get_tensor(key)
-                if sums is not None and _crc(t) != sums[key]:
+                if sums is not None and ckpt.tensor_crc(t) != sums[key]:
                     raise GanforgeError(f"{file} is damaged: tensor '{key}' does not match its checksum")
                 tensors[name][param] = t
     except GanforgeError:
@@ -573,8 +512,6 @@ def _read_checkpoint(
 ) -> tuple[dict[str, Any], dict[str, dict[str, Tensor]], dict[str, str]]:
     """(card, tensors by network, their paths in the state) of a run checkpoint: only the inference
     networks are read (every tensor's checksum is checked)."""
-    from ganforge import checkpoint as ckpt
-
     meta, tree = ckpt.read_state_tree(file)
     meta = ckpt.check_run_meta(meta, file)
     saved = tree.get("objective") if isinstance(tree, dict) else None
@@ -606,11 +543,11 @@ def legacy_card(file: Path, meta: dict[str, Any], saved: dict[str, Any], registr
         raise GanforgeError(missing_plugin_hint(str(exc), meta, registry)) from None
     name = resolved["objective"]["name"]
     declares = objective_class(registry, name).declares
-    networks = {}
+    networks: dict[str, dict[str, Any]] = {}
     for net_name in declares.inference_networks():
         section = declares.networks[net_name].section
         spec = resolved.specs[section]
-        entry: dict[str, Any] = {
+        networks[net_name] = {
             "kind": spec.component.kind,
             "component": spec.component.name,
             "options": resolved_table(resolved, section),
@@ -620,12 +557,11 @@ def legacy_card(file: Path, meta: dict[str, Any], saved: dict[str, Any], registr
             "version": spec.component.version,
             "section": section,
             "ema": f"{net_name}_ema" in saved,
+            "size_multiple": 1,
+            "parameters": 0,
         }
-        networks[net_name] = entry
     size = meta.get("image_size") or (resolved.get("data") or {}).get("image_size")
-    card = make_card(
-        name, declares, {n: {**e, "size_multiple": 1, "parameters": 0} for n, e in networks.items()}, size
-    )
+    card = make_card(name, declares, networks, size)
     if card["noise"] is not None:
         options = networks[declares.noise]["options"]
         card["noise"]["latent_dim"] = int(options.get("latent_dim", 100))
@@ -633,11 +569,8 @@ def legacy_card(file: Path, meta: dict[str, Any], saved: dict[str, Any], registr
 
 
 def missing_plugin_hint(message: str, meta: dict[str, Any], registry: Any) -> str:
-    """``message`` plus the distribution that provided each component the registry lacks.
-
-    Checkpoints record ``plugins: {"kind/name": "distribution version"}`` for the recipe's
-    components; older ones do not, and their message stays as it was.
-    """
+    """``message`` plus the distribution that provided each component the registry lacks (from the
+    checkpoint's ``plugins: {"kind/name": "distribution version"}``; older ones have none)."""
     plugins = meta.get("plugins")
     if not isinstance(plugins, dict):
         return message
@@ -657,19 +590,10 @@ def missing_plugin_hint(message: str, meta: dict[str, Any], registry: Any) -> st
     return f"{message} ({what}: pip install {dists})"
 
 
-# -- helpers ---------------------------------------------------------------------------------------
-
-
-def _crc(t: Tensor) -> int:
-    return zlib.crc32(t.contiguous().reshape(-1).view(torch.uint8).numpy()) & 0xFFFFFFFF
-
-
 def output_file(path: Path, force: bool, protected: list[Path]) -> Path:
     """Where a model file may be written: never a folder, a checkpoint or the file read; an
     existing file only with ``force``. Temporary files that killed writes of ``path`` left
     beside it are removed (:func:`clean_stale`)."""
-    from ganforge.safety import protect_inputs
-
     if path.is_dir():
         raise GanforgeError(f"--out {path} is a folder; give a file name")
     protect_inputs(path, protected)
@@ -677,49 +601,6 @@ def output_file(path: Path, force: bool, protected: list[Path]) -> Path:
         raise GanforgeError(f"{path} already exists; pass --force to replace it")
     clean_stale(path)
     return path
-
-
-def clean_stale(path: Path) -> list[Path]:
-    """Remove the temporary files of killed :func:`atomic_write` calls for ``path``: only names
-    of its own pattern beside it (``.NAME.XXXXXXXX.tmp``, as ``tempfile.mkstemp`` makes them),
-    as ``CheckpointDir.clean_stale`` does for a run's checkpoints."""
-    pattern = re.compile(rf"^\.{re.escape(path.name)}\.[a-z0-9_]{{8}}\.tmp$")
-    removed = []
-    try:
-        for p in path.parent.iterdir():
-            if pattern.match(p.name) and p.is_file():
-                p.unlink(missing_ok=True)
-                removed.append(p)
-    except OSError:  # a folder that cannot be listed: the write itself says why
-        pass
-    return removed
-
-
-def atomic_write(path: Path, write: Any) -> None:
-    """``write(tmp)`` then fsync and rename onto ``path``: a reader never sees half a file, and a
-    failure (full disk, read-only folder) is a one-line error that leaves ``path`` as it was."""
-    from ganforge.safety import describe_os_error, follow_umask
-
-    tmp: str | None = None
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-        os.close(fd)
-        write(tmp)
-        with open(tmp, "rb") as f:
-            os.fsync(f.fileno())
-        follow_umask(Path(tmp))
-        os.replace(tmp, path)
-    except OSError as exc:
-        raise WriteError(f"cannot write {path}: {describe_os_error(exc)}") from None
-    except GanforgeError:
-        raise
-    except Exception as exc:  # safetensors and onnx raise their own types for a full disk
-        text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise WriteError(f"cannot write {path}: {text}") from None
-    finally:
-        if tmp is not None and os.path.exists(tmp):
-            os.unlink(tmp)
 
 
 def load(path: PathLike, device: str = "auto", precision: str = "auto") -> Model:

@@ -1,7 +1,5 @@
-"""Where ganforge keeps things: the data root (datasets by name) and the cache.
-
-Torch-free, so the light commands (``ganforge data``) can use it.
-"""
+"""Where ganforge keeps things: the data root (datasets by name) and the cache (torch-free, for
+the light commands such as ``ganforge data``)."""
 
 from __future__ import annotations
 

@@ -1,19 +1,12 @@
-"""Guards that keep a user's files and machine safe: outputs, run folders, memory, finiteness.
-
-- Outputs: ganforge marks the images and pages it writes (a PNG text chunk, an HTML meta tag)
-  and replaces only its own earlier outputs; an input or any other existing file is never
-  overwritten (:func:`guard_targets`).
-- Run folders: what a folder holds (:func:`run_contents`), whether it can be written
-  (:func:`ensure_writable_dir`).
-- Memory: a network's size is measured on the meta device before it is built, and refused
-  when it cannot fit the device (:class:`MemoryBudget`).
-- Finiteness: the first NaN or infinite tensor of a state tree (:func:`first_nonfinite`).
-"""
+"""Guards that keep a user's files and machine safe: marked outputs that alone may be replaced,
+atomic file writes, writable folders, memory budgets and finiteness checks."""
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
+import re
 import tempfile
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -22,8 +15,6 @@ from typing import Any
 import torch
 
 from ganforge.errors import GanforgeError, WriteError
-
-# -- outputs ---------------------------------------------------------------------------------
 
 OUTPUT_KEY = "ganforge"  # PNG text chunk naming the command that wrote the image
 REPORT_MARK = '<meta name="generator" content="ganforge report">'
@@ -71,10 +62,8 @@ def guard_out_folder(out: Path, inputs: Iterable[Path], flag: str = "--out") -> 
 
 
 def guard_targets(targets: Iterable[Path], inputs: Iterable[Path] = (), flag: str = "--out") -> None:
-    """Refuse to write a target that is an input, or an existing file ganforge did not write.
-
-    Earlier outputs of ganforge (marked, see :func:`png_info`) may be replaced; nothing else is.
-    """
+    """Refuse to write a target that is an input, or an existing file ganforge did not write
+    (its earlier outputs, marked by :func:`png_info`, may be replaced)."""
     inputs = [p for p in inputs if p.exists()]
     resolved = {p.resolve() for p in inputs}
     for target in targets:
@@ -93,11 +82,8 @@ def guard_targets(targets: Iterable[Path], inputs: Iterable[Path] = (), flag: st
 
 
 def plain_file_name(name: str, component: str, own: str = "") -> str:
-    """``name`` if it is a plain file name for the run folder; a ``ValueError`` otherwise.
-
-    A callback's output must stay inside its run folder and not replace the run's own records
-    (``own`` is the record the component itself writes, e.g. ``metrics.jsonl``).
-    """
+    """``name`` if it is a plain file name in the run folder and none of the run's own records
+    (``own``: the one the component itself writes, e.g. ``metrics.jsonl``); a ``ValueError`` otherwise."""
     reserved = {*RUN_FILES, "checkpoints", "samples", "report.html"} - {own}
     if not name or name in (".", "..") or "/" in name or "\\" in name or name in reserved:
         raise ValueError(
@@ -111,19 +97,9 @@ def ensure_writable_dir(folder: Path, what: str) -> None:
     """Create ``folder`` (with parents) and check a file can be written in it; one-line errors."""
     try:
         folder.mkdir(parents=True, exist_ok=True)
-        fd, probe = tempfile.mkstemp(prefix=".ganforge-write-test.", dir=folder)
-        os.close(fd)
-        os.unlink(probe)
+        tempfile.TemporaryFile(prefix=".ganforge-write-test.", dir=folder).close()
     except OSError as exc:
         raise WriteError(f"{what} {folder} cannot be written: {describe_os_error(exc)}") from None
-
-
-def follow_umask(path: Path) -> None:
-    """Give a file written through ``mkstemp`` (mode 0600) the mode any new file gets under the
-    process umask, so colleagues on a shared machine can read checkpoints and exports."""
-    mask = os.umask(0)
-    os.umask(mask)
-    os.chmod(path, 0o666 & ~mask)
 
 
 def protect_inputs(target: Path, inputs: Iterable[Path], flag: str = "--out") -> None:
@@ -138,14 +114,55 @@ def protect_inputs(target: Path, inputs: Iterable[Path], flag: str = "--out") ->
         )
 
 
-def describe_os_error(exc: OSError) -> str:
-    """``Permission denied: 'path'`` style text for one line."""
-    reason = exc.strerror or str(exc) or type(exc).__name__
-    name = exc.filename if exc.filename is not None else ""
-    return f"{reason}: '{name}'" if name else reason
+def describe_os_error(exc: BaseException) -> str:
+    """``Permission denied: 'path'`` style text for one line; of another exception (safetensors and
+    onnx raise their own for a full disk), the OS error its message names, else its first line."""
+    if isinstance(exc, OSError):
+        reason = exc.strerror or str(exc) or type(exc).__name__
+        return f"{reason}: '{exc.filename}'" if exc.filename else reason
+    text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    phrases = ("No space left on device", "Read-only file system", "Permission denied")
+    return next((p for p in phrases if p.lower() in text.lower()), text)
 
 
-# -- memory ----------------------------------------------------------------------------------
+def atomic_write(path: Path, write: Callable[[str], Any]) -> None:
+    """``write(tmp)`` then fsync and rename onto ``path``: a reader never sees half a file, and a
+    failure (full disk, read-only folder) is a one-line :class:`WriteError` that leaves ``path``
+    as it was."""
+    tmp: str | None = None
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        os.close(fd)
+        write(tmp)
+        with open(tmp, "rb") as f:
+            os.fsync(f.fileno())
+        # mkstemp's mode is 0600: give the umask's, so colleagues can read checkpoints and exports
+        mask = os.umask(0)
+        os.umask(mask)
+        os.chmod(tmp, 0o666 & ~mask)
+        os.replace(tmp, path)
+    except GanforgeError:
+        raise
+    except Exception as exc:
+        raise WriteError(f"cannot write {path}: {describe_os_error(exc)}") from None
+    finally:
+        if tmp is not None:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+
+
+def clean_stale(path: Path, names: str | None = None) -> list[Path]:
+    """Remove the temporary files killed :func:`atomic_write` calls for ``path`` left beside it:
+    only names of their own pattern, ``.NAME.XXXXXXXX.tmp`` (``names``: a regex for NAME)."""
+    pattern = re.compile(rf"^\.(?:{names or re.escape(path.name)})\.[a-z0-9_]{{8}}\.tmp$")
+    removed = []
+    with contextlib.suppress(OSError):  # a folder that cannot be listed: the write says why
+        for p in path.parent.iterdir():
+            if pattern.match(p.name) and p.is_file():
+                p.unlink(missing_ok=True)
+                removed.append(p)
+    return removed
 
 
 def device_memory(device: torch.device) -> int | None:
@@ -156,12 +173,10 @@ def device_memory(device: torch.device) -> int | None:
         total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
     except (ValueError, OSError, AttributeError, RuntimeError):
         return None
-    try:
+    with contextlib.suppress(OSError):
         limit = Path("/sys/fs/cgroup/memory.max").read_text().strip()
         if limit.isdigit():
             total = min(total, int(limit))
-    except OSError:
-        pass
     return int(total)
 
 
@@ -185,20 +200,17 @@ def check_memory(needed: float, device: torch.device, what: str) -> None:
 
 def module_bytes(module: torch.nn.Module) -> int:
     """Bytes of a module's parameters and buffers (works on the meta device)."""
-    tensors = [*module.parameters(), *module.buffers()]
-    return sum(t.numel() * t.element_size() for t in tensors)
+    return sum(t.numel() * t.element_size() for t in [*module.parameters(), *module.buffers()])
 
 
 _measured: dict[Any, int] = {}  # (factory, options) -> bytes on the meta device
 
 
 class MemoryBudget:
-    """Sizes of an objective's networks, measured on the meta device before they are built.
-
-    Training holds each parameter about four times (weights, gradients and two optimizer
-    moments); inference once. A recipe whose networks cannot fit the device's memory is refused
-    before any memory is allocated (``generator.ngf=100000``), with the sizes in the message.
-    """
+    """Sizes of an objective's networks, measured on the meta device before they are built: a
+    recipe whose networks cannot fit the device is refused before any memory is allocated.
+    ``copies``: how many times each parameter is held (training about 4: weights, gradients and
+    two optimizer moments; inference 1)."""
 
     def __init__(self, device: torch.device, copies: float, strict: bool = True) -> None:
         self.device, self.copies, self.strict = device, copies, strict
@@ -208,11 +220,8 @@ class MemoryBudget:
     def add(self, what: str, build: Callable[[], Any], key: Any = None) -> None:
         """Measure what ``build()`` makes on the meta device; refuse when the total cannot fit.
 
-        A factory that cannot build on the meta device (it reads tensor values, or needs
-        context) is not measured; with ``strict`` a :class:`GanforgeError` it raises is the
-        user's error and propagates, otherwise the real build reports it. Sizes are remembered
-        by ``key`` (a component and its options) when one is given: resolving the same recipe
-        again measures nothing twice.
+        A factory that cannot build on the meta device is not measured (with ``strict`` its
+        :class:`GanforgeError` propagates). Sizes are remembered by ``key`` (component, options).
         """
         size = _measured.get(key) if key is not None else None
         if size is None:
@@ -246,9 +255,6 @@ class MemoryBudget:
             )
 
 
-# -- finiteness ------------------------------------------------------------------------------
-
-
 def first_nonfinite(tree: Any, prefix: str = "") -> str | None:
     """The path of the first floating tensor (or float) in ``tree`` holding NaN or infinity."""
     if isinstance(tree, torch.Tensor):
@@ -261,14 +267,10 @@ def first_nonfinite(tree: Any, prefix: str = "") -> str | None:
         return None
     if isinstance(tree, float):
         return None if math.isfinite(tree) else (prefix or "value")
-    if isinstance(tree, dict):
-        items: Iterable[tuple[Any, Any]] = tree.items()
-    elif isinstance(tree, list | tuple):
-        items = enumerate(tree)
-    else:
-        return None
-    for key, value in items:
-        found = first_nonfinite(value, f"{prefix}/{key}" if prefix else str(key))
-        if found is not None:
-            return found
+    if isinstance(tree, dict | list | tuple):
+        items: Iterable[tuple[Any, Any]] = tree.items() if isinstance(tree, dict) else enumerate(tree)
+        for key, value in items:
+            found = first_nonfinite(value, f"{prefix}/{key}" if prefix else str(key))
+            if found is not None:
+                return found
     return None
