@@ -1,11 +1,6 @@
-"""The training engine: what every method's step needs and no method writes.
-
-:class:`Engine` drives an objective's ``train_step``: it gives the objective's optimizers the
-recipe's learning-rate schedule and the GradScaler of fp16 runs, keeps a moving average of the
-inference networks (``[objective] ema``), prepares parts for CUDA-graph capture, and owns the
-objective's checkpoint state (networks, ``opt_<name>``, pools, ``scaler``) with its checks. It
-also writes the model card (:func:`ganforge.model.card`) that lets a checkpoint be loaded for
-inference without the recipe.
+"""The training engine: what every method's step needs and no method writes (learning-rate
+schedules, the fp16 GradScaler, the moving average, CUDA-graph readiness, checkpoint state and its
+checks, the model card).
 """
 
 from __future__ import annotations
@@ -25,7 +20,7 @@ from ganforge.training.state import check_optimizer_state, compare_tensors, kind
 
 
 class Engine:
-    """Runs one objective's steps and holds its state (see the module docstring)."""
+    """Runs one objective's steps and holds its state: networks, ``opt_<name>``, pools, ``scaler``."""
 
     def __init__(self, objective: Objective, builder: Any, runtime: Runtime, ema: float = 0.0) -> None:
         self.objective = objective
@@ -122,9 +117,6 @@ class Engine:
             name: self.ema.get(name) or unwrap(self.objective.nets[name])
             for name in self.declares.inference_networks()
         }
-
-    def parameter_counts(self) -> dict[str, int]:
-        return {name: sum(p.numel() for p in net.parameters()) for name, net in self.networks.items()}
 
     def learning_rates(self) -> dict[str, float]:
         """Each optimizer's current learning rate, by name."""
