@@ -1,10 +1,5 @@
 """What a training method declares: its recipe sections, networks, optimizers, parts, batch
-keys, and what its inference does (directions, noise, a condition).
-
-A declaration is plain data, checked once (:meth:`Declaration.check`) before anything is built.
-The engine derives from it everything that is the same for every method: building the parts,
-checkpoint state, schedules, the moving average, CUDA-graph readiness, what a checkpoint's model
-card says, and inference.
+keys and what its inference does; plain data, checked once before anything is built.
 """
 
 from __future__ import annotations
@@ -121,20 +116,13 @@ class Declaration:
 
     def check(self, objective: str) -> None:
         """Cross-check the names (a plugin author's mistake, reported before anything is built)."""
-        declared = {s.name for s in self.sections}
-        for role in self.sections:
-            declared.update(f"{role.name}.{r}" for r in role.roles)
-        parts = [
-            *self.networks.values(),
-            *self.optimizers.values(),
-            *self.losses.values(),
-            *self.pools.values(),
-        ]
-        for part in parts:
-            if part.section not in declared:
-                raise GanforgeError(
-                    f"objective '{objective}' builds from undeclared section [{part.section}]"
-                )
+        declared = {s.name for s in self.sections} | {f"{s.name}.{r}" for s in self.sections for r in s.roles}
+        for group in (self.networks, self.optimizers, self.losses, self.pools):
+            for part in group.values():
+                if part.section not in declared:
+                    raise GanforgeError(
+                        f"objective '{objective}' builds from undeclared section [{part.section}]"
+                    )
         for name, opt in self.optimizers.items():
             unknown = [n for n in opt.steps if n not in self.networks]
             if unknown:
@@ -163,21 +151,14 @@ class Declaration:
         ``discriminator``; ``generator+projector`` for one stepping both); keys no optimizer
         declares go to ``other``.
         """
-        labels = {}
+        owners: list[tuple[str, str]] = []  # (loss prefix, group), in declaration order
         for name, opt in self.optimizers.items():
             kinds = [self.networks[n].section.split(".")[0] for n in opt.steps if n in self.networks]
-            labels[name] = "+".join(dict.fromkeys(kinds)) or name
+            owners += [(prefix, "+".join(dict.fromkeys(kinds)) or name) for prefix in opt.losses]
         groups: dict[str, list[str]] = {}
         for key in keys:
-            owner = next(
-                (
-                    n
-                    for n, opt in self.optimizers.items()
-                    if any(key == p or key.startswith(p + "_") for p in opt.losses)
-                ),
-                None,
-            )
-            groups.setdefault(labels[owner] if owner is not None else "other", []).append(key)
+            group = next((g for p, g in owners if key == p or key.startswith(p + "_")), "other")
+            groups.setdefault(group, []).append(key)
         return groups
 
     def to_json(self) -> dict[str, Any]:
