@@ -99,8 +99,7 @@ class Trainer:
         self.rank, self.world_size = rank, world_size
         self.is_main = rank == 0
         self.console = console
-        self.step = 0
-        self.epoch = 0
+        self.step = self.epoch = 0
         self.checkpoints = ckpt.CheckpointDir(self.run_dir / "checkpoints")
         self.stop_reason: str | None = None
         self._last_saved = -1
@@ -144,20 +143,12 @@ class Trainer:
         self.image_size = protocols.image_size(self.dataset)
         self.card = self.engine.card(self.image_size, self.classes)
         self.model = Model(self.card, self.engine.inference_networks(), self.runtime)
-        self.callbacks = self._build_callbacks()
+        tables = resolved.get("callbacks") or {}  # the kind's defaults plus the recipe's
+        self.callbacks = {
+            n: self.builder.build(f"callbacks.{n}") for n, t in tables.items() if t.get("enabled", True)
+        }
         self._step_fn: StepFn | None = None
         self.cuda_graph_note: str | None = None  # why steps are not captured, when they are not
-
-    # -- building ----------------------------------------------------------------------------
-
-    def _build_callbacks(self) -> dict[str, Any]:
-        """The resolved ``[callbacks]``: the kind's defaults plus the recipe's, less those turned off."""
-        tables = self.recipe.get("callbacks") or {}
-        return {
-            name: self.builder.build(f"callbacks.{name}")
-            for name, options in tables.items()
-            if options.get("enabled", True)
-        }
 
     def emit(self, event: str, *args: Any) -> None:
         """Call ``event`` on every callback that defines it."""
@@ -165,8 +156,6 @@ class Trainer:
             fn = protocols.callback_event(cb, event)
             if fn is not None:
                 fn(self, *args)
-
-    # -- data --------------------------------------------------------------------------------
 
     def _loader(self, start_step: int) -> DataLoader:
         workers, cpus = self.cfg["num_workers"], _usable_cpus()
@@ -216,8 +205,6 @@ class Trainer:
         """Fixed held-out images (from the dataset) on the device, for samples and evaluation."""
         return self._inputs(self.dataset.holdout(n))  # images already: no on_device
 
-    # -- stepping ----------------------------------------------------------------------------
-
     def train_step(self, batch: dict[str, Any]) -> dict[str, torch.Tensor]:
         """One optimisation step at ``self.step``: a CUDA-graph replay where possible."""
         if self._step_fn is None:
@@ -235,8 +222,6 @@ class Trainer:
             return self.engine.run_step
         self.runtime.cuda_graph = True
         return CapturedStep(self.engine, self.runtime.device)
-
-    # -- state -------------------------------------------------------------------------------
 
     def state_dict(self) -> dict[str, Any]:
         """Everything needed to resume exactly; in a DDP job every rank must call it (it gathers)."""
@@ -357,8 +342,6 @@ class Trainer:
                 f"{file}: does not match the recipe's components ({describe_exception(exc)})"
             ) from None
         return file
-
-    # -- the loop ----------------------------------------------------------------------------
 
     def fit(self) -> dict[str, Any]:
         """Train until ``total_steps`` (or a signal); returns a summary.
@@ -488,31 +471,20 @@ class Trainer:
             ) from None
 
     def _blame(self, tb: Any) -> str:
-        """``[section] 'component' (part): `` for the innermost part of the objective in ``tb``."""
-        parts: dict[int, tuple[str, str]] = {}
+        """``[section] 'component' (part) failed with `` for the innermost part of the objective in ``tb``."""
         decl = self.objective.declares
-        for name, net in self.engine.networks.items():
-            spec = decl.networks.get(name.removesuffix("_ema"))
-            if spec is not None:
-                parts[id(net)] = (name, spec.section)
-        for name, part in self.objective.parts.items():
-            spec = {**decl.losses, **decl.pools}.get(name)
-            if part is not None and spec is not None:
-                parts[id(part)] = (name, spec.section)
-        frames = []
-        while tb is not None:
-            frames.append(tb.tb_frame)
+        sections = {n: spec.section for n, spec in {**decl.networks, **decl.losses, **decl.pools}.items()}
+        parts = {id(net): name for name, net in self.engine.networks.items()}
+        parts.update((id(part), name) for name, part in self.objective.parts.items() if part is not None)
+        found = None
+        while tb is not None:  # the innermost frame of a part's method wins
+            found = parts.get(id(tb.tb_frame.f_locals.get("self")), found)
             tb = tb.tb_next
-        for frame in reversed(frames):
-            found = parts.get(id(frame.f_locals.get("self")))
-            if found is not None:
-                name, section = found
-                table = self.recipe.get(section.split(".")[0], {})
-                for key in section.split(".")[1:]:
-                    table = table.get(key, {}) if isinstance(table, dict) else {}
-                component = table.get("name", "?") if isinstance(table, dict) else "?"
-                return f"[{section}] '{component}' ({name}) failed with "
-        return ""
+        section = sections.get((found or "").removesuffix("_ema"))
+        if section is None:
+            return ""
+        spec = self.recipe.specs.get(section)
+        return f"[{section}] '{spec.component.name if spec else '?'}' ({found}) failed with "
 
     def _check_losses(self, pending: list[dict[str, torch.Tensor]]) -> None:
         """Raise :class:`NonFiniteError` naming the first step and loss that is NaN or infinite."""
