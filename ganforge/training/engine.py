@@ -79,8 +79,8 @@ class Engine:
     # -- moving average of the inference networks --------------------------------------------
 
     def _enable_ema(self) -> None:
-        """Keep ``<name>_ema``, a moving average of each inference network, updated after each
-        step of the optimizer that trains it; inference then uses the averages."""
+        """``<name>_ema``: a moving average of each inference network, updated after each step of
+        its optimizer; inference uses the averages."""
         nets = self.objective.nets
         # 1 - decay, a device tensor: a scheduled decay changes it in place, even inside a graph
         self._ema_weight = torch.tensor(1.0 - self.ema_decay, device=self.runtime.device)
@@ -141,12 +141,8 @@ class Engine:
         return state
 
     def check_state_dict(self, state: Any) -> list[str]:
-        """What in ``state`` does not fit the objective's declared parts (empty: it fits).
-
-        Checked without touching any state: the part names; each network's tensor names,
-        shapes and dtypes; each optimizer's groups and moment shapes against its parameters;
-        and that every floating tensor is finite.
-        """
+        """What in ``state`` does not fit the objective's declared parts (empty: it fits): part
+        names, tensor names, shapes and dtypes, optimizer moments, finite values."""
         if not isinstance(state, dict):
             return [f"the objective state is {kind_of(state)}, not a table"]
         expected = self.state_keys()

@@ -183,11 +183,8 @@ class Trainer:
         )
 
     def to_device(self, batch: dict[str, Any]) -> dict[str, Any]:
-        """Move a batch to the device; uint8 images become float in [-1, 1].
-
-        A dataset with ``on_device(batch, device)`` (:class:`ganforge.protocols.DeviceBatches`)
-        builds its images there first (e.g. crops out of a decoded cache that lives on the GPU).
-        """
+        """Move a batch to the device; uint8 images become float in [-1, 1]. A
+        :class:`~ganforge.protocols.DeviceBatches` dataset builds its images there first."""
         if isinstance(self.dataset, protocols.DeviceBatches):
             batch = self.dataset.on_device(batch, self.runtime.device)
         return self._inputs(batch)
@@ -243,7 +240,7 @@ class Trainer:
         return state
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        """Restore :meth:`state_dict`; its structure is checked first (:func:`check_state`)."""
+        """Restore :meth:`state_dict`, checked first."""
         problems = check_state(state, self.world_size)
         if problems:
             raise GanforgeError(f"the state does not fit this trainer: {problems[0]}")
@@ -274,9 +271,8 @@ class Trainer:
     def save_checkpoint(self) -> Path | None:
         """Write a checkpoint of the current step (called on every rank; rank 0 writes).
 
-        A checkpoint never holds non-finite values: the losses since the last log and every
-        tensor of the state are checked first, and a :class:`NonFiniteError` stops the run
-        instead, so rotation can never drop the last finite checkpoint for a broken one.
+        Non-finite losses since the last log or state tensors raise :class:`NonFiniteError`
+        instead, so rotation never drops the last finite checkpoint for a broken one.
         """
         if self.world_size == 1 and self._pending:  # DDP ranks agree on non-finite losses in _log
             self._check_losses(self._pending)
@@ -308,11 +304,8 @@ class Trainer:
         return path
 
     def resume(self, path: str | os.PathLike[str]) -> Path:
-        """Restore everything from a checkpoint file or run folder.
-
-        The file is checked whole before any state is touched; each problem is a one-line error
-        naming the file.
-        """
+        """Restore everything from a checkpoint file or run folder, checked whole before any
+        state is touched (each problem a one-line error naming the file)."""
         file = ckpt.resolve(path)
         meta = ckpt.read_run_meta(file)
         state, _ = ckpt.load(file)
@@ -454,10 +447,9 @@ class Trainer:
         return flag.item() > 0
 
     def _first_step(self, batch: dict[str, Any]) -> dict[str, torch.Tensor]:
-        """The run's first step. Components that do not fit together (a network built for other
-        channels, a discriminator whose output the loss cannot take) fail here: that is a
-        one-line error naming the part whose code failed (``GANFORGE_DEBUG=1`` keeps the
-        traceback); later failures keep theirs."""
+        """The run's first step, where components that do not fit together fail: a one-line
+        error naming the part whose code failed (``GANFORGE_DEBUG=1`` and later steps keep the
+        traceback)."""
         try:
             return self.train_step(batch)
         except GanforgeError:
