@@ -36,8 +36,6 @@ class Engine:
         if self.ema_decay > 0:
             self._enable_ema()
 
-    # -- the step ------------------------------------------------------------------------------
-
     def run_step(self, batch: dict[str, Tensor], step: int) -> dict[str, Tensor]:
         """What the trainer calls (and captures in a CUDA graph): settings, ``train_step``, scaler."""
         self.set_step(step)
@@ -76,8 +74,6 @@ class Engine:
             for name, average in self.ema.items():
                 average.load_state_dict(unwrap(self.objective.nets[name]).state_dict())
 
-    # -- moving average of the inference networks --------------------------------------------
-
     def _enable_ema(self) -> None:
         """``<name>_ema``: a moving average of each inference network, updated after each step of
         its optimizer; inference uses the averages."""
@@ -102,8 +98,6 @@ class Engine:
             for b_avg, b in zip(average.buffers(), net.buffers()):
                 b_avg.copy_(b)
 
-    # -- what the declaration gives -------------------------------------------------------------
-
     @property
     def networks(self) -> dict[str, nn.Module]:
         """Every network by name, plain (not compiled or wrapped), moving averages included."""
@@ -121,8 +115,6 @@ class Engine:
     def learning_rates(self) -> dict[str, float]:
         """Each optimizer's current learning rate, by name."""
         return {name: opt.lr for name, opt in self.objective.optimizers.items()}
-
-    # -- state ---------------------------------------------------------------------------------
 
     def state_keys(self) -> set[str]:
         """The top-level keys of ``state_dict()`` (checked before a checkpoint is loaded)."""
@@ -190,8 +182,6 @@ class Engine:
         for name, pool in self.objective.pools().items():
             if name in state:
                 pool.load_state_dict(state[name])
-
-    # -- the model card --------------------------------------------------------------------------
 
     def card(self, image_size: int | None, classes: list[str] | tuple[str, ...] = ()) -> dict[str, Any]:
         """The model card of the inference networks (:mod:`ganforge.model`): what a checkpoint

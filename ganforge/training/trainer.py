@@ -372,26 +372,21 @@ class Trainer:
 
     def _fit(self) -> dict[str, Any]:
         self.run_dir.mkdir(parents=True, exist_ok=True)
+        if self._step_fn is None:
+            self._step_fn = self._choose_step_fn()  # before run.json, which says why graphs are off
         if self.is_main:
             self.checkpoints.clean_stale()  # temporary files of writes a kill interrupted
-        if self._step_fn is None:
-            self._step_fn = self._choose_step_fn()
-        if self.is_main:
             (self.run_dir / RESOLVED_RECIPE).write_text(recipe_mod.dumps(self.recipe))
-            (self.run_dir / "run.json").write_text(
-                json.dumps(
-                    {
-                        "runtime": self.runtime.describe(),
-                        "cuda_graph_off": self.cuda_graph_note,
-                        "world_size": self.world_size,
-                        "steps_per_epoch": self.steps_per_epoch,
-                        "total_steps": self.total_steps,
-                        "overrides": list(self.recipe.overrides),  # the report shows them
-                        "dataset_size": len(self.dataset),
-                    },
-                    indent=2,
-                )
-            )
+            run = {
+                "runtime": self.runtime.describe(),
+                "cuda_graph_off": self.cuda_graph_note,
+                "world_size": self.world_size,
+                "steps_per_epoch": self.steps_per_epoch,
+                "total_steps": self.total_steps,
+                "overrides": list(self.recipe.overrides),  # the report shows them
+                "dataset_size": len(self.dataset),
+            }
+            (self.run_dir / "run.json").write_text(json.dumps(run, indent=2))
         previous = self._install_signal_handlers()
         start_step = self.step
         pending = self._pending = []
@@ -425,11 +420,10 @@ class Trainer:
         finally:
             for sig, old in previous.items():
                 signal.signal(sig, old)
-        elapsed = time.perf_counter() - t_start
         return {
             "step": self.step,
             "epoch": self.epoch,
-            "seconds": elapsed,
+            "seconds": time.perf_counter() - t_start,
             "stopped": self.stop_reason,
             "steps_run": self.step - start_step,
         }
