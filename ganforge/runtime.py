@@ -70,10 +70,8 @@ class Runtime:
         return torch.amp.GradScaler(self.device.type) if self.precision == "fp16" else None
 
     def prepare(self, module: torch.nn.Module, trainable: bool = True) -> torch.nn.Module:
-        """Move a network to the device (channels_last on CUDA; compiled and DDP-wrapped if asked).
-
-        Use :func:`unwrap` to reach the plain module (for state dicts, frozen passes, inference).
-        """
+        """Move a network to the device (channels_last on CUDA; compiled and DDP-wrapped if asked);
+        :func:`unwrap` reaches the plain module."""
         module = module.to(self.device)
         if self.channels_last:
             module = module.to(memory_format=torch.channels_last)

@@ -40,9 +40,7 @@ class Optimizer:
     """An optimizer built from a recipe section, stepping the parameters of ``steps`` (networks).
 
     ``losses`` names the ``train_step`` keys it minimises, each exactly or as a prefix before
-    ``_`` (``"cycle"`` covers ``cycle_A``): displays group the logged losses by it, under the
-    kinds of the networks it steps (``generator``, ``discriminator``). A key no optimizer names
-    is shown under ``other``.
+    ``_`` (``"cycle"`` covers ``cycle_A``); displays group the logged losses by it.
     """
 
     section: str
@@ -145,12 +143,8 @@ class Declaration:
             )
 
     def loss_groups(self, keys: Iterable[str]) -> dict[str, list[str]]:
-        """Loss keys grouped by the optimizer that minimises them (``Optimizer.losses``).
-
-        A group is named by the kinds of the networks its optimizer steps (``generator``,
-        ``discriminator``; ``generator+projector`` for one stepping both); keys no optimizer
-        declares go to ``other``.
-        """
+        """Loss keys grouped by the optimizer that minimises them, each group named by the kinds of
+        the networks it steps (``generator``, ``generator+projector``); other keys go to ``other``."""
         owners: list[tuple[str, str]] = []  # (loss prefix, group), in declaration order
         for name, opt in self.optimizers.items():
             kinds = [self.networks[n].section.split(".")[0] for n in opt.steps if n in self.networks]

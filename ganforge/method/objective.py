@@ -65,10 +65,8 @@ class Objective:
         return {}
 
     def d_input(self, images: Tensor) -> Tensor:
-        """What a discriminator sees of ``images``: the recipe's ``[augment]`` applied, if any.
-
-        Call it on real and generated images alike, in the D and the G steps (DiffAugment).
-        """
+        """What a discriminator sees of ``images``: the recipe's ``[augment]`` applied, if any; call
+        it on real and generated images alike, in the D and the G steps (DiffAugment)."""
         return images if self.augment is None else self.augment(images)
 
     def train_step(self, batch: dict[str, Tensor], step: int) -> dict[str, Tensor]:

@@ -54,11 +54,8 @@ class _Graph:
 
 
 class CapturedStep:
-    """A drop-in ``train_step(batch, step)`` that replays a CUDA graph of the objective's step.
-
-    Batches of a shape (or a step variant) not seen before run eagerly for ``warmup`` steps and
-    are then captured; the first replay of a new graph is that step's own update.
-    """
+    """A drop-in ``train_step(batch, step)`` that replays a CUDA graph of the objective's step;
+    a new batch shape or step variant runs eagerly for ``warmup`` steps, then is captured."""
 
     def __init__(self, engine: Any, device: torch.device, warmup: int = 3) -> None:
         self.engine = engine

@@ -1,8 +1,6 @@
-"""Multi-process training with torchrun + DistributedDataParallel.
-
-``torchrun --nproc_per_node N -m ganforge run RECIPE`` (or ``ganforge run --nproc N``, which
-launches that) sets RANK / WORLD_SIZE / LOCAL_RANK; :func:`setup` reads them, starts the process
-group (NCCL on CUDA, gloo on CPU) and picks this rank's device.
+"""Multi-process training with torchrun + DistributedDataParallel (docs/distributed.md): :func:`setup`
+reads torchrun's RANK / WORLD_SIZE / LOCAL_RANK, starts the process group (NCCL on CUDA, gloo on
+CPU) and picks this rank's device.
 """
 
 from __future__ import annotations

@@ -1,7 +1,5 @@
-"""Checks of checkpoint state against what is live, before any state is touched.
-
-Each problem names its key (``objective/G_AB/model.1.bias``), so a damaged or mismatched file is
-a one-line error, never a traceback or a half-loaded model.
+"""Checks of checkpoint state against what is live, before any state is touched: each problem
+names its key (``objective/G_AB/model.1.bias``), for a one-line error, never a half-loaded model.
 """
 
 from __future__ import annotations

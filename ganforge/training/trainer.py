@@ -42,10 +42,8 @@ _ADVICE = "lower the learning rates or loss weights"
 
 
 class PositionSampler(Sampler[int]):
-    """Yields sample positions ``[start, end)`` of an endless stream, sharded across ranks.
-
-    Global position ``p`` of step ``s``: ``s * world * batch + rank * batch + i``.
-    """
+    """Yields the sample positions of steps ``[start, end)``, sharded across ranks: position
+    ``step * world * batch + rank * batch + i``."""
 
     def __init__(self, start_step: int, end_step: int, batch_size: int, rank: int = 0, world: int = 1):
         self.start_step, self.end_step = start_step, end_step
