@@ -434,9 +434,10 @@ class Trainer:
             return False
         flag = torch.tensor([1.0 if self.stop_reason else 0.0], device=self.runtime.device)
         torch.distributed.all_reduce(flag)
-        if flag.item() > 0 and self.stop_reason is None:
+        stop = flag.item() > 0  # the same on every rank, whatever signal arrives meanwhile
+        if stop and self.stop_reason is None:
             self.stop_reason = "SIGTERM"
-        return flag.item() > 0
+        return stop
 
     def _first_step(self, batch: dict[str, Any]) -> dict[str, torch.Tensor]:
         """The run's first step, where components that do not fit together fail: a one-line
