@@ -266,6 +266,22 @@ class Trainer:
             self.engine.load_local_state_dict(mine["objective"])
         set_rng_state(state["rng"] if mine is None else mine["rng"])
 
+    def meta(self) -> dict[str, Any]:
+        """The metadata a checkpoint of the current step carries (versions, step, model card, recipe)."""
+        return {
+            "ganforge": ganforge.__version__,
+            "torch": torch.__version__,
+            "step": self.step,
+            "epoch": self.epoch,
+            "objective": self.recipe["objective"]["name"],
+            "image_size": self.image_size,
+            "world_size": self.world_size,
+            "model": self.card,  # what inference builds, with no recipe (ganforge.Model.load)
+            "recipe": self.recipe,
+            "plugins": self.recipe.plugins(),  # named when a later load lacks one
+            "time": time.time(),
+        }
+
     def save_checkpoint(self) -> Path | None:
         """Write a checkpoint of the current step (called on every rank; rank 0 writes).
 
@@ -283,20 +299,7 @@ class Trainer:
             )
         if not self.is_main:
             return None
-        meta = {
-            "ganforge": ganforge.__version__,
-            "torch": torch.__version__,
-            "step": self.step,
-            "epoch": self.epoch,
-            "objective": self.recipe["objective"]["name"],
-            "image_size": self.image_size,
-            "world_size": self.world_size,
-            "model": self.card,  # what inference builds, with no recipe (ganforge.Model.load)
-            "recipe": self.recipe,
-            "plugins": self.recipe.plugins(),  # named when a later load lacks one
-            "time": time.time(),
-        }
-        path = self.checkpoints.save(self.step, state, meta)
+        path = self.checkpoints.save(self.step, state, self.meta())
         self._last_saved = self.step
         self.emit("on_checkpoint", path)
         return path
