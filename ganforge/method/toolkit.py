@@ -94,9 +94,7 @@ class ScheduledOptimizer:
     def lr(self) -> float:
         """The first group's current lr (computed on the host: a tensor lr is never read back)."""
         group = self.optimizer.param_groups[0]
-        if isinstance(group["lr"], torch.Tensor):
-            return group["initial_lr"] * self._factor
-        return group["lr"]
+        return group["initial_lr"] * self._factor if isinstance(group["lr"], torch.Tensor) else group["lr"]
 
     def state_dict(self) -> dict[str, Any]:
         """The optimizer's state; graph-mode settings (tensor lr, capturable) saved as plain ones."""
@@ -117,14 +115,10 @@ class ScheduledOptimizer:
             group.update(settings)
         # Saved moments are contiguous; fused and foreach kernels need the parameters' strides
         # (channels_last conv weights on CUDA).
-        for param, param_state in self.optimizer.state.items():
-            for key, value in param_state.items():
-                if (
-                    isinstance(value, torch.Tensor)
-                    and value.shape == param.shape
-                    and value.stride() != param.stride()
-                ):
-                    param_state[key] = torch.empty_like(param, dtype=value.dtype).copy_(value)
+        for param, moments in self.optimizer.state.items():
+            for key, value in moments.items():
+                if torch.is_tensor(value) and value.shape == param.shape and value.stride() != param.stride():
+                    moments[key] = torch.empty_like(param, dtype=value.dtype).copy_(value)
         if self._capturable:
             self.make_capturable()
 

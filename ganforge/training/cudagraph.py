@@ -55,7 +55,8 @@ class _Graph:
 
 class CapturedStep:
     """A drop-in ``train_step(batch, step)`` that replays a CUDA graph of the objective's step;
-    a new batch shape or step variant runs eagerly for ``warmup`` steps, then is captured."""
+    a new batch shape or step variant runs eagerly for ``warmup`` steps, then is captured (the
+    capture runs nothing: the first replay is that step's own update)."""
 
     def __init__(self, engine: Any, device: torch.device, warmup: int = 3) -> None:
         self.engine = engine
