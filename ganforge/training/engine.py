@@ -62,8 +62,7 @@ class Engine:
     def capture_ready(self) -> str | None:
         """Switch pools and optimizers to graph-safe behaviour; returns why not, or None."""
         parts: dict[str, Any] = dict(self.objective.pools())
-        sections = {n: o.section for n, o in self.declares.optimizers.items()}
-        parts.update({sections[n]: o for n, o in self.objective.optimizers.items()})
+        parts.update({self.declares.optimizers[n].section: o for n, o in self.objective.optimizers.items()})
         return make_capturable(parts)
 
     def fresh_start(self) -> None:

@@ -110,9 +110,8 @@ def check_state(state: Any, world_size: int | None = None) -> list[str]:
         if value >= MAX_SAMPLE_POSITIONS:  # even at batch 1: more sample positions than int64 holds
             return [f"trainer/{key} {value:,} is impossible (a run stops before 2**62 sample positions)"]
     problems = _check_rng(state["rng"], "rng")
-    if not isinstance(state.get("callbacks", {}), dict) or not all(
-        isinstance(v, dict) for v in state.get("callbacks", {}).values()
-    ):
+    callbacks = state.get("callbacks", {})
+    if not isinstance(callbacks, dict) or not all(isinstance(v, dict) for v in callbacks.values()):
         problems.append("callbacks is not a table of tables")
     ranks = state.get("ranks")
     if ranks is not None or (world_size or 1) > 1:

@@ -340,10 +340,9 @@ class Trainer:
     def fit(self) -> dict[str, Any]:
         """Train until ``total_steps`` (or a signal); returns a summary.
 
-        Stops with a :class:`NonFiniteError` (exit code 3) when a loss or weight turns NaN or
-        infinite, a :class:`WriteError` when the run folder cannot be written (read-only, full
-        disk) and a :class:`GanforgeError` when the device runs out of memory; the last
-        checkpoint written is intact in each case.
+        Stops with :class:`NonFiniteError` (exit code 3) on a NaN or infinite loss or weight,
+        :class:`WriteError` when the run folder cannot be written (read-only, full disk) and
+        :class:`GanforgeError` when the device runs out of memory; the last checkpoint is intact.
         """
         try:
             if self.step == 0 and not self._resumed:  # before anything is written to the run folder
