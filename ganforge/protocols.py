@@ -1,17 +1,13 @@
 """Typed capabilities of components: what the engine and the apps may ask of them.
 
-A component declares a capability by having the attribute or method, typed as below (a class
-attribute is enough: ``size_multiple = 4``); ganforge asks through these protocols and the
-functions beside them, never by probing attribute names elsewhere. Everything is optional: a
-network without ``size_multiple`` takes any size, a dataset without ``classes`` yields no labels.
+A component declares one by having the attribute or method (a class attribute is enough:
+``size_multiple = 4``); all are optional, and ganforge asks only through these protocols.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from typing import Any, Protocol, runtime_checkable
-
-# -- networks ------------------------------------------------------------------------------------
 
 
 @runtime_checkable
@@ -76,9 +72,6 @@ def outputs_probabilities(net: Any) -> bool:
     return bool(net.outputs_probabilities) if isinstance(net, Probabilities) else False
 
 
-# -- datasets ------------------------------------------------------------------------------------
-
-
 @runtime_checkable
 class Labelled(Protocol):
     """A dataset whose items carry class indices into ``classes`` (names, in index order)."""
@@ -91,13 +84,6 @@ class DeviceBatches(Protocol):
     """A dataset that builds its images on the device (crops out of a cache kept there)."""
 
     def on_device(self, batch: dict[str, Any], device: Any) -> dict[str, Any]: ...
-
-
-@runtime_checkable
-class Holdout(Protocol):
-    """A dataset that gives fixed held-out items for sample grids and evaluation."""
-
-    def holdout(self, n: int) -> dict[str, Any]: ...
 
 
 @runtime_checkable
@@ -134,8 +120,6 @@ def aligned(factory: Any) -> tuple[str, ...]:
     return tuple(getattr(factory, "aligned", ()) or ()) if isinstance(factory, Yields) else ()
 
 
-# -- callbacks -------------------------------------------------------------------------------------
-
 CALLBACK_EVENTS = (
     "on_train_start",
     "on_step_end",
@@ -155,9 +139,6 @@ def callback_event(callback: Any, event: str) -> Any:
         raise ValueError(f"unknown callback event {event!r}")
     method = getattr(callback, event, None)
     return method if callable(method) else None
-
-
-# -- parts ---------------------------------------------------------------------------------------
 
 
 @runtime_checkable

@@ -16,11 +16,8 @@ from ganforge.errors import GanforgeError
 
 @dataclass
 class Runtime:
-    """Where and how tensors are computed.
-
-    On CUDA: bf16 autocast where supported (else fp16 with a GradScaler) and channels_last.
-    On CPU: plain fp32.
-    """
+    """Where and how tensors are computed: on CUDA bf16 autocast where supported (else fp16
+    with a GradScaler) and channels_last; on CPU plain fp32."""
 
     device: torch.device
     precision: str  # "bf16" | "fp16" | "fp32"
@@ -38,22 +35,18 @@ class Runtime:
         channels_last: bool = True,
         compile: bool | str = False,
     ) -> Runtime:
-        """``compile="auto"`` compiles on CUDA only (a CPU compile costs more than it saves).
-
-        ``compile="max-autotune"`` also lets inductor benchmark kernel choices (convolution
-        templates, tile sizes) at start-up: minutes longer, sometimes faster steps. It uses
-        the mode without inductor's own CUDA graphs, since the trainer captures whole steps.
-        """
+        """``compile="auto"`` compiles on CUDA only (a CPU compile costs more than it saves);
+        ``"max-autotune"`` benchmarks kernel choices at start-up (minutes longer, sometimes faster
+        steps), without inductor's own CUDA graphs since the trainer captures whole steps."""
         if device == "auto":
             device = "cuda" if torch.cuda.is_available() else "cpu"
         if device.startswith("cuda") and not torch.cuda.is_available():
             raise GanforgeError("--device cuda: no CUDA device is available (use --device cpu or auto)")
         dev = torch.device(device)
-        if precision == "auto":
-            if dev.type == "cuda":
-                precision = "bf16" if torch.cuda.is_bf16_supported() else "fp16"
-            else:
-                precision = "fp32"
+        if precision == "auto" and dev.type == "cuda":
+            precision = "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+        elif precision == "auto":
+            precision = "fp32"
         if dev.type == "cpu" and precision == "fp16":
             raise GanforgeError("train.precision = 'fp16' needs CUDA; use 'bf16' or 'fp32' on CPU")
         compiled = compile is True or compile == "max-autotune" or (compile == "auto" and dev.type == "cuda")
@@ -74,15 +67,11 @@ class Runtime:
 
     def grad_scaler(self) -> torch.amp.GradScaler | None:
         """A GradScaler for fp16 (bf16 and fp32 need none)."""
-        if self.precision == "fp16":
-            return torch.amp.GradScaler(self.device.type)
-        return None
+        return torch.amp.GradScaler(self.device.type) if self.precision == "fp16" else None
 
     def prepare(self, module: torch.nn.Module, trainable: bool = True) -> torch.nn.Module:
-        """Move a network to the device (channels_last on CUDA; compiled and DDP-wrapped if asked).
-
-        Use :func:`unwrap` to reach the plain module (for state dicts, frozen passes, inference).
-        """
+        """Move a network to the device (channels_last on CUDA; compiled and DDP-wrapped if asked);
+        :func:`unwrap` reaches the plain module."""
         module = module.to(self.device)
         if self.channels_last:
             module = module.to(memory_format=torch.channels_last)
@@ -106,19 +95,13 @@ class Runtime:
         return x
 
     def describe(self) -> dict[str, Any]:
-        info: dict[str, Any] = {
-            "device": str(self.device),
-            "precision": self.precision,
-            "channels_last": self.channels_last,
-            "compile": self.compile,
-            "compile_mode": self.compile_mode,
-            "cuda_graph": self.cuda_graph,
-            "torch": torch.__version__,
-        }
+        """The settings, torch version, GPU name and CPU count, for ``run.json`` and reports."""
+        info: dict[str, Any] = {"device": str(self.device), "precision": self.precision}
+        info.update(channels_last=self.channels_last, compile=self.compile, compile_mode=self.compile_mode)
+        info.update(cuda_graph=self.cuda_graph, torch=torch.__version__)
         if self.device.type == "cuda":
             info["gpu"] = torch.cuda.get_device_name(self.device)
-        info["cpu_count"] = os.cpu_count()
-        return info
+        return {**info, "cpu_count": os.cpu_count()}
 
 
 def seed_everything(seed: int, deterministic: bool = False) -> None:
@@ -134,9 +117,10 @@ def seed_everything(seed: int, deterministic: bool = False) -> None:
 
 def rng_state() -> dict[str, Any]:
     """Global RNG states for a checkpoint (CPU, CUDA, Python)."""
-    state: dict[str, Any] = {"cpu": torch.get_rng_state(), "python": _py_state_to_list(random.getstate())}
+    version, internal, gauss = random.getstate()
+    state: dict[str, Any] = {"cpu": torch.get_rng_state(), "python": [version, list(internal), gauss]}
     if torch.cuda.is_available() and torch.cuda.is_initialized():
-        state["cuda"] = torch.stack([s for s in torch.cuda.get_rng_state_all()])
+        state["cuda"] = torch.stack(torch.cuda.get_rng_state_all())
     return state
 
 
@@ -151,17 +135,9 @@ def set_rng_state(state: dict[str, Any]) -> None:
             torch.cuda.set_rng_state_all(saved)
 
 
-def _py_state_to_list(state: tuple[Any, ...]) -> list[Any]:
-    version, internal, gauss = state
-    return [version, list(internal), gauss]
-
-
 def local(module: torch.nn.Module) -> torch.nn.Module:
-    """The network without its DistributedDataParallel wrapper (still compiled if it was).
-
-    For passes whose gradients must not be synchronised, such as a frozen discriminator in the
-    generator step.
-    """
+    """The network without its DistributedDataParallel wrapper (still compiled if it was), for
+    passes whose gradients must not be synchronised (a frozen discriminator in the G step)."""
     from torch.nn.parallel import DistributedDataParallel
 
     return module.module if isinstance(module, DistributedDataParallel) else module

@@ -1,4 +1,2 @@
-"""Writing a training method: the declaration, the :class:`Objective` base class and its helpers.
-
-Everything here is exported from ``ganforge``; docs/objectives.md is the guide.
-"""
+"""Writing a training method: the declaration, the :class:`Objective` base class and its helpers
+(all exported from ``ganforge``; docs/objectives.md is the guide)."""

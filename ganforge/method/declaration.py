@@ -1,10 +1,5 @@
 """What a training method declares: its recipe sections, networks, optimizers, parts, batch
-keys, and what its inference does (directions, noise, a condition).
-
-A declaration is plain data, checked once (:meth:`Declaration.check`) before anything is built.
-The engine derives from it everything that is the same for every method: building the parts,
-checkpoint state, schedules, the moving average, CUDA-graph readiness, what a checkpoint's model
-card says, and inference.
+keys and what its inference does; plain data, checked once before anything is built.
 """
 
 from __future__ import annotations
@@ -45,9 +40,7 @@ class Optimizer:
     """An optimizer built from a recipe section, stepping the parameters of ``steps`` (networks).
 
     ``losses`` names the ``train_step`` keys it minimises, each exactly or as a prefix before
-    ``_`` (``"cycle"`` covers ``cycle_A``): displays group the logged losses by it, under the
-    kinds of the networks it steps (``generator``, ``discriminator``). A key no optimizer names
-    is shown under ``other``.
+    ``_`` (``"cycle"`` covers ``cycle_A``); displays group the logged losses by it.
     """
 
     section: str
@@ -121,20 +114,13 @@ class Declaration:
 
     def check(self, objective: str) -> None:
         """Cross-check the names (a plugin author's mistake, reported before anything is built)."""
-        declared = {s.name for s in self.sections}
-        for role in self.sections:
-            declared.update(f"{role.name}.{r}" for r in role.roles)
-        parts = [
-            *self.networks.values(),
-            *self.optimizers.values(),
-            *self.losses.values(),
-            *self.pools.values(),
-        ]
-        for part in parts:
-            if part.section not in declared:
-                raise GanforgeError(
-                    f"objective '{objective}' builds from undeclared section [{part.section}]"
-                )
+        declared = {s.name for s in self.sections} | {f"{s.name}.{r}" for s in self.sections for r in s.roles}
+        for group in (self.networks, self.optimizers, self.losses, self.pools):
+            for part in group.values():
+                if part.section not in declared:
+                    raise GanforgeError(
+                        f"objective '{objective}' builds from undeclared section [{part.section}]"
+                    )
         for name, opt in self.optimizers.items():
             unknown = [n for n in opt.steps if n not in self.networks]
             if unknown:
@@ -157,27 +143,16 @@ class Declaration:
             )
 
     def loss_groups(self, keys: Iterable[str]) -> dict[str, list[str]]:
-        """Loss keys grouped by the optimizer that minimises them (``Optimizer.losses``).
-
-        A group is named by the kinds of the networks its optimizer steps (``generator``,
-        ``discriminator``; ``generator+projector`` for one stepping both); keys no optimizer
-        declares go to ``other``.
-        """
-        labels = {}
+        """Loss keys grouped by the optimizer that minimises them, each group named by the kinds of
+        the networks it steps (``generator``, ``generator+projector``); other keys go to ``other``."""
+        owners: list[tuple[str, str]] = []  # (loss prefix, group), in declaration order
         for name, opt in self.optimizers.items():
             kinds = [self.networks[n].section.split(".")[0] for n in opt.steps if n in self.networks]
-            labels[name] = "+".join(dict.fromkeys(kinds)) or name
+            owners += [(prefix, "+".join(dict.fromkeys(kinds)) or name) for prefix in opt.losses]
         groups: dict[str, list[str]] = {}
         for key in keys:
-            owner = next(
-                (
-                    n
-                    for n, opt in self.optimizers.items()
-                    if any(key == p or key.startswith(p + "_") for p in opt.losses)
-                ),
-                None,
-            )
-            groups.setdefault(labels[owner] if owner is not None else "other", []).append(key)
+            group = next((g for p, g in owners if key == p or key.startswith(p + "_")), "other")
+            groups.setdefault(group, []).append(key)
         return groups
 
     def to_json(self) -> dict[str, Any]:

@@ -1,12 +1,5 @@
-"""The objective contract: a training method declares its parts and writes one method.
-
-An objective is a subclass of :class:`Objective` with a :class:`~ganforge.Declaration` of its
-parts (``declares``). ``Objective.__init__`` builds the declared parts from the recipe; the
-method writes ``train_step(batch, step) -> losses``, like a LightningModule's
-``training_step``. Everything else is the engine's: precision and the GradScaler, learning-rate
-schedules, the moving average of the inference networks, CUDA-graph capture and checkpoint
-state (``ganforge.training.engine``); inference is :class:`ganforge.Model`'s.
-docs/objectives.md is the guide.
+"""The objective contract: a training method declares its parts and writes ``train_step``; the
+engine (``ganforge.training.engine``) does the rest. docs/objectives.md is the guide.
 """
 
 from __future__ import annotations
@@ -25,13 +18,10 @@ class Objective:
     """Base class of every training objective.
 
     Subclasses set ``declares`` and write ``train_step(batch, step) -> dict of loss tensors``.
-    Their ``__init__`` takes ``builder`` and ``runtime`` (the kind's context) plus their own
-    recipe options, and calls ``super().__init__(builder, runtime)``, which builds every declared
-    part: networks (on the device, compiled or DDP-wrapped as the runtime says) become attributes
-    by name, optimizers become ``opt_<name>`` (:class:`ganforge.ScheduledOptimizer`), losses and
-    pools attributes by name (``None`` when an optional section is absent), and the recipe's
-    ``[augment]`` becomes what :meth:`d_input` applies. Options that :meth:`network_context`
-    needs must be set before that call.
+    Their ``__init__`` takes ``builder``, ``runtime`` and their own recipe options and calls
+    ``super().__init__(builder, runtime)``, which builds every declared part as an attribute by
+    name (optimizers as ``opt_<name>``; ``None`` for an absent optional section). Options that
+    :meth:`network_context` needs must be set before that call.
     """
 
     declares: ClassVar[Declaration] = Declaration()
@@ -75,10 +65,8 @@ class Objective:
         return {}
 
     def d_input(self, images: Tensor) -> Tensor:
-        """What a discriminator sees of ``images``: the recipe's ``[augment]`` applied, if any.
-
-        Call it on real and generated images alike, in the D and the G steps (DiffAugment).
-        """
+        """What a discriminator sees of ``images``: the recipe's ``[augment]`` applied, if any; call
+        it on real and generated images alike, in the D and the G steps (DiffAugment)."""
         return images if self.augment is None else self.augment(images)
 
     def train_step(self, batch: dict[str, Tensor], step: int) -> dict[str, Tensor]:

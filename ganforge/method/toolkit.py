@@ -1,7 +1,5 @@
-"""Helpers every objective uses: scheduled optimizers, ``minimize``, freezing networks,
-reaching the plain network inside compile and DDP wrappers.
-
-All of them are exported from ``ganforge``.
+"""Helpers every objective uses (all exported from ``ganforge``): scheduled optimizers,
+``minimize``, freezing networks, reaching the plain network inside compile and DDP wrappers.
 """
 
 from __future__ import annotations
@@ -31,10 +29,9 @@ __all__ = [
 class ScheduledOptimizer:
     """An optimizer with a learning-rate factor schedule and an optional shared GradScaler.
 
-    An objective builds one per declared optimizer (``Objective.__init__`` does); the training
-    engine then gives it the recipe's schedule (``factor``), the GradScaler of fp16 runs
-    (``scaler``) and the moving-average updates (``after_step``). ``factor(step)`` multiplies
-    each parameter group's base lr; setting a float lr per step needs no host sync.
+    ``Objective.__init__`` builds one per declared optimizer; the engine sets ``factor`` (the
+    recipe's schedule: ``factor(step)`` multiplies each group's base lr), ``scaler`` (fp16) and
+    ``after_step`` (moving-average updates).
     """
 
     def __init__(
@@ -53,11 +50,8 @@ class ScheduledOptimizer:
             group.setdefault("initial_lr", group["lr"])
 
     def set_step(self, step: int) -> None:
-        """Set each group's lr for ``step``: a float, or in place into a tensor lr (graph mode).
-
-        While a CUDA graph is being captured this records nothing: the value is host data,
-        set before every replay.
-        """
+        """Set each group's lr for ``step``: a float, or in place into a tensor lr (graph mode);
+        nothing while a CUDA graph is being captured (host data, set before every replay)."""
         if self.factor is None:
             return
         f = self._factor = float(self.factor(step))
@@ -72,9 +66,8 @@ class ScheduledOptimizer:
     def make_capturable(self) -> str | None:
         """Make ``step()`` safe to capture in a CUDA graph; returns why not, or None.
 
-        Step counters move to the device (``capturable``) and, under a schedule, learning rates
-        become device tensors, so the schedule changes them in place instead of baking one value
-        into the graph.
+        Step counters move to the device and, under a schedule, learning rates become device
+        tensors that the schedule fills in place.
         """
         opt = self.optimizer
         for group in opt.param_groups:
@@ -101,9 +94,7 @@ class ScheduledOptimizer:
     def lr(self) -> float:
         """The first group's current lr (computed on the host: a tensor lr is never read back)."""
         group = self.optimizer.param_groups[0]
-        if isinstance(group["lr"], torch.Tensor):
-            return group["initial_lr"] * self._factor
-        return group["lr"]
+        return group["initial_lr"] * self._factor if isinstance(group["lr"], torch.Tensor) else group["lr"]
 
     def state_dict(self) -> dict[str, Any]:
         """The optimizer's state; graph-mode settings (tensor lr, capturable) saved as plain ones."""
@@ -124,14 +115,10 @@ class ScheduledOptimizer:
             group.update(settings)
         # Saved moments are contiguous; fused and foreach kernels need the parameters' strides
         # (channels_last conv weights on CUDA).
-        for param, param_state in self.optimizer.state.items():
-            for key, value in param_state.items():
-                if (
-                    isinstance(value, torch.Tensor)
-                    and value.shape == param.shape
-                    and value.stride() != param.stride()
-                ):
-                    param_state[key] = torch.empty_like(param, dtype=value.dtype).copy_(value)
+        for param, moments in self.optimizer.state.items():
+            for key, value in moments.items():
+                if torch.is_tensor(value) and value.shape == param.shape and value.stride() != param.stride():
+                    moments[key] = torch.empty_like(param, dtype=value.dtype).copy_(value)
         if self._capturable:
             self.make_capturable()
 
@@ -143,8 +130,8 @@ _RECIPE_KEYS = ("lr", "initial_lr", "betas", "eps", "weight_decay", "momentum", 
 def minimize(loss: Tensor, *optimizers: ScheduledOptimizer) -> None:
     """One backward of ``loss``, then a step of each optimizer (e.g. a generator and its head).
 
-    Gradients are zeroed first (set to None); under fp16 the loss is scaled and each step goes
-    through the shared GradScaler. Each optimizer's ``after_step`` runs after its step.
+    Gradients are set to None first; under fp16 the loss is scaled and each step goes through
+    the shared GradScaler; each optimizer's ``after_step`` runs after its step.
     """
     for opt in optimizers:
         opt.optimizer.zero_grad(set_to_none=True)
@@ -168,10 +155,8 @@ def make_capturable(parts: dict[str, Any]) -> str | None:
     for name, part in parts.items():
         if part is None:
             continue
-        if isinstance(part, protocols.Capturable):
-            reason = part.make_capturable()
-        else:
-            reason = f"{type(part).__name__} has no make_capturable()"
+        capturable = isinstance(part, protocols.Capturable)
+        reason = part.make_capturable() if capturable else f"{type(part).__name__} has no make_capturable()"
         if reason:
             return f"{name}: {reason}"
     return None

@@ -1,25 +1,6 @@
-"""Whole-step CUDA-graph capture: one graph replay per training step instead of ~1000 launches.
-
-At small batches a GAN step is launch-bound: the GPU waits while Python issues kernels one by
-one. :class:`CapturedStep` runs an objective's ``train_step`` eagerly for a few warm-up steps
-(optimizer state, cudnn autotuning and compilation settle), captures one whole step (forwards,
-backwards and optimizer updates) with ``torch.cuda.graph``, and from then on copies each batch
-into the graph's static inputs and replays it.
-
-What a captured step uses of the training engine (``ganforge.training.engine.Engine``, which
-derives each from the objective's declaration):
-
-- ``capture_ready() -> str | None``: switch to graph-safe behaviour (optimizers with
-  ``capturable`` state and tensor learning rates, image pools that decide on the device) and
-  return ``None``, or return why the step cannot be captured.
-- ``set_step(step)``: the host-side settings of a step (learning rates). It runs before each
-  replay; while a graph is being captured it records nothing
-  (``torch.cuda.is_current_stream_capturing()``).
-- ``step_variant(step)``: a hashable naming which work a step does (for example whether the
-  generator updates this step); one graph is captured per variant.
-
-Randomness inside the step (noise, pool draws) comes from the default CUDA generator, which
-graph replays advance like eager calls, so checkpoints keep exact RNG states.
+"""Whole-step CUDA-graph capture: one graph replay per training step instead of ~1000 launches
+(docs/performance.md). Randomness inside the step (noise, pool draws) comes from the default CUDA
+generator, which replays advance like eager calls, so checkpoints keep exact RNG states.
 """
 
 from __future__ import annotations
@@ -73,11 +54,9 @@ class _Graph:
 
 
 class CapturedStep:
-    """A drop-in ``train_step(batch, step)`` that replays a CUDA graph of the objective's step.
-
-    Batches of a shape (or a step variant) not seen before run eagerly for ``warmup`` steps and
-    are then captured; the first replay of a new graph is that step's own update.
-    """
+    """A drop-in ``train_step(batch, step)`` that replays a CUDA graph of the objective's step;
+    a new batch shape or step variant runs eagerly for ``warmup`` steps, then is captured (the
+    capture runs nothing: the first replay is that step's own update)."""
 
     def __init__(self, engine: Any, device: torch.device, warmup: int = 3) -> None:
         self.engine = engine
@@ -87,15 +66,11 @@ class CapturedStep:
         self.graphs: dict[Hashable, _Graph] = {}
         self._seen: dict[Hashable, int] = {}
 
-    def _key(self, batch: dict[str, Any], step: int) -> Hashable:
-        variant = self.engine.step_variant(step)
+    def __call__(self, batch: dict[str, Any], step: int) -> dict[str, Tensor]:
         shapes = tuple(
             (k, tuple(v.shape), v.dtype, v.stride()) for k, v in batch.items() if isinstance(v, Tensor)
         )
-        return (variant, shapes)
-
-    def __call__(self, batch: dict[str, Any], step: int) -> dict[str, Tensor]:
-        key = self._key(batch, step)
+        key = (self.engine.step_variant(step), shapes)
         graph = self.graphs.get(key)
         if graph is None:
             seen = self._seen.get(key, 0)

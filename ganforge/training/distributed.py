@@ -1,8 +1,6 @@
-"""Multi-process training with torchrun + DistributedDataParallel.
-
-``torchrun --nproc_per_node N -m ganforge run RECIPE`` (or ``ganforge run --nproc N``, which
-launches that) sets RANK / WORLD_SIZE / LOCAL_RANK; :func:`setup` reads them, starts the process
-group (NCCL on CUDA, gloo on CPU) and picks this rank's device.
+"""Multi-process training with torchrun + DistributedDataParallel (docs/distributed.md): :func:`setup`
+reads torchrun's RANK / WORLD_SIZE / LOCAL_RANK, starts the process group (NCCL on CUDA, gloo on
+CPU) and picks this rank's device.
 """
 
 from __future__ import annotations
@@ -53,24 +51,8 @@ def setup(
 
 def launch(argv: list[str], nproc: int) -> int:
     """Re-run this command under torchrun with ``nproc`` processes on this machine."""
-    args = [a for i, a in enumerate(argv) if not _is_nproc(argv, i)]
-    cmd = [
-        sys.executable,
-        "-m",
-        "torch.distributed.run",
-        "--standalone",
-        f"--nproc_per_node={nproc}",
-        "-m",
-        "ganforge",
-        *args,
-    ]
-    return subprocess.call(cmd)
-
-
-def _is_nproc(argv: list[str], i: int) -> bool:
-    a = argv[i]
-    if a.startswith("--nproc="):
-        return True
-    if a == "--nproc":
-        return True
-    return i > 0 and argv[i - 1] == "--nproc"
+    # without --nproc N / --nproc=N: each process runs the command itself
+    values = {i + 1 for i, a in enumerate(argv) if a == "--nproc"}
+    args = [a for i, a in enumerate(argv) if not (a == "--nproc" or a.startswith("--nproc=") or i in values)]
+    torchrun = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}"]
+    return subprocess.call([*torchrun, "-m", "ganforge", *args])

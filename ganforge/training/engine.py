@@ -1,11 +1,6 @@
-"""The training engine: what every method's step needs and no method writes.
-
-:class:`Engine` drives an objective's ``train_step``: it gives the objective's optimizers the
-recipe's learning-rate schedule and the GradScaler of fp16 runs, keeps a moving average of the
-inference networks (``[objective] ema``), prepares parts for CUDA-graph capture, and owns the
-objective's checkpoint state (networks, ``opt_<name>``, pools, ``scaler``) with its checks. It
-also writes the model card (:func:`ganforge.model.card`) that lets a checkpoint be loaded for
-inference without the recipe.
+"""The training engine: what every method's step needs and no method writes (learning-rate
+schedules, the fp16 GradScaler, the moving average, CUDA-graph readiness, checkpoint state and its
+checks, the model card).
 """
 
 from __future__ import annotations
@@ -25,7 +20,7 @@ from ganforge.training.state import check_optimizer_state, compare_tensors, kind
 
 
 class Engine:
-    """Runs one objective's steps and holds its state (see the module docstring)."""
+    """Runs one objective's steps and holds its state: networks, ``opt_<name>``, pools, ``scaler``."""
 
     def __init__(self, objective: Objective, builder: Any, runtime: Runtime, ema: float = 0.0) -> None:
         self.objective = objective
@@ -40,8 +35,6 @@ class Engine:
         self.ema: dict[str, nn.Module] = {}
         if self.ema_decay > 0:
             self._enable_ema()
-
-    # -- the step ------------------------------------------------------------------------------
 
     def run_step(self, batch: dict[str, Tensor], step: int) -> dict[str, Tensor]:
         """What the trainer calls (and captures in a CUDA graph): settings, ``train_step``, scaler."""
@@ -69,8 +62,7 @@ class Engine:
     def capture_ready(self) -> str | None:
         """Switch pools and optimizers to graph-safe behaviour; returns why not, or None."""
         parts: dict[str, Any] = dict(self.objective.pools())
-        sections = {n: o.section for n, o in self.declares.optimizers.items()}
-        parts.update({sections[n]: o for n, o in self.objective.optimizers.items()})
+        parts.update({self.declares.optimizers[n].section: o for n, o in self.objective.optimizers.items()})
         return make_capturable(parts)
 
     def fresh_start(self) -> None:
@@ -81,11 +73,9 @@ class Engine:
             for name, average in self.ema.items():
                 average.load_state_dict(unwrap(self.objective.nets[name]).state_dict())
 
-    # -- moving average of the inference networks --------------------------------------------
-
     def _enable_ema(self) -> None:
-        """Keep ``<name>_ema``, a moving average of each inference network, updated after each
-        step of the optimizer that trains it; inference then uses the averages."""
+        """``<name>_ema``: a moving average of each inference network, updated after each step of
+        its optimizer; inference uses the averages."""
         nets = self.objective.nets
         # 1 - decay, a device tensor: a scheduled decay changes it in place, even inside a graph
         self._ema_weight = torch.tensor(1.0 - self.ema_decay, device=self.runtime.device)
@@ -107,8 +97,6 @@ class Engine:
             for b_avg, b in zip(average.buffers(), net.buffers()):
                 b_avg.copy_(b)
 
-    # -- what the declaration gives -------------------------------------------------------------
-
     @property
     def networks(self) -> dict[str, nn.Module]:
         """Every network by name, plain (not compiled or wrapped), moving averages included."""
@@ -123,14 +111,9 @@ class Engine:
             for name in self.declares.inference_networks()
         }
 
-    def parameter_counts(self) -> dict[str, int]:
-        return {name: sum(p.numel() for p in net.parameters()) for name, net in self.networks.items()}
-
     def learning_rates(self) -> dict[str, float]:
         """Each optimizer's current learning rate, by name."""
         return {name: opt.lr for name, opt in self.objective.optimizers.items()}
-
-    # -- state ---------------------------------------------------------------------------------
 
     def state_keys(self) -> set[str]:
         """The top-level keys of ``state_dict()`` (checked before a checkpoint is loaded)."""
@@ -149,12 +132,8 @@ class Engine:
         return state
 
     def check_state_dict(self, state: Any) -> list[str]:
-        """What in ``state`` does not fit the objective's declared parts (empty: it fits).
-
-        Checked without touching any state: the part names; each network's tensor names,
-        shapes and dtypes; each optimizer's groups and moment shapes against its parameters;
-        and that every floating tensor is finite.
-        """
+        """What in ``state`` does not fit the objective's declared parts (empty: it fits): part
+        names, tensor names, shapes and dtypes, optimizer moments, finite values."""
         if not isinstance(state, dict):
             return [f"the objective state is {kind_of(state)}, not a table"]
         expected = self.state_keys()
@@ -202,8 +181,6 @@ class Engine:
         for name, pool in self.objective.pools().items():
             if name in state:
                 pool.load_state_dict(state[name])
-
-    # -- the model card --------------------------------------------------------------------------
 
     def card(self, image_size: int | None, classes: list[str] | tuple[str, ...] = ()) -> dict[str, Any]:
         """The model card of the inference networks (:mod:`ganforge.model`): what a checkpoint

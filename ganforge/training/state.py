@@ -1,7 +1,5 @@
-"""Checks of checkpoint state against what is live, before any state is touched.
-
-Each problem names its key (``objective/G_AB/model.1.bias``), so a damaged or mismatched file is
-a one-line error, never a traceback or a half-loaded model.
+"""Checks of checkpoint state against what is live, before any state is touched: each problem
+names its key (``objective/G_AB/model.1.bias``), for a one-line error, never a half-loaded model.
 """
 
 from __future__ import annotations
@@ -30,11 +28,9 @@ def compare_tensors(expected: dict[str, Tensor], given: Any, where: str) -> list
         return [f"{where} is {kind_of(given)}, not a table of tensors"]
     missing = [k for k in expected if k not in given]
     extra = [k for k in given if k not in expected]
-    problems = []
-    if missing:
-        problems.append(f"missing {', '.join(f'{where}/{k}' for k in missing[:3])}" + _more(missing))
-    if extra:
-        problems.append(f"unexpected {', '.join(f'{where}/{k}' for k in extra[:3])}" + _more(extra))
+    problems = [
+        _listed(word, where, keys) for word, keys in (("missing", missing), ("unexpected", extra)) if keys
+    ]
     for key, live in expected.items():
         saved = given.get(key)
         if key not in given:
@@ -46,15 +42,17 @@ def compare_tensors(expected: dict[str, Tensor], given: Any, where: str) -> list
                 f"{where}/{key} has shape {list(saved.shape)}, the network has {list(live.shape)}"
             )
         elif saved.dtype != live.dtype:
-            problems.append(
-                f"{where}/{key} is {str(saved.dtype).removeprefix('torch.')}, the network "
-                f"has {str(live.dtype).removeprefix('torch.')}"
-            )
+            problems.append(f"{where}/{key} is {_dtype(saved)}, the network has {_dtype(live)}")
     return problems
 
 
-def _more(items: list[Any]) -> str:
-    return f" and {len(items) - 3} more" if len(items) > 3 else ""
+def _listed(word: str, where: str, keys: list[str]) -> str:
+    more = f" and {len(keys) - 3} more" if len(keys) > 3 else ""
+    return f"{word} {', '.join(f'{where}/{k}' for k in keys[:3])}{more}"
+
+
+def _dtype(t: Tensor) -> str:
+    return str(t.dtype).removeprefix("torch.")
 
 
 def check_optimizer_state(optimizer: torch.optim.Optimizer, given: Any, where: str) -> list[str]:
@@ -82,25 +80,21 @@ def check_optimizer_state(optimizer: torch.optim.Optimizer, given: Any, where: s
             return [f"{where}/state/{pid} is {kind_of(entry)}, not a table"]
         shape = tuple(params[pid].shape)
         for key, value in entry.items():
-            if isinstance(value, Tensor) and value.dim() > 0 and tuple(value.shape) != shape:
+            if not isinstance(value, Tensor) or value.dim() == 0:
+                continue
+            if tuple(value.shape) != shape:
                 return [
                     f"{where}/state/{pid}/{key} has shape {list(value.shape)}, its parameter {list(shape)}"
                 ]
-            if isinstance(value, Tensor) and value.dim() > 0 and not value.is_floating_point():
-                return [
-                    f"{where}/state/{pid}/{key} is {str(value.dtype).removeprefix('torch.')}, not floating"
-                ]
+            if not value.is_floating_point():
+                return [f"{where}/state/{pid}/{key} is {_dtype(value)}, not floating"]
     return []
 
 
 def check_state(state: Any, world_size: int | None = None) -> list[str]:
-    """Problems with the trainer's part of a checkpoint state (empty: it fits).
-
-    ``trainer`` holds a whole ``step`` and ``epoch`` >= 0 (and below 2**62, see
-    ``MAX_SAMPLE_POSITIONS``), ``rng`` the CPU generator's uint8
-    state and Python's, ``objective`` and ``callbacks`` are tables, and a DDP checkpoint has
-    one ``ranks`` entry per process.
-    """
+    """Problems with the trainer's part of a checkpoint state (empty: it fits): a whole ``step``
+    and ``epoch`` in [0, 2**62), RNG states, ``objective`` and ``callbacks`` tables and, in a DDP
+    checkpoint, one ``ranks`` entry per process."""
     if not isinstance(state, dict):
         return ["the state is not a table"]
     missing = [k for k in ("trainer", "rng", "objective") if k not in state]
@@ -116,9 +110,8 @@ def check_state(state: Any, world_size: int | None = None) -> list[str]:
         if value >= MAX_SAMPLE_POSITIONS:  # even at batch 1: more sample positions than int64 holds
             return [f"trainer/{key} {value:,} is impossible (a run stops before 2**62 sample positions)"]
     problems = _check_rng(state["rng"], "rng")
-    if not isinstance(state.get("callbacks", {}), dict) or not all(
-        isinstance(v, dict) for v in state.get("callbacks", {}).values()
-    ):
+    callbacks = state.get("callbacks", {})
+    if not isinstance(callbacks, dict) or not all(isinstance(v, dict) for v in callbacks.values()):
         problems.append("callbacks is not a table of tables")
     ranks = state.get("ranks")
     if ranks is not None or (world_size or 1) > 1:

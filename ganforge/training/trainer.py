@@ -1,15 +1,6 @@
-"""The training loop skeleton: GAN-agnostic.
-
-The trainer builds the dataset, the objective, its engine (``ganforge.training.engine``) and the
-callbacks named in a resolved recipe, then repeats the objective's ``train_step(batch, step)``
-through the engine (replayed as a CUDA graph where the parts allow it, see
-``ganforge.training.cudagraph``) and fires callback events. It owns the run folder, checkpoints,
-resume and signals. It never names a generator or a loss. ``trainer.model`` is the
-:class:`ganforge.Model` of the live inference networks (sample grids, evaluation).
-
-Data order is a pure function of (seed, sample position): a sampler yields positions, and the
-dataset derives the permutation and augmentation of each position from the seed. Resuming at
-step N therefore continues the exact stream, with any number of loader workers.
+"""The GAN-agnostic training loop: runs a resolved recipe's objective into a run folder, with
+checkpoints, exact resume and signals. Data order is a pure function of (seed, sample position), so
+resuming at step N continues the exact stream with any number of loader workers.
 """
 
 from __future__ import annotations
@@ -19,6 +10,7 @@ import math
 import os
 import signal
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -46,13 +38,12 @@ RESOLVED_RECIPE = "recipe.resolved.toml"
 # that was below 1) has grown by orders of magnitude: warned about, or with
 # train.stop_on_divergence a stop (exit code 3).
 DIVERGENCE_FACTOR = 1000.0
+_ADVICE = "lower the learning rates or loss weights"
 
 
 class PositionSampler(Sampler[int]):
-    """Yields sample positions ``[start, end)`` of an endless stream, sharded across ranks.
-
-    Global position ``p`` of step ``s``: ``s * world * batch + rank * batch + i``.
-    """
+    """Yields the sample positions of steps ``[start, end)``, sharded across ranks: position
+    ``step * world * batch + rank * batch + i``."""
 
     def __init__(self, start_step: int, end_step: int, batch_size: int, rank: int = 0, world: int = 1):
         self.start_step, self.end_step = start_step, end_step
@@ -106,8 +97,7 @@ class Trainer:
         self.rank, self.world_size = rank, world_size
         self.is_main = rank == 0
         self.console = console
-        self.step = 0
-        self.epoch = 0
+        self.step = self.epoch = 0
         self.checkpoints = ckpt.CheckpointDir(self.run_dir / "checkpoints")
         self.stop_reason: str | None = None
         self._last_saved = -1
@@ -115,7 +105,6 @@ class Trainer:
         self._pending: list[dict[str, torch.Tensor]] = []  # losses of the steps since the last log
         self._first_loss: dict[str, torch.Tensor] = {}  # each loss's first value of this fit (device)
         self._diverged: set[str] = set()  # losses already warned about
-        self.history_file = self.run_dir / "metrics.jsonl"
         self.throughput: dict[str, float] = {}
 
         seed_everything(self.cfg["seed"] + rank, self.cfg["deterministic"])
@@ -152,20 +141,12 @@ class Trainer:
         self.image_size = protocols.image_size(self.dataset)
         self.card = self.engine.card(self.image_size, self.classes)
         self.model = Model(self.card, self.engine.inference_networks(), self.runtime)
-        self.callbacks = self._build_callbacks()
+        tables = resolved.get("callbacks") or {}  # the kind's defaults plus the recipe's
+        self.callbacks = {
+            n: self.builder.build(f"callbacks.{n}") for n, t in tables.items() if t.get("enabled", True)
+        }
         self._step_fn: StepFn | None = None
         self.cuda_graph_note: str | None = None  # why steps are not captured, when they are not
-
-    # -- building ----------------------------------------------------------------------------
-
-    def _build_callbacks(self) -> dict[str, Any]:
-        """The resolved ``[callbacks]``: the kind's defaults plus the recipe's, less those turned off."""
-        tables = self.recipe.get("callbacks") or {}
-        return {
-            name: self.builder.build(f"callbacks.{name}")
-            for name, options in tables.items()
-            if options.get("enabled", True)
-        }
 
     def emit(self, event: str, *args: Any) -> None:
         """Call ``event`` on every callback that defines it."""
@@ -174,11 +155,8 @@ class Trainer:
             if fn is not None:
                 fn(self, *args)
 
-    # -- data --------------------------------------------------------------------------------
-
     def _loader(self, start_step: int) -> DataLoader:
-        workers = self.cfg["num_workers"]
-        cpus = _usable_cpus()
+        workers, cpus = self.cfg["num_workers"], _usable_cpus()
         if workers < 0:
             workers = 0 if self.runtime.device.type == "cpu" else min(8, max(1, cpus - 1))
         elif workers > cpus:  # more processes than CPUs only add memory (each holds a copy)
@@ -190,50 +168,37 @@ class Trainer:
                     flush=True,
                 )
             workers = cpus
-        sampler = PositionSampler(
-            start_step, self.total_steps, self.cfg["batch_size"], self.rank, self.world_size
-        )
+        batch = self.cfg["batch_size"]
         return DataLoader(
             self.dataset,
-            batch_size=self.cfg["batch_size"],
-            sampler=sampler,
+            batch_size=batch,
+            sampler=PositionSampler(start_step, self.total_steps, batch, self.rank, self.world_size),
             num_workers=workers,
             pin_memory=self.runtime.device.type == "cuda",
-            drop_last=False,
-            persistent_workers=False,
             prefetch_factor=4 if workers else None,
             worker_init_fn=_worker_init if workers else None,
             generator=torch.Generator(),  # keeps the loader from drawing on the global RNG (exact resume)
         )
 
     def to_device(self, batch: dict[str, Any]) -> dict[str, Any]:
-        """Move a batch to the device; uint8 images become float in [-1, 1].
-
-        A dataset with ``on_device(batch, device)`` (:class:`ganforge.protocols.DeviceBatches`)
-        builds its images there first (e.g. crops out of a decoded cache that lives on the GPU).
-        """
+        """Move a batch to the device; uint8 images become float in [-1, 1]. A
+        :class:`~ganforge.protocols.DeviceBatches` dataset builds its images there first."""
         if isinstance(self.dataset, protocols.DeviceBatches):
             batch = self.dataset.on_device(batch, self.runtime.device)
         return self._inputs(batch)
 
     def _inputs(self, batch: dict[str, Any]) -> dict[str, Any]:
-        out = {}
+        out = dict(batch)
         for key, value in batch.items():
-            if isinstance(value, torch.Tensor):
-                out[key] = (
-                    self.runtime.to_input(value)
-                    if value.dtype == torch.uint8
-                    else value.to(self.runtime.device, non_blocking=True)
-                )
-            else:
-                out[key] = value
+            if isinstance(value, torch.Tensor) and value.dtype == torch.uint8:
+                out[key] = self.runtime.to_input(value)
+            elif isinstance(value, torch.Tensor):
+                out[key] = value.to(self.runtime.device, non_blocking=True)
         return out
 
     def holdout(self, n: int) -> dict[str, torch.Tensor]:
         """Fixed held-out images (from the dataset) on the device, for samples and evaluation."""
         return self._inputs(self.dataset.holdout(n))  # images already: no on_device
-
-    # -- stepping ----------------------------------------------------------------------------
 
     def train_step(self, batch: dict[str, Any]) -> dict[str, torch.Tensor]:
         """One optimisation step at ``self.step``: a CUDA-graph replay where possible."""
@@ -252,8 +217,6 @@ class Trainer:
             return self.engine.run_step
         self.runtime.cuda_graph = True
         return CapturedStep(self.engine, self.runtime.device)
-
-    # -- state -------------------------------------------------------------------------------
 
     def state_dict(self) -> dict[str, Any]:
         """Everything needed to resume exactly; in a DDP job every rank must call it (it gathers)."""
@@ -275,7 +238,7 @@ class Trainer:
         return state
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        """Restore :meth:`state_dict`; its structure is checked first (:func:`check_state`)."""
+        """Restore :meth:`state_dict`, checked first."""
         problems = check_state(state, self.world_size)
         if problems:
             raise GanforgeError(f"the state does not fit this trainer: {problems[0]}")
@@ -288,12 +251,12 @@ class Trainer:
         self.engine.load_state_dict(state["objective"])  # checks everything before loading
         self._resumed = True
         self._step_fn = None  # captured graphs refer to the state tensors being replaced
-        self.step = int(state["trainer"]["step"])
-        self.epoch = int(state["trainer"]["epoch"])
+        self.step, self.epoch = step, state["trainer"]["epoch"]
         for name, cb_state in state.get("callbacks", {}).items():
-            if name in self.callbacks and isinstance(self.callbacks[name], protocols.Stateful):
+            callback = self.callbacks.get(name)
+            if isinstance(callback, protocols.Stateful):
                 try:
-                    self.callbacks[name].load_state_dict(cb_state)
+                    callback.load_state_dict(cb_state)
                 except (KeyError, ValueError, TypeError, AttributeError, IndexError, RuntimeError) as exc:
                     raise GanforgeError(
                         f"callback '{name}' state does not load ({describe_exception(exc)})"
@@ -301,11 +264,10 @@ class Trainer:
         mine = state.get("ranks", {}).get(str(self.rank))
         if mine is not None:
             self.engine.load_local_state_dict(mine["objective"])
-            set_rng_state(mine["rng"])
-        else:
-            set_rng_state(state["rng"])
+        set_rng_state(state["rng"] if mine is None else mine["rng"])
 
     def meta(self) -> dict[str, Any]:
+        """The metadata a checkpoint of the current step carries (versions, step, model card, recipe)."""
         return {
             "ganforge": ganforge.__version__,
             "torch": torch.__version__,
@@ -323,9 +285,8 @@ class Trainer:
     def save_checkpoint(self) -> Path | None:
         """Write a checkpoint of the current step (called on every rank; rank 0 writes).
 
-        A checkpoint never holds non-finite values: the losses since the last log and every
-        tensor of the state are checked first, and a :class:`NonFiniteError` stops the run
-        instead, so rotation can never drop the last finite checkpoint for a broken one.
+        Non-finite losses since the last log or state tensors raise :class:`NonFiniteError`
+        instead, so rotation never drops the last finite checkpoint for a broken one.
         """
         if self.world_size == 1 and self._pending:  # DDP ranks agree on non-finite losses in _log
             self._check_losses(self._pending)
@@ -334,7 +295,7 @@ class Trainer:
         if bad is not None:
             raise NonFiniteError(
                 f"step {self.step}: {bad} holds NaN or infinite values; not writing a checkpoint. "
-                + self._last_finite("lower the learning rates or loss weights")
+                + self._last_finite(_ADVICE)
             )
         if not self.is_main:
             return None
@@ -344,12 +305,8 @@ class Trainer:
         return path
 
     def resume(self, path: str | os.PathLike[str]) -> Path:
-        """Restore everything from a checkpoint file or run folder.
-
-        The file is checked whole before any state is touched: its metadata schema, its tensors
-        against what the objective declares (names, shapes, dtypes), finite values and a
-        possible step; each problem is a one-line error naming the file.
-        """
+        """Restore everything from a checkpoint file or run folder, checked whole before any
+        state is touched (each problem a one-line error naming the file)."""
         file = ckpt.resolve(path)
         meta = ckpt.read_run_meta(file)
         state, _ = ckpt.load(file)
@@ -380,15 +337,12 @@ class Trainer:
             ) from None
         return file
 
-    # -- the loop ----------------------------------------------------------------------------
-
     def fit(self) -> dict[str, Any]:
         """Train until ``total_steps`` (or a signal); returns a summary.
 
-        Stops with a :class:`NonFiniteError` (exit code 3) when a loss or weight turns NaN or
-        infinite, a :class:`WriteError` when the run folder cannot be written (read-only, full
-        disk) and a :class:`GanforgeError` when the device runs out of memory; the last
-        checkpoint written is intact in each case.
+        Stops with :class:`NonFiniteError` (exit code 3) on a NaN or infinite loss or weight,
+        :class:`WriteError` when the run folder cannot be written (read-only, full disk) and
+        :class:`GanforgeError` when the device runs out of memory; the last checkpoint is intact.
         """
         try:
             if self.step == 0 and not self._resumed:  # before anything is written to the run folder
@@ -398,11 +352,8 @@ class Trainer:
             raise
         except OSError as exc:
             raise WriteError(f"run folder {self.run_dir}: {describe_os_error(exc)}") from None
-        except (torch.OutOfMemoryError, MemoryError, RuntimeError) as exc:
-            text = str(exc)
-            if not isinstance(exc, torch.OutOfMemoryError | MemoryError) and not (
-                "can't allocate memory" in text or "out of memory" in text.lower()
-            ):
+        except (MemoryError, RuntimeError) as exc:  # torch.OutOfMemoryError is a RuntimeError
+            if not _out_of_memory(exc):
                 raise
             raise GanforgeError(
                 f"out of memory at step {self.step + 1} on {self.runtime.device} "
@@ -421,26 +372,21 @@ class Trainer:
 
     def _fit(self) -> dict[str, Any]:
         self.run_dir.mkdir(parents=True, exist_ok=True)
+        if self._step_fn is None:
+            self._step_fn = self._choose_step_fn()  # before run.json, which says why graphs are off
         if self.is_main:
             self.checkpoints.clean_stale()  # temporary files of writes a kill interrupted
-        if self._step_fn is None:
-            self._step_fn = self._choose_step_fn()
-        if self.is_main:
             (self.run_dir / RESOLVED_RECIPE).write_text(recipe_mod.dumps(self.recipe))
-            (self.run_dir / "run.json").write_text(
-                json.dumps(
-                    {
-                        "runtime": self.runtime.describe(),
-                        "cuda_graph_off": self.cuda_graph_note,
-                        "world_size": self.world_size,
-                        "steps_per_epoch": self.steps_per_epoch,
-                        "total_steps": self.total_steps,
-                        "overrides": list(self.recipe.overrides),  # the report shows them
-                        "dataset_size": len(self.dataset),
-                    },
-                    indent=2,
-                )
-            )
+            run = {
+                "runtime": self.runtime.describe(),
+                "cuda_graph_off": self.cuda_graph_note,
+                "world_size": self.world_size,
+                "steps_per_epoch": self.steps_per_epoch,
+                "total_steps": self.total_steps,
+                "overrides": list(self.recipe.overrides),  # the report shows them
+                "dataset_size": len(self.dataset),
+            }
+            (self.run_dir / "run.json").write_text(json.dumps(run, indent=2))
         previous = self._install_signal_handlers()
         start_step = self.step
         pending = self._pending = []
@@ -472,12 +418,12 @@ class Trainer:
                 self.save_checkpoint()
             self.emit("on_train_end")
         finally:
-            self._restore_signal_handlers(previous)
-        elapsed = time.perf_counter() - t_start
+            for sig, old in previous.items():
+                signal.signal(sig, old)
         return {
             "step": self.step,
             "epoch": self.epoch,
-            "seconds": elapsed,
+            "seconds": time.perf_counter() - t_start,
             "stopped": self.stop_reason,
             "steps_run": self.step - start_step,
         }
@@ -490,22 +436,21 @@ class Trainer:
             return False
         flag = torch.tensor([1.0 if self.stop_reason else 0.0], device=self.runtime.device)
         torch.distributed.all_reduce(flag)
-        if flag.item() > 0 and self.stop_reason is None:
+        stop = flag.item() > 0  # the same on every rank, whatever signal arrives meanwhile
+        if stop and self.stop_reason is None:
             self.stop_reason = "SIGTERM"
-        return flag.item() > 0
+        return stop
 
     def _first_step(self, batch: dict[str, Any]) -> dict[str, torch.Tensor]:
-        """The run's first step. Components that do not fit together (a network built for other
-        channels, a discriminator whose output the loss cannot take) fail here: that is a
-        one-line error naming the part whose code failed (``GANFORGE_DEBUG=1`` keeps the
-        traceback); later failures keep theirs."""
+        """The run's first step, where components that do not fit together fail: a one-line
+        error naming the part whose code failed (``GANFORGE_DEBUG=1`` and later steps keep the
+        traceback)."""
         try:
             return self.train_step(batch)
-        except (GanforgeError, KeyboardInterrupt, torch.OutOfMemoryError, MemoryError):
+        except GanforgeError:
             raise
         except Exception as exc:
-            text = str(exc)
-            if os.environ.get("GANFORGE_DEBUG") or "can't allocate memory" in text or "out of memory" in text:
+            if os.environ.get("GANFORGE_DEBUG") or _out_of_memory(exc):
                 raise
             raise GanforgeError(
                 f"step {self.step + 1}: the recipe's components do not work together: "
@@ -513,60 +458,43 @@ class Trainer:
             ) from None
 
     def _blame(self, tb: Any) -> str:
-        """``[section] 'component' (part): `` for the innermost part of the objective in ``tb``."""
-        parts: dict[int, tuple[str, str]] = {}
+        """``[section] 'component' (part) failed with `` for the innermost part of the objective in ``tb``."""
         decl = self.objective.declares
-        for name, net in self.engine.networks.items():
-            spec = decl.networks.get(name.removesuffix("_ema"))
-            if spec is not None:
-                parts[id(net)] = (name, spec.section)
-        for name, part in self.objective.parts.items():
-            spec = {**decl.losses, **decl.pools}.get(name)
-            if part is not None and spec is not None:
-                parts[id(part)] = (name, spec.section)
-        frames = []
-        while tb is not None:
-            frames.append(tb.tb_frame)
+        sections = {n: spec.section for n, spec in {**decl.networks, **decl.losses, **decl.pools}.items()}
+        parts = {id(net): name for name, net in self.engine.networks.items()}
+        parts.update((id(part), name) for name, part in self.objective.parts.items() if part is not None)
+        found = None
+        while tb is not None:  # the innermost frame of a part's method wins
+            found = parts.get(id(tb.tb_frame.f_locals.get("self")), found)
             tb = tb.tb_next
-        for frame in reversed(frames):
-            found = parts.get(id(frame.f_locals.get("self")))
-            if found is not None:
-                name, section = found
-                table = self.recipe.get(section.split(".")[0], {})
-                for key in section.split(".")[1:]:
-                    table = table.get(key, {}) if isinstance(table, dict) else {}
-                component = table.get("name", "?") if isinstance(table, dict) else "?"
-                return f"[{section}] '{component}' ({name}) failed with "
-        return ""
+        section = sections.get((found or "").removesuffix("_ema"))
+        if section is None:
+            return ""
+        spec = self.recipe.specs.get(section)
+        return f"[{section}] '{spec.component.name if spec else '?'}' ({found}) failed with "
 
     def _check_losses(self, pending: list[dict[str, torch.Tensor]]) -> None:
         """Raise :class:`NonFiniteError` naming the first step and loss that is NaN or infinite."""
         keys = list(dict.fromkeys(k for p in pending for k in p))
         if not keys:
             return
-        table = _loss_table(pending, keys)
-        finite = torch.isfinite(table)
-        if bool(finite.all()):  # one sync
-            return
-        self._raise_nonfinite(pending, keys, table.cpu(), finite.cpu())
-
-    def _raise_nonfinite(
-        self, pending: list[dict[str, Any]], keys: list[str], table: torch.Tensor, finite: torch.Tensor
-    ) -> None:
-        row, col = (~finite).nonzero()[0].tolist()
-        step = self.step - len(pending) + 1 + row
-        raise NonFiniteError(
-            f"step {step}: loss '{keys[col]}' is {table[row, col].item()}; training stopped. "
-            + self._last_finite("lower the learning rates or loss weights")
-        )
+        zero = torch.zeros((), device=next(p[k] for p in pending for k in p).device)
+        rows = [torch.stack([p[k].detach().float() if k in p else zero for k in keys]) for p in pending]
+        table = torch.stack(rows).cpu()  # one sync
+        bad = (~torch.isfinite(table)).nonzero()
+        if len(bad):
+            row, col = bad[0].tolist()
+            raise NonFiniteError(
+                f"step {self.step - len(pending) + 1 + row}: loss '{keys[col]}' is "
+                f"{table[row, col].item()}; training stopped. " + self._last_finite(_ADVICE)
+            )
 
     def _log(self, pending: list[dict[str, torch.Tensor]]) -> None:
         """Average the interval's losses and measure its throughput; one host sync per interval.
 
-        The losses are checked to be finite in the same sync: a NaN or infinite loss stops the
-        run (:class:`NonFiniteError`, exit code 3) naming its step and name. A loss grown past
-        ``DIVERGENCE_FACTOR`` times its first value is warned about once (one line), or stops
-        the run the same way with ``train.stop_on_divergence``.
+        The same sync checks the losses: a NaN or infinite one stops the run
+        (:class:`NonFiniteError`, exit code 3); one grown past ``DIVERGENCE_FACTOR`` times its
+        first value is warned about once, or stops the run with ``train.stop_on_divergence``.
         """
         keys = list(dict.fromkeys(k for p in pending for k in p))  # a loss may skip steps (n_critic)
         means = torch.stack(
@@ -584,23 +512,22 @@ class Trainer:
             torch.distributed.all_reduce(flags)
         host = torch.cat([means, firsts, grown.float(), flags]).cpu()  # the sync: the interval's work is done
         n = len(keys)
-        values, first_values, grown_here = host[:n], host[n : 2 * n], host[2 * n : 3 * n]
+        values = host[:n].tolist()
         if host[-2].item() > 0:
-            if bool(torch.isfinite(values).all()):
+            if all(map(math.isfinite, values)):
                 raise NonFiniteError(
                     f"step {self.step}: a loss of another process is NaN or infinite; training "
                     f"stopped. {self._last_finite()}"
                 )
             self._check_losses(pending)  # names the first step and loss
-            name = keys[int((~torch.isfinite(values)).nonzero()[0])]
+            name = next(k for k, v in zip(keys, values) if not math.isfinite(v))
             raise NonFiniteError(
                 f"step {self.step}: the mean of loss '{name}' over the log interval overflows; training "
-                "stopped. " + self._last_finite("lower the learning rates or loss weights")
+                "stopped. " + self._last_finite(_ADVICE)
             )
         if host[-1].item() > 0:
-            grown_keys = [k for k, g in zip(keys, grown_here.tolist()) if g]
-            self._diverging(grown_keys, values.tolist(), first_values.tolist(), keys)
-        scalars = dict(zip(keys, values.tolist()))
+            rows = zip(keys, values, host[n : 2 * n].tolist(), host[2 * n : 3 * n].tolist())
+            self._diverging([(k, v, first) for k, v, first, g in rows if g])
         now = time.perf_counter()
         elapsed, data_wait = max(now - self._interval[0], 1e-9), self._interval[1]
         self._interval = [now, 0.0]
@@ -609,20 +536,24 @@ class Trainer:
             "samples_per_s": len(pending) * self.global_batch / elapsed,
             "data_wait_share": data_wait / elapsed,
         }
-        self.emit("on_log", self.step, scalars)
+        self.emit("on_log", self.step, dict(zip(keys, values)))
 
-    def _diverging(self, names: list[str], values: list[float], firsts: list[float], keys: list[str]) -> None:
-        """Losses ``names`` (of ``keys``) have grown by orders of magnitude (or one on another
-        rank, where ``names`` is empty): one warning line per loss, once; with
-        ``train.stop_on_divergence`` a :class:`NonFiniteError` (exit code 3)."""
-        grown = [(k, v, f) for k, v, f in zip(keys, values, firsts) if k in names]
+    def _diverging(self, grown: list[tuple[str, float, float]]) -> None:
+        """Losses (name, mean, first value) grown by orders of magnitude, none where only another
+        rank's did: one warning line per loss, once; with ``train.stop_on_divergence`` a
+        :class:`NonFiniteError` (exit code 3)."""
         stop = bool(self.cfg.get("stop_on_divergence"))
+        if stop and not grown:
+            raise NonFiniteError(
+                f"step {self.step}: a loss of another process grew over {DIVERGENCE_FACTOR:,.0f} times its "
+                f"first value; training stopped (train.stop_on_divergence). {self._last_finite()}"
+            )
         for name, value, first in grown:
             if stop:
                 raise NonFiniteError(
                     f"step {self.step}: loss '{name}' is {value:.3g}, over {DIVERGENCE_FACTOR:,.0f} times "
                     f"its first value ({first:.3g}); training stopped (train.stop_on_divergence). "
-                    + self._last_finite("lower the learning rates or loss weights")
+                    + self._last_finite(_ADVICE)
                 )
             if name not in self._diverged and self.is_main:
                 print(
@@ -634,15 +565,10 @@ class Trainer:
                     flush=True,
                 )
             self._diverged.add(name)
-        if stop and not grown:
-            raise NonFiniteError(
-                f"step {self.step}: a loss of another process grew over {DIVERGENCE_FACTOR:,.0f} times its "
-                f"first value; training stopped (train.stop_on_divergence). {self._last_finite()}"
-            )
 
     def _install_signal_handlers(self) -> dict[int, Any]:
         previous: dict[int, Any] = {}
-        if sys.platform == "win32" or not _is_main_thread():
+        if sys.platform == "win32" or threading.current_thread() is not threading.main_thread():
             return previous
 
         def handler(signum: int, _frame: Any) -> None:
@@ -655,20 +581,6 @@ class Trainer:
             previous[sig] = signal.signal(sig, handler)
         return previous
 
-    @staticmethod
-    def _restore_signal_handlers(previous: dict[int, Any]) -> None:
-        for sig, old in previous.items():
-            signal.signal(sig, old)
-
-
-def _loss_table(pending: list[dict[str, torch.Tensor]], keys: list[str]) -> torch.Tensor:
-    """``[steps, keys]`` of the pending losses (0 where a step has no such loss), on the device."""
-    first = next(iter(pending[0].values()))
-    zero = torch.zeros((), device=first.device)
-    return torch.stack(
-        [torch.stack([p[k].detach().float() if k in p else zero for k in keys]) for p in pending]
-    )
-
 
 def _usable_cpus() -> int:
     """The CPUs this process may run on (its affinity mask, e.g. a container's share), else all."""
@@ -678,7 +590,10 @@ def _usable_cpus() -> int:
         return max(1, os.cpu_count() or 1)
 
 
-def _is_main_thread() -> bool:
-    import threading
-
-    return threading.current_thread() is threading.main_thread()
+def _out_of_memory(exc: BaseException) -> bool:
+    text = str(exc)
+    return (
+        isinstance(exc, torch.OutOfMemoryError | MemoryError)
+        or "can't allocate memory" in text
+        or "out of memory" in text.lower()
+    )
