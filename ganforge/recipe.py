@@ -1,13 +1,7 @@
 """Recipes: TOML files naming components, typed ``--set`` overrides, validation, resolved dumps.
 
-A recipe's sections map to component kinds: those kinds declare (``Kind.section``: ``[data]``,
-``[schedule]``, ``[callbacks]``, an app's ``[compositor]``) and those the objective declares. A
-component section is a table with ``name`` (the registry name) and that component's options; a
-section with roles holds one such table per role (``optim.g``, ``optim.d``); a kind's ``many``
-section (``callbacks``) holds one table per component, keyed by its name.
-``train`` holds the trainer's own options (:class:`TrainConfig`).
 Validation checks every section before any work starts and fills in every default, so the
-resolved recipe saved with a run describes it completely.
+resolved recipe saved with a run describes it completely (docs/recipes.md has the format).
 """
 
 from __future__ import annotations
@@ -23,8 +17,9 @@ import typing
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
+from ganforge import protocols
 from ganforge.errors import GanforgeError
-from ganforge.registry import Component, Param, Range, Registry, coerce_option
+from ganforge.registry import Component, Param, Range, Registry, coerce_option, describe_exception, kind_of
 
 OTHER_KEYS = ("train", "description", "baseline")
 
@@ -72,8 +67,6 @@ class Recipe:
         self._overridden: set[tuple[str, ...]] = set()  # key paths given with --set
         self._renamed: set[tuple[str, ...]] = set()  # tables whose component --set switched
         self.assignments: list[str] = []  # the --set items applied, in order (run.json shows them)
-
-    # -- loading and overrides ---------------------------------------------------------------
 
     @classmethod
     def load(cls, path: str | os.PathLike[str], overrides: list[str] | None = None) -> Recipe:
@@ -128,13 +121,9 @@ class Recipe:
             recipe.set(item)
         return recipe
 
-    # -- validation ------------------------------------------------------------------------
-
     def section_kinds(self, registry: Registry) -> tuple[dict[str, str], dict[str, Any]]:
-        """(section -> kind for single-component sections, role sections -> their Section).
-
-        The kinds' sections plus those the recipe's objective declares.
-        """
+        """(section -> kind for single-component sections, role sections -> their Section): the
+        kinds' sections plus those the recipe's objective declares."""
         single = {name: kind.name for name, kind in registry.sections().items() if not kind.many}
         roles: dict[str, Any] = {}
         table = self.data.get("objective")
@@ -223,13 +212,11 @@ class Recipe:
                     entry = resolved.add_spec(
                         registry, f"{section}.{name}", kind, {"name": name, **options}, where
                     )
-                    entry = dict(entry)
-                    entry.pop("name")
+                    del entry["name"]  # the table's key names the component
                     out[name] = {"enabled": enabled, **entry} if not enabled else entry
                 resolved[section] = out
         for section in declares.sections:
-            needed = [f"{section.name}.{r}" for r in section.roles] or [section.name]
-            for path in needed:
+            for path in [f"{section.name}.{r}" for r in section.roles] or [section.name]:
                 if section.required and path not in resolved.specs:
                     raise GanforgeError(f"{src}: objective '{objective.name}' needs section [{path}]")
         _check_batch_keys(registry, resolved, objective.name, declares, src)
@@ -373,8 +360,6 @@ def _check_batch_keys(
     registry: Registry, resolved: Resolved, objective: str, declares: Any, src: str
 ) -> None:
     """The objective's batch keys against what the dataset declares it yields (and yields aligned)."""
-    from ganforge import protocols
-
     spec = resolved.specs.get("data")
     needs = declares.batch_keys
     if spec is None or not needs:
@@ -402,9 +387,7 @@ def _check_batch_keys(
 
 def full_options(registry: Registry, spec: Spec) -> dict[str, Any]:
     """A component's options with every default filled in (what its factory will get)."""
-    values = {p.name: p.default for p in registry.options(spec.component) if not p.required}
-    values.update(spec.options)
-    return values
+    return {**{p.name: p.default for p in registry.options(spec.component) if not p.required}, **spec.options}
 
 
 def data_image_size(registry: Registry, resolved: Resolved) -> int | None:
@@ -413,8 +396,6 @@ def data_image_size(registry: Registry, resolved: Resolved) -> int | None:
     spec = resolved.specs.get("data")
     if spec is None:
         return None
-    from ganforge import protocols
-
     options = full_options(registry, spec)
     factory = spec.component.factory
     try:
@@ -424,8 +405,6 @@ def data_image_size(registry: Registry, resolved: Resolved) -> int | None:
             else options.get("image_size")
         )
     except Exception as exc:  # a plugin's bug: name it, no traceback
-        from ganforge.registry import describe_exception
-
         raise GanforgeError(
             f"[data]: output_size of dataset '{spec.component.name}' from {spec.component.provider} "
             f"failed ({describe_exception(exc)})"
@@ -434,21 +413,14 @@ def data_image_size(registry: Registry, resolved: Resolved) -> int | None:
 
 
 def image_size_problem(registry: Registry, spec: Spec, size: int) -> str | None:
-    """Why the component of ``spec`` cannot work with ``size`` px square images, or None.
-
-    Components declare it with ``check_image_size(options, size) -> str | None`` (a classmethod
-    or staticmethod of the factory); without one nothing is checked.
-    """
-    from ganforge import protocols
-
+    """Why the component of ``spec`` cannot work with ``size`` px square images, or None (None
+    too for a factory without ``check_image_size``, :class:`ganforge.protocols.SizeCheck`)."""
     factory = spec.component.factory
     if not isinstance(factory, protocols.SizeCheck):
         return None
     try:
         return factory.check_image_size(full_options(registry, spec), size)
     except Exception as exc:  # a plugin's check failing is its bug: name it, no traceback
-        from ganforge.registry import describe_exception
-
         return f"its check_image_size from {spec.component.provider} failed ({describe_exception(exc)})"
 
 
@@ -494,14 +466,8 @@ def _check_network_sizes(registry: Registry, resolved: Resolved, declares: Any, 
 
 def _expect_table(value: Any, where: str) -> dict[str, Any]:
     if not isinstance(value, dict):
-        raise GanforgeError(f"{where}: expected a table, got {_kind_of(value)} {value!r}")
+        raise GanforgeError(f"{where}: expected a table, got {kind_of(value)} {value!r}")
     return value
-
-
-def _kind_of(value: Any) -> str:
-    if isinstance(value, bool):
-        return "bool"
-    return {list: "list", dict: "table"}.get(type(value), type(value).__name__)
 
 
 def _resolve_options(table: Any, params: list[Param], where: str) -> dict[str, Any]:
@@ -601,12 +567,3 @@ def _value(value: Any) -> str:
     if isinstance(value, dict):
         return "{" + ", ".join(f"{_key(k)} = {_value(v)}" for k, v in value.items()) + "}"
     raise TypeError(f"cannot write {value!r} to TOML")
-
-
-def loads_resolved(text: str) -> dict[str, Any]:
-    """Read a resolved recipe saved by :func:`dumps`."""
-    return tomllib.loads(text)
-
-
-def deep_copy(data: dict[str, Any]) -> dict[str, Any]:
-    return copy.deepcopy(data)

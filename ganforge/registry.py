@@ -1,12 +1,12 @@
-"""Component registries: every kind and every component reachable by kind and name.
+"""Component registries: every kind and every component (both from plugins) by kind and name.
 
-Kinds and components both come from plugins. A component is a factory (class or function); its
-recipe options are read from the factory signature, so a recipe table is checked (names and
-types) before anything is built.
+A component's recipe options are read from its factory's signature, so a recipe table is checked
+(names and types) before anything is built.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import inspect
 import math
@@ -154,18 +154,9 @@ class Param:
             "default": default,
             "required": self.required,
         }
-        if typing.get_origin(self.annotation) is Annotated:
-            ranges = [m for m in self.annotation.__metadata__ if isinstance(m, Range)]
-            if ranges:
-                r = ranges[0]
-                out["range"] = {
-                    "min": r.min,
-                    "max": r.max,
-                    "min_open": r.min_open,
-                    "max_open": r.max_open,
-                    "why": r.why,
-                    "text": r.describe(),
-                }
+        ranges = [m for m in getattr(self.annotation, "__metadata__", ()) if isinstance(m, Range)]
+        if ranges:
+            out["range"] = {**dataclasses.asdict(ranges[0]), "text": ranges[0].describe()}
         return out
 
 
@@ -204,10 +195,6 @@ class Component:
         }
 
 
-# ---------------------------------------------------------------------------------------------
-# Types: what a recipe value may be for a given annotation.
-
-
 def type_name(annotation: Any, ranges: bool = True) -> str:
     """A short human name for an annotation, e.g. ``list[float]`` or ``'a' | 'b'``
     (with declared ranges, ``float (>= 0)``, unless ``ranges`` is false)."""
@@ -232,14 +219,9 @@ def type_name(annotation: Any, ranges: bool = True) -> str:
     return getattr(annotation, "__name__", str(annotation))
 
 
-def _value_type_name(value: Any) -> str:
-    if isinstance(value, bool):
-        return "bool"
-    if isinstance(value, list):
-        return "list"
-    if isinstance(value, dict):
-        return "table"
-    return type(value).__name__
+def kind_of(value: Any) -> str:
+    """A recipe value's type as a recipe names it: ``bool``, ``list``, ``table``, ``str``..."""
+    return {list: "list", dict: "table"}.get(type(value), type(value).__name__)
 
 
 def coerce(value: Any, annotation: Any) -> Any:
@@ -272,23 +254,17 @@ def coerce(value: Any, annotation: Any) -> Any:
             return value
         raise TypeError
     if origin in (typing.Union, types.UnionType):
-        if value is None and type(None) in args:
-            return None
         for arg in args:
-            if arg is type(None):
-                continue
             try:
                 return coerce(value, arg)
             except TypeError:
                 continue
         raise TypeError
+    if origin in (list, tuple) and not isinstance(value, list | tuple):
+        raise TypeError
     if origin is list:
-        if not isinstance(value, list | tuple):
-            raise TypeError
         return [coerce(v, args[0]) if args else v for v in value]
     if origin is tuple:
-        if not isinstance(value, list | tuple):
-            raise TypeError
         if not args:
             return tuple(value)
         if len(args) == 2 and args[1] is Ellipsis:
@@ -296,14 +272,10 @@ def coerce(value: Any, annotation: Any) -> Any:
         if len(args) != len(value):
             raise TypeError
         return tuple(coerce(v, a) for v, a in zip(value, args))
-    if origin is dict or annotation is dict:
+    if origin is dict:
         if not isinstance(value, dict):
             raise TypeError
         return value
-    if annotation is bool:
-        if isinstance(value, bool):
-            return value
-        raise TypeError
     if annotation is int:
         if isinstance(value, int) and not isinstance(value, bool):
             Range().check(value)  # int64's range
@@ -323,11 +295,7 @@ def coerce(value: Any, annotation: Any) -> Any:
                 raise OutOfRange("a string without NUL characters")
             return value
         raise TypeError
-    if annotation is type(None):
-        if value is None:
-            return None
-        raise TypeError
-    if isinstance(annotation, type):
+    if isinstance(annotation, type):  # bool, None, dict, a class
         if isinstance(value, annotation):
             return value
         raise TypeError
@@ -341,7 +309,7 @@ def coerce_option(value: Any, param: Param, where: str) -> Any:
     except OutOfRange as exc:
         raise GanforgeError(f"{where} must be {exc}, got {_short_repr(value)}") from None
     except (TypeError, OverflowError):
-        got = f"{_value_type_name(value)} {_short_repr(value)}"
+        got = f"{kind_of(value)} {_short_repr(value)}"
         # the type alone: the range is not the issue
         raise GanforgeError(
             f"{where} expects {type_name(param.annotation, ranges=False)}, got {got}"
@@ -355,9 +323,7 @@ def _short_repr(value: Any, limit: int = 80) -> str:
 
 
 def _jsonable(value: Any) -> Any:
-    if isinstance(value, tuple):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, list):
+    if isinstance(value, tuple | list):
         return [_jsonable(v) for v in value]
     if value is None or isinstance(value, bool | int | float | str):
         return value
@@ -383,12 +349,7 @@ def signature_params(
             context.append(p.name)
         elif p.kind is not p.VAR_POSITIONAL and not p.name.startswith("_"):
             params.append(Param(p.name, p.annotation, p.default))
-    if accepts_any:
-        context = [n for n in skip]
-    return params, accepts_any, tuple(context)
-
-
-# ---------------------------------------------------------------------------------------------
+    return params, accepts_any, tuple(skip if accepts_any else context)
 
 
 class Registry:
@@ -444,10 +405,8 @@ class Registry:
         kind = self._kind(kind)
         if not isinstance(name, str):
             raise GanforgeError(f"{where}: 'name' must be a string naming a {kind}, got {name!r}")
-        try:
+        if name in self._components[kind]:
             return self._components[kind][name]
-        except KeyError:
-            pass
         known = self.names(kind)
         close = difflib.get_close_matches(name, known, n=3, cutoff=0.5)
         hint = f"did you mean {', '.join(repr(c) for c in close)}?" if close else ""
