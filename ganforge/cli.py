@@ -1,12 +1,8 @@
 """The ``ganforge`` command line: the engine's commands list, run, translate and sample.
 
-Every other command comes from a plugin's ``register_commands``: the bundled apps (data, eval,
-export, convert, report, demo, bench, composite) exactly like a third party's. Start-up stays
-cheap: this module imports click and rich only; torch, the checkpoint code and the component
-plugins load inside the commands that need them. Plugin commands load only when needed (a
-command that is not built in, or the top-level ``--help`` listing), and only the modules that
-add commands are imported for that: the bundled apps (which import no torch) and third-party
-plugins. A plugin command never replaces a built-in one of the same name.
+Every other command comes from a plugin's ``register_commands`` (the bundled apps too), loaded
+only for a command that is not built in or the ``--help`` listing; none replaces a built-in one.
+Start-up stays cheap: torch and the component plugins load inside the commands that need them.
 """
 
 from __future__ import annotations
@@ -15,7 +11,7 @@ import json
 import os
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import click
 from rich.console import Console
@@ -33,15 +29,12 @@ def get_host() -> Any:
     return host()
 
 
-def get_registry() -> Any:
-    """The registry filled from every loaded plugin."""
+def _registry() -> Any:
+    """The registry, once each plugin that failed to load is warned about."""
+    from ganforge.plugins import warn_failures
+
+    warn_failures()
     return get_host().registry
-
-
-def warn_failures() -> None:
-    from ganforge.plugins import warn_failures as warn
-
-    warn()
 
 
 EXIT_SIGNAL = {"SIGINT": 130, "SIGTERM": 143}
@@ -50,9 +43,8 @@ EXIT_SIGNAL = {"SIGINT": 130, "SIGTERM": 143}
 class GanforgeGroup(click.Group):
     """Prints a user error as one line (exit 2; 3 for a non-finite loss); a bug keeps its traceback.
 
-    The machine's refusals are user errors too: a file that cannot be written (read-only folder,
-    full disk) and memory the device does not have. Plugin commands are added on demand (the
-    module docstring says when).
+    The machine's refusals are user errors too: a file that cannot be written, memory the device
+    does not have. Plugin commands are added on demand (the module docstring says when).
     """
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
@@ -102,9 +94,6 @@ def cli() -> None:
     """ganforge: train and use GANs built from plugins."""
 
 
-# -- list ------------------------------------------------------------------------------------
-
-
 @cli.command("list")
 @click.argument("kind", required=False)
 @click.option("--json", "as_json", is_flag=True, help="Print a machine-readable JSON array.")
@@ -112,60 +101,55 @@ def cli() -> None:
 @click.option("--kinds", "show_kinds", is_flag=True, help="Show the component kinds and who registered them.")
 def list_command(kind: str | None, as_json: bool, show_plugins: bool, show_kinds: bool) -> None:
     """List registered components, grouped by kind (or the plugins, or the kinds)."""
-    host = get_host()
     if show_plugins:
+        host = get_host()
         if not _PLUGIN_COMMANDS["loaded"]:
             _add_plugin_commands()  # a plugin whose register_commands fails is listed as failed
         if as_json:
-            click.echo(json.dumps([p.to_json() for p in host.plugins], indent=2))
-            return
-        table = Table(title="ganforge plugins")
-        for col in ("plugin", "distribution", "version", "status", "hooks / error"):
-            table.add_column(col)
-        for p in host.plugins:
-            status = "[green]loaded" if p.loaded else "[red]failed"
-            table.add_row(p.name, p.distribution, p.version, status, p.error or ", ".join(p.hooks))
-        Console().print(table)
-        return
-    warn_failures()
-    registry = host.registry
+            return click.echo(json.dumps([p.to_json() for p in host.plugins], indent=2))
+        status = {True: "[green]loaded", False: "[red]failed"}
+        rows = [
+            (p.name, p.distribution, p.version, status[p.loaded], p.error or ", ".join(p.hooks))
+            for p in host.plugins
+        ]
+        columns = ("plugin", "distribution", "version", "status", "hooks / error")
+        return _print_table("ganforge plugins", columns, rows, title_justify="center")
+    registry = _registry()
     if show_kinds:
         kinds = [registry.kind(k) for k in registry.kinds()]
         if as_json:
-            click.echo(json.dumps([k.to_json() for k in kinds], indent=2))
-            return
-        table = Table(title="component kinds", title_justify="left")
-        for col in ("kind", "hook", "plugin", "doc"):
-            table.add_column(col)
-        for k in kinds:
-            table.add_row(k.name, k.hook, f"{k.plugin} ({k.distribution})", k.doc)
-        Console().print(table)
-        return
+            return click.echo(json.dumps([k.to_json() for k in kinds], indent=2))
+        rows = [(k.name, k.hook, f"{k.plugin} ({k.distribution})", k.doc) for k in kinds]
+        return _print_table("component kinds", ("kind", "hook", "plugin", "doc"), rows)
     components = registry.all(kind)
     if as_json:
-        click.echo(json.dumps([_component_json(registry, c) for c in components], indent=2))
-        return
-    console = Console()
-    kinds = [registry._kind(kind)] if kind else registry.kinds()
-    for k in kinds:
-        rows = [c for c in components if c.kind == k]
-        if not rows:
-            continue
-        table = Table(title=_plural(k), title_justify="left", show_lines=False)
-        table.add_column("name", style="bold cyan")
-        table.add_column("options")
-        table.add_column("plugin")
-        table.add_column("doc")
-        for c in rows:
-            opts = ", ".join(
-                f"{p.name}: {p.type_name}" + ("" if p.required else f" = {p.to_json()['default']!r}")
-                for p in c.params
-            )
-            doc = c.doc
-            if c.kind == "objective":
-                doc += "\n" + _declaration_summary(registry, c.name)
-            table.add_row(c.name, escape(opts), f"{c.plugin} ({c.distribution} {c.version})", escape(doc))
-        console.print(table)
+        return click.echo(json.dumps([_component_json(registry, c) for c in components], indent=2))
+    from ganforge.registry import plural
+
+    for k in [registry._kind(kind)] if kind else registry.kinds():
+        rows = [_component_row(registry, c) for c in components if c.kind == k]
+        if rows:
+            _print_table(plural(k).replace("_", " "), ("name", "options", "plugin", "doc"), rows)
+
+
+def _print_table(
+    title: str, columns: tuple[str, ...], rows: list[Any], title_justify: Literal["left", "center"] = "left"
+) -> None:
+    table = Table(title=title, title_justify=title_justify)
+    for col in columns:
+        table.add_column(col, style="bold cyan" if col == "name" else None)
+    for row in rows:
+        table.add_row(*row)
+    Console().print(table)
+
+
+def _component_row(registry: Any, c: Any) -> tuple[str, ...]:
+    opts = ", ".join(
+        f"{p.name}: {p.type_name}" + ("" if p.required else f" = {p.to_json()['default']!r}")
+        for p in c.params
+    )
+    doc = c.doc + ("\n" + _declaration_summary(registry, c.name) if c.kind == "objective" else "")
+    return c.name, escape(opts), f"{c.plugin} ({c.distribution} {c.version})", escape(doc)
 
 
 def _component_json(registry: Any, component: Any) -> dict[str, Any]:
@@ -212,9 +196,6 @@ def _declaration_summary(registry: Any, name: str) -> str:
     return "\n".join(lines)
 
 
-# -- run -------------------------------------------------------------------------------------
-
-
 @cli.command("run")
 @click.argument("recipe", required=False, type=click.Path(dir_okay=False))
 @click.option(
@@ -228,7 +209,6 @@ def _declaration_summary(registry: Any, name: str) -> str:
 @click.option(
     "--device",
     type=click.Choice(["auto", "cpu", "cuda"]),
-    default=None,
     help="Where to train (default: the recipe's train.device, auto).",
 )
 @click.option("--resume", type=click.Path(), help="Continue a run: its folder or a checkpoint file.")
@@ -254,10 +234,9 @@ def run_command(
     if recipe is None and resume is None:
         raise click.UsageError("give a RECIPE, or --resume RUN_DIR")
     from ganforge import checkpoint as ckpt  # imports torch: not at start-up (`ganforge data` stays light)
-
-    warn_failures()
-    registry = get_registry()
     from ganforge.recipe import Recipe
+
+    registry = _registry()
 
     if resume:
         file = ckpt.resolve(resume)
@@ -310,38 +289,27 @@ def run_command(
         sys.exit(EXIT_SIGNAL.get(summary["stopped"], 1))
 
 
-# -- translate -------------------------------------------------------------------------------
-
-
 def load_model(checkpoint: str, device: str) -> Any:
     """The :class:`ganforge.Model` a command works on: a run, a checkpoint or an exported file."""
     from ganforge.model import Model
 
-    warn_failures()
-    return Model.load(checkpoint, device, registry=get_registry())
+    return Model.load(checkpoint, device, registry=_registry())
 
 
 @cli.command("translate")
 @click.argument("checkpoint", type=click.Path())
 @click.argument("inputs", nargs=-1, required=True, type=click.Path())
-@click.option("--direction", default=None, help="A direction the model translates (default: its first one).")
-@click.option(
-    "--domain",
-    default=None,
-    help="The target domain of a multi-domain model, by name or index.",
-)
+@click.option("--direction", help="A direction the model translates (default: its first one).")
+@click.option("--domain", help="The target domain of a multi-domain model, by name or index.")
 @click.option("--out", "out", type=click.Path(file_okay=False), default="translated", show_default=True)
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
-@click.option(
-    "--batch-size", type=int, default=None, help="Images per batch (default: 64 on CUDA, 1-8 on CPU)."
-)
+@click.option("--batch-size", type=int, help="Images per batch (default: 64 on CUDA, 1-8 on CPU).")
 @click.option(
     "--compile", "compile_", is_flag=True, help="Compile the generator: slower start, faster on big folders."
 )
 @click.option(
     "--size",
     type=int,
-    default=None,
     help="Square size the model sees (default: the training image size; 0: native, /4 rounded).",
 )
 def translate_command(
@@ -376,23 +344,17 @@ def translate_command(
         sys.exit(2)
 
 
-# -- sample ----------------------------------------------------------------------------------
-
-
 @cli.command("sample")
 @click.argument("checkpoint", type=click.Path())
 @click.option("-n", "count", type=int, default=64, show_default=True, help="How many images.")
 @click.option(
     "--class",
     "cls",
-    default=None,
     help="The class to draw, by name or index (class-conditional models; default: a row per class).",
 )
 @click.option("--out", "out", type=click.Path(dir_okay=False), default="samples.png", show_default=True)
-@click.option("--seed", type=int, default=None, help="Noise seed (same seed, same images).")
-@click.option(
-    "--individual", type=click.Path(file_okay=False), default=None, help="Also write each image here."
-)
+@click.option("--seed", type=int, help="Noise seed (same seed, same images).")
+@click.option("--individual", type=click.Path(file_okay=False), help="Also write each image here.")
 @click.option("--interpolate", is_flag=True, help="A latent walk: each row goes between two random points.")
 @click.option("--steps", type=int, default=8, show_default=True, help="Images per row with --interpolate.")
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
@@ -428,39 +390,22 @@ _PLUGIN_COMMANDS = {"loaded": False}
 
 def _add_plugin_commands() -> None:
     """The commands of the bundled apps and third-party plugins (their modules only: cheap)."""
-    from ganforge.plugins import command_hookimpls
+    from ganforge.plugins import command_hookimpls, mark_failed
 
     _PLUGIN_COMMANDS["loaded"] = True
-    _register_commands(command_hookimpls())
-
-
-def _register_commands(impls: list[Any]) -> None:
     builtin = set(cli.commands)
-    for impl in impls:
-        group = _BuiltinsKept(builtin)
+    for impl in command_hookimpls():
+        group = click.Group("ganforge")  # its commands join cli's, all or nothing, none replacing a built-in
         try:
             impl.function(cli=group)
         except Exception as exc:  # a plugin's command must not break the CLI
-            from ganforge.plugins import mark_failed
-
-            print(
-                f"warning: plugin '{impl.plugin_name}' failed to add commands: {type(exc).__name__}: {exc}",
-                file=sys.stderr,
-            )
-            mark_failed(impl.plugin_name, f"register_commands: {type(exc).__name__}: {exc}")
+            error = f"{type(exc).__name__}: {exc}"
+            print(f"warning: plugin '{impl.plugin_name}' failed to add commands: {error}", file=sys.stderr)
+            mark_failed(impl.plugin_name, f"register_commands: {error}")
             continue
         for name, command in group.commands.items():
             if name not in builtin:
                 cli.add_command(command, name)
-
-
-class _BuiltinsKept(click.Group):
-    """What a plugin's ``register_commands`` gets as ``cli``: a group whose commands are then
-    added to the real one, except any that would replace a built-in command."""
-
-    def __init__(self, builtin: set[str]) -> None:
-        super().__init__("ganforge")
-        self.builtin = builtin
 
 
 def main() -> None:
@@ -470,9 +415,3 @@ def main() -> None:
     except KeyboardInterrupt:  # a second Ctrl-C: stop at once, quietly
         click.echo("interrupted", err=True)
         sys.exit(130)
-
-
-def _plural(kind: str) -> str:
-    from ganforge.registry import plural
-
-    return plural(kind).replace("_", " ")
