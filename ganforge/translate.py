@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import sys
 from collections import deque
@@ -9,7 +10,7 @@ from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -19,9 +20,8 @@ from ganforge.data import expand_inputs, open_rgb, to_uint8_tensor
 from ganforge.errors import GanforgeError
 from ganforge.safety import ensure_writable_dir, guard_out_folder, guard_targets, png_info
 
-# ``model`` below is a ganforge.Model (not imported: the Model imports this module for its
-# translate() of PIL images and files, and an import back would make a cycle)
-Model = Any
+if TYPE_CHECKING:  # ganforge.model imports this module: a run-time import back would be a cycle
+    from ganforge.model import Model
 
 _MARK = png_info("translate")  # outputs are marked: a later run may replace them, nothing else
 MAX_SIZE = 16384  # a network's activations at this side already take tens of GB
@@ -112,9 +112,7 @@ def translate_files(
 
     ``batch_size`` unset means 64 on CUDA; on a CPU, 8 images of 64 px down to one of 256 px.
     ``compile`` compiles the generator (a one-off cost of tens of seconds that pays off on large
-    folders). ``on_batch``, if given,
-    is called after each batch is handed to the writers, with the number of images handed over
-    so far; benchmarks time the steady state with it.
+    folders). ``on_batch(images handed to the writers so far)`` runs after each batch.
     """
     direction = model.direction(direction)
     size = check_side(model, direction, size)
@@ -140,10 +138,6 @@ def translate_files(
         file=sys.stderr,
     )
     return failures
-
-
-def _workers() -> int:
-    return max(2, min(16, os.cpu_count() or 2))
 
 
 def _decode(
@@ -175,16 +169,7 @@ def _save(array: np.ndarray, original: tuple[int, int], target: Path) -> None:
 
 def side_check(model: Model, direction: str, size: int) -> Callable[[int], str | None] | None:
     """For native sizes (``size`` 0): a cached check of each side against the network."""
-    if size > 0:
-        return None
-    seen: dict[int, str | None] = {}
-
-    def check(side: int) -> str | None:
-        if side not in seen:
-            seen[side] = model.size_problem(direction, side)
-        return seen[side]
-
-    return check
+    return None if size > 0 else functools.cache(functools.partial(model.size_problem, direction))
 
 
 _Item = tuple[Path, tuple[int, int], np.ndarray]  # (file, original size, decoded uint8 [H, W, 3])
@@ -226,6 +211,7 @@ def _translate_batched(
     saving: deque[Future[None]] = deque()
     in_flight: deque[_Launched] = deque()
     full_shapes: set[tuple[int, ...]] = set()
+    decoding: deque[tuple[Path, Future[Any]]] = deque()  # in input order
     handed = 0
 
     def launch(items: list[_Item]) -> _Launched:
@@ -276,17 +262,29 @@ def _translate_batched(
         while len(in_flight) > 1:
             finish(in_flight.popleft())
 
-    with ThreadPoolExecutor(_workers(), thread_name_prefix="ganforge-io") as pool:
-        window = 4 * batch_size  # decodes in flight, in input order
-        decoding: deque[tuple[Path, Future[Any]]] = deque()
+    def collect() -> None:
+        """Take the oldest decode: a failed file is reported, an image joins its shape's batch."""
+        path, future = decoding.popleft()
+        try:
+            original, array = future.result()
+        except GanforgeError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            failures.append(str(path))
+            return
+        bucket = buckets.setdefault(array.shape, [])
+        bucket.append((path, original, array))
+        if len(bucket) >= batch_size:
+            run(bucket[:])
+            bucket.clear()
+
+    with ThreadPoolExecutor(max(2, min(16, os.cpu_count() or 2)), thread_name_prefix="ganforge-io") as pool:
         try:
             for path in files:
                 decoding.append((path, pool.submit(_decode, path, size, multiple, check)))
-                if len(decoding) < window:
-                    continue
-                _collect(decoding.popleft(), buckets, failures, batch_size, run)
+                if len(decoding) >= 4 * batch_size:  # bounds the decodes in flight
+                    collect()
             while decoding:
-                _collect(decoding.popleft(), buckets, failures, batch_size, run)
+                collect()
             for items in buckets.values():
                 if items:
                     run(items)
@@ -296,24 +294,3 @@ def _translate_batched(
         while saving:
             saving.popleft().result()
     return failures
-
-
-def _collect(
-    entry: tuple[Path, Future[Any]],
-    buckets: dict[tuple[int, ...], list[_Item]],
-    failures: list[str],
-    batch_size: int,
-    run: Callable[[list[_Item]], None],
-) -> None:
-    path, future = entry
-    try:
-        original, array = future.result()
-    except GanforgeError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        failures.append(str(path))
-        return
-    bucket = buckets.setdefault(array.shape, [])
-    bucket.append((path, original, array))
-    if len(bucket) >= batch_size:
-        run(bucket[:])
-        bucket.clear()
