@@ -18,7 +18,8 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-from ganforge.errors import GanforgeError, NonFiniteError
+from ganforge.errors import GanforgeError as GanforgeError
+from ganforge.errors import NonFiniteError as NonFiniteError
 
 __version__ = "0.2.0"
 
@@ -49,62 +50,33 @@ _LAZY = {
     "unwrap": "ganforge.method.toolkit",
 }
 
-__all__ = [
-    "__version__",
-    "Condition",
-    "Declaration",
-    "Direction",
-    "frozen",
-    "GanforgeError",
-    "hookimpl",
-    "Kind",
-    "load",
-    "local",
-    "make_capturable",
-    "minimize",
-    "Model",
-    "Network",
-    "NonFiniteError",
-    "Objective",
-    "Optimizer",
-    "outputs_probabilities",
-    "Part",
-    "Range",
-    "Run",
-    "Runtime",
-    "ScheduledOptimizer",
-    "Section",
-    "set_requires_grad",
-    "train",
-    "unwrap",
-]
+__all__ = ["__version__", "GanforgeError", "NonFiniteError", *_LAZY]
 
-if TYPE_CHECKING:
-    from ganforge.api import Run, train
-    from ganforge.hookspecs import hookimpl
-    from ganforge.method.declaration import (
-        Condition,
-        Declaration,
-        Direction,
-        Network,
-        Optimizer,
-        Part,
-        Section,
-    )
-    from ganforge.method.objective import Objective
-    from ganforge.method.toolkit import (
-        ScheduledOptimizer,
-        frozen,
-        local,
-        make_capturable,
-        minimize,
-        outputs_probabilities,
-        set_requires_grad,
-        unwrap,
-    )
-    from ganforge.model import Model, load
-    from ganforge.registry import Kind, Range
-    from ganforge.runtime import Runtime
+if TYPE_CHECKING:  # the lazy names; ``as`` marks a re-export for type checkers (``__all__`` is computed)
+    from ganforge.api import Run as Run
+    from ganforge.api import train as train
+    from ganforge.hookspecs import hookimpl as hookimpl
+    from ganforge.method.declaration import Condition as Condition
+    from ganforge.method.declaration import Declaration as Declaration
+    from ganforge.method.declaration import Direction as Direction
+    from ganforge.method.declaration import Network as Network
+    from ganforge.method.declaration import Optimizer as Optimizer
+    from ganforge.method.declaration import Part as Part
+    from ganforge.method.declaration import Section as Section
+    from ganforge.method.objective import Objective as Objective
+    from ganforge.method.toolkit import ScheduledOptimizer as ScheduledOptimizer
+    from ganforge.method.toolkit import frozen as frozen
+    from ganforge.method.toolkit import local as local
+    from ganforge.method.toolkit import make_capturable as make_capturable
+    from ganforge.method.toolkit import minimize as minimize
+    from ganforge.method.toolkit import outputs_probabilities as outputs_probabilities
+    from ganforge.method.toolkit import set_requires_grad as set_requires_grad
+    from ganforge.method.toolkit import unwrap as unwrap
+    from ganforge.model import Model as Model
+    from ganforge.model import load as load
+    from ganforge.registry import Kind as Kind
+    from ganforge.registry import Range as Range
+    from ganforge.runtime import Runtime as Runtime
 
 
 def __getattr__(name: str) -> Any:
