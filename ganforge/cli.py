@@ -38,6 +38,8 @@ def _registry() -> Any:
 
 
 EXIT_SIGNAL = {"SIGINT": 130, "SIGTERM": 143}
+DEVICES = click.Choice(["auto", "cpu", "cuda"])
+FOLDER = click.Path(file_okay=False, path_type=Path)
 
 
 class GanforgeGroup(click.Group):
@@ -205,12 +207,8 @@ def _declaration_summary(registry: Any, name: str) -> str:
     metavar="SECTION.KEY=VALUE",
     help='Override a recipe value (repeatable). Values parse as TOML: 3, 1e-4, true, [1, 2], "s".',
 )
-@click.option("--out", "out", type=click.Path(file_okay=False), help="Run folder (default: runs/NAME-TIME).")
-@click.option(
-    "--device",
-    type=click.Choice(["auto", "cpu", "cuda"]),
-    help="Where to train (default: the recipe's train.device, auto).",
-)
+@click.option("--out", type=FOLDER, help="Run folder (default: runs/NAME-TIME).")
+@click.option("--device", type=DEVICES, help="Where to train (default: the recipe's train.device, auto).")
 @click.option("--resume", type=click.Path(), help="Continue a run: its folder or a checkpoint file.")
 @click.option(
     "--nproc",
@@ -221,13 +219,13 @@ def _declaration_summary(registry: Any, name: str) -> str:
 def run_command(
     recipe: str | None,
     overrides: tuple[str, ...],
-    out: str | None,
+    out: Path | None,
     device: str | None,
     resume: str | None,
     nproc: int,
 ) -> None:
     """Train from RECIPE (a TOML file), or continue a run with --resume."""
-    if nproc and nproc > 1 and "LOCAL_RANK" not in os.environ:
+    if nproc > 1 and "LOCAL_RANK" not in os.environ:
         from ganforge.training.distributed import launch
 
         sys.exit(launch(sys.argv[1:], nproc))
@@ -237,11 +235,11 @@ def run_command(
     from ganforge.recipe import Recipe
 
     registry = _registry()
-
     if resume:
         file = ckpt.resolve(resume)
-        meta = ckpt.read_run_meta(file)
-        source = Recipe.from_saved(meta["recipe"], f"{file} (saved recipe)", list(overrides))
+        source = Recipe.from_saved(
+            ckpt.read_run_meta(file)["recipe"], f"{file} (saved recipe)", list(overrides)
+        )
         if recipe is not None and not Path(recipe).is_file():
             raise GanforgeError(f"recipe {recipe} not found")
     else:
@@ -255,10 +253,10 @@ def run_command(
     train = resolved["train"]
     dist = distributed.setup(train["device"], train["precision"], train["channels_last"], train["compile"])
     if resume:
-        run_dir = ckpt.resume_run_dir(ckpt.resolve(resume), Path(out) if out else None)
+        run_dir = ckpt.resume_run_dir(file, out)
     else:  # rank 0 checks; the other DDP ranks only name the same folder
         stem = Path(recipe).stem if recipe else "run"
-        run_dir = ckpt.new_run_dir(stem, Path(out) if out else None, check=dist.rank == 0)
+        run_dir = ckpt.new_run_dir(stem, out, check=dist.rank == 0)
     if dist.rank == 0:
         from ganforge.safety import ensure_writable_dir
 
@@ -301,47 +299,24 @@ def load_model(checkpoint: str, device: str) -> Any:
 @click.argument("inputs", nargs=-1, required=True, type=click.Path())
 @click.option("--direction", help="A direction the model translates (default: its first one).")
 @click.option("--domain", help="The target domain of a multi-domain model, by name or index.")
-@click.option("--out", "out", type=click.Path(file_okay=False), default="translated", show_default=True)
-@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
+@click.option("--out", type=FOLDER, default="translated", show_default=True)
+@click.option("--device", type=DEVICES, default="auto", show_default=True)
 @click.option("--batch-size", type=int, help="Images per batch (default: 64 on CUDA, 1-8 on CPU).")
-@click.option(
-    "--compile", "compile_", is_flag=True, help="Compile the generator: slower start, faster on big folders."
-)
+@click.option("--compile", is_flag=True, help="Compile the generator: slower start, faster on big folders.")
 @click.option(
     "--size",
     type=int,
     help="Square size the model sees (default: the training image size; 0: native, /4 rounded).",
 )
-def translate_command(
-    checkpoint: str,
-    inputs: tuple[str, ...],
-    direction: str | None,
-    domain: str | None,
-    out: str,
-    device: str,
-    batch_size: int | None,
-    compile_: bool,
-    size: int | None,
-) -> None:
+def translate_command(checkpoint: str, inputs: tuple[str, ...], device: str, **options: Any) -> None:
     """Translate image files or folders with a trained model; outputs keep the input's size.
 
     CHECKPOINT is a run folder, a checkpoint or a file written by 'ganforge export'.
     """
     from ganforge.translate import translate_files
 
-    model = load_model(checkpoint, device)
-    failures = translate_files(
-        model,
-        list(inputs),
-        Path(out),
-        direction=direction,
-        batch_size=batch_size,
-        size=size,
-        compile=compile_,
-        domain=domain,
-    )
-    if failures:
-        sys.exit(2)
+    if translate_files(load_model(checkpoint, device), list(inputs), **options):
+        sys.exit(2)  # some inputs failed (each was reported)
 
 
 @cli.command("sample")
@@ -352,36 +327,19 @@ def translate_command(
     "cls",
     help="The class to draw, by name or index (class-conditional models; default: a row per class).",
 )
-@click.option("--out", "out", type=click.Path(dir_okay=False), default="samples.png", show_default=True)
+@click.option(
+    "--out", type=click.Path(dir_okay=False, path_type=Path), default="samples.png", show_default=True
+)
 @click.option("--seed", type=int, help="Noise seed (same seed, same images).")
-@click.option("--individual", type=click.Path(file_okay=False), help="Also write each image here.")
+@click.option("--individual", type=FOLDER, help="Also write each image here.")
 @click.option("--interpolate", is_flag=True, help="A latent walk: each row goes between two random points.")
 @click.option("--steps", type=int, default=8, show_default=True, help="Images per row with --interpolate.")
-@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
-def sample_command(
-    checkpoint: str,
-    count: int,
-    cls: str | None,
-    out: str,
-    seed: int | None,
-    individual: str | None,
-    interpolate: bool,
-    steps: int,
-    device: str,
-) -> None:
+@click.option("--device", type=DEVICES, default="auto", show_default=True)
+def sample_command(checkpoint: str, device: str, **options: Any) -> None:
     """Generate a grid of samples from a trained generator."""
     from ganforge.sampling import sample_to_files
 
-    paths = sample_to_files(
-        load_model(checkpoint, device),
-        count=count,
-        out=Path(out),
-        seed=seed,
-        individual=Path(individual) if individual else None,
-        interpolate=interpolate,
-        steps=steps,
-        cls=cls,
-    )
+    paths = sample_to_files(load_model(checkpoint, device), **options)
     click.echo(f"wrote {paths[0]}" + (f" and {len(paths) - 1} images" if len(paths) > 1 else ""), err=True)
 
 
