@@ -85,10 +85,7 @@ class Recipe:
         except OSError as exc:
             raise GanforgeError(f"recipe {path} cannot be read: {exc.strerror or exc}") from None
         _check_depth(data, str(path))
-        recipe = cls(data, str(path))
-        for item in overrides or []:
-            recipe.set(item)
-        return recipe
+        return cls.from_saved(data, str(path), overrides)
 
     def set(self, assignment: str) -> None:
         """Apply one ``a.b.c=value`` override; the value is parsed as a TOML value."""
@@ -115,7 +112,7 @@ class Recipe:
 
     @classmethod
     def from_saved(cls, data: dict[str, Any], source: str, overrides: list[str] | None = None) -> Recipe:
-        """A recipe saved in a checkpoint, with the environment and ``--set`` items applied."""
+        """A recipe from its tables (copied: a checkpoint's, a dict) with ``--set`` items applied."""
         recipe = cls(copy.deepcopy(data), source)
         for item in overrides or []:
             recipe.set(item)
@@ -550,17 +547,9 @@ def _key(key: str) -> str:
 
 
 def _value(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int):
-        return str(value)
-    if isinstance(value, float):
-        if math.isnan(value):
-            return "nan"
-        if math.isinf(value):
-            return "inf" if value > 0 else "-inf"
-        return repr(value)
-    if isinstance(value, str):
+    if isinstance(value, float) and not math.isfinite(value):  # JSON has no spelling for these
+        return "nan" if math.isnan(value) else "inf" if value > 0 else "-inf"
+    if isinstance(value, bool | int | float | str):  # JSON's spelling is TOML's
         return json.dumps(value, ensure_ascii=False)
     if isinstance(value, list | tuple):
         return "[" + ", ".join(_value(v) for v in value) + "]"
