@@ -9,6 +9,7 @@ list of distribution or entry-point names, or an empty string for none. The bund
 from __future__ import annotations
 
 import dataclasses
+import functools
 import os
 import sys
 from collections.abc import Collection, Iterator
@@ -46,15 +47,8 @@ class PluginInfo:
         return self.error is None
 
     def to_json(self) -> dict[str, Any]:
-        return {
-            "name": self.name,
-            "module": self.module,
-            "distribution": self.distribution,
-            "version": self.version,
-            "hooks": self.hooks,
-            "loaded": self.loaded,
-            "error": self.error,
-        }
+        data = {k: v for k, v in dataclasses.asdict(self).items() if k != "key"}
+        return {**data, "loaded": self.loaded}
 
 
 class PluginHost:
@@ -124,24 +118,8 @@ class PluginHost:
                 if info is None or not info.loaded:
                     continue
                 bucket = staged.setdefault(impl.plugin_name, [])
-
-                def register(
-                    name: str,
-                    factory: Any,
-                    _kind: Kind = kind,
-                    _info: PluginInfo = info,
-                    _bucket: list[Component] = bucket,
-                ) -> None:
-                    if not isinstance(name, str) or not name:
-                        raise GanforgeError(f"register() needs a non-empty name, got {name!r}")
-                    if not callable(factory):
-                        raise GanforgeError(f"{_kind.name} '{name}': factory {factory!r} is not callable")
-                    signature = signature_params(factory, _kind.context)
-                    component = (_kind.name, name, factory, _info.name, _info.distribution, _info.version)
-                    _bucket.append(Component(*component, *signature))
-
                 try:
-                    impl.function(register)
+                    impl.function(functools.partial(_stage, kind, info, bucket))
                 except Exception as exc:
                     info.error = f"{kind.hook}: {describe_exception(exc)}"
         for plugin_name, components in staged.items():
@@ -160,6 +138,16 @@ class PluginHost:
 
     def failures(self) -> list[PluginInfo]:
         return [p for p in self.plugins if not p.loaded]
+
+
+def _stage(kind: Kind, info: PluginInfo, bucket: list[Component], name: str, factory: Any) -> None:
+    """The ``register(name, factory)`` a kind's hook gets: checks one component and stages it."""
+    if not isinstance(name, str) or not name:
+        raise GanforgeError(f"register() needs a non-empty name, got {name!r}")
+    if not callable(factory):
+        raise GanforgeError(f"{kind.name} '{name}': factory {factory!r} is not callable")
+    component = (kind.name, name, factory, info.name, info.distribution, info.version)
+    bucket.append(Component(*component, *signature_params(factory, kind.context)))
 
 
 def command_hookimpls() -> list[Any]:
