@@ -23,31 +23,20 @@ from ganforge.errors import NonFiniteError as NonFiniteError
 
 __version__ = "0.2.0"
 
-_LAZY = {
-    "train": "ganforge.api",
-    "Run": "ganforge.api",
-    "load": "ganforge.model",
-    "Model": "ganforge.model",
-    "hookimpl": "ganforge.hookspecs",
-    "Kind": "ganforge.registry",
-    "Range": "ganforge.registry",
-    "Runtime": "ganforge.runtime",
-    "Objective": "ganforge.method.objective",
-    "Declaration": "ganforge.method.declaration",
-    "Section": "ganforge.method.declaration",
-    "Network": "ganforge.method.declaration",
-    "Optimizer": "ganforge.method.declaration",
-    "Part": "ganforge.method.declaration",
-    "Direction": "ganforge.method.declaration",
-    "Condition": "ganforge.method.declaration",
-    "ScheduledOptimizer": "ganforge.method.toolkit",
-    "frozen": "ganforge.method.toolkit",
-    "set_requires_grad": "ganforge.method.toolkit",
-    "make_capturable": "ganforge.method.toolkit",
-    "minimize": "ganforge.method.toolkit",
-    "outputs_probabilities": "ganforge.method.toolkit",
-    "local": "ganforge.method.toolkit",
-    "unwrap": "ganforge.method.toolkit",
+_LAZY = {  # name -> the module it loads from
+    name: module
+    for module, names in [
+        ("ganforge.api", "train Run"),
+        ("ganforge.model", "load Model"),
+        ("ganforge.hookspecs", "hookimpl"),
+        ("ganforge.registry", "Kind Range"),
+        ("ganforge.runtime", "Runtime"),
+        ("ganforge.method.objective", "Objective"),
+        ("ganforge.method.declaration", "Declaration Section Network Optimizer Part Direction Condition"),
+        ("ganforge.method.toolkit", "ScheduledOptimizer frozen set_requires_grad make_capturable minimize"),
+        ("ganforge.method.toolkit", "outputs_probabilities local unwrap"),
+    ]
+    for name in names.split()
 }
 
 __all__ = ["__version__", "GanforgeError", "NonFiniteError", *_LAZY]

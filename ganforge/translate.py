@@ -131,12 +131,8 @@ def translate_files(
         raise GanforgeError(f"--batch-size must be >= 1, got {batch_size}")
     files, targets = plan_outputs(inputs, out)
     failures = _translate_batched(model, files, targets, direction, batch_size, size, on_batch, domain)
-    done = len(files) - len(failures)
-    print(
-        f"translated {done} image(s) {direction} into {out}"
-        + (f"; {len(failures)} failed" if failures else ""),
-        file=sys.stderr,
-    )
+    failed = f"; {len(failures)} failed" if failures else ""
+    print(f"translated {len(files) - len(failures)} image(s) {direction} into {out}{failed}", file=sys.stderr)
     return failures
 
 
