@@ -179,23 +179,18 @@ def _declaration_summary(registry: Any, name: str) -> str:
         for s in d.sections
     )
     optimizers = ", ".join(f"{n} -> {'+'.join(o.steps)}" for n, o in d.optimizers.items())
+    c = d.condition
     lines = [
         f"sections: {sections}",
         f"networks: {', '.join(d.networks)}",
         f"optimizers: {optimizers}",
         f"batch: {', '.join(d.batch_keys)}",
+        d.directions and f"translates: {', '.join(d.directions)}",
+        d.noise and f"generates from noise ({d.noise})",
+        c and f"takes a {c.kind} ('{c.batch_key}') in {', '.join(c.networks)}",
+        d.paired and f"trains on aligned {' / '.join(d.paired)} pairs",
     ]
-    if d.directions:
-        lines.append(f"translates: {', '.join(d.directions)}")
-    if d.noise:
-        lines.append(f"generates from noise ({d.noise})")
-    if d.condition:
-        lines.append(
-            f"takes a {d.condition.kind} ('{d.condition.batch_key}') in {', '.join(d.condition.networks)}"
-        )
-    if d.paired:
-        lines.append(f"trains on aligned {' / '.join(d.paired)} pairs")
-    return "\n".join(lines)
+    return "\n".join(line for line in lines if line)  # the parts a declaration has
 
 
 @cli.command("run")

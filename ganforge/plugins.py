@@ -151,13 +151,9 @@ def _stage(kind: Kind, info: PluginInfo, bucket: list[Component], name: str, fac
 
 
 def command_hookimpls() -> list[Any]:
-    """``register_commands`` implementations, loaded cheaply: the bundled apps and third parties.
-
-    Only the modules that can add commands are imported (the bundled apps import no torch; the
-    component plugins add no commands), into a plugin manager that knows only ganforge's own
-    hooks; one that fails to import is skipped (``ganforge list --plugins`` reports it). Once
-    every plugin is loaded (:func:`get_host`), its plugin manager answers instead.
-    """
+    """``register_commands`` implementations, loaded cheaply: only the bundled apps (no torch)
+    and third parties are imported; one that fails to import is skipped. Once every plugin is
+    loaded (:func:`get_host`), its plugin manager answers instead."""
     if _HOST is not None:
         return list(_HOST.pm.hook.register_commands.get_hookimpls())
     pm = pluggy.PluginManager("ganforge")

@@ -29,7 +29,6 @@ class TrainConfig:
     """The trainer's options: the ``[train]`` table."""
 
     seed: Annotated[int, Range(0, 2**63 - 1, why="a 64-bit generator seed")] = 0
-    # A batch is decoded and held in memory at once.
     batch_size: Annotated[int, Range(1, 65536, why="memory: a batch is held at once")] = 1
     # Sample positions are 64-bit integers (epochs * images * batch must fit).
     epochs: Annotated[int, Range(1, 2**40, why="sample positions are 64-bit integers")] = 200
@@ -223,11 +222,8 @@ class Recipe:
         return resolved
 
     def _drop_stale_keys(self, registry: Registry, single: dict[str, str], roles: dict[str, Any]) -> None:
-        """After ``--set X.name=other``, drop the file's keys that the new component does not take.
-
-        ``--set schedule.name=cyclic`` then works although the file sets ``constant_epochs``;
-        keys given with ``--set`` are still checked strictly.
-        """
+        """After ``--set X.name=other``, drop the file's keys that the new component does not take
+        (those given with ``--set`` are still checked strictly)."""
         for path in self._renamed:
             head = path[0] if path else ""
             kind = single.get(head) if len(path) == 1 else (roles[head].kind if head in roles else None)
@@ -291,10 +287,7 @@ class Resolved(dict):
 
 class Builder:
     """Builds the components of a resolved recipe, by section, with no second validation.
-
-    One builder serves training, inference and bench; ``defaults`` is context every build gets
-    (``seed``, ``steps_per_epoch``, ``total_steps``), overridden per call.
-    """
+    ``defaults`` is context every build gets (``seed``, ``total_steps``...), overridden per call."""
 
     def __init__(self, registry: Registry, resolved: Resolved, **defaults: Any) -> None:
         self.registry = registry
@@ -501,11 +494,8 @@ def _check_depth(value: Any, where: str, depth: int = 0) -> None:
 
 
 def parse_value(raw: str) -> Any:
-    """Parse an override value as TOML (int, float, bool, string, list, inline table).
-
-    Anything that is not valid TOML is taken as a plain string, so ``data.root=../x`` works
-    without quotes.
-    """
+    """Parse an override value as TOML (int, float, bool, string, list, inline table); anything
+    else is a plain string, so ``data.root=../x`` works without quotes."""
     try:
         return tomllib.loads(f"v = {raw}")["v"]
     except tomllib.TOMLDecodeError:

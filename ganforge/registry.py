@@ -61,10 +61,8 @@ class Range:
         return text + (f" ({self.why})" if self.why and why else "")
 
     def check(self, value: float) -> None:
-        """Raise :class:`OutOfRange` saying the bound ``value`` breaks (both for NaN).
-
-        A float without a declared bound on a side is held to float32's range on that side.
-        """
+        """Raise :class:`OutOfRange` saying the bound ``value`` breaks (both for NaN); a float
+        without a declared bound on a side is held to float32's range on that side."""
         if isinstance(value, float) and (math.isnan(value) or (math.isinf(value) and self.max != math.inf)):
             raise OutOfRange(self.describe())
         if self.min is not None and (value <= self.min if self.min_open else value < self.min):
@@ -176,8 +174,7 @@ class Component:
 
     @property
     def doc(self) -> str:
-        text = inspect.getdoc(self.factory) or ""
-        return text.strip().splitlines()[0] if text.strip() else ""
+        return (inspect.getdoc(self.factory) or "").strip().partition("\n")[0]
 
     @property
     def provider(self) -> str:
@@ -226,10 +223,7 @@ def kind_of(value: Any) -> str:
 
 def coerce(value: Any, annotation: Any) -> Any:
     """Return ``value`` converted to ``annotation``; ``TypeError`` or :class:`OutOfRange` if not.
-
-    Floats must be finite (NaN and infinity are never a valid option value) unless a
-    :class:`Range` with ``max=math.inf`` says otherwise.
-    """
+    Floats must be finite unless a :class:`Range` with ``max=math.inf`` says otherwise."""
     if annotation is _MISSING or annotation is Any:
         return value
     origin = typing.get_origin(annotation)
@@ -495,8 +489,7 @@ class Registry:
 
 def describe_exception(exc: BaseException) -> str:
     """``Type: first line`` of an exception, for one-line messages."""
-    lines = str(exc).strip().splitlines()
-    text = lines[0] if lines else ""
+    text = str(exc).strip().partition("\n")[0]
     if isinstance(exc, MemoryError | RuntimeError) and "alloc" in text.lower():
         text = "out of memory: " + text
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
