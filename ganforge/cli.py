@@ -50,11 +50,9 @@ class GanforgeGroup(click.Group):
     """
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
-        command = super().get_command(ctx, cmd_name)
-        if command is None and not _PLUGIN_COMMANDS["loaded"]:
+        if cmd_name not in self.commands and not _PLUGIN_COMMANDS["loaded"]:
             _add_plugin_commands()
-            command = super().get_command(ctx, cmd_name)
-        return command
+        return super().get_command(ctx, cmd_name)
 
     def list_commands(self, ctx: click.Context) -> list[str]:
         if not _PLUGIN_COMMANDS["loaded"]:

@@ -47,8 +47,8 @@ class PluginInfo:
         return self.error is None
 
     def to_json(self) -> dict[str, Any]:
-        data = {k: v for k, v in dataclasses.asdict(self).items() if k != "key"}
-        return {**data, "loaded": self.loaded}
+        data = {k: v for k, v in dataclasses.asdict(self).items() if k not in ("error", "key")}
+        return {**data, "loaded": self.loaded, "error": self.error}
 
 
 class PluginHost:

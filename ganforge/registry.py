@@ -115,16 +115,9 @@ class Kind:
         return f"register_{plural(self.name)}"
 
     def to_json(self) -> dict[str, Any]:
-        return {
-            "kind": self.name,
-            "hook": self.hook,
-            "context": list(self.context),
-            "common": [{"name": n, "type": type_name(t), "default": _jsonable(d)} for n, t, d in self.common],
-            "section": self.section,
-            "plugin": self.plugin,
-            "distribution": self.distribution,
-            "doc": self.doc,
-        }
+        common = [{"name": n, "type": type_name(t), "default": _jsonable(d)} for n, t, d in self.common]
+        rest = {k: getattr(self, k) for k in ("section", "plugin", "distribution", "doc")}
+        return {"kind": self.name, "hook": self.hook, "context": list(self.context), "common": common, **rest}
 
 
 @dataclass(frozen=True)
@@ -181,15 +174,8 @@ class Component:
         return f"plugin '{self.plugin}' ({self.distribution} {self.version})"
 
     def to_json(self) -> dict[str, Any]:
-        return {
-            "kind": self.kind,
-            "name": self.name,
-            "plugin": self.plugin,
-            "distribution": self.distribution,
-            "version": self.version,
-            "params": [p.to_json() for p in self.params],
-            "doc": self.doc,
-        }
+        data = {k: getattr(self, k) for k in ("kind", "name", "plugin", "distribution", "version")}
+        return {**data, "params": [p.to_json() for p in self.params], "doc": self.doc}
 
 
 def type_name(annotation: Any, ranges: bool = True) -> str:
