@@ -97,6 +97,18 @@ def plan_outputs(inputs: list[str], out: Path, masks: bool = False) -> tuple[lis
     return files, targets
 
 
+_Item = tuple[Path, tuple[int, int], np.ndarray]  # (file, original size, decoded uint8 [H, W, 3])
+
+
+@dataclass
+class _Launched:
+    """A batch queued on the device: its uint8 NHWC outputs are in ``host`` once ``done`` completed."""
+
+    targets: list[tuple[Path, tuple[int, int]]]  # (file, original size) per output row
+    host: torch.Tensor
+    done: torch.cuda.Event | None  # None on CPU: ``host`` is ready when the launch returns
+
+
 def translate_files(
     model: Model,
     inputs: list[str],
@@ -108,7 +120,8 @@ def translate_files(
     on_batch: Callable[[int], None] | None = None,
     domain: str | int | None = None,
 ) -> list[str]:
-    """Translate every image; returns the inputs that failed (each reported on one line).
+    """Translate every image: decoded and saved in threads, translated in batches of one size on
+    the device; returns the inputs that failed (each reported on one line).
 
     ``batch_size`` unset means 64 on CUDA; on a CPU, 8 images of 64 px down to one of 256 px.
     ``compile`` compiles the generator (a one-off cost of tens of seconds that pays off on large
@@ -130,76 +143,12 @@ def translate_files(
     if batch_size < 1:
         raise GanforgeError(f"--batch-size must be >= 1, got {batch_size}")
     files, targets = plan_outputs(inputs, out)
-    failures = _translate_batched(model, files, targets, direction, batch_size, size, on_batch, domain)
-    failed = f"; {len(failures)} failed" if failures else ""
-    print(f"translated {len(files) - len(failures)} image(s) {direction} into {out}{failed}", file=sys.stderr)
-    return failures
-
-
-def _decode(
-    path: Path, size: int, multiple: int = 1, check: Callable[[int], str | None] | None = None
-) -> tuple[tuple[int, int], np.ndarray]:
-    """(original size, uint8 [H, W, 3] at the model's input size) for one file.
-
-    Numpy and Pillow only: torch CPU ops in many threads would each start their own thread pool.
-    ``check(side)`` says why the model cannot take a side (native sizes), which skips the file.
-    """
-    if not path.exists():
-        raise GanforgeError(f"{path}: no such file")
-    img = open_rgb(path)
-    shape = model_size(img, size, multiple)
-    if check is not None:
-        problem = check(shape[0]) or check(shape[1])
-        if problem:
-            raise GanforgeError(f"{path}: {img.width}x{img.height} px cannot be translated: {problem}")
-    return img.size, np.asarray(img if img.size == shape else img.resize(shape, Image.BICUBIC))
-
-
-def _save(array: np.ndarray, original: tuple[int, int], target: Path) -> None:
-    img = Image.fromarray(array)
-    if img.size != original:
-        img = img.resize(original, Image.BICUBIC)
-    # lossless either way; level 1 encodes several times faster
-    img.save(target, compress_level=1, pnginfo=_MARK)
-
-
-def side_check(model: Model, direction: str, size: int) -> Callable[[int], str | None] | None:
-    """For native sizes (``size`` 0): a cached check of each side against the network."""
-    return None if size > 0 else functools.cache(functools.partial(model.size_problem, direction))
-
-
-_Item = tuple[Path, tuple[int, int], np.ndarray]  # (file, original size, decoded uint8 [H, W, 3])
-
-
-@dataclass
-class _Launched:
-    """A batch queued on the device: its uint8 NHWC outputs are in ``host`` once ``done`` completed."""
-
-    targets: list[tuple[Path, tuple[int, int]]]  # (file, original size) per output row
-    host: torch.Tensor
-    done: torch.cuda.Event | None  # None on CPU: ``host`` is ready when the launch returns
-
-
-def _translate_batched(
-    model: Model,
-    files: list[Path],
-    targets: dict[Path, Path],
-    direction: str,
-    batch_size: int,
-    size: int,
-    on_batch: Callable[[int], None] | None = None,
-    domain: str | int | None = None,
-) -> list[str]:
-    """Decode in threads, translate same-size images in batches on the device, save in threads.
-
-    Pillow releases the GIL while it decodes, resizes and encodes, so threads keep a GPU busy.
-    On CUDA, batches are pipelined: batch k+1 is queued on the device (H2D from pinned memory,
-    model, uint8 conversion, D2H into pinned memory, an event) before the main thread waits for
-    batch k and hands its images to the writers, so the GPU works while the host collects
-    decodes and submits saves. At most two batches are in flight.
-    """
+    # Pillow releases the GIL while it decodes, resizes and encodes, so threads keep a GPU busy.
+    # On CUDA, batches are pipelined: batch k+1 is queued on the device (H2D from pinned memory,
+    # model, uint8 conversion, D2H into pinned memory, an event) before the main thread waits for
+    # batch k and hands its images to the writers, so the GPU works while the host collects
+    # decodes and submits saves. At most two batches are in flight.
     runtime = model.runtime
-    on_cuda = runtime.device.type == "cuda"
     multiple = model.size_multiple(direction)
     check = side_check(model, direction, size)
     failures: list[str] = []
@@ -228,14 +177,14 @@ def _translate_batched(
         x = staged.to(runtime.device, non_blocking=True).permute(0, 3, 1, 2)
         y = model.translate(runtime.to_input(x), direction, domain=domain)[:n]
         y = y.clamp(-1, 1).add(1).mul(127.5).round().to(torch.uint8).permute(0, 2, 3, 1).contiguous()
-        targets = [(path, original) for path, original, _ in items]
+        sources = [(path, original) for path, original, _ in items]
         if not on_cuda:
-            return _Launched(targets, y, None)
+            return _Launched(sources, y, None)
         host = torch.empty(y.shape, dtype=torch.uint8, pin_memory=True)
         host.copy_(y, non_blocking=True)
         done = torch.cuda.Event(blocking=True)  # waiting on it sleeps instead of spinning a core
         done.record(torch.cuda.current_stream(runtime.device))
-        return _Launched(targets, host, done)
+        return _Launched(sources, host, done)
 
     def finish(batch: _Launched) -> None:
         """Wait for a launched batch and hand its images to the writers, in launch order."""
@@ -289,4 +238,38 @@ def _translate_batched(
                 finish(in_flight.popleft())
         while saving:
             saving.popleft().result()
+    failed = f"; {len(failures)} failed" if failures else ""
+    print(f"translated {len(files) - len(failures)} image(s) {direction} into {out}{failed}", file=sys.stderr)
     return failures
+
+
+def _decode(
+    path: Path, size: int, multiple: int = 1, check: Callable[[int], str | None] | None = None
+) -> tuple[tuple[int, int], np.ndarray]:
+    """(original size, uint8 [H, W, 3] at the model's input size) for one file.
+
+    Numpy and Pillow only: torch CPU ops in many threads would each start their own thread pool.
+    ``check(side)`` says why the model cannot take a side (native sizes), which skips the file.
+    """
+    if not path.exists():
+        raise GanforgeError(f"{path}: no such file")
+    img = open_rgb(path)
+    shape = model_size(img, size, multiple)
+    if check is not None:
+        problem = check(shape[0]) or check(shape[1])
+        if problem:
+            raise GanforgeError(f"{path}: {img.width}x{img.height} px cannot be translated: {problem}")
+    return img.size, np.asarray(img if img.size == shape else img.resize(shape, Image.BICUBIC))
+
+
+def _save(array: np.ndarray, original: tuple[int, int], target: Path) -> None:
+    img = Image.fromarray(array)
+    if img.size != original:
+        img = img.resize(original, Image.BICUBIC)
+    # lossless either way; level 1 encodes several times faster
+    img.save(target, compress_level=1, pnginfo=_MARK)
+
+
+def side_check(model: Model, direction: str, size: int) -> Callable[[int], str | None] | None:
+    """For native sizes (``size`` 0): a cached check of each side against the network."""
+    return None if size > 0 else functools.cache(functools.partial(model.size_problem, direction))
