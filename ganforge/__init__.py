@@ -1,16 +1,13 @@
 """ganforge: a plugin-based GAN toolkit for PyTorch.
 
-Users train and use models from here: ``train``, ``load``, ``Run`` and ``Model``
-(docs/python.md). Plugin authors import from here too: ``hookimpl`` (to mark hook
-implementations), ``Kind`` (to register a component kind), ``Range`` (a value's valid range,
-declared next to its type), the objective contract (``Objective`` and its declarations:
-``Declaration``, ``Section``, ``Network``, ``Optimizer``, ``Part``, ``Direction``,
-``Condition``), its helpers (``ScheduledOptimizer``, ``minimize``, ``frozen``,
-``set_requires_grad``, ``make_capturable``, ``outputs_probabilities``, ``local``, ``unwrap``,
-``Runtime``) and the errors (``GanforgeError``, a user error reported as one clean line;
-``NonFiniteError``, exit code 3, when training produced NaN or infinity). Typed capabilities
-of components are in ``ganforge.protocols``. Names load on first use, so ``import ganforge``
-stays cheap (no torch).
+Users train and use models with ``train``, ``load``, ``Run`` and ``Model`` (docs/python.md).
+Plugin authors use ``hookimpl``, ``Kind``, ``Range`` (a value's valid range, declared next to its
+type), the objective contract (``Objective``, ``Declaration``, ``Section``, ``Network``,
+``Optimizer``, ``Part``, ``Direction``, ``Condition``) and its helpers (``ScheduledOptimizer``,
+``minimize``, ``frozen``, ``set_requires_grad``, ``make_capturable``, ``outputs_probabilities``,
+``local``, ``unwrap``, ``Runtime``); typed capabilities are in ``ganforge.protocols``. Errors:
+``GanforgeError`` (a user error, one clean line), ``NonFiniteError`` (exit code 3: NaN or infinity
+in training). Names load on first use, so ``import ganforge`` stays cheap (no torch).
 """
 
 from __future__ import annotations

@@ -1,9 +1,5 @@
-"""The plugin manager: entry-point discovery, the allow-list variable, failures kept for display.
-
-Every plugin, the bundled ones included, is a module listed under the entry-point group
-``ganforge``. ``GANFORGE_LOAD_PLUGINS`` limits which third-party plugins load: a comma-separated
-list of distribution or entry-point names, or an empty string for none. The bundled plugins
-(distribution ``ganforge``) always load.
+"""The plugin manager: entry-point discovery (group ``ganforge``, the bundled plugins included),
+the ``GANFORGE_LOAD_PLUGINS`` allow-list (docs/plugins.md), failures kept for display.
 """
 
 from __future__ import annotations
