@@ -63,7 +63,7 @@ class GanforgeGroup(click.Group):
         try:
             return super().invoke(ctx)
         except GanforgeError as exc:
-            message = " ".join(str(exc).split("\n"))
+            message = str(exc).replace("\n", " ")
             click.echo(f"error: {message}", err=True)
             ctx.exit(exc.exit_code)
         except OSError as exc:
@@ -75,16 +75,11 @@ class GanforgeGroup(click.Group):
             from ganforge.registry import describe_exception
 
             text = str(exc)
-            if not (
-                isinstance(exc, MemoryError)
-                or type(exc).__name__ == "OutOfMemoryError"
-                or "can't allocate memory" in text
-                or "out of memory" in text.lower()
-            ):
+            oom = isinstance(exc, MemoryError) or type(exc).__name__ == "OutOfMemoryError"
+            if not (oom or "can't allocate memory" in text or "out of memory" in text.lower()):
                 raise
-            click.echo(
-                f"error: out of memory ({describe_exception(exc)}); use smaller sizes or batches", err=True
-            )
+            message = f"out of memory ({describe_exception(exc)}); use smaller sizes or batches"
+            click.echo(f"error: {message}", err=True)
             ctx.exit(2)
 
 
