@@ -6,9 +6,7 @@ by the kind's ``doc``. An implementation calls ``register(name, factory)`` once 
 provides. ``factory`` is a class or a function; its keyword parameters, with their type hints
 and defaults, are the options a recipe table may set. Parameters named in the kind's
 ``context`` are supplied by whoever builds the component and are not recipe options.
-
-docs/plugins.md has the reference of every bundled kind with examples; a test keeps the two in
-step.
+docs/plugins.md has the reference of every bundled kind, with examples.
 """
 
 from __future__ import annotations

@@ -1,7 +1,5 @@
-"""The component kinds the engine itself uses, registered like any plugin's kinds.
-
-The engine builds datasets, callbacks, optimizers, schedules and augmentations, and runs
-objectives; every other kind (networks, losses, pools, metrics, ...) comes from plugins.
+"""The component kinds the engine itself builds, registered like any plugin's kinds; every other
+kind (networks, losses, pools, metrics, ...) comes from plugins.
 """
 
 from __future__ import annotations

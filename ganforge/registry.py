@@ -89,14 +89,12 @@ def _number(value: float) -> str:
 class Kind:
     """A component kind, registered by a plugin through ``register_kinds`` like any component.
 
-    ``context`` names the arguments ganforge (or the objective building the component) passes
-    and a recipe may not set. ``common`` lists ``(option, type, default)`` that every component
-    of the kind accepts; ``finish(component, options)`` applies them after the factory returns.
-    ``section`` is the top-level recipe section that configures the kind outside any objective's
-    declaration (``[data]``, ``[compositor]``); with ``many`` it holds one table per component,
-    keyed by the component's name (``[callbacks.samples]``), and ``defaults`` names the
-    components a run gets unless its recipe turns one off (``enabled = false``). The kind's
-    components are registered through the hook ``register_<plural>(register)``.
+    ``context``: the arguments the builder passes (not recipe options). ``common``: ``(option,
+    type, default)`` every component of the kind accepts, applied by ``finish(component, options)``
+    after the factory returns. ``section``: the recipe section configuring the kind outside any
+    objective (``[data]``); with ``many``, one table per component (``[callbacks.samples]``) and
+    ``defaults`` on unless the recipe turns one off (``enabled = false``). The components come
+    through the hook ``register_<plural>(register)``.
     """
 
     name: str
@@ -138,13 +136,8 @@ class Param:
 
     def to_json(self) -> dict[str, Any]:
         """``type`` is the plain type; a declared range is ``range`` (machine-readable bounds)."""
-        default = None if self.required else _jsonable(self.default)
-        out = {
-            "name": self.name,
-            "type": type_name(self.annotation, ranges=False),
-            "default": default,
-            "required": self.required,
-        }
+        out = {"name": self.name, "type": type_name(self.annotation, ranges=False)}
+        out |= {"default": None if self.required else _jsonable(self.default), "required": self.required}
         ranges = [m for m in getattr(self.annotation, "__metadata__", ()) if isinstance(m, Range)]
         if ranges:
             out["range"] = {**dataclasses.asdict(ranges[0]), "text": ranges[0].describe()}
