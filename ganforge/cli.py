@@ -198,11 +198,9 @@ def _declaration_summary(registry: Any, name: str) -> str:
 @click.option("--out", type=FOLDER, help="Run folder (default: runs/NAME-TIME).")
 @click.option("--device", type=DEVICES, help="Where to train (default: the recipe's train.device, auto).")
 @click.option("--resume", type=click.Path(), help="Continue a run: its folder or a checkpoint file.")
+# 1024 at most: each process is one (and holds a device on CUDA)
 @click.option(
-    "--nproc",
-    type=click.IntRange(0, 1024),  # processes: each is one (and holds a device on CUDA)
-    default=0,
-    help="Launch N processes with torchrun (DDP).",
+    "--nproc", type=click.IntRange(0, 1024), default=0, help="Launch N processes with torchrun (DDP)."
 )
 def run_command(
     recipe: str | None,

@@ -382,10 +382,9 @@ class Registry:
             return self._components[kind][name]
         known = self.names(kind)
         close = difflib.get_close_matches(name, known, n=3, cutoff=0.5)
-        hint = f"did you mean {', '.join(repr(c) for c in close)}?" if close else ""
-        available = f"available: {', '.join(known) or 'none'}"
+        hint = f"did you mean {', '.join(repr(c) for c in close)}? " if close else ""
         prefix = f"{where}: " if where else ""
-        raise GanforgeError(f"{prefix}unknown {kind} '{name}'; {hint + ' ' if hint else ''}{available}")
+        raise GanforgeError(f"{prefix}unknown {kind} '{name}'; {hint}available: {', '.join(known) or 'none'}")
 
     def options(self, component: Component) -> list[Param]:
         """Every recipe option of a component: its own plus those common to its kind."""
