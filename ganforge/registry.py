@@ -246,29 +246,13 @@ def coerce(value: Any, annotation: Any) -> Any:
             raise TypeError
         return tuple(coerce(v, a) for v, a in zip(value, args))
     if origin is dict:
-        if not isinstance(value, dict):
-            raise TypeError
-        return value
-    if annotation is int:
-        if isinstance(value, int) and not isinstance(value, bool):
-            Range().check(value)  # int64's range
-            return value
-        raise TypeError
-    if annotation is float:
-        if isinstance(value, int | float) and not isinstance(value, bool):
-            if not math.isfinite(value):
-                raise OutOfRange("finite")
-            value = float(value)
-            Range().check(value)  # float32's range
-            return value
-        raise TypeError
-    if annotation is str:
-        if isinstance(value, str):
-            if "\x00" in value:  # no path, name or key may hold one (the OS refuses them later)
-                raise OutOfRange("a string without NUL characters")
-            return value
-        raise TypeError
-    if isinstance(annotation, type):  # bool, None, dict, a class
+        return coerce(value, dict)
+    if annotation is int or annotation is float:  # finite, within int64's or float32's range
+        return coerce(value, Annotated[annotation, Range()])
+    if annotation is str and isinstance(value, str) and "\x00" in value:
+        # no path, name or key may hold one (the OS refuses them later)
+        raise OutOfRange("a string without NUL characters")
+    if isinstance(annotation, type):  # bool, str, None, dict, a class
         if isinstance(value, annotation):
             return value
         raise TypeError
@@ -281,11 +265,10 @@ def coerce_option(value: Any, param: Param, where: str) -> Any:
         return coerce(value, param.annotation)
     except OutOfRange as exc:
         raise GanforgeError(f"{where} must be {exc}, got {_short_repr(value)}") from None
-    except (TypeError, OverflowError):
-        got = f"{kind_of(value)} {_short_repr(value)}"
-        # the type alone: the range is not the issue
+    except (TypeError, OverflowError):  # the type alone: the range is not the issue
+        expected = type_name(param.annotation, ranges=False)
         raise GanforgeError(
-            f"{where} expects {type_name(param.annotation, ranges=False)}, got {got}"
+            f"{where} expects {expected}, got {kind_of(value)} {_short_repr(value)}"
         ) from None
 
 
