@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import tomllib
 from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -82,8 +83,6 @@ class Run:
     @property
     def recipe(self) -> dict[str, Any]:
         """The resolved recipe the run trained with (every default filled in)."""
-        import tomllib
-
         path = self.dir / "recipe.resolved.toml"
         if not path.is_file():
             raise GanforgeError(f"{self.dir} has no recipe.resolved.toml")
@@ -129,11 +128,9 @@ def train(
         raise GanforgeError("train() needs a recipe, or resume=RUN_DIR")
     else:
         if isinstance(recipe, dict):
-            source = Recipe.from_saved(recipe, "<recipe dict>", items)
-            stem = "run"
+            source, stem = Recipe.from_saved(recipe, "<recipe dict>", items), "run"
         else:
-            source = Recipe.load(recipe, items)
-            stem = Path(recipe).stem
+            source, stem = Recipe.load(recipe, items), Path(recipe).stem
         run_dir = ckpt.new_run_dir(stem, Path(out) if out else None, "resume='{run}'", "out")
     if device:
         source.set(f"train.device={json.dumps(device)}")

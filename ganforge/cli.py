@@ -347,9 +347,8 @@ def _add_plugin_commands() -> None:
             print(f"warning: plugin '{impl.plugin_name}' failed to add commands: {error}", file=sys.stderr)
             mark_failed(impl.plugin_name, f"register_commands: {error}")
             continue
-        for name, command in group.commands.items():
-            if name not in builtin:
-                cli.add_command(command, name)
+        for name in group.commands.keys() - builtin:  # click lists commands sorted by name
+            cli.add_command(group.commands[name], name)
 
 
 def main() -> None:
