@@ -43,11 +43,8 @@ FOLDER = click.Path(file_okay=False, path_type=Path)
 
 
 class GanforgeGroup(click.Group):
-    """Prints a user error as one line (exit 2; 3 for a non-finite loss); a bug keeps its traceback.
-
-    The machine's refusals are user errors too: a file that cannot be written, memory the device
-    does not have. Plugin commands are added on demand (the module docstring says when).
-    """
+    """Prints a user error (a file that cannot be written and memory the device lacks are too) as one
+    line, exit 2 (3 for a non-finite loss); a bug keeps its traceback. Adds plugin commands on demand."""
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
         if cmd_name not in self.commands and not _PLUGIN_COMMANDS["loaded"]:
