@@ -42,8 +42,7 @@ def register_commands(cli: Any) -> None:
 def kind_hookspec(kind: Any) -> type:
     """A hookspec namespace holding the hook of one component kind (its ``doc`` as docstring)."""
 
-    def spec(register: Register) -> None:
-        pass
+    def spec(register: Register) -> None: ...
 
     spec.__name__ = spec.__qualname__ = kind.hook
     spec.__doc__ = kind.doc
