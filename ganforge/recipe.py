@@ -420,9 +420,7 @@ def _check_image_sizes(registry: Registry, resolved: Resolved, src: str) -> None
     if size is None:
         return
     for path, spec in resolved.specs.items():
-        if path == "data":
-            continue
-        problem = image_size_problem(registry, spec, size)
+        problem = image_size_problem(registry, spec, size) if path != "data" else None
         if problem:
             raise GanforgeError(
                 f"{src} [{path}]: {spec.component.kind} '{spec.component.name}' cannot work on the "
