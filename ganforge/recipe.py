@@ -139,8 +139,7 @@ class Recipe:
         validation (:class:`Builder`). ``measure`` builds the declared networks on the meta device
         to refuse ones too large for the device (off for a saved recipe read for inference).
         """
-        src = self.source
-        data = self.data
+        src, data = self.source, self.data
         if "objective" not in data:
             raise GanforgeError(f"{src}: missing section [objective] (which training objective to run)")
         objective_table = _expect_table(data["objective"], f"{src} [objective]")

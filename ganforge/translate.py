@@ -143,11 +143,9 @@ def translate_files(
     if batch_size < 1:
         raise GanforgeError(f"--batch-size must be >= 1, got {batch_size}")
     files, targets = plan_outputs(inputs, out)
-    # Pillow releases the GIL while it decodes, resizes and encodes, so threads keep a GPU busy.
-    # On CUDA, batches are pipelined: batch k+1 is queued on the device (H2D from pinned memory,
-    # model, uint8 conversion, D2H into pinned memory, an event) before the main thread waits for
-    # batch k and hands its images to the writers, so the GPU works while the host collects
-    # decodes and submits saves. At most two batches are in flight.
+    # Pillow releases the GIL while it decodes, resizes and encodes, so threads keep a GPU busy. On
+    # CUDA, batch k+1 is queued on the device (pinned H2D, model, uint8, pinned D2H, an event) before
+    # the host waits for batch k and hands it to the writers: at most two batches are in flight.
     runtime = model.runtime
     multiple = model.size_multiple(direction)
     check = side_check(model, direction, size)
@@ -246,11 +244,9 @@ def translate_files(
 def _decode(
     path: Path, size: int, multiple: int = 1, check: Callable[[int], str | None] | None = None
 ) -> tuple[tuple[int, int], np.ndarray]:
-    """(original size, uint8 [H, W, 3] at the model's input size) for one file.
-
-    Numpy and Pillow only: torch CPU ops in many threads would each start their own thread pool.
-    ``check(side)`` says why the model cannot take a side (native sizes), which skips the file.
-    """
+    """(original size, uint8 [H, W, 3] at the model's input size) for one file; ``check(side)``
+    says why the model cannot take a side (native sizes), which skips the file. Numpy and Pillow
+    only: torch CPU ops in many threads would each start their own thread pool."""
     if not path.exists():
         raise GanforgeError(f"{path}: no such file")
     img = open_rgb(path)
