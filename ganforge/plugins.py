@@ -9,7 +9,6 @@ import functools
 import os
 import sys
 from collections.abc import Collection, Iterator
-from dataclasses import dataclass, field
 from importlib import metadata
 from types import ModuleType
 from typing import Any
@@ -26,7 +25,7 @@ OWN_DISTRIBUTION = "ganforge"
 APPS_PACKAGE = "ganforge_plugins.apps"  # the bundled apps: the only bundled modules that add commands
 
 
-@dataclass
+@dataclasses.dataclass
 class PluginInfo:
     """A plugin module ganforge tried to load."""
 
@@ -34,7 +33,7 @@ class PluginInfo:
     module: str
     distribution: str
     version: str
-    hooks: list[str] = field(default_factory=list)
+    hooks: list[str] = dataclasses.field(default_factory=list)
     error: str | None = None
     key: str = ""  # the name it is registered under in pluggy
 
@@ -224,9 +223,6 @@ def mark_failed(plugin_key: str, error: str) -> None:
 
 def warn_failures(stream: Any = None) -> None:
     """Report each failed plugin once, on one line, to stderr."""
-    stream = stream or sys.stderr
     for info in get_host().failures():
-        print(
-            f"warning: plugin '{info.name}' ({info.distribution} {info.version}) skipped: {info.error}",
-            file=stream,
-        )
+        message = f"warning: plugin '{info.name}' ({info.distribution} {info.version}) skipped: {info.error}"
+        print(message, file=stream or sys.stderr)

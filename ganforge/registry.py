@@ -14,7 +14,6 @@ import os
 import types
 import typing
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
 from typing import Annotated, Any, Literal
 
 from ganforge.errors import GanforgeError
@@ -34,7 +33,7 @@ INT64_MAX = 2**63 - 1
 _INT64_WHY = "int64: larger values overflow"
 
 
-@dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True)
 class Range:
     """A numeric option's valid range, declared next to its type.
 
@@ -85,7 +84,7 @@ def _number(value: float) -> str:
     return f"{value:g}"
 
 
-@dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True)
 class Kind:
     """A component kind, registered by a plugin through ``register_kinds`` like any component.
 
@@ -118,7 +117,7 @@ class Kind:
         return {"kind": self.name, "hook": self.hook, "context": list(self.context), "common": common, **rest}
 
 
-@dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True)
 class Param:
     """One recipe option of a component."""
 
@@ -144,7 +143,7 @@ class Param:
         return out
 
 
-@dataclass
+@dataclasses.dataclass
 class Component:
     """A registered component and where it came from."""
 
@@ -154,7 +153,7 @@ class Component:
     plugin: str
     distribution: str
     version: str
-    params: list[Param] = field(default_factory=list)
+    params: list[Param] = dataclasses.field(default_factory=list)
     accepts_any: bool = False  # the factory takes **kwargs: unknown keys are passed through
     context: tuple[str, ...] = ()  # the kind's context arguments this factory takes
 
