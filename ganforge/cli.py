@@ -216,6 +216,9 @@ def run_command(
         raise click.UsageError("give a RECIPE, or --resume RUN_DIR")
     from ganforge import checkpoint as ckpt  # imports torch: not at start-up (`ganforge data` stays light)
     from ganforge.recipe import Recipe
+    from ganforge.safety import ensure_writable_dir
+    from ganforge.training import distributed
+    from ganforge.training.trainer import Trainer
 
     registry = _registry()
     if resume:
@@ -231,8 +234,6 @@ def run_command(
         source.set(f"train.device={json.dumps(device)}")
     resolved = source.resolve(registry)
 
-    from ganforge.training import distributed
-
     train = resolved["train"]
     dist = distributed.setup(train["device"], train["precision"], train["channels_last"], train["compile"])
     if resume:
@@ -241,10 +242,7 @@ def run_command(
         stem = Path(recipe).stem if recipe else "run"
         run_dir = ckpt.new_run_dir(stem, out, check=dist.rank == 0)
     if dist.rank == 0:
-        from ganforge.safety import ensure_writable_dir
-
         ensure_writable_dir(run_dir, "run folder")  # before any work: read-only, missing rights
-    from ganforge.training.trainer import Trainer
 
     trainer = Trainer(
         resolved, run_dir, registry, rank=dist.rank, world_size=dist.world_size, runtime=dist.runtime

@@ -385,14 +385,11 @@ def data_image_size(registry: Registry, resolved: Resolved) -> int | None:
     spec = resolved.specs.get("data")
     if spec is None:
         return None
-    options = full_options(registry, spec)
-    factory = spec.component.factory
+    factory, options = spec.component.factory, full_options(registry, spec)
+    size = options.get("image_size")
     try:
-        size = (
-            factory.output_size(options)
-            if isinstance(factory, protocols.OutputSize)
-            else options.get("image_size")
-        )
+        if isinstance(factory, protocols.OutputSize):
+            size = factory.output_size(options)
     except Exception as exc:  # a plugin's bug: name it, no traceback
         raise GanforgeError(
             f"[data]: output_size of dataset '{spec.component.name}' from {spec.component.provider} "

@@ -61,9 +61,7 @@ def output_names(files: list[Path], out: Path, masks: bool = False) -> dict[Path
         name, i = path.stem, 1
         while name in used or (masks and f"{name}.mask" in used):
             name, i = f"{path.stem}-{i}", i + 1
-        used.add(name)
-        if masks:
-            used.add(f"{name}.mask")
+        used.update([name, f"{name}.mask"] if masks else [name])
         names[path] = out / f"{name}.png"
     return names
 
