@@ -1,13 +1,12 @@
 """ganforge: a plugin-based GAN toolkit for PyTorch.
 
-Users train and use models with ``train``, ``load``, ``Run`` and ``Model`` (docs/python.md).
-Plugin authors use ``hookimpl``, ``Kind``, ``Range`` (a value's valid range, declared next to its
-type), the objective contract (``Objective``, ``Declaration``, ``Section``, ``Network``,
-``Optimizer``, ``Part``, ``Direction``, ``Condition``) and its helpers (``ScheduledOptimizer``,
-``minimize``, ``frozen``, ``set_requires_grad``, ``make_capturable``, ``outputs_probabilities``,
-``local``, ``unwrap``, ``Runtime``); typed capabilities are in ``ganforge.protocols``. Errors:
-``GanforgeError`` (a user error, one clean line), ``NonFiniteError`` (exit code 3: NaN or infinity
-in training). Names load on first use, so ``import ganforge`` stays cheap (no torch).
+Users train and use models with ``train``, ``load``, ``Run`` and ``Model`` (docs/python.md). Plugin authors
+use ``hookimpl``, ``Kind``, ``Range`` (a value's valid range, declared next to its type), the objective
+contract (``Objective``, ``Declaration``, ``Section``, ``Network``, ``Optimizer``, ``Part``, ``Direction``,
+``Condition``) and its helpers (``ScheduledOptimizer``, ``minimize``, ``frozen``, ``set_requires_grad``,
+``make_capturable``, ``outputs_probabilities``, ``local``, ``unwrap``, ``Runtime``); typed capabilities are in
+``ganforge.protocols``. Errors: ``GanforgeError`` (a user error, one clean line), ``NonFiniteError`` (exit
+code 3: NaN or infinity in training). Names load on first use, so ``import ganforge`` stays cheap (no torch).
 """
 
 from __future__ import annotations

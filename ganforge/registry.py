@@ -88,12 +88,11 @@ def _number(value: float) -> str:
 class Kind:
     """A component kind, registered by a plugin through ``register_kinds`` like any component.
 
-    ``context``: the arguments the builder passes (not recipe options). ``common``: ``(option,
-    type, default)`` every component of the kind accepts, applied by ``finish(component, options)``
-    after the factory returns. ``section``: the recipe section configuring the kind outside any
-    objective (``[data]``); with ``many``, one table per component (``[callbacks.samples]``) and
-    ``defaults`` on unless the recipe turns one off (``enabled = false``). The components come
-    through the hook ``register_<plural>(register)``.
+    ``context``: the arguments the builder passes (not recipe options). ``common``: ``(option, type,
+    default)`` every component of the kind accepts, applied by ``finish(component, options)`` after the
+    factory returns. ``section``: the recipe section configuring the kind outside any objective (``[data]``);
+    with ``many``, one table per component (``[callbacks.samples]``) and ``defaults`` on unless the recipe
+    turns one off (``enabled = false``). The components come through the hook ``register_<plural>(register)``.
     """
 
     name: str
