@@ -177,9 +177,7 @@ def type_name(annotation: Any, ranges: bool = True) -> str:
     origin = typing.get_origin(annotation)
     args = typing.get_args(annotation)
     if origin is Annotated:
-        found = (
-            [m.describe(why=False) for m in annotation.__metadata__ if isinstance(m, Range)] if ranges else []
-        )
+        found = [m.describe(why=False) for m in annotation.__metadata__ if ranges and isinstance(m, Range)]
         return type_name(args[0], ranges) + (f" ({', '.join(found)})" if found else "")
     if origin is Literal:
         return " | ".join(repr(a) for a in args)
