@@ -345,9 +345,7 @@ def objective_class(registry: Registry, name: str) -> type:
     return factory
 
 
-def _check_batch_keys(
-    registry: Registry, resolved: Resolved, objective: str, declares: Any, src: str
-) -> None:
+def _check_batch_keys(registry: Registry, resolved: Resolved, name: str, declares: Any, src: str) -> None:
     """The objective's batch keys against what the dataset declares it yields (and yields aligned)."""
     spec = resolved.specs.get("data")
     needs = declares.batch_keys
@@ -362,13 +360,13 @@ def _check_batch_keys(
     missing = [k for k in needs if k not in factory.yields]
     if missing:
         raise GanforgeError(
-            f"{src} [data]: objective '{objective}' needs batch keys {', '.join(needs)}; dataset "
+            f"{src} [data]: objective '{name}' needs batch keys {', '.join(needs)}; dataset "
             f"'{spec.component.name}' yields {', '.join(factory.yields) or 'none'}"
         )
     unaligned = [k for k in declares.paired if k not in protocols.aligned(factory)]
     if unaligned:
         raise GanforgeError(
-            f"{src} [data]: objective '{objective}' trains on aligned pairs ({', '.join(declares.paired)}) "
+            f"{src} [data]: objective '{name}' trains on aligned pairs ({', '.join(declares.paired)}) "
             f"and dataset '{spec.component.name}' does not yield them aligned: use a paired dataset "
             "(ganforge list datasets)"
         )
