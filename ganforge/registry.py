@@ -425,9 +425,8 @@ class Registry:
             message = " ".join(str(exc).split()) or type(exc).__name__
             raise GanforgeError(f"{prefix}: {message}") from None
         except Exception as exc:
-            # Any other failure of a component's code (a plugin's bug, or a size the allocator
-            # refuses) names the component and its plugin instead of a traceback;
-            # GANFORGE_DEBUG=1 keeps the traceback.
+            # Any other failure (a plugin's bug, a size the allocator refuses) names the component
+            # and its plugin instead of a traceback; GANFORGE_DEBUG=1 keeps the traceback.
             if os.environ.get("GANFORGE_DEBUG"):
                 raise
             raise GanforgeError(
