@@ -22,19 +22,14 @@ from ganforge import __version__
 from ganforge.errors import GanforgeError
 
 
-def get_host() -> Any:
-    """The process-wide plugin host (loads every plugin on first use)."""
+def get_host(warn: bool = False) -> Any:
+    """The process-wide plugin host (loads every plugin on first use); ``warn``: report those that failed."""
     from ganforge.plugins import get_host as host
-
-    return host()
-
-
-def _registry() -> Any:
-    """The registry, once each plugin that failed to load is warned about."""
     from ganforge.plugins import warn_failures
 
-    warn_failures()
-    return get_host().registry
+    if warn:
+        warn_failures()
+    return host()
 
 
 EXIT_SIGNAL = {"SIGINT": 130, "SIGTERM": 143}
@@ -106,7 +101,7 @@ def list_command(kind: str | None, as_json: bool, show_plugins: bool, show_kinds
         ]
         columns = ("plugin", "distribution", "version", "status", "hooks / error")
         return _print_table("ganforge plugins", columns, rows, title_justify="center")
-    registry = _registry()
+    registry = get_host(warn=True).registry
     if show_kinds:
         kinds = [registry.kind(k) for k in registry.kinds()]
         if as_json:
@@ -220,7 +215,7 @@ def run_command(
     from ganforge.training import distributed
     from ganforge.training.trainer import Trainer
 
-    registry = _registry()
+    registry = get_host(warn=True).registry
     if resume:
         file = ckpt.resolve(resume)
         source = Recipe.from_saved(
@@ -272,7 +267,7 @@ def load_model(checkpoint: str, device: str) -> Any:
     """The :class:`ganforge.Model` a command works on: a run, a checkpoint or an exported file."""
     from ganforge.model import Model
 
-    return Model.load(checkpoint, device, registry=_registry())
+    return Model.load(checkpoint, device, registry=get_host(warn=True).registry)
 
 
 @cli.command("translate")
