@@ -88,15 +88,14 @@ class Recipe:
 
     def set(self, assignment: str) -> None:
         """Apply one ``a.b.c=value`` override; the value is parsed as a TOML value."""
-        key, sep, raw = assignment.partition("=")
-        key = key.strip()
+        key, sep, raw = (part.strip() for part in assignment.partition("="))
         if not sep or not key or any(not part for part in key.split(".")):
             raise GanforgeError(f"--set {assignment!r}: expected section.key=value")
-        value = parse_value(raw.strip())
+        value = parse_value(raw)
         parts = key.split(".")
         _check_depth(value, f"--set {key}", len(parts))
         self._overridden.add(tuple(parts))
-        self.assignments.append(f"{key}={raw.strip()}")
+        self.assignments.append(f"{key}={raw}")
         if parts[-1] == "name":
             self._renamed.add(tuple(parts[:-1]))
         node = self.data
@@ -453,10 +452,9 @@ def _expect_table(value: Any, where: str) -> dict[str, Any]:
 
 
 def _resolve_options(table: Any, params: list[Param], where: str) -> dict[str, Any]:
-    table = _expect_table(table, where)
     by_name = {p.name: p for p in params}
     out = {}
-    for key, value in table.items():
+    for key, value in _expect_table(table, where).items():
         if key not in by_name:
             close = difflib.get_close_matches(key, list(by_name), n=1)
             hint = f" (did you mean '{close[0]}'?)" if close else ""
@@ -494,9 +492,8 @@ def parse_value(raw: str) -> Any:
         pass
     except RecursionError:
         raise GanforgeError(f"--set value nested deeper than {MAX_DEPTH} levels") from None
-    lowered = raw.lower()
-    if lowered in ("true", "false"):
-        return lowered == "true"
+    if raw.lower() in ("true", "false"):
+        return raw.lower() == "true"
     return raw
 
 

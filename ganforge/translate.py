@@ -136,8 +136,7 @@ def translate_files(
     if batch_size is None:
         # On a CPU a batch pays only while it fits the caches: one 256 px image at a time is
         # faster than four at once, eight 64 px ones are faster than one by one.
-        side = size or model.image_size
-        batch_size = 64 if on_cuda else max(1, min(8, 65536 // (side * side)))
+        batch_size = 64 if on_cuda else max(1, min(8, 65536 // (size or model.image_size) ** 2))
     if batch_size < 1:
         raise GanforgeError(f"--batch-size must be >= 1, got {batch_size}")
     files, targets = plan_outputs(inputs, out)
@@ -226,9 +225,8 @@ def translate_files(
                     collect()
             while decoding:
                 collect()
-            for items in buckets.values():
-                if items:
-                    run(items)
+            for items in [b for b in buckets.values() if b]:  # the last, part-full batches
+                run(items)
         finally:  # on an error or Ctrl-C too: what was already translated is written
             while in_flight:
                 finish(in_flight.popleft())
