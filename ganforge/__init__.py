@@ -35,7 +35,7 @@ _LAZY = {  # name -> the module it loads from
     for name in names.split()
 }
 
-__all__ = ["__version__", "GanforgeError", "NonFiniteError", *_LAZY]
+__all__ = ["__version__", "GanforgeError", "NonFiniteError", *_LAZY]  # pyright: ignore[reportUnsupportedDunderAll]
 
 if TYPE_CHECKING:  # the lazy names; ``as`` marks a re-export for type checkers (``__all__`` is computed)
     from ganforge.api import Run as Run
