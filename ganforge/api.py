@@ -1,13 +1,6 @@
-"""The Python API for training: ``ganforge.train`` and :class:`Run` (``ganforge.load`` and
-:class:`ganforge.Model` are in :mod:`ganforge.model`).
-
-The same work as the command line, for notebooks and scripts (docs/python.md)::
-
-    run = ganforge.train("recipe.toml", overrides=[...], device="cpu")
-    model = ganforge.load(run.checkpoint)          # a run, a checkpoint or an exported file
-    anime = model.translate(Image.open("selfie.jpg"))
-
-Every error a user can cause is a :class:`ganforge.GanforgeError` with a one-line message.
+"""The Python API for training (docs/python.md): ``ganforge.train`` and :class:`Run`; ``ganforge.load``
+and :class:`ganforge.Model` are in :mod:`ganforge.model`. Every error a user can cause is a
+:class:`ganforge.GanforgeError` with a one-line message.
 """
 
 from __future__ import annotations
@@ -15,6 +8,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import tomllib
 from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -25,13 +19,6 @@ if TYPE_CHECKING:
     from ganforge.model import Model
 
 PathLike = str | os.PathLike[str]
-
-
-def _registry() -> Any:
-    from ganforge.plugins import get_registry, warn_failures
-
-    warn_failures()
-    return get_registry()
 
 
 def read_records(path: Path) -> list[dict[str, Any]]:
@@ -96,8 +83,6 @@ class Run:
     @property
     def recipe(self) -> dict[str, Any]:
         """The resolved recipe the run trained with (every default filled in)."""
-        import tomllib
-
         path = self.dir / "recipe.resolved.toml"
         if not path.is_file():
             raise GanforgeError(f"{self.dir} has no recipe.resolved.toml")
@@ -125,13 +110,15 @@ def train(
     ``runs/<recipe name>-<time>``, or the resumed run's folder.
     """
     from ganforge import checkpoint as ckpt
+    from ganforge.plugins import get_registry, warn_failures
     from ganforge.recipe import Recipe
     from ganforge.training.trainer import Trainer
 
     items = list(overrides)
     if isinstance(overrides, str):
         raise GanforgeError("overrides is a list of 'section.key=value' strings, not one string")
-    registry = _registry()
+    warn_failures()
+    registry = get_registry()
     if resume is not None:
         file = ckpt.resolve(resume)
         source = Recipe.from_saved(ckpt.read_run_meta(file)["recipe"], f"{file} (saved recipe)", items)
@@ -141,11 +128,9 @@ def train(
         raise GanforgeError("train() needs a recipe, or resume=RUN_DIR")
     else:
         if isinstance(recipe, dict):
-            source = Recipe.from_saved(recipe, "<recipe dict>", items)
-            stem = "run"
+            source, stem = Recipe.from_saved(recipe, "<recipe dict>", items), "run"
         else:
-            source = Recipe.load(recipe, items)
-            stem = Path(recipe).stem
+            source, stem = Recipe.load(recipe, items), Path(recipe).stem
         run_dir = ckpt.new_run_dir(stem, Path(out) if out else None, "resume='{run}'", "out")
     if device:
         source.set(f"train.device={json.dumps(device)}")

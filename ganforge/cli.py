@@ -1,12 +1,8 @@
 """The ``ganforge`` command line: the engine's commands list, run, translate and sample.
 
-Every other command comes from a plugin's ``register_commands``: the bundled apps (data, eval,
-export, convert, report, demo, bench, composite) exactly like a third party's. Start-up stays
-cheap: this module imports click and rich only; torch, the checkpoint code and the component
-plugins load inside the commands that need them. Plugin commands load only when needed (a
-command that is not built in, or the top-level ``--help`` listing), and only the modules that
-add commands are imported for that: the bundled apps (which import no torch) and third-party
-plugins. A plugin command never replaces a built-in one of the same name.
+Every other command comes from a plugin's ``register_commands`` (the bundled apps too), loaded
+only for a command that is not built in or the ``--help`` listing; none replaces a built-in one.
+Start-up stays cheap: torch and the component plugins load inside the commands that need them.
 """
 
 from __future__ import annotations
@@ -15,7 +11,7 @@ import json
 import os
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import click
 from rich.console import Console
@@ -26,41 +22,29 @@ from ganforge import __version__
 from ganforge.errors import GanforgeError
 
 
-def get_host() -> Any:
-    """The process-wide plugin host (loads every plugin on first use)."""
+def get_host(warn: bool = False) -> Any:
+    """The process-wide plugin host (loads every plugin on first use); ``warn``: report those that failed."""
     from ganforge.plugins import get_host as host
+    from ganforge.plugins import warn_failures
 
+    if warn:
+        warn_failures()
     return host()
 
 
-def get_registry() -> Any:
-    """The registry filled from every loaded plugin."""
-    return get_host().registry
-
-
-def warn_failures() -> None:
-    from ganforge.plugins import warn_failures as warn
-
-    warn()
-
-
 EXIT_SIGNAL = {"SIGINT": 130, "SIGTERM": 143}
+DEVICES = click.Choice(["auto", "cpu", "cuda"])
+FOLDER = click.Path(file_okay=False, path_type=Path)
 
 
 class GanforgeGroup(click.Group):
-    """Prints a user error as one line (exit 2; 3 for a non-finite loss); a bug keeps its traceback.
-
-    The machine's refusals are user errors too: a file that cannot be written (read-only folder,
-    full disk) and memory the device does not have. Plugin commands are added on demand (the
-    module docstring says when).
-    """
+    """Prints a user error (a file that cannot be written and memory the device lacks are too) as one
+    line, exit 2 (3 for a non-finite loss); a bug keeps its traceback. Adds plugin commands on demand."""
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
-        command = super().get_command(ctx, cmd_name)
-        if command is None and not _PLUGIN_COMMANDS["loaded"]:
+        if cmd_name not in self.commands and not _PLUGIN_COMMANDS["loaded"]:
             _add_plugin_commands()
-            command = super().get_command(ctx, cmd_name)
-        return command
+        return super().get_command(ctx, cmd_name)
 
     def list_commands(self, ctx: click.Context) -> list[str]:
         if not _PLUGIN_COMMANDS["loaded"]:
@@ -71,7 +55,7 @@ class GanforgeGroup(click.Group):
         try:
             return super().invoke(ctx)
         except GanforgeError as exc:
-            message = " ".join(str(exc).split("\n"))
+            message = str(exc).replace("\n", " ")
             click.echo(f"error: {message}", err=True)
             ctx.exit(exc.exit_code)
         except OSError as exc:
@@ -83,16 +67,11 @@ class GanforgeGroup(click.Group):
             from ganforge.registry import describe_exception
 
             text = str(exc)
-            if not (
-                isinstance(exc, MemoryError)
-                or type(exc).__name__ == "OutOfMemoryError"
-                or "can't allocate memory" in text
-                or "out of memory" in text.lower()
-            ):
+            oom = isinstance(exc, MemoryError) or type(exc).__name__ == "OutOfMemoryError"
+            if not (oom or "can't allocate memory" in text or "out of memory" in text.lower()):
                 raise
-            click.echo(
-                f"error: out of memory ({describe_exception(exc)}); use smaller sizes or batches", err=True
-            )
+            message = f"out of memory ({describe_exception(exc)}); use smaller sizes or batches"
+            click.echo(f"error: {message}", err=True)
             ctx.exit(2)
 
 
@@ -102,9 +81,6 @@ def cli() -> None:
     """ganforge: train and use GANs built from plugins."""
 
 
-# -- list ------------------------------------------------------------------------------------
-
-
 @cli.command("list")
 @click.argument("kind", required=False)
 @click.option("--json", "as_json", is_flag=True, help="Print a machine-readable JSON array.")
@@ -112,60 +88,55 @@ def cli() -> None:
 @click.option("--kinds", "show_kinds", is_flag=True, help="Show the component kinds and who registered them.")
 def list_command(kind: str | None, as_json: bool, show_plugins: bool, show_kinds: bool) -> None:
     """List registered components, grouped by kind (or the plugins, or the kinds)."""
-    host = get_host()
     if show_plugins:
+        host = get_host()
         if not _PLUGIN_COMMANDS["loaded"]:
             _add_plugin_commands()  # a plugin whose register_commands fails is listed as failed
         if as_json:
-            click.echo(json.dumps([p.to_json() for p in host.plugins], indent=2))
-            return
-        table = Table(title="ganforge plugins")
-        for col in ("plugin", "distribution", "version", "status", "hooks / error"):
-            table.add_column(col)
-        for p in host.plugins:
-            status = "[green]loaded" if p.loaded else "[red]failed"
-            table.add_row(p.name, p.distribution, p.version, status, p.error or ", ".join(p.hooks))
-        Console().print(table)
-        return
-    warn_failures()
-    registry = host.registry
+            return click.echo(json.dumps([p.to_json() for p in host.plugins], indent=2))
+        status = {True: "[green]loaded", False: "[red]failed"}
+        rows = [
+            (p.name, p.distribution, p.version, status[p.loaded], p.error or ", ".join(p.hooks))
+            for p in host.plugins
+        ]
+        columns = ("plugin", "distribution", "version", "status", "hooks / error")
+        return _print_table("ganforge plugins", columns, rows, title_justify="center")
+    registry = get_host(warn=True).registry
     if show_kinds:
         kinds = [registry.kind(k) for k in registry.kinds()]
         if as_json:
-            click.echo(json.dumps([k.to_json() for k in kinds], indent=2))
-            return
-        table = Table(title="component kinds", title_justify="left")
-        for col in ("kind", "hook", "plugin", "doc"):
-            table.add_column(col)
-        for k in kinds:
-            table.add_row(k.name, k.hook, f"{k.plugin} ({k.distribution})", k.doc)
-        Console().print(table)
-        return
+            return click.echo(json.dumps([k.to_json() for k in kinds], indent=2))
+        rows = [(k.name, k.hook, f"{k.plugin} ({k.distribution})", k.doc) for k in kinds]
+        return _print_table("component kinds", ("kind", "hook", "plugin", "doc"), rows)
     components = registry.all(kind)
     if as_json:
-        click.echo(json.dumps([_component_json(registry, c) for c in components], indent=2))
-        return
-    console = Console()
-    kinds = [registry._kind(kind)] if kind else registry.kinds()
-    for k in kinds:
-        rows = [c for c in components if c.kind == k]
-        if not rows:
-            continue
-        table = Table(title=_plural(k), title_justify="left", show_lines=False)
-        table.add_column("name", style="bold cyan")
-        table.add_column("options")
-        table.add_column("plugin")
-        table.add_column("doc")
-        for c in rows:
-            opts = ", ".join(
-                f"{p.name}: {p.type_name}" + ("" if p.required else f" = {p.to_json()['default']!r}")
-                for p in c.params
-            )
-            doc = c.doc
-            if c.kind == "objective":
-                doc += "\n" + _declaration_summary(registry, c.name)
-            table.add_row(c.name, escape(opts), f"{c.plugin} ({c.distribution} {c.version})", escape(doc))
-        console.print(table)
+        return click.echo(json.dumps([_component_json(registry, c) for c in components], indent=2))
+    from ganforge.registry import plural
+
+    for k in [registry._kind(kind)] if kind else registry.kinds():
+        rows = [_component_row(registry, c) for c in components if c.kind == k]
+        if rows:
+            _print_table(plural(k).replace("_", " "), ("name", "options", "plugin", "doc"), rows)
+
+
+def _print_table(
+    title: str, columns: tuple[str, ...], rows: list[Any], title_justify: Literal["left", "center"] = "left"
+) -> None:
+    table = Table(title=title, title_justify=title_justify)
+    for col in columns:
+        table.add_column(col, style="bold cyan" if col == "name" else None)
+    for row in rows:
+        table.add_row(*row)
+    Console().print(table)
+
+
+def _component_row(registry: Any, c: Any) -> tuple[str, ...]:
+    opts = ", ".join(
+        f"{p.name}: {p.type_name}" + ("" if p.required else f" = {p.to_json()['default']!r}")
+        for p in c.params
+    )
+    doc = c.doc + ("\n" + _declaration_summary(registry, c.name) if c.kind == "objective" else "")
+    return c.name, escape(opts), f"{c.plugin} ({c.distribution} {c.version})", escape(doc)
 
 
 def _component_json(registry: Any, component: Any) -> dict[str, Any]:
@@ -193,26 +164,18 @@ def _declaration_summary(registry: Any, name: str) -> str:
         for s in d.sections
     )
     optimizers = ", ".join(f"{n} -> {'+'.join(o.steps)}" for n, o in d.optimizers.items())
+    c = d.condition
     lines = [
         f"sections: {sections}",
         f"networks: {', '.join(d.networks)}",
         f"optimizers: {optimizers}",
         f"batch: {', '.join(d.batch_keys)}",
+        d.directions and f"translates: {', '.join(d.directions)}",
+        d.noise and f"generates from noise ({d.noise})",
+        c and f"takes a {c.kind} ('{c.batch_key}') in {', '.join(c.networks)}",
+        d.paired and f"trains on aligned {' / '.join(d.paired)} pairs",
     ]
-    if d.directions:
-        lines.append(f"translates: {', '.join(d.directions)}")
-    if d.noise:
-        lines.append(f"generates from noise ({d.noise})")
-    if d.condition:
-        lines.append(
-            f"takes a {d.condition.kind} ('{d.condition.batch_key}') in {', '.join(d.condition.networks)}"
-        )
-    if d.paired:
-        lines.append(f"trains on aligned {' / '.join(d.paired)} pairs")
-    return "\n".join(lines)
-
-
-# -- run -------------------------------------------------------------------------------------
+    return "\n".join(line for line in lines if line)  # the parts a declaration has
 
 
 @cli.command("run")
@@ -224,45 +187,40 @@ def _declaration_summary(registry: Any, name: str) -> str:
     metavar="SECTION.KEY=VALUE",
     help='Override a recipe value (repeatable). Values parse as TOML: 3, 1e-4, true, [1, 2], "s".',
 )
-@click.option("--out", "out", type=click.Path(file_okay=False), help="Run folder (default: runs/NAME-TIME).")
-@click.option(
-    "--device",
-    type=click.Choice(["auto", "cpu", "cuda"]),
-    default=None,
-    help="Where to train (default: the recipe's train.device, auto).",
-)
+@click.option("--out", type=FOLDER, help="Run folder (default: runs/NAME-TIME).")
+@click.option("--device", type=DEVICES, help="Where to train (default: the recipe's train.device, auto).")
 @click.option("--resume", type=click.Path(), help="Continue a run: its folder or a checkpoint file.")
+# 1024 at most: each process is one (and holds a device on CUDA)
 @click.option(
-    "--nproc",
-    type=click.IntRange(0, 1024),  # processes: each is one (and holds a device on CUDA)
-    default=0,
-    help="Launch N processes with torchrun (DDP).",
+    "--nproc", type=click.IntRange(0, 1024), default=0, help="Launch N processes with torchrun (DDP)."
 )
 def run_command(
     recipe: str | None,
     overrides: tuple[str, ...],
-    out: str | None,
+    out: Path | None,
     device: str | None,
     resume: str | None,
     nproc: int,
 ) -> None:
     """Train from RECIPE (a TOML file), or continue a run with --resume."""
-    if nproc and nproc > 1 and "LOCAL_RANK" not in os.environ:
+    if nproc > 1 and "LOCAL_RANK" not in os.environ:
         from ganforge.training.distributed import launch
 
         sys.exit(launch(sys.argv[1:], nproc))
     if recipe is None and resume is None:
         raise click.UsageError("give a RECIPE, or --resume RUN_DIR")
     from ganforge import checkpoint as ckpt  # imports torch: not at start-up (`ganforge data` stays light)
-
-    warn_failures()
-    registry = get_registry()
     from ganforge.recipe import Recipe
+    from ganforge.safety import ensure_writable_dir
+    from ganforge.training import distributed
+    from ganforge.training.trainer import Trainer
 
+    registry = get_host(warn=True).registry
     if resume:
         file = ckpt.resolve(resume)
-        meta = ckpt.read_run_meta(file)
-        source = Recipe.from_saved(meta["recipe"], f"{file} (saved recipe)", list(overrides))
+        source = Recipe.from_saved(
+            ckpt.read_run_meta(file)["recipe"], f"{file} (saved recipe)", list(overrides)
+        )
         if recipe is not None and not Path(recipe).is_file():
             raise GanforgeError(f"recipe {recipe} not found")
     else:
@@ -271,20 +229,15 @@ def run_command(
         source.set(f"train.device={json.dumps(device)}")
     resolved = source.resolve(registry)
 
-    from ganforge.training import distributed
-
     train = resolved["train"]
     dist = distributed.setup(train["device"], train["precision"], train["channels_last"], train["compile"])
     if resume:
-        run_dir = ckpt.resume_run_dir(ckpt.resolve(resume), Path(out) if out else None)
+        run_dir = ckpt.resume_run_dir(file, out)
     else:  # rank 0 checks; the other DDP ranks only name the same folder
         stem = Path(recipe).stem if recipe else "run"
-        run_dir = ckpt.new_run_dir(stem, Path(out) if out else None, check=dist.rank == 0)
+        run_dir = ckpt.new_run_dir(stem, out, check=dist.rank == 0)
     if dist.rank == 0:
-        from ganforge.safety import ensure_writable_dir
-
         ensure_writable_dir(run_dir, "run folder")  # before any work: read-only, missing rights
-    from ganforge.training.trainer import Trainer
 
     trainer = Trainer(
         resolved, run_dir, registry, rank=dist.rank, world_size=dist.world_size, runtime=dist.runtime
@@ -310,73 +263,36 @@ def run_command(
         sys.exit(EXIT_SIGNAL.get(summary["stopped"], 1))
 
 
-# -- translate -------------------------------------------------------------------------------
-
-
 def load_model(checkpoint: str, device: str) -> Any:
     """The :class:`ganforge.Model` a command works on: a run, a checkpoint or an exported file."""
     from ganforge.model import Model
 
-    warn_failures()
-    return Model.load(checkpoint, device, registry=get_registry())
+    return Model.load(checkpoint, device, registry=get_host(warn=True).registry)
 
 
 @cli.command("translate")
 @click.argument("checkpoint", type=click.Path())
 @click.argument("inputs", nargs=-1, required=True, type=click.Path())
-@click.option("--direction", default=None, help="A direction the model translates (default: its first one).")
-@click.option(
-    "--domain",
-    default=None,
-    help="The target domain of a multi-domain model, by name or index.",
-)
-@click.option("--out", "out", type=click.Path(file_okay=False), default="translated", show_default=True)
-@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
-@click.option(
-    "--batch-size", type=int, default=None, help="Images per batch (default: 64 on CUDA, 1-8 on CPU)."
-)
-@click.option(
-    "--compile", "compile_", is_flag=True, help="Compile the generator: slower start, faster on big folders."
-)
+@click.option("--direction", help="A direction the model translates (default: its first one).")
+@click.option("--domain", help="The target domain of a multi-domain model, by name or index.")
+@click.option("--out", type=FOLDER, default="translated", show_default=True)
+@click.option("--device", type=DEVICES, default="auto", show_default=True)
+@click.option("--batch-size", type=int, help="Images per batch (default: 64 on CUDA, 1-8 on CPU).")
+@click.option("--compile", is_flag=True, help="Compile the generator: slower start, faster on big folders.")
 @click.option(
     "--size",
     type=int,
-    default=None,
     help="Square size the model sees (default: the training image size; 0: native, /4 rounded).",
 )
-def translate_command(
-    checkpoint: str,
-    inputs: tuple[str, ...],
-    direction: str | None,
-    domain: str | None,
-    out: str,
-    device: str,
-    batch_size: int | None,
-    compile_: bool,
-    size: int | None,
-) -> None:
+def translate_command(checkpoint: str, inputs: tuple[str, ...], device: str, **options: Any) -> None:
     """Translate image files or folders with a trained model; outputs keep the input's size.
 
     CHECKPOINT is a run folder, a checkpoint or a file written by 'ganforge export'.
     """
     from ganforge.translate import translate_files
 
-    model = load_model(checkpoint, device)
-    failures = translate_files(
-        model,
-        list(inputs),
-        Path(out),
-        direction=direction,
-        batch_size=batch_size,
-        size=size,
-        compile=compile_,
-        domain=domain,
-    )
-    if failures:
-        sys.exit(2)
-
-
-# -- sample ----------------------------------------------------------------------------------
+    if translate_files(load_model(checkpoint, device), list(inputs), **options):
+        sys.exit(2)  # some inputs failed (each was reported)
 
 
 @cli.command("sample")
@@ -385,41 +301,21 @@ def translate_command(
 @click.option(
     "--class",
     "cls",
-    default=None,
     help="The class to draw, by name or index (class-conditional models; default: a row per class).",
 )
-@click.option("--out", "out", type=click.Path(dir_okay=False), default="samples.png", show_default=True)
-@click.option("--seed", type=int, default=None, help="Noise seed (same seed, same images).")
 @click.option(
-    "--individual", type=click.Path(file_okay=False), default=None, help="Also write each image here."
+    "--out", type=click.Path(dir_okay=False, path_type=Path), default="samples.png", show_default=True
 )
+@click.option("--seed", type=int, help="Noise seed (same seed, same images).")
+@click.option("--individual", type=FOLDER, help="Also write each image here.")
 @click.option("--interpolate", is_flag=True, help="A latent walk: each row goes between two random points.")
 @click.option("--steps", type=int, default=8, show_default=True, help="Images per row with --interpolate.")
-@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
-def sample_command(
-    checkpoint: str,
-    count: int,
-    cls: str | None,
-    out: str,
-    seed: int | None,
-    individual: str | None,
-    interpolate: bool,
-    steps: int,
-    device: str,
-) -> None:
+@click.option("--device", type=DEVICES, default="auto", show_default=True)
+def sample_command(checkpoint: str, device: str, **options: Any) -> None:
     """Generate a grid of samples from a trained generator."""
     from ganforge.sampling import sample_to_files
 
-    paths = sample_to_files(
-        load_model(checkpoint, device),
-        count=count,
-        out=Path(out),
-        seed=seed,
-        individual=Path(individual) if individual else None,
-        interpolate=interpolate,
-        steps=steps,
-        cls=cls,
-    )
+    paths = sample_to_files(load_model(checkpoint, device), **options)
     click.echo(f"wrote {paths[0]}" + (f" and {len(paths) - 1} images" if len(paths) > 1 else ""), err=True)
 
 
@@ -428,39 +324,21 @@ _PLUGIN_COMMANDS = {"loaded": False}
 
 def _add_plugin_commands() -> None:
     """The commands of the bundled apps and third-party plugins (their modules only: cheap)."""
-    from ganforge.plugins import command_hookimpls
+    from ganforge.plugins import command_hookimpls, mark_failed
 
     _PLUGIN_COMMANDS["loaded"] = True
-    _register_commands(command_hookimpls())
-
-
-def _register_commands(impls: list[Any]) -> None:
     builtin = set(cli.commands)
-    for impl in impls:
-        group = _BuiltinsKept(builtin)
+    for impl in command_hookimpls():
+        group = click.Group("ganforge")  # its commands join cli's, all or nothing, none replacing a built-in
         try:
             impl.function(cli=group)
         except Exception as exc:  # a plugin's command must not break the CLI
-            from ganforge.plugins import mark_failed
-
-            print(
-                f"warning: plugin '{impl.plugin_name}' failed to add commands: {type(exc).__name__}: {exc}",
-                file=sys.stderr,
-            )
-            mark_failed(impl.plugin_name, f"register_commands: {type(exc).__name__}: {exc}")
+            error = f"{type(exc).__name__}: {exc}"
+            print(f"warning: plugin '{impl.plugin_name}' failed to add commands: {error}", file=sys.stderr)
+            mark_failed(impl.plugin_name, f"register_commands: {error}")
             continue
-        for name, command in group.commands.items():
-            if name not in builtin:
-                cli.add_command(command, name)
-
-
-class _BuiltinsKept(click.Group):
-    """What a plugin's ``register_commands`` gets as ``cli``: a group whose commands are then
-    added to the real one, except any that would replace a built-in command."""
-
-    def __init__(self, builtin: set[str]) -> None:
-        super().__init__("ganforge")
-        self.builtin = builtin
+        for name in group.commands.keys() - builtin:  # click lists commands sorted by name
+            cli.add_command(group.commands[name], name)
 
 
 def main() -> None:
@@ -470,9 +348,3 @@ def main() -> None:
     except KeyboardInterrupt:  # a second Ctrl-C: stop at once, quietly
         click.echo("interrupted", err=True)
         sys.exit(130)
-
-
-def _plural(kind: str) -> str:
-    from ganforge.registry import plural
-
-    return plural(kind).replace("_", " ")

@@ -1,18 +1,14 @@
-"""The plugin manager: entry-point discovery, the allow-list variable, failures kept for display.
-
-Every plugin, the bundled ones included, is a module listed under the entry-point group
-``ganforge``. ``GANFORGE_LOAD_PLUGINS`` limits which third-party plugins load: a comma-separated
-list of distribution or entry-point names, or an empty string for none. The bundled plugins
-(distribution ``ganforge``) always load.
+"""The plugin manager: entry-point discovery (group ``ganforge``, the bundled plugins included),
+the ``GANFORGE_LOAD_PLUGINS`` allow-list (docs/plugins.md), failures kept for display.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import os
 import sys
-from collections.abc import Collection
-from dataclasses import dataclass, field
+from collections.abc import Collection, Iterator
 from importlib import metadata
 from types import ModuleType
 from typing import Any
@@ -21,7 +17,7 @@ import pluggy
 
 from ganforge import hookspecs
 from ganforge.errors import GanforgeError
-from ganforge.registry import Component, Kind, Registry, signature_params
+from ganforge.registry import Component, Kind, Registry, describe_exception, signature_params
 
 ENTRY_POINT_GROUP = "ganforge"
 ALLOW_ENV = "GANFORGE_LOAD_PLUGINS"
@@ -29,7 +25,7 @@ OWN_DISTRIBUTION = "ganforge"
 APPS_PACKAGE = "ganforge_plugins.apps"  # the bundled apps: the only bundled modules that add commands
 
 
-@dataclass
+@dataclasses.dataclass
 class PluginInfo:
     """A plugin module ganforge tried to load."""
 
@@ -37,7 +33,7 @@ class PluginInfo:
     module: str
     distribution: str
     version: str
-    hooks: list[str] = field(default_factory=list)
+    hooks: list[str] = dataclasses.field(default_factory=list)
     error: str | None = None
     key: str = ""  # the name it is registered under in pluggy
 
@@ -46,15 +42,8 @@ class PluginInfo:
         return self.error is None
 
     def to_json(self) -> dict[str, Any]:
-        return {
-            "name": self.name,
-            "module": self.module,
-            "distribution": self.distribution,
-            "version": self.version,
-            "hooks": self.hooks,
-            "loaded": self.loaded,
-            "error": self.error,
-        }
+        data = {k: v for k, v in dataclasses.asdict(self).items() if k not in ("error", "key")}
+        return {**data, "loaded": self.loaded, "error": self.error}
 
 
 class PluginHost:
@@ -66,31 +55,19 @@ class PluginHost:
         self.plugins: list[PluginInfo] = []
         self.registry = Registry()
 
-    # -- loading --------------------------------------------------------------------------
-
     def load_entry_points(self, bundled: Collection[str] | None = None) -> None:
         """Load the plugins of the entry-point group; ``bundled`` limits ganforge's own (None: all)."""
-        allow = _allow_list()
-        seen: set[tuple[str, str]] = set()
-        for ep in sorted(metadata.entry_points(group=ENTRY_POINT_GROUP), key=_ep_sort_key):
-            dist = ep.dist.name if ep.dist else "unknown"
-            version = ep.dist.version if ep.dist else "unknown"
-            if (dist, ep.name) in seen:  # the same distribution found twice on sys.path
+        for ep, dist, own in _entry_points():
+            if own and bundled is not None and ep.name not in bundled:
                 continue
-            seen.add((dist, ep.name))
-            if bundled is not None and _canonical(dist) == OWN_DISTRIBUTION and ep.name not in bundled:
-                continue
-            if allow is not None and _canonical(dist) != OWN_DISTRIBUTION:
-                if _canonical(dist) not in allow and _canonical(ep.name) not in allow:
-                    continue
-            info = PluginInfo(ep.name, ep.value, dist, version)
+            info = PluginInfo(ep.name, ep.value, dist, ep.dist.version if ep.dist else "unknown")
             self.plugins.append(info)
             try:
                 module = ep.load()
-                info.key = self._unique_name(ep.name, dist)
+                info.key = _unique_name(self.pm, ep.name, dist)
                 self.pm.register(module, name=info.key)
             except Exception as exc:  # a broken plugin never stops ganforge
-                info.error = _describe(exc)
+                info.error = describe_exception(exc)
                 continue
             info.hooks = sorted(h.name for h in self.pm.get_hookcallers(module) or [])
 
@@ -126,7 +103,7 @@ class PluginHost:
                     )
                     self.pm.add_hookspecs(hookspecs.kind_hookspec(kind))
             except Exception as exc:
-                info.error = f"register_kinds: {_describe(exc)}"
+                info.error = f"register_kinds: {describe_exception(exc)}"
         staged: dict[str, list[Component]] = {}
         for kind_name in self.registry.kinds():
             kind = self.registry.kind(kind_name)
@@ -136,37 +113,10 @@ class PluginHost:
                 if info is None or not info.loaded:
                     continue
                 bucket = staged.setdefault(impl.plugin_name, [])
-
-                def register(
-                    name: str,
-                    factory: Any,
-                    _kind: Kind = kind,
-                    _info: PluginInfo = info,
-                    _bucket: list[Component] = bucket,
-                ) -> None:
-                    if not isinstance(name, str) or not name:
-                        raise GanforgeError(f"register() needs a non-empty name, got {name!r}")
-                    if not callable(factory):
-                        raise GanforgeError(f"{_kind.name} '{name}': factory {factory!r} is not callable")
-                    params, accepts_any, context = signature_params(factory, _kind.context)
-                    _bucket.append(
-                        Component(
-                            _kind.name,
-                            name,
-                            factory,
-                            _info.name,
-                            _info.distribution,
-                            _info.version,
-                            params,
-                            accepts_any,
-                            context,
-                        )
-                    )
-
                 try:
-                    impl.function(register)
+                    impl.function(functools.partial(_stage, kind, info, bucket))
                 except Exception as exc:
-                    info.error = f"{kind.hook}: {_describe(exc)}"
+                    info.error = f"{kind.hook}: {describe_exception(exc)}"
         for plugin_name, components in staged.items():
             info = by_name[plugin_name]
             if not info.loaded:
@@ -181,68 +131,60 @@ class PluginHost:
                 for component in added:  # all or nothing per plugin
                     self.registry.remove(component)
 
-    # -- helpers -------------------------------------------------------------------------
-
-    def _unique_name(self, name: str, dist: str) -> str:
-        return name if self.pm.get_plugin(name) is None else f"{dist}:{name}"
-
     def failures(self) -> list[PluginInfo]:
         return [p for p in self.plugins if not p.loaded]
 
 
-def command_hookimpls() -> list[Any]:
-    """``register_commands`` implementations, loaded cheaply: the bundled apps and third parties.
+def _stage(kind: Kind, info: PluginInfo, bucket: list[Component], name: str, factory: Any) -> None:
+    """The ``register(name, factory)`` a kind's hook gets: checks one component and stages it."""
+    if not isinstance(name, str) or not name:
+        raise GanforgeError(f"register() needs a non-empty name, got {name!r}")
+    if not callable(factory):
+        raise GanforgeError(f"{kind.name} '{name}': factory {factory!r} is not callable")
+    component = (kind.name, name, factory, info.name, info.distribution, info.version)
+    bucket.append(Component(*component, *signature_params(factory, kind.context)))
 
-    Only the modules that can add commands are imported (the bundled apps, whose modules import
-    no torch, and every third-party plugin, honouring ``GANFORGE_LOAD_PLUGINS``) into a plugin
-    manager that knows only ganforge's own hooks. The bundled components (networks, losses, ...)
-    add no commands and are not imported. A plugin that fails to import is skipped here;
-    ``ganforge list --plugins`` reports it. Once every plugin is loaded (:func:`get_host`), its
-    plugin manager answers instead (plugins registered in-process included).
-    """
+
+def command_hookimpls() -> list[Any]:
+    """``register_commands`` implementations, loaded cheaply: only the bundled apps (no torch)
+    and third parties are imported; one that fails to import is skipped. Once every plugin is
+    loaded (:func:`get_host`), its plugin manager answers instead."""
     if _HOST is not None:
         return list(_HOST.pm.hook.register_commands.get_hookimpls())
     pm = pluggy.PluginManager("ganforge")
     pm.add_hookspecs(hookspecs)
-    allow = _allow_list()
-    seen: set[tuple[str, str]] = set()
-    for ep in sorted(metadata.entry_points(group=ENTRY_POINT_GROUP), key=_ep_sort_key):
-        dist = ep.dist.name if ep.dist else "unknown"
-        if (dist, ep.name) in seen:
-            continue
-        seen.add((dist, ep.name))
-        if _canonical(dist) == OWN_DISTRIBUTION:
-            if not ep.value.startswith(APPS_PACKAGE):
-                continue
-        elif allow is not None and _canonical(dist) not in allow and _canonical(ep.name) not in allow:
+    for ep, dist, own in _entry_points():
+        if own and not ep.value.startswith(APPS_PACKAGE):
             continue
         try:
-            module = ep.load()
-            pm.register(module, name=ep.name if pm.get_plugin(ep.name) is None else f"{dist}:{ep.name}")
+            pm.register(ep.load(), name=_unique_name(pm, ep.name, dist))
         except Exception:
             continue
     return list(pm.hook.register_commands.get_hookimpls())
 
 
-def _allow_list() -> set[str] | None:
+def _entry_points() -> Iterator[tuple[metadata.EntryPoint, str, bool]]:
+    """(entry point, distribution, is ganforge's own) for each plugin to load, bundled ones first;
+    third-party ones only if ``GANFORGE_LOAD_PLUGINS`` allows them."""
     value = os.environ.get(ALLOW_ENV)
-    if value is None:
-        return None
-    return {_canonical(v) for v in value.split(",") if v.strip()}
+    allow = None if value is None else {_canonical(v) for v in value.split(",") if v.strip()}
+    found = {}  # the same distribution found twice on sys.path loads once
+    for ep in metadata.entry_points(group=ENTRY_POINT_GROUP):
+        found.setdefault((ep.dist.name if ep.dist else "unknown", ep.name), ep)
+    for (dist, name), ep in sorted(
+        found.items(), key=lambda i: (_canonical(i[0][0]) != OWN_DISTRIBUTION, i[0])
+    ):
+        own = _canonical(dist) == OWN_DISTRIBUTION
+        if own or allow is None or _canonical(dist) in allow or _canonical(name) in allow:
+            yield ep, dist, own
 
 
 def _canonical(name: str) -> str:
     return name.strip().lower().replace("_", "-").replace(".", "-")
 
 
-def _ep_sort_key(ep: metadata.EntryPoint) -> tuple[int, str, str]:
-    dist = ep.dist.name if ep.dist else ""
-    return (0 if _canonical(dist) == OWN_DISTRIBUTION else 1, dist, ep.name)
-
-
-def _describe(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__
+def _unique_name(pm: pluggy.PluginManager, name: str, dist: str) -> str:
+    return name if pm.get_plugin(name) is None else f"{dist}:{name}"
 
 
 _HOST: PluginHost | None = None
@@ -281,9 +223,6 @@ def mark_failed(plugin_key: str, error: str) -> None:
 
 def warn_failures(stream: Any = None) -> None:
     """Report each failed plugin once, on one line, to stderr."""
-    stream = stream or sys.stderr
     for info in get_host().failures():
-        print(
-            f"warning: plugin '{info.name}' ({info.distribution} {info.version}) skipped: {info.error}",
-            file=stream,
-        )
+        message = f"warning: plugin '{info.name}' ({info.distribution} {info.version}) skipped: {info.error}"
+        print(message, file=stream or sys.stderr)

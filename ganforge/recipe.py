@@ -1,13 +1,7 @@
 """Recipes: TOML files naming components, typed ``--set`` overrides, validation, resolved dumps.
 
-A recipe's sections map to component kinds: those kinds declare (``Kind.section``: ``[data]``,
-``[schedule]``, ``[callbacks]``, an app's ``[compositor]``) and those the objective declares. A
-component section is a table with ``name`` (the registry name) and that component's options; a
-section with roles holds one such table per role (``optim.g``, ``optim.d``); a kind's ``many``
-section (``callbacks``) holds one table per component, keyed by its name.
-``train`` holds the trainer's own options (:class:`TrainConfig`).
 Validation checks every section before any work starts and fills in every default, so the
-resolved recipe saved with a run describes it completely.
+resolved recipe saved with a run describes it completely (docs/recipes.md has the format).
 """
 
 from __future__ import annotations
@@ -23,8 +17,9 @@ import typing
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
+from ganforge import protocols
 from ganforge.errors import GanforgeError
-from ganforge.registry import Component, Param, Range, Registry, coerce_option
+from ganforge.registry import Component, Param, Range, Registry, coerce_option, describe_exception, kind_of
 
 OTHER_KEYS = ("train", "description", "baseline")
 
@@ -34,7 +29,6 @@ class TrainConfig:
     """The trainer's options: the ``[train]`` table."""
 
     seed: Annotated[int, Range(0, 2**63 - 1, why="a 64-bit generator seed")] = 0
-    # A batch is decoded and held in memory at once.
     batch_size: Annotated[int, Range(1, 65536, why="memory: a batch is held at once")] = 1
     # Sample positions are 64-bit integers (epochs * images * batch must fit).
     epochs: Annotated[int, Range(1, 2**40, why="sample positions are 64-bit integers")] = 200
@@ -73,8 +67,6 @@ class Recipe:
         self._renamed: set[tuple[str, ...]] = set()  # tables whose component --set switched
         self.assignments: list[str] = []  # the --set items applied, in order (run.json shows them)
 
-    # -- loading and overrides ---------------------------------------------------------------
-
     @classmethod
     def load(cls, path: str | os.PathLike[str], overrides: list[str] | None = None) -> Recipe:
         """Read a TOML recipe and apply ``section.key=value`` overrides."""
@@ -92,22 +84,18 @@ class Recipe:
         except OSError as exc:
             raise GanforgeError(f"recipe {path} cannot be read: {exc.strerror or exc}") from None
         _check_depth(data, str(path))
-        recipe = cls(data, str(path))
-        for item in overrides or []:
-            recipe.set(item)
-        return recipe
+        return cls.from_saved(data, str(path), overrides)
 
     def set(self, assignment: str) -> None:
         """Apply one ``a.b.c=value`` override; the value is parsed as a TOML value."""
-        key, sep, raw = assignment.partition("=")
-        key = key.strip()
+        key, sep, raw = (part.strip() for part in assignment.partition("="))
         if not sep or not key or any(not part for part in key.split(".")):
             raise GanforgeError(f"--set {assignment!r}: expected section.key=value")
-        value = parse_value(raw.strip())
+        value = parse_value(raw)
         parts = key.split(".")
         _check_depth(value, f"--set {key}", len(parts))
         self._overridden.add(tuple(parts))
-        self.assignments.append(f"{key}={raw.strip()}")
+        self.assignments.append(f"{key}={raw}")
         if parts[-1] == "name":
             self._renamed.add(tuple(parts[:-1]))
         node = self.data
@@ -122,19 +110,15 @@ class Recipe:
 
     @classmethod
     def from_saved(cls, data: dict[str, Any], source: str, overrides: list[str] | None = None) -> Recipe:
-        """A recipe saved in a checkpoint, with the environment and ``--set`` items applied."""
+        """A recipe from its tables (copied: a checkpoint's, a dict) with ``--set`` items applied."""
         recipe = cls(copy.deepcopy(data), source)
         for item in overrides or []:
             recipe.set(item)
         return recipe
 
-    # -- validation ------------------------------------------------------------------------
-
     def section_kinds(self, registry: Registry) -> tuple[dict[str, str], dict[str, Any]]:
-        """(section -> kind for single-component sections, role sections -> their Section).
-
-        The kinds' sections plus those the recipe's objective declares.
-        """
+        """(section -> kind for single-component sections, role sections -> their Section): the
+        kinds' sections plus those the recipe's objective declares."""
         single = {name: kind.name for name, kind in registry.sections().items() if not kind.many}
         roles: dict[str, Any] = {}
         table = self.data.get("objective")
@@ -154,8 +138,7 @@ class Recipe:
         validation (:class:`Builder`). ``measure`` builds the declared networks on the meta device
         to refuse ones too large for the device (off for a saved recipe read for inference).
         """
-        src = self.source
-        data = self.data
+        src, data = self.source, self.data
         if "objective" not in data:
             raise GanforgeError(f"{src}: missing section [objective] (which training objective to run)")
         objective_table = _expect_table(data["objective"], f"{src} [objective]")
@@ -223,13 +206,11 @@ class Recipe:
                     entry = resolved.add_spec(
                         registry, f"{section}.{name}", kind, {"name": name, **options}, where
                     )
-                    entry = dict(entry)
-                    entry.pop("name")
+                    del entry["name"]  # the table's key names the component
                     out[name] = {"enabled": enabled, **entry} if not enabled else entry
                 resolved[section] = out
         for section in declares.sections:
-            needed = [f"{section.name}.{r}" for r in section.roles] or [section.name]
-            for path in needed:
+            for path in [f"{section.name}.{r}" for r in section.roles] or [section.name]:
                 if section.required and path not in resolved.specs:
                     raise GanforgeError(f"{src}: objective '{objective.name}' needs section [{path}]")
         _check_batch_keys(registry, resolved, objective.name, declares, src)
@@ -239,11 +220,8 @@ class Recipe:
         return resolved
 
     def _drop_stale_keys(self, registry: Registry, single: dict[str, str], roles: dict[str, Any]) -> None:
-        """After ``--set X.name=other``, drop the file's keys that the new component does not take.
-
-        ``--set schedule.name=cyclic`` then works although the file sets ``constant_epochs``;
-        keys given with ``--set`` are still checked strictly.
-        """
+        """After ``--set X.name=other``, drop the file's keys that the new component does not take
+        (those given with ``--set`` are still checked strictly)."""
         for path in self._renamed:
             head = path[0] if path else ""
             kind = single.get(head) if len(path) == 1 else (roles[head].kind if head in roles else None)
@@ -307,10 +285,7 @@ class Resolved(dict):
 
 class Builder:
     """Builds the components of a resolved recipe, by section, with no second validation.
-
-    One builder serves training, inference and bench; ``defaults`` is context every build gets
-    (``seed``, ``steps_per_epoch``, ``total_steps``), overridden per call.
-    """
+    ``defaults`` is context every build gets (``seed``, ``total_steps``...), overridden per call."""
 
     def __init__(self, registry: Registry, resolved: Resolved, **defaults: Any) -> None:
         self.registry = registry
@@ -369,12 +344,8 @@ def objective_class(registry: Registry, name: str) -> type:
     return factory
 
 
-def _check_batch_keys(
-    registry: Registry, resolved: Resolved, objective: str, declares: Any, src: str
-) -> None:
+def _check_batch_keys(registry: Registry, resolved: Resolved, name: str, declares: Any, src: str) -> None:
     """The objective's batch keys against what the dataset declares it yields (and yields aligned)."""
-    from ganforge import protocols
-
     spec = resolved.specs.get("data")
     needs = declares.batch_keys
     if spec is None or not needs:
@@ -388,13 +359,13 @@ def _check_batch_keys(
     missing = [k for k in needs if k not in factory.yields]
     if missing:
         raise GanforgeError(
-            f"{src} [data]: objective '{objective}' needs batch keys {', '.join(needs)}; dataset "
+            f"{src} [data]: objective '{name}' needs batch keys {', '.join(needs)}; dataset "
             f"'{spec.component.name}' yields {', '.join(factory.yields) or 'none'}"
         )
     unaligned = [k for k in declares.paired if k not in protocols.aligned(factory)]
     if unaligned:
         raise GanforgeError(
-            f"{src} [data]: objective '{objective}' trains on aligned pairs ({', '.join(declares.paired)}) "
+            f"{src} [data]: objective '{name}' trains on aligned pairs ({', '.join(declares.paired)}) "
             f"and dataset '{spec.component.name}' does not yield them aligned: use a paired dataset "
             "(ganforge list datasets)"
         )
@@ -402,9 +373,7 @@ def _check_batch_keys(
 
 def full_options(registry: Registry, spec: Spec) -> dict[str, Any]:
     """A component's options with every default filled in (what its factory will get)."""
-    values = {p.name: p.default for p in registry.options(spec.component) if not p.required}
-    values.update(spec.options)
-    return values
+    return {**{p.name: p.default for p in registry.options(spec.component) if not p.required}, **spec.options}
 
 
 def data_image_size(registry: Registry, resolved: Resolved) -> int | None:
@@ -413,19 +382,12 @@ def data_image_size(registry: Registry, resolved: Resolved) -> int | None:
     spec = resolved.specs.get("data")
     if spec is None:
         return None
-    from ganforge import protocols
-
-    options = full_options(registry, spec)
-    factory = spec.component.factory
+    factory, options = spec.component.factory, full_options(registry, spec)
+    size = options.get("image_size")
     try:
-        size = (
-            factory.output_size(options)
-            if isinstance(factory, protocols.OutputSize)
-            else options.get("image_size")
-        )
+        if isinstance(factory, protocols.OutputSize):
+            size = factory.output_size(options)
     except Exception as exc:  # a plugin's bug: name it, no traceback
-        from ganforge.registry import describe_exception
-
         raise GanforgeError(
             f"[data]: output_size of dataset '{spec.component.name}' from {spec.component.provider} "
             f"failed ({describe_exception(exc)})"
@@ -434,21 +396,14 @@ def data_image_size(registry: Registry, resolved: Resolved) -> int | None:
 
 
 def image_size_problem(registry: Registry, spec: Spec, size: int) -> str | None:
-    """Why the component of ``spec`` cannot work with ``size`` px square images, or None.
-
-    Components declare it with ``check_image_size(options, size) -> str | None`` (a classmethod
-    or staticmethod of the factory); without one nothing is checked.
-    """
-    from ganforge import protocols
-
+    """Why the component of ``spec`` cannot work with ``size`` px square images, or None (None
+    too for a factory without ``check_image_size``, :class:`ganforge.protocols.SizeCheck`)."""
     factory = spec.component.factory
     if not isinstance(factory, protocols.SizeCheck):
         return None
     try:
         return factory.check_image_size(full_options(registry, spec), size)
     except Exception as exc:  # a plugin's check failing is its bug: name it, no traceback
-        from ganforge.registry import describe_exception
-
         return f"its check_image_size from {spec.component.provider} failed ({describe_exception(exc)})"
 
 
@@ -458,9 +413,7 @@ def _check_image_sizes(registry: Registry, resolved: Resolved, src: str) -> None
     if size is None:
         return
     for path, spec in resolved.specs.items():
-        if path == "data":
-            continue
-        problem = image_size_problem(registry, spec, size)
+        problem = image_size_problem(registry, spec, size) if path != "data" else None
         if problem:
             raise GanforgeError(
                 f"{src} [{path}]: {spec.component.kind} '{spec.component.name}' cannot work on the "
@@ -494,21 +447,14 @@ def _check_network_sizes(registry: Registry, resolved: Resolved, declares: Any, 
 
 def _expect_table(value: Any, where: str) -> dict[str, Any]:
     if not isinstance(value, dict):
-        raise GanforgeError(f"{where}: expected a table, got {_kind_of(value)} {value!r}")
+        raise GanforgeError(f"{where}: expected a table, got {kind_of(value)} {value!r}")
     return value
 
 
-def _kind_of(value: Any) -> str:
-    if isinstance(value, bool):
-        return "bool"
-    return {list: "list", dict: "table"}.get(type(value), type(value).__name__)
-
-
 def _resolve_options(table: Any, params: list[Param], where: str) -> dict[str, Any]:
-    table = _expect_table(table, where)
     by_name = {p.name: p for p in params}
     out = {}
-    for key, value in table.items():
+    for key, value in _expect_table(table, where).items():
         if key not in by_name:
             close = difflib.get_close_matches(key, list(by_name), n=1)
             hint = f" (did you mean '{close[0]}'?)" if close else ""
@@ -538,20 +484,16 @@ def _check_depth(value: Any, where: str, depth: int = 0) -> None:
 
 
 def parse_value(raw: str) -> Any:
-    """Parse an override value as TOML (int, float, bool, string, list, inline table).
-
-    Anything that is not valid TOML is taken as a plain string, so ``data.root=../x`` works
-    without quotes.
-    """
+    """Parse an override value as TOML (int, float, bool, string, list, inline table); anything
+    else is a plain string, so ``data.root=../x`` works without quotes."""
     try:
         return tomllib.loads(f"v = {raw}")["v"]
     except tomllib.TOMLDecodeError:
         pass
     except RecursionError:
         raise GanforgeError(f"--set value nested deeper than {MAX_DEPTH} levels") from None
-    lowered = raw.lower()
-    if lowered in ("true", "false"):
-        return lowered == "true"
+    if raw.lower() in ("true", "false"):
+        return raw.lower() == "true"
     return raw
 
 
@@ -584,29 +526,12 @@ def _key(key: str) -> str:
 
 
 def _value(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int):
-        return str(value)
-    if isinstance(value, float):
-        if math.isnan(value):
-            return "nan"
-        if math.isinf(value):
-            return "inf" if value > 0 else "-inf"
-        return repr(value)
-    if isinstance(value, str):
+    if isinstance(value, float) and not math.isfinite(value):  # JSON has no spelling for these
+        return "nan" if math.isnan(value) else "inf" if value > 0 else "-inf"
+    if isinstance(value, bool | int | float | str):  # JSON's spelling is TOML's
         return json.dumps(value, ensure_ascii=False)
     if isinstance(value, list | tuple):
         return "[" + ", ".join(_value(v) for v in value) + "]"
     if isinstance(value, dict):
         return "{" + ", ".join(f"{_key(k)} = {_value(v)}" for k, v in value.items()) + "}"
     raise TypeError(f"cannot write {value!r} to TOML")
-
-
-def loads_resolved(text: str) -> dict[str, Any]:
-    """Read a resolved recipe saved by :func:`dumps`."""
-    return tomllib.loads(text)
-
-
-def deep_copy(data: dict[str, Any]) -> dict[str, Any]:
-    return copy.deepcopy(data)

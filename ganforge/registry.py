@@ -1,12 +1,12 @@
-"""Component registries: every kind and every component reachable by kind and name.
+"""Component registries: every kind and every component (both from plugins) by kind and name.
 
-Kinds and components both come from plugins. A component is a factory (class or function); its
-recipe options are read from the factory signature, so a recipe table is checked (names and
-types) before anything is built.
+A component's recipe options are read from its factory's signature, so a recipe table is checked
+(names and types) before anything is built.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import inspect
 import math
@@ -14,7 +14,6 @@ import os
 import types
 import typing
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
 from typing import Annotated, Any, Literal
 
 from ganforge.errors import GanforgeError
@@ -34,7 +33,7 @@ INT64_MAX = 2**63 - 1
 _INT64_WHY = "int64: larger values overflow"
 
 
-@dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True)
 class Range:
     """A numeric option's valid range, declared next to its type.
 
@@ -61,10 +60,8 @@ class Range:
         return text + (f" ({self.why})" if self.why and why else "")
 
     def check(self, value: float) -> None:
-        """Raise :class:`OutOfRange` saying the bound ``value`` breaks (both for NaN).
-
-        A float without a declared bound on a side is held to float32's range on that side.
-        """
+        """Raise :class:`OutOfRange` saying the bound ``value`` breaks (both for NaN); a float
+        without a declared bound on a side is held to float32's range on that side."""
         if isinstance(value, float) and (math.isnan(value) or (math.isinf(value) and self.max != math.inf)):
             raise OutOfRange(self.describe())
         if self.min is not None and (value <= self.min if self.min_open else value < self.min):
@@ -87,18 +84,15 @@ def _number(value: float) -> str:
     return f"{value:g}"
 
 
-@dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True)
 class Kind:
     """A component kind, registered by a plugin through ``register_kinds`` like any component.
 
-    ``context`` names the arguments ganforge (or the objective building the component) passes
-    and a recipe may not set. ``common`` lists ``(option, type, default)`` that every component
-    of the kind accepts; ``finish(component, options)`` applies them after the factory returns.
-    ``section`` is the top-level recipe section that configures the kind outside any objective's
-    declaration (``[data]``, ``[compositor]``); with ``many`` it holds one table per component,
-    keyed by the component's name (``[callbacks.samples]``), and ``defaults`` names the
-    components a run gets unless its recipe turns one off (``enabled = false``). The kind's
-    components are registered through the hook ``register_<plural>(register)``.
+    ``context``: the arguments the builder passes (not recipe options). ``common``: ``(option, type,
+    default)`` every component of the kind accepts, applied by ``finish(component, options)`` after the
+    factory returns. ``section``: the recipe section configuring the kind outside any objective (``[data]``);
+    with ``many``, one table per component (``[callbacks.samples]``) and ``defaults`` on unless the recipe
+    turns one off (``enabled = false``). The components come through the hook ``register_<plural>(register)``.
     """
 
     name: str
@@ -117,19 +111,12 @@ class Kind:
         return f"register_{plural(self.name)}"
 
     def to_json(self) -> dict[str, Any]:
-        return {
-            "kind": self.name,
-            "hook": self.hook,
-            "context": list(self.context),
-            "common": [{"name": n, "type": type_name(t), "default": _jsonable(d)} for n, t, d in self.common],
-            "section": self.section,
-            "plugin": self.plugin,
-            "distribution": self.distribution,
-            "doc": self.doc,
-        }
+        common = [{"name": n, "type": type_name(t), "default": _jsonable(d)} for n, t, d in self.common]
+        rest = {k: getattr(self, k) for k in ("section", "plugin", "distribution", "doc")}
+        return {"kind": self.name, "hook": self.hook, "context": list(self.context), "common": common, **rest}
 
 
-@dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True)
 class Param:
     """One recipe option of a component."""
 
@@ -147,29 +134,15 @@ class Param:
 
     def to_json(self) -> dict[str, Any]:
         """``type`` is the plain type; a declared range is ``range`` (machine-readable bounds)."""
-        default = None if self.required else _jsonable(self.default)
-        out = {
-            "name": self.name,
-            "type": type_name(self.annotation, ranges=False),
-            "default": default,
-            "required": self.required,
-        }
-        if typing.get_origin(self.annotation) is Annotated:
-            ranges = [m for m in self.annotation.__metadata__ if isinstance(m, Range)]
-            if ranges:
-                r = ranges[0]
-                out["range"] = {
-                    "min": r.min,
-                    "max": r.max,
-                    "min_open": r.min_open,
-                    "max_open": r.max_open,
-                    "why": r.why,
-                    "text": r.describe(),
-                }
+        out = {"name": self.name, "type": type_name(self.annotation, ranges=False)}
+        out |= {"default": None if self.required else _jsonable(self.default), "required": self.required}
+        ranges = [m for m in getattr(self.annotation, "__metadata__", ()) if isinstance(m, Range)]
+        if ranges:
+            out["range"] = {**dataclasses.asdict(ranges[0]), "text": ranges[0].describe()}
         return out
 
 
-@dataclass
+@dataclasses.dataclass
 class Component:
     """A registered component and where it came from."""
 
@@ -179,33 +152,21 @@ class Component:
     plugin: str
     distribution: str
     version: str
-    params: list[Param] = field(default_factory=list)
+    params: list[Param] = dataclasses.field(default_factory=list)
     accepts_any: bool = False  # the factory takes **kwargs: unknown keys are passed through
     context: tuple[str, ...] = ()  # the kind's context arguments this factory takes
 
     @property
     def doc(self) -> str:
-        text = inspect.getdoc(self.factory) or ""
-        return text.strip().splitlines()[0] if text.strip() else ""
+        return (inspect.getdoc(self.factory) or "").strip().partition("\n")[0]
 
     @property
     def provider(self) -> str:
         return f"plugin '{self.plugin}' ({self.distribution} {self.version})"
 
     def to_json(self) -> dict[str, Any]:
-        return {
-            "kind": self.kind,
-            "name": self.name,
-            "plugin": self.plugin,
-            "distribution": self.distribution,
-            "version": self.version,
-            "params": [p.to_json() for p in self.params],
-            "doc": self.doc,
-        }
-
-
-# ---------------------------------------------------------------------------------------------
-# Types: what a recipe value may be for a given annotation.
+        data = {k: getattr(self, k) for k in ("kind", "name", "plugin", "distribution", "version")}
+        return {**data, "params": [p.to_json() for p in self.params], "doc": self.doc}
 
 
 def type_name(annotation: Any, ranges: bool = True) -> str:
@@ -216,9 +177,7 @@ def type_name(annotation: Any, ranges: bool = True) -> str:
     origin = typing.get_origin(annotation)
     args = typing.get_args(annotation)
     if origin is Annotated:
-        found = (
-            [m.describe(why=False) for m in annotation.__metadata__ if isinstance(m, Range)] if ranges else []
-        )
+        found = [m.describe(why=False) for m in annotation.__metadata__ if ranges and isinstance(m, Range)]
         return type_name(args[0], ranges) + (f" ({', '.join(found)})" if found else "")
     if origin is Literal:
         return " | ".join(repr(a) for a in args)
@@ -232,22 +191,14 @@ def type_name(annotation: Any, ranges: bool = True) -> str:
     return getattr(annotation, "__name__", str(annotation))
 
 
-def _value_type_name(value: Any) -> str:
-    if isinstance(value, bool):
-        return "bool"
-    if isinstance(value, list):
-        return "list"
-    if isinstance(value, dict):
-        return "table"
-    return type(value).__name__
+def kind_of(value: Any) -> str:
+    """A recipe value's type as a recipe names it: ``bool``, ``list``, ``table``, ``str``..."""
+    return {list: "list", dict: "table"}.get(type(value), type(value).__name__)
 
 
 def coerce(value: Any, annotation: Any) -> Any:
     """Return ``value`` converted to ``annotation``; ``TypeError`` or :class:`OutOfRange` if not.
-
-    Floats must be finite (NaN and infinity are never a valid option value) unless a
-    :class:`Range` with ``max=math.inf`` says otherwise.
-    """
+    Floats must be finite unless a :class:`Range` with ``max=math.inf`` says otherwise."""
     if annotation is _MISSING or annotation is Any:
         return value
     origin = typing.get_origin(annotation)
@@ -272,23 +223,17 @@ def coerce(value: Any, annotation: Any) -> Any:
             return value
         raise TypeError
     if origin in (typing.Union, types.UnionType):
-        if value is None and type(None) in args:
-            return None
         for arg in args:
-            if arg is type(None):
-                continue
             try:
                 return coerce(value, arg)
             except TypeError:
                 continue
         raise TypeError
+    if origin in (list, tuple) and not isinstance(value, list | tuple):
+        raise TypeError
     if origin is list:
-        if not isinstance(value, list | tuple):
-            raise TypeError
         return [coerce(v, args[0]) if args else v for v in value]
     if origin is tuple:
-        if not isinstance(value, list | tuple):
-            raise TypeError
         if not args:
             return tuple(value)
         if len(args) == 2 and args[1] is Ellipsis:
@@ -296,38 +241,14 @@ def coerce(value: Any, annotation: Any) -> Any:
         if len(args) != len(value):
             raise TypeError
         return tuple(coerce(v, a) for v, a in zip(value, args))
-    if origin is dict or annotation is dict:
-        if not isinstance(value, dict):
-            raise TypeError
-        return value
-    if annotation is bool:
-        if isinstance(value, bool):
-            return value
-        raise TypeError
-    if annotation is int:
-        if isinstance(value, int) and not isinstance(value, bool):
-            Range().check(value)  # int64's range
-            return value
-        raise TypeError
-    if annotation is float:
-        if isinstance(value, int | float) and not isinstance(value, bool):
-            if not math.isfinite(value):
-                raise OutOfRange("finite")
-            value = float(value)
-            Range().check(value)  # float32's range
-            return value
-        raise TypeError
-    if annotation is str:
-        if isinstance(value, str):
-            if "\x00" in value:  # no path, name or key may hold one (the OS refuses them later)
-                raise OutOfRange("a string without NUL characters")
-            return value
-        raise TypeError
-    if annotation is type(None):
-        if value is None:
-            return None
-        raise TypeError
-    if isinstance(annotation, type):
+    if origin is dict:
+        return coerce(value, dict)
+    if annotation is int or annotation is float:  # finite, within int64's or float32's range
+        return coerce(value, Annotated[annotation, Range()])
+    if annotation is str and isinstance(value, str) and "\x00" in value:
+        # no path, name or key may hold one (the OS refuses them later)
+        raise OutOfRange("a string without NUL characters")
+    if isinstance(annotation, type):  # bool, str, None, dict, a class
         if isinstance(value, annotation):
             return value
         raise TypeError
@@ -340,11 +261,10 @@ def coerce_option(value: Any, param: Param, where: str) -> Any:
         return coerce(value, param.annotation)
     except OutOfRange as exc:
         raise GanforgeError(f"{where} must be {exc}, got {_short_repr(value)}") from None
-    except (TypeError, OverflowError):
-        got = f"{_value_type_name(value)} {_short_repr(value)}"
-        # the type alone: the range is not the issue
+    except (TypeError, OverflowError):  # the type alone: the range is not the issue
+        expected = type_name(param.annotation, ranges=False)
         raise GanforgeError(
-            f"{where} expects {type_name(param.annotation, ranges=False)}, got {got}"
+            f"{where} expects {expected}, got {kind_of(value)} {_short_repr(value)}"
         ) from None
 
 
@@ -355,9 +275,7 @@ def _short_repr(value: Any, limit: int = 80) -> str:
 
 
 def _jsonable(value: Any) -> Any:
-    if isinstance(value, tuple):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, list):
+    if isinstance(value, tuple | list):
         return [_jsonable(v) for v in value]
     if value is None or isinstance(value, bool | int | float | str):
         return value
@@ -383,12 +301,7 @@ def signature_params(
             context.append(p.name)
         elif p.kind is not p.VAR_POSITIONAL and not p.name.startswith("_"):
             params.append(Param(p.name, p.annotation, p.default))
-    if accepts_any:
-        context = [n for n in skip]
-    return params, accepts_any, tuple(context)
-
-
-# ---------------------------------------------------------------------------------------------
+    return params, accepts_any, tuple(skip if accepts_any else context)
 
 
 class Registry:
@@ -444,16 +357,13 @@ class Registry:
         kind = self._kind(kind)
         if not isinstance(name, str):
             raise GanforgeError(f"{where}: 'name' must be a string naming a {kind}, got {name!r}")
-        try:
+        if name in self._components[kind]:
             return self._components[kind][name]
-        except KeyError:
-            pass
         known = self.names(kind)
         close = difflib.get_close_matches(name, known, n=3, cutoff=0.5)
-        hint = f"did you mean {', '.join(repr(c) for c in close)}?" if close else ""
-        available = f"available: {', '.join(known) or 'none'}"
+        hint = f"did you mean {', '.join(repr(c) for c in close)}? " if close else ""
         prefix = f"{where}: " if where else ""
-        raise GanforgeError(f"{prefix}unknown {kind} '{name}'; {hint + ' ' if hint else ''}{available}")
+        raise GanforgeError(f"{prefix}unknown {kind} '{name}'; {hint}available: {', '.join(known) or 'none'}")
 
     def options(self, component: Component) -> list[Param]:
         """Every recipe option of a component: its own plus those common to its kind."""
@@ -515,9 +425,8 @@ class Registry:
             message = " ".join(str(exc).split()) or type(exc).__name__
             raise GanforgeError(f"{prefix}: {message}") from None
         except Exception as exc:
-            # Any other failure of a component's code (a plugin's bug, or a size the allocator
-            # refuses) names the component and its plugin instead of a traceback;
-            # GANFORGE_DEBUG=1 keeps the traceback.
+            # Any other failure (a plugin's bug, a size the allocator refuses) names the component
+            # and its plugin instead of a traceback; GANFORGE_DEBUG=1 keeps the traceback.
             if os.environ.get("GANFORGE_DEBUG"):
                 raise
             raise GanforgeError(
@@ -536,8 +445,7 @@ class Registry:
 
 def describe_exception(exc: BaseException) -> str:
     """``Type: first line`` of an exception, for one-line messages."""
-    lines = str(exc).strip().splitlines()
-    text = lines[0] if lines else ""
+    text = str(exc).strip().partition("\n")[0]
     if isinstance(exc, MemoryError | RuntimeError) and "alloc" in text.lower():
         text = "out of memory: " + text
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__

@@ -6,6 +6,7 @@ import math
 from pathlib import Path
 
 import torch
+from PIL import Image
 from torchvision.utils import make_grid
 
 from ganforge.errors import GanforgeError
@@ -14,8 +15,6 @@ from ganforge.safety import check_memory, ensure_writable_dir, guard_targets, pn
 
 
 def _save(image: torch.Tensor, path: Path) -> Path:
-    from PIL import Image
-
     array = image.clamp(0, 1).mul(255).round().to(torch.uint8).permute(1, 2, 0).cpu().numpy()
     Image.fromarray(array).save(path, pnginfo=png_info("sample"))  # marked: a rerun may replace it
     return path
@@ -60,7 +59,7 @@ def sample_to_files(
         model.labels(cls, 1)  # a one-line error before any work
     per_class = bool(model.classes) and cls is None
     classes = len(model.classes) if per_class else 1
-    rows = (1 if per_class else max(1, count // steps) if count >= steps else 1) if interpolate else 0
+    rows = (1 if per_class else max(1, count // steps)) if interpolate else 0
     n = rows * steps if interpolate else (math.ceil(count / classes) if per_class else count)
     total = n * classes
     side = model.image_size
@@ -95,6 +94,5 @@ def sample_to_files(
     ]
     images = torch.cat(chunks).clamp(-1, 1).add(1).div(2).cpu()
     paths = [_save(make_grid(images, nrow=nrow, padding=2, pad_value=1.0), out)]
-    if individual is not None:
-        paths += [_save(img, individual / f"sample-{i:05d}.png") for i, img in enumerate(images)]
+    paths += [_save(img, file) for img, file in zip(images, individual_files)]
     return paths

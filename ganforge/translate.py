@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import sys
 from collections import deque
@@ -9,7 +10,7 @@ from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -19,9 +20,8 @@ from ganforge.data import expand_inputs, open_rgb, to_uint8_tensor
 from ganforge.errors import GanforgeError
 from ganforge.safety import ensure_writable_dir, guard_out_folder, guard_targets, png_info
 
-# ``model`` below is a ganforge.Model (not imported: the Model imports this module for its
-# translate() of PIL images and files, and an import back would make a cycle)
-Model = Any
+if TYPE_CHECKING:  # ganforge.model imports this module: a run-time import back would be a cycle
+    from ganforge.model import Model
 
 _MARK = png_info("translate")  # outputs are marked: a later run may replace them, nothing else
 MAX_SIZE = 16384  # a network's activations at this side already take tens of GB
@@ -61,9 +61,7 @@ def output_names(files: list[Path], out: Path, masks: bool = False) -> dict[Path
         name, i = path.stem, 1
         while name in used or (masks and f"{name}.mask" in used):
             name, i = f"{path.stem}-{i}", i + 1
-        used.add(name)
-        if masks:
-            used.add(f"{name}.mask")
+        used.update([name, f"{name}.mask"] if masks else [name])
         names[path] = out / f"{name}.png"
     return names
 
@@ -97,96 +95,6 @@ def plan_outputs(inputs: list[str], out: Path, masks: bool = False) -> tuple[lis
     return files, targets
 
 
-def translate_files(
-    model: Model,
-    inputs: list[str],
-    out: Path,
-    direction: str | None = None,
-    batch_size: int | None = None,
-    size: int | None = None,
-    compile: bool = False,
-    on_batch: Callable[[int], None] | None = None,
-    domain: str | int | None = None,
-) -> list[str]:
-    """Translate every image; returns the inputs that failed (each reported on one line).
-
-    ``batch_size`` unset means 64 on CUDA; on a CPU, 8 images of 64 px down to one of 256 px.
-    ``compile`` compiles the generator (a one-off cost of tens of seconds that pays off on large
-    folders). ``on_batch``, if given,
-    is called after each batch is handed to the writers, with the number of images handed over
-    so far; benchmarks time the steady state with it.
-    """
-    direction = model.direction(direction)
-    size = check_side(model, direction, size)
-    if domain is not None:
-        model.labels(domain, 1, "domain")  # checked before any work
-    on_cuda = model.device.type == "cuda"
-    if on_cuda:
-        torch.backends.cudnn.benchmark = True  # batches repeat a few shapes: autotune once per shape
-    model.compile = compile
-    if batch_size is None:
-        # On a CPU a batch pays only while it fits the caches: one 256 px image at a time is
-        # faster than four at once, eight 64 px ones are faster than one by one.
-        side = size or model.image_size
-        batch_size = 64 if on_cuda else max(1, min(8, 65536 // (side * side)))
-    if batch_size < 1:
-        raise GanforgeError(f"--batch-size must be >= 1, got {batch_size}")
-    files, targets = plan_outputs(inputs, out)
-    failures = _translate_batched(model, files, targets, direction, batch_size, size, on_batch, domain)
-    done = len(files) - len(failures)
-    print(
-        f"translated {done} image(s) {direction} into {out}"
-        + (f"; {len(failures)} failed" if failures else ""),
-        file=sys.stderr,
-    )
-    return failures
-
-
-def _workers() -> int:
-    return max(2, min(16, os.cpu_count() or 2))
-
-
-def _decode(
-    path: Path, size: int, multiple: int = 1, check: Callable[[int], str | None] | None = None
-) -> tuple[tuple[int, int], np.ndarray]:
-    """(original size, uint8 [H, W, 3] at the model's input size) for one file.
-
-    Numpy and Pillow only: torch CPU ops in many threads would each start their own thread pool.
-    ``check(side)`` says why the model cannot take a side (native sizes), which skips the file.
-    """
-    if not path.exists():
-        raise GanforgeError(f"{path}: no such file")
-    img = open_rgb(path)
-    shape = model_size(img, size, multiple)
-    if check is not None:
-        problem = check(shape[0]) or check(shape[1])
-        if problem:
-            raise GanforgeError(f"{path}: {img.width}x{img.height} px cannot be translated: {problem}")
-    return img.size, np.asarray(img if img.size == shape else img.resize(shape, Image.BICUBIC))
-
-
-def _save(array: np.ndarray, original: tuple[int, int], target: Path) -> None:
-    img = Image.fromarray(array)
-    if img.size != original:
-        img = img.resize(original, Image.BICUBIC)
-    # lossless either way; level 1 encodes several times faster
-    img.save(target, compress_level=1, pnginfo=_MARK)
-
-
-def side_check(model: Model, direction: str, size: int) -> Callable[[int], str | None] | None:
-    """For native sizes (``size`` 0): a cached check of each side against the network."""
-    if size > 0:
-        return None
-    seen: dict[int, str | None] = {}
-
-    def check(side: int) -> str | None:
-        if side not in seen:
-            seen[side] = model.size_problem(direction, side)
-        return seen[side]
-
-    return check
-
-
 _Item = tuple[Path, tuple[int, int], np.ndarray]  # (file, original size, decoded uint8 [H, W, 3])
 
 
@@ -199,26 +107,43 @@ class _Launched:
     done: torch.cuda.Event | None  # None on CPU: ``host`` is ready when the launch returns
 
 
-def _translate_batched(
+def translate_files(
     model: Model,
-    files: list[Path],
-    targets: dict[Path, Path],
-    direction: str,
-    batch_size: int,
-    size: int,
+    inputs: list[str],
+    out: Path,
+    direction: str | None = None,
+    batch_size: int | None = None,
+    size: int | None = None,
+    compile: bool = False,
     on_batch: Callable[[int], None] | None = None,
     domain: str | int | None = None,
 ) -> list[str]:
-    """Decode in threads, translate same-size images in batches on the device, save in threads.
+    """Translate every image: decoded and saved in threads, translated in batches of one size on
+    the device; returns the inputs that failed (each reported on one line).
 
-    Pillow releases the GIL while it decodes, resizes and encodes, so threads keep a GPU busy.
-    On CUDA, batches are pipelined: batch k+1 is queued on the device (H2D from pinned memory,
-    model, uint8 conversion, D2H into pinned memory, an event) before the main thread waits for
-    batch k and hands its images to the writers, so the GPU works while the host collects
-    decodes and submits saves. At most two batches are in flight.
+    ``batch_size`` unset means 64 on CUDA; on a CPU, 8 images of 64 px down to one of 256 px.
+    ``compile`` compiles the generator (a one-off cost of tens of seconds that pays off on large
+    folders). ``on_batch(images handed to the writers so far)`` runs after each batch.
     """
+    direction = model.direction(direction)
+    size = check_side(model, direction, size)
+    if domain is not None:
+        model.labels(domain, 1, "domain")  # checked before any work
+    on_cuda = model.device.type == "cuda"
+    if on_cuda:
+        torch.backends.cudnn.benchmark = True  # batches repeat a few shapes: autotune once per shape
+    model.compile = compile
+    if batch_size is None:
+        # On a CPU a batch pays only while it fits the caches: one 256 px image at a time is
+        # faster than four at once, eight 64 px ones are faster than one by one.
+        batch_size = 64 if on_cuda else max(1, min(8, 65536 // (size or model.image_size) ** 2))
+    if batch_size < 1:
+        raise GanforgeError(f"--batch-size must be >= 1, got {batch_size}")
+    files, targets = plan_outputs(inputs, out)
+    # Pillow releases the GIL while it decodes, resizes and encodes, so threads keep a GPU busy. On
+    # CUDA, batch k+1 is queued on the device (pinned H2D, model, uint8, pinned D2H, an event) before
+    # the host waits for batch k and hands it to the writers: at most two batches are in flight.
     runtime = model.runtime
-    on_cuda = runtime.device.type == "cuda"
     multiple = model.size_multiple(direction)
     check = side_check(model, direction, size)
     failures: list[str] = []
@@ -226,6 +151,7 @@ def _translate_batched(
     saving: deque[Future[None]] = deque()
     in_flight: deque[_Launched] = deque()
     full_shapes: set[tuple[int, ...]] = set()
+    decoding: deque[tuple[Path, Future[Any]]] = deque()  # in input order
     handed = 0
 
     def launch(items: list[_Item]) -> _Launched:
@@ -246,14 +172,14 @@ def _translate_batched(
         x = staged.to(runtime.device, non_blocking=True).permute(0, 3, 1, 2)
         y = model.translate(runtime.to_input(x), direction, domain=domain)[:n]
         y = y.clamp(-1, 1).add(1).mul(127.5).round().to(torch.uint8).permute(0, 2, 3, 1).contiguous()
-        targets = [(path, original) for path, original, _ in items]
+        sources = [(path, original) for path, original, _ in items]
         if not on_cuda:
-            return _Launched(targets, y, None)
+            return _Launched(sources, y, None)
         host = torch.empty(y.shape, dtype=torch.uint8, pin_memory=True)
         host.copy_(y, non_blocking=True)
         done = torch.cuda.Event(blocking=True)  # waiting on it sleeps instead of spinning a core
         done.record(torch.cuda.current_stream(runtime.device))
-        return _Launched(targets, host, done)
+        return _Launched(sources, host, done)
 
     def finish(batch: _Launched) -> None:
         """Wait for a launched batch and hand its images to the writers, in launch order."""
@@ -276,44 +202,66 @@ def _translate_batched(
         while len(in_flight) > 1:
             finish(in_flight.popleft())
 
-    with ThreadPoolExecutor(_workers(), thread_name_prefix="ganforge-io") as pool:
-        window = 4 * batch_size  # decodes in flight, in input order
-        decoding: deque[tuple[Path, Future[Any]]] = deque()
+    def collect() -> None:
+        """Take the oldest decode: a failed file is reported, an image joins its shape's batch."""
+        path, future = decoding.popleft()
+        try:
+            original, array = future.result()
+        except GanforgeError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            failures.append(str(path))
+            return
+        bucket = buckets.setdefault(array.shape, [])
+        bucket.append((path, original, array))
+        if len(bucket) >= batch_size:
+            run(bucket[:])
+            bucket.clear()
+
+    with ThreadPoolExecutor(max(2, min(16, os.cpu_count() or 2)), thread_name_prefix="ganforge-io") as pool:
         try:
             for path in files:
                 decoding.append((path, pool.submit(_decode, path, size, multiple, check)))
-                if len(decoding) < window:
-                    continue
-                _collect(decoding.popleft(), buckets, failures, batch_size, run)
+                if len(decoding) >= 4 * batch_size:  # bounds the decodes in flight
+                    collect()
             while decoding:
-                _collect(decoding.popleft(), buckets, failures, batch_size, run)
-            for items in buckets.values():
-                if items:
-                    run(items)
+                collect()
+            for items in [b for b in buckets.values() if b]:  # the last, part-full batches
+                run(items)
         finally:  # on an error or Ctrl-C too: what was already translated is written
             while in_flight:
                 finish(in_flight.popleft())
         while saving:
             saving.popleft().result()
+    failed = f"; {len(failures)} failed" if failures else ""
+    print(f"translated {len(files) - len(failures)} image(s) {direction} into {out}{failed}", file=sys.stderr)
     return failures
 
 
-def _collect(
-    entry: tuple[Path, Future[Any]],
-    buckets: dict[tuple[int, ...], list[_Item]],
-    failures: list[str],
-    batch_size: int,
-    run: Callable[[list[_Item]], None],
-) -> None:
-    path, future = entry
-    try:
-        original, array = future.result()
-    except GanforgeError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        failures.append(str(path))
-        return
-    bucket = buckets.setdefault(array.shape, [])
-    bucket.append((path, original, array))
-    if len(bucket) >= batch_size:
-        run(bucket[:])
-        bucket.clear()
+def _decode(
+    path: Path, size: int, multiple: int = 1, check: Callable[[int], str | None] | None = None
+) -> tuple[tuple[int, int], np.ndarray]:
+    """(original size, uint8 [H, W, 3] at the model's input size) for one file; ``check(side)``
+    says why the model cannot take a side (native sizes), which skips the file. Numpy and Pillow
+    only: torch CPU ops in many threads would each start their own thread pool."""
+    if not path.exists():
+        raise GanforgeError(f"{path}: no such file")
+    img = open_rgb(path)
+    shape = model_size(img, size, multiple)
+    if check is not None:
+        problem = check(shape[0]) or check(shape[1])
+        if problem:
+            raise GanforgeError(f"{path}: {img.width}x{img.height} px cannot be translated: {problem}")
+    return img.size, np.asarray(img if img.size == shape else img.resize(shape, Image.BICUBIC))
+
+
+def _save(array: np.ndarray, original: tuple[int, int], target: Path) -> None:
+    img = Image.fromarray(array)
+    if img.size != original:
+        img = img.resize(original, Image.BICUBIC)
+    # lossless either way; level 1 encodes several times faster
+    img.save(target, compress_level=1, pnginfo=_MARK)
+
+
+def side_check(model: Model, direction: str, size: int) -> Callable[[int], str | None] | None:
+    """For native sizes (``size`` 0): a cached check of each side against the network."""
+    return None if size > 0 else functools.cache(functools.partial(model.size_problem, direction))
