@@ -92,8 +92,7 @@ def save(path: str | os.PathLike[str], state: dict[str, Any], meta: dict[str, An
 
 
 def read_state_tree(path: str | os.PathLike[str]) -> tuple[dict[str, Any], dict[str, Any]]:
-    """``(meta, state tree)`` from the header alone (checked; no tensor is read): the tree names
-    each tensor by reference."""
+    """``(meta, state tree)`` from the header alone (checked; no tensor is read)."""
     return _open(Path(path))[:2]
 
 
@@ -126,7 +125,6 @@ def load(
 
 
 def _select(tree: Any, only: list[str], path: Path) -> dict[str, Any]:
-    """The parts of ``tree`` at the ``only`` paths, nested as in the tree."""
     out: dict[str, Any] = {}
     for item in only:
         node, target = tree, out
@@ -228,8 +226,7 @@ def _open(path: Path, want_tensors: bool = False, only: list[str] | None = None)
             fmt = header.get("format")
             if fmt not in FORMATS:
                 raise GanforgeError(f"{path} is not a ganforge checkpoint (no '{FORMAT}' header)")
-            meta = _header_json(header, "meta", path)
-            tree = _header_json(header, "state", path)
+            meta, tree = (_header_json(header, key, path) for key in ("meta", "state"))
             sums = _header_json(header, "checksums", path) if fmt == FORMAT else None
             keys = set(f.keys())
             refs = _tree_refs(tree, path)
@@ -251,16 +248,15 @@ def _open(path: Path, want_tensors: bool = False, only: list[str] | None = None)
     if sums is not None:
         for k, t in tensors.items():
             if tensor_crc(t) != sums["tensors"][k]:
-                raise _changed(path, k)
+                raise _changed(path, f"tensor '{k}'")
         if want_tensors and only is not None:  # the tensors not read are checked too, as bytes
             _check_raw_sums(path, {k: v for k, v in sums["tensors"].items() if k not in tensors})
     return meta, tree, tensors
 
 
-def _changed(path: Path, key: str) -> GanforgeError:
+def _changed(path: Path, what: str) -> GanforgeError:
     return GanforgeError(
-        f"checkpoint {path} is damaged: tensor '{key}' does not match its checksum "
-        "(changed after it was written)"
+        f"checkpoint {path} is damaged: {what} does not match its checksum (changed after it was written)"
     )
 
 
@@ -276,7 +272,7 @@ def _check_raw_sums(path: Path, sums: dict[str, int]) -> None:
                 begin, end = layout[key]["data_offsets"]
                 with whole[start + begin : start + end] as part:  # released before the map closes
                     if zlib.crc32(part) != expected:
-                        raise _changed(path, key)
+                        raise _changed(path, f"tensor '{key}'")
 
 
 def _check_header_sums(path: Path, header: dict[str, str], sums: dict[str, Any], keys: set[str]) -> None:
@@ -289,10 +285,7 @@ def _check_header_sums(path: Path, header: dict[str, str], sums: dict[str, Any],
         raise _corrupt(path, f"{what} (the checksums list other tensors than the file holds)")
     for key in ("meta", "state"):
         if sums.get(key) != zlib.crc32(header[key].encode()):
-            raise GanforgeError(
-                f"checkpoint {path} is damaged: its {'metadata' if key == 'meta' else 'state tree'} does "
-                "not match its checksum (changed after it was written)"
-            )
+            raise _changed(path, "its metadata" if key == "meta" else "its state tree")
 
 
 def _is_int(value: Any, low: int) -> bool:
@@ -305,6 +298,7 @@ def check_run_meta(meta: Any, path: Path) -> dict[str, Any]:
     ``recipe`` (a table) and ``step`` are required, the other keys below are checked when present,
     and the step must be one a run can reach (its sample positions fit int64).
     """
+    from ganforge.training.state import MAX_SAMPLE_POSITIONS
 
     def bad(key: str, expected: str) -> GanforgeError:
         got = "missing" if key not in meta else f"got {_short_repr(meta[key], 60)}"
@@ -329,22 +323,7 @@ def check_run_meta(meta: Any, path: Path) -> dict[str, Any]:
     for key, (ok, expected) in checks.items():
         if key in meta and not ok(meta[key]):
             raise bad(key, expected)
-    _check_step_possible(meta, path)
-    table = meta["recipe"].get("objective")
-    name = table.get("name") if isinstance(table, dict) else None
-    if "objective" in meta and name != meta["objective"]:
-        raise GanforgeError(
-            f"checkpoint {path}: metadata says objective {_short_repr(meta['objective'], 60)} but its recipe "
-            f"runs {_short_repr(name, 60)}"
-        )
-    return meta
-
-
-def _check_step_possible(meta: dict[str, Any], path: Path) -> None:
-    """Refuse a step no run can reach: its sample positions (step x batch x world size) past
-    what int64 holds, where the trainer stops any plan (``MAX_SAMPLE_POSITIONS``)."""
-    from ganforge.training.state import MAX_SAMPLE_POSITIONS
-
+    # step x batch x world size sample positions: the trainer stops any plan at MAX_SAMPLE_POSITIONS
     train = meta["recipe"].get("train")
     batch = train.get("batch_size", 1) if isinstance(train, dict) else 1
     batch = batch if _is_int(batch, 1) else 1  # the recipe's own check names a bad one
@@ -355,6 +334,14 @@ def _check_step_possible(meta: dict[str, Any], path: Path) -> None:
             f"of {images} image(s) are more sample positions than a run can reach (2**62); the file "
             "was changed after it was written"
         )
+    table = meta["recipe"].get("objective")
+    name = table.get("name") if isinstance(table, dict) else None
+    if "objective" in meta and name != meta["objective"]:
+        raise GanforgeError(
+            f"checkpoint {path}: metadata says objective {_short_repr(meta['objective'], 60)} but its recipe "
+            f"runs {_short_repr(name, 60)}"
+        )
+    return meta
 
 
 class CheckpointDir:
@@ -367,7 +354,10 @@ class CheckpointDir:
     def save(self, step: int, state: dict[str, Any], meta: dict[str, Any]) -> Path:
         path = save(self.root / f"step-{step:08d}.safetensors", state, meta)
         atomic_write(self.root / LATEST, lambda tmp: Path(tmp).write_text(path.name + "\n"))
-        self._rotate(path)
+        if self.keep > 0:  # the newest `keep` step files; never the one just written
+            for old in self.steps()[: -self.keep]:
+                if old != path:
+                    old.unlink(missing_ok=True)
         return path
 
     def mark_best(self, path: Path) -> None:
@@ -381,22 +371,14 @@ class CheckpointDir:
     def steps(self) -> list[Path]:
         if not self.root.is_dir():
             return []
-        files = [p for p in self.root.iterdir() if _STEP_FILE.match(p.name)]
-        return sorted(files, key=lambda p: int(_STEP_FILE.match(p.name).group(1)))  # type: ignore[union-attr]
+        files = [p for p in self.root.iterdir() if step_of(p) is not None]
+        return sorted(files, key=lambda p: step_of(p) or 0)
 
     def latest(self) -> Path | None:
         """The newest ``step-N`` file. Not the one the ``latest`` pointer names: a write that filled
         the disk may have renamed its (complete) checkpoint into place without updating the pointer."""
         steps = self.steps()
         return steps[-1] if steps else None
-
-    def _rotate(self, current: Path) -> None:
-        """Keep the newest ``keep`` step files; never the one just written."""
-        if self.keep <= 0:
-            return
-        for old in self.steps()[: -self.keep]:
-            if old != current:
-                old.unlink(missing_ok=True)
 
 
 def step_of(path: Path) -> int | None:
