@@ -15,6 +15,7 @@ from typing import Any
 import torch
 from PIL import Image
 from safetensors import safe_open
+from safetensors.torch import save_file
 from torch import Tensor, nn
 
 import ganforge
@@ -22,8 +23,11 @@ from ganforge import checkpoint as ckpt
 from ganforge import plugins, protocols
 from ganforge.errors import GanforgeError
 from ganforge.method.declaration import Direction
+from ganforge.recipe import Recipe, objective_class, resolved_table
 from ganforge.runtime import Runtime, eval_mode
 from ganforge.safety import atomic_write, clean_stale, first_nonfinite, protect_inputs
+from ganforge.training.state import compare_tensors
+from ganforge.translate import to_pil, translate_files, translate_image
 
 EXPORT_FORMAT = "ganforge-export/2"  # 2: tensors checksummed; 1 (ganforge 0.1): none
 EXPORT_FORMATS = ("ganforge-export/1", EXPORT_FORMAT)
@@ -78,13 +82,8 @@ class Model:
         """A model from a run folder (its latest checkpoint), a checkpoint or an exported file."""
         registry = registry if registry is not None else plugins.get_registry()
         file = ckpt.resolve(path)
-        header = _safetensors_header(file)
         runtime = Runtime.create(device, precision, True)
-        if header.get("format") in EXPORT_FORMATS:
-            card, tensors = _read_export(file, header)
-            where = {name: name for name in tensors}
-        else:
-            card, tensors, where = _read_checkpoint(file, registry)
+        card, tensors, where = _read_export(file) or _read_checkpoint(file, registry)
         networks, checks = {}, {}
         for name, spec in card["networks"].items():
             net, checks[name] = build_network(spec, registry, f"{file}: network '{name}'")
@@ -226,8 +225,6 @@ class Model:
             raise GanforgeError("translate() takes a tensor, a PIL image, or file/folder paths (with out=)")
         if out is None:
             raise GanforgeError("translate() of files or folders needs out=FOLDER for the results")
-        from ganforge.translate import translate_files
-
         failures = translate_files(
             self, [str(i) for i in items], Path(out), direction, size=size, domain=domain
         )
@@ -258,8 +255,6 @@ class Model:
     def _translate_pil(
         self, images: list[Image.Image], direction: str, size: int | None, domain: str | int | None
     ) -> list[Image.Image]:
-        from ganforge.translate import translate_image
-
         side = self.image_size if size is None else size
         results = []
         for img in images:
@@ -280,8 +275,6 @@ class Model:
             self.generate(chunk, None if labels is None else labels[i : i + len(chunk)])
             for i, chunk in zip(range(0, n, 256), z.split(256))
         ]
-        from ganforge.translate import to_pil
-
         return [to_pil(img) for img in torch.cat(chunks)]
 
     def subset(self, directions: Iterable[str] | None = None) -> tuple[dict[str, Any], dict[str, nn.Module]]:
@@ -305,8 +298,6 @@ class Model:
         """Write the inference networks (of ``directions``; None: all) and the card as one
         safetensors file, atomically, each tensor checksummed: what ``ganforge export`` writes and
         :meth:`load` reads. Floating tensors are cast to ``dtype``."""
-        from safetensors.torch import save_file
-
         if dtype not in DTYPES:
             raise GanforgeError(f"dtype must be one of {', '.join(DTYPES)}, got {dtype!r}")
         card, networks = self.subset(directions)
@@ -434,33 +425,26 @@ def build_network(spec: dict[str, Any], registry: Any, where: str) -> tuple[nn.M
 def _load_weights(net: nn.Module, state: dict[str, Tensor], file: Path, where: str) -> None:
     """The one state check (names, shapes, dtypes; finite values), then a strict load. ``where``
     is the weights' path in the file (``objective/G_AB_ema``), for the messages."""
-    from ganforge.training.state import compare_tensors
-
     live = net.state_dict()
-    # an export may hold fp16 or bf16 weights: they load as the network's own dtype
-    cast = {
-        k: v.to(live[k].dtype) if k in live and v.is_floating_point() and live[k].is_floating_point() else v
-        for k, v in state.items()
-    }
-    problems = compare_tensors(live, cast if _is_export_dtype(state, live) else state, where)
+    # an fp16 or bf16 export loads as the network's fp32; any other dtype difference is named
+    floats = [(v, live[k]) for k, v in state.items() if k in live and v.is_floating_point()]
+    if floats and all(
+        v.dtype in (torch.float16, torch.bfloat16) and w.dtype == torch.float32 for v, w in floats
+    ):
+        state = {k: v.float() if k in live and v.is_floating_point() else v for k, v in state.items()}
+    problems = compare_tensors(live, state, where)
     if problems:
         more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
         raise GanforgeError(f"{file}: weights do not fit the network: {problems[0]}{more}")
-    bad = first_nonfinite(cast, where)
+    bad = first_nonfinite(state, where)
     if bad is not None:
         raise GanforgeError(f"{file}: {bad} holds NaN or infinite values")
-    net.load_state_dict(cast)
+    net.load_state_dict(state)
 
 
-def _is_export_dtype(state: dict[str, Tensor], live: dict[str, Tensor]) -> bool:
-    """Whether every floating tensor is fp16/bf16 where the network has fp32 (a lower-precision
-    export), as opposed to a wrong dtype (which the check names)."""
-    low = (torch.float16, torch.bfloat16)
-    floats = [(v, live[k]) for k, v in state.items() if k in live and v.is_floating_point()]
-    return bool(floats) and all(v.dtype in low and w.dtype == torch.float32 for v, w in floats)
-
-
-def _safetensors_header(file: Path) -> dict[str, str]:
+def _read_export(file: Path) -> tuple[dict[str, Any], dict[str, dict[str, Tensor]], dict[str, str]] | None:
+    """(card, tensors by network, their paths in the file) of an exported file, checked against its
+    checksums (format 2); None for a checkpoint."""
     if file.suffix.lower() == ".onnx":  # an export for other runtimes: ganforge never reads one back
         raise GanforgeError(
             f"{file} is an ONNX file (for onnxruntime and other runtimes); ganforge reads its "
@@ -469,28 +453,26 @@ def _safetensors_header(file: Path) -> dict[str, str]:
     ckpt.sniff(file)
     try:
         with safe_open(str(file), framework="pt") as f:
-            return f.metadata() or {}
-    except Exception as exc:
-        raise GanforgeError(f"{file} is truncated or corrupt ({type(exc).__name__})") from None
-
-
-def _read_export(file: Path, header: dict[str, str]) -> tuple[dict[str, Any], dict[str, dict[str, Tensor]]]:
-    """(card, tensors by network) of an exported file, checked against its checksums (format 2)."""
-    try:
-        card = json.loads(header["ganforge"])
-        sums = json.loads(header["checksums"]) if header.get("format") == EXPORT_FORMAT else None
-    except (KeyError, ValueError):
-        raise GanforgeError(f"{file}: an exported file without readable metadata") from None
-    if not isinstance(card, dict) or not isinstance(card.get("networks"), dict) or not card["networks"]:
-        raise GanforgeError(f"{file}: an exported file whose metadata names no networks")
-    if sums is not None and not isinstance(sums, dict):
-        raise GanforgeError(f"{file}: an exported file with malformed checksums")
-    tensors: dict[str, dict[str, Tensor]] = {name: {} for name in card["networks"]}
-    try:
-        with safe_open(str(file), framework="pt") as f:
+            header = f.metadata() or {}
+            if header.get("format") not in EXPORT_FORMATS:
+                return None
+            try:
+                card = json.loads(header["ganforge"])
+                sums = json.loads(header["checksums"]) if header["format"] == EXPORT_FORMAT else None
+            except (KeyError, ValueError):
+                raise GanforgeError(f"{file}: an exported file without readable metadata") from None
+            if (
+                not isinstance(card, dict)
+                or not isinstance(card.get("networks"), dict)
+                or not card["networks"]
+            ):
+                raise GanforgeError(f"{file}: an exported file whose metadata names no networks")
+            if sums is not None and not isinstance(sums, dict):
+                raise GanforgeError(f"{file}: an exported file with malformed checksums")
             keys = set(f.keys())
             if sums is not None and set(sums) != keys:
                 raise GanforgeError(f"{file} is damaged: its checksums list other tensors than it holds")
+            tensors: dict[str, dict[str, Tensor]] = {name: {} for name in card["networks"]}
             for key in sorted(keys):
                 name, _, param = key.partition("/")
                 if name not in tensors:
@@ -503,8 +485,7 @@ def _read_export(file: Path, header: dict[str, str]) -> tuple[dict[str, Any], di
         raise
     except Exception as exc:
         raise GanforgeError(f"{file} is truncated or corrupt ({type(exc).__name__})") from None
-    card.setdefault("step", 0)
-    return card, tensors
+    return {"step": 0, **card}, tensors, {name: name for name in tensors}
 
 
 def _read_checkpoint(
@@ -527,16 +508,17 @@ def _read_checkpoint(
     if missing:
         raise GanforgeError(f"{file}: the state has no network {', '.join(missing)} (damaged or not a run)")
     state, _ = ckpt.load(file, only=[f"objective/{p}" for p in parts.values()])
-    card = {**card, "step": meta["step"]}
     tensors = {name: state["objective"][part] for name, part in parts.items()}
-    return card, tensors, {name: f"objective/{part}" for name, part in parts.items()}
+    return (
+        {**card, "step": meta["step"]},
+        tensors,
+        {name: f"objective/{part}" for name, part in parts.items()},
+    )
 
 
 def legacy_card(file: Path, meta: dict[str, Any], saved: dict[str, Any], registry: Any) -> dict[str, Any]:
     """The model card of a checkpoint written before model cards (ganforge 0.1), from its saved
     recipe: its objective's declared inference networks and their sections."""
-    from ganforge.recipe import Recipe, objective_class, resolved_table
-
     try:
         resolved = Recipe(meta["recipe"], f"{file} (saved recipe)").resolve(registry, measure=False)
     except GanforgeError as exc:
@@ -546,20 +528,15 @@ def legacy_card(file: Path, meta: dict[str, Any], saved: dict[str, Any], registr
     networks: dict[str, dict[str, Any]] = {}
     for net_name in declares.inference_networks():
         section = declares.networks[net_name].section
-        spec = resolved.specs[section]
-        networks[net_name] = {
-            "kind": spec.component.kind,
-            "component": spec.component.name,
-            "options": resolved_table(resolved, section),
-            "context": {},
-            "plugin": spec.component.plugin,
-            "distribution": spec.component.distribution,
-            "version": spec.component.version,
-            "section": section,
-            "ema": f"{net_name}_ema" in saved,
-            "size_multiple": 1,
-            "parameters": 0,
-        }
+        # not built here: an empty stand-in gives size multiple 1 and 0 parameters
+        networks[net_name] = card_network(
+            resolved.specs[section],
+            resolved_table(resolved, section),
+            {},
+            nn.Identity(),
+            section=section,
+            ema=f"{net_name}_ema" in saved,
+        )
     size = meta.get("image_size") or (resolved.get("data") or {}).get("image_size")
     card = make_card(name, declares, networks, size)
     if card["noise"] is not None:
