@@ -88,8 +88,7 @@ class Model:
         for name, spec in card["networks"].items():
             net, checks[name] = build_network(spec, registry, f"{file}: network '{name}'")
             _load_weights(net, tensors[name], file, where[name])
-            net.requires_grad_(False)
-            networks[name] = runtime.prepare(net.eval(), trainable=False)
+            networks[name] = runtime.prepare(net.eval().requires_grad_(False), trainable=False)
         return cls(card, networks, runtime, file, checks)
 
     @property
@@ -216,11 +215,15 @@ class Model:
         direction = self.direction(direction)
         if isinstance(images, Tensor):
             return self._translate_tensor(images, direction, domain)
-        if isinstance(images, Image.Image):
-            return self._translate_pil([images], direction, size, domain)[0]
-        items = [images] if isinstance(images, str | os.PathLike) else list(images)
+        items = [images] if isinstance(images, str | os.PathLike | Image.Image) else list(images)
         if items and all(isinstance(i, Image.Image) for i in items):
-            return self._translate_pil(items, direction, size, domain)
+            side = self.image_size if size is None else size
+            results = []
+            for img in items:
+                rgb = img.convert("RGB")
+                y = translate_image(self, rgb, direction, side, domain)
+                results.append(y if y.size == rgb.size else y.resize(rgb.size, Image.BICUBIC))
+            return results[0] if isinstance(images, Image.Image) else results
         if not items or not all(isinstance(i, str | os.PathLike) for i in items):
             raise GanforgeError("translate() takes a tensor, a PIL image, or file/folder paths (with out=)")
         if out is None:
@@ -251,17 +254,6 @@ class Model:
         if uint8:
             y = y.clamp(-1, 1).add(1).mul(127.5).round().to(torch.uint8)
         return y[0] if single else y
-
-    def _translate_pil(
-        self, images: list[Image.Image], direction: str, size: int | None, domain: str | int | None
-    ) -> list[Image.Image]:
-        side = self.image_size if size is None else size
-        results = []
-        for img in images:
-            rgb = img.convert("RGB")
-            y = translate_image(self, rgb, direction, side, domain)
-            results.append(y if y.size == rgb.size else y.resize(rgb.size, Image.BICUBIC))
-        return results
 
     def sample(self, n: int = 1, seed: int | None = None, cls: str | int | None = None) -> list[Image.Image]:
         """``n`` images from noise; a ``seed`` gives ``ganforge sample --seed``'s images, ``cls`` a
@@ -373,7 +365,7 @@ def make_card(
 ) -> dict[str, Any]:
     """A model card from a declaration and its inference networks' entries (:func:`card_network`)."""
     noise = None
-    if declares.noise is not None and declares.noise in networks:
+    if declares.noise in networks:
         noise = {"network": declares.noise, "latent_dim": networks[declares.noise].get("latent_dim", 100)}
     condition = None
     if declares.condition is not None:
@@ -507,13 +499,10 @@ def _read_checkpoint(
     missing = [p for p in parts.values() if p not in saved]
     if missing:
         raise GanforgeError(f"{file}: the state has no network {', '.join(missing)} (damaged or not a run)")
-    state, _ = ckpt.load(file, only=[f"objective/{p}" for p in parts.values()])
+    where = {name: f"objective/{part}" for name, part in parts.items()}
+    state, _ = ckpt.load(file, only=list(where.values()))
     tensors = {name: state["objective"][part] for name, part in parts.items()}
-    return (
-        {**card, "step": meta["step"]},
-        tensors,
-        {name: f"objective/{part}" for name, part in parts.items()},
-    )
+    return {**card, "step": meta["step"]}, tensors, where
 
 
 def legacy_card(file: Path, meta: dict[str, Any], saved: dict[str, Any], registry: Any) -> dict[str, Any]:
@@ -569,8 +558,7 @@ def missing_plugin_hint(message: str, meta: dict[str, Any], registry: Any) -> st
 
 def output_file(path: Path, force: bool, protected: list[Path]) -> Path:
     """Where a model file may be written: never a folder, a checkpoint or the file read; an
-    existing file only with ``force``. Temporary files that killed writes of ``path`` left
-    beside it are removed (:func:`clean_stale`)."""
+    existing file only with ``force``. Stale temporary files of killed writes are removed."""
     if path.is_dir():
         raise GanforgeError(f"--out {path} is a folder; give a file name")
     protect_inputs(path, protected)
