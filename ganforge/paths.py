@@ -7,7 +7,6 @@ import os
 from pathlib import Path
 
 DATA_ROOT_ENV = "GANFORGE_DATA_ROOT"
-DEFAULT_DATA_ROOT = Path("~/.cache/ganforge/datasets")
 
 
 def cache_root() -> Path:
@@ -21,7 +20,7 @@ def cache_root() -> Path:
 
 def data_root() -> Path:
     """The folder holding datasets by name: ``GANFORGE_DATA_ROOT`` or ``~/.cache/ganforge/datasets``."""
-    return Path(os.environ.get(DATA_ROOT_ENV) or DEFAULT_DATA_ROOT).expanduser()
+    return Path(os.environ.get(DATA_ROOT_ENV) or "~/.cache/ganforge/datasets").expanduser()
 
 
 def data_root_text() -> str:

@@ -258,12 +258,10 @@ class MemoryBudget:
 def first_nonfinite(tree: Any, prefix: str = "") -> str | None:
     """The path of the first floating tensor (or float) in ``tree`` holding NaN or infinity."""
     if isinstance(tree, torch.Tensor):
-        if tree.is_floating_point() or tree.is_complex():
-            # A finite sum proves every element finite; only a non-finite one needs the
-            # element-wise check (it may be an overflow). Loading 90 MB of weights: 1.2 s -> 0.05 s.
-            if tree.numel() and not bool(torch.isfinite(tree.sum())):
-                if not bool(torch.isfinite(tree).all()):
-                    return prefix or "tensor"
+        # A finite sum proves every element finite; only a non-finite one needs the element-wise
+        # check (it may be an overflow). Loading 90 MB of weights: 1.2 s -> 0.05 s.
+        if (tree.is_floating_point() or tree.is_complex()) and not bool(torch.isfinite(tree.sum())):
+            return None if bool(torch.isfinite(tree).all()) else (prefix or "tensor")
         return None
     if isinstance(tree, float):
         return None if math.isfinite(tree) else (prefix or "value")
