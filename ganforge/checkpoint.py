@@ -22,6 +22,7 @@ from safetensors.torch import save_file
 from ganforge.errors import GanforgeError
 from ganforge.registry import _short_repr, describe_exception
 from ganforge.safety import RUN_FILES, atomic_write, clean_stale, first_nonfinite
+from ganforge.training.state import MAX_SAMPLE_POSITIONS, check_state
 
 FORMAT = "ganforge-checkpoint/2"
 FORMATS = ("ganforge-checkpoint/1", FORMAT)  # 1: ganforge 0.1.0, without checksums
@@ -48,10 +49,9 @@ def _split(state: Any, prefix: str, tensors: dict[str, torch.Tensor]) -> Any:
             name = f"#{k}" if isinstance(k, int) else k
             out[name] = _split(v, f"{prefix}/{name}" if prefix else name, tensors)
         return out
-    if isinstance(state, tuple):
-        return {_TUPLE: [_split(v, f"{prefix}/{i}", tensors) for i, v in enumerate(state)]}
-    if isinstance(state, list):
-        return [_split(v, f"{prefix}/{i}", tensors) for i, v in enumerate(state)]
+    if isinstance(state, list | tuple):
+        items = [_split(v, f"{prefix}/{i}", tensors) for i, v in enumerate(state)]
+        return {_TUPLE: items} if isinstance(state, tuple) else items
     if state is None or isinstance(state, bool | int | float | str):
         return state
     raise TypeError(f"cannot store {type(state).__name__} at '{prefix}' in a checkpoint")
@@ -110,11 +110,8 @@ def load(
     path: str | os.PathLike[str], device: str | torch.device = "cpu", only: list[str] | None = None
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     """Read a checkpoint: ``(state, meta)``. A damaged file is a one-line error naming it.
-
-    ``only`` lists paths into the state (``"objective/G_AB"``): then only those parts come back
-    (``{"objective": {"G_AB": ...}}``) and only their tensors are read and checksummed; the
-    header, the state tree and the checksum table are checked whole either way.
-    """
+    ``only``: paths into the state (``"objective/G_AB"``) to read alone, nested as in the state
+    (``{"objective": {"G_AB": ...}}``); every checksum is checked either way."""
     path = Path(path)
     meta, tree, tensors = _open(path, want_tensors=True, only=only)
     if only is not None:
@@ -293,12 +290,7 @@ def _is_int(value: Any, low: int) -> bool:
 
 
 def check_run_meta(meta: Any, path: Path) -> dict[str, Any]:
-    """Check the metadata of a run checkpoint (what the trainer writes); one-line errors.
-
-    ``recipe`` (a table) and ``step`` are required, the other keys below are checked when present,
-    and the step must be one a run can reach (its sample positions fit int64).
-    """
-    from ganforge.training.state import MAX_SAMPLE_POSITIONS
+    """Check the metadata of a run checkpoint (what the trainer writes); one-line errors."""
 
     def bad(key: str, expected: str) -> GanforgeError:
         got = "missing" if key not in meta else f"got {_short_repr(meta[key], 60)}"
@@ -403,11 +395,8 @@ def resolve(path: str | os.PathLike[str]) -> Path:
 
 
 def verify(path: str | os.PathLike[str]) -> tuple[Path, dict[str, Any]]:
-    """Check a run checkpoint whole without training: ``(file, meta)``. Every tensor against its
-    checksum, the metadata schema, the trainer's state (step against the metadata, RNG states) and
-    finite values; what ``--resume`` adds is the check against the recipe's rebuilt parts."""
-    from ganforge.training.state import check_state
-
+    """Check a run checkpoint whole without training: ``(file, meta)``: checksums, metadata, the
+    trainer's state and finite values (``--resume`` adds the check against the recipe's parts)."""
     file = resolve(path)
     meta = read_run_meta(file)
     state, _ = load(file)

@@ -53,12 +53,7 @@ _open_lock = threading.Lock()  # warnings filters are process-wide: one open at 
 
 
 def open_rgb(path: str | os.PathLike[str]) -> Image.Image:
-    """Decode an image as 8-bit RGB, raising ``GanforgeError`` naming the file if it is not one.
-
-    EXIF orientation is applied (phone photos come upright), 16-bit and 32-bit images are scaled
-    to 8 bits (not clipped to white), and an image over ``PIL.Image.MAX_IMAGE_PIXELS`` (the guard
-    against decompression bombs) is unreadable, as is anything Pillow fails on.
-    """
+    """Decode an image as 8-bit RGB, raising ``GanforgeError`` naming the file if it is not one."""
     try:
         with _open_lock, warnings.catch_warnings():
             # Pillow only warns between the limit and twice it: treat the whole range as too big.
