@@ -258,8 +258,7 @@ def _changed(path: Path, what: str) -> GanforgeError:
 
 
 def _check_raw_sums(path: Path, sums: dict[str, int]) -> None:
-    """The checksums of tensors that are not loaded, over their bytes in the file (no tensor is
-    built: a damaged file is refused whole for what a reader skips, at the cost of one pass)."""
+    """The checksums of tensors not loaded, over their bytes in the file (no tensor is built)."""
     with open(path, "rb") as f:
         length = int.from_bytes(f.read(8), "little")
         layout = json.loads(f.read(length))

@@ -39,9 +39,8 @@ class Model:
     """A trained model for inference (see the module docstring).
 
     ``directions`` maps what it translates (empty for a generator), ``generates`` says whether it
-    samples from noise, ``classes`` lists the values of its condition (class or domain names;
-    empty without one), ``image_size`` is its training size, ``card`` its model card.
-    """
+    samples from noise, ``classes`` lists its condition's values (class or domain names; empty
+    without one), ``image_size`` is its training size, ``card`` its model card."""
 
     def __init__(
         self,
@@ -126,8 +125,7 @@ class Model:
         return protocols.size_multiple(self.networks[self.directions[direction].network])
 
     def size_problem(self, direction: str, side: int) -> str | None:
-        """Why the network of ``direction`` cannot take ``side`` px squares, or None (its
-        component's ``check_image_size``)."""
+        """Why the network of ``direction`` cannot take ``side`` px squares, or None."""
         factory, options = self._checks.get(self.directions[direction].network, (None, None))
         if not isinstance(factory, protocols.SizeCheck):
             return None
@@ -287,9 +285,8 @@ class Model:
         return card, {n: self.networks[n] for n in card["networks"]}
 
     def save(self, path: PathLike, directions: Iterable[str] | None = None, dtype: str = "fp32") -> Path:
-        """Write the inference networks (of ``directions``; None: all) and the card as one
-        safetensors file, atomically, each tensor checksummed: what ``ganforge export`` writes and
-        :meth:`load` reads. Floating tensors are cast to ``dtype``."""
+        """Write the networks of ``directions`` (None: all), floating tensors cast to ``dtype``, and the
+        card as one checksummed safetensors file, atomically: what ``ganforge export`` writes."""
         if dtype not in DTYPES:
             raise GanforgeError(f"dtype must be one of {', '.join(DTYPES)}, got {dtype!r}")
         card, networks = self.subset(directions)
@@ -415,8 +412,7 @@ def build_network(spec: dict[str, Any], registry: Any, where: str) -> tuple[nn.M
 
 
 def _load_weights(net: nn.Module, state: dict[str, Tensor], file: Path, where: str) -> None:
-    """The one state check (names, shapes, dtypes; finite values), then a strict load. ``where``
-    is the weights' path in the file (``objective/G_AB_ema``), for the messages."""
+    """The one state check (names, shapes, dtypes; finite values), then a strict load."""
     live = net.state_dict()
     # an fp16 or bf16 export loads as the network's fp32; any other dtype difference is named
     floats = [(v, live[k]) for k, v in state.items() if k in live and v.is_floating_point()]
@@ -435,8 +431,7 @@ def _load_weights(net: nn.Module, state: dict[str, Tensor], file: Path, where: s
 
 
 def _read_export(file: Path) -> tuple[dict[str, Any], dict[str, dict[str, Tensor]], dict[str, str]] | None:
-    """(card, tensors by network, their paths in the file) of an exported file, checked against its
-    checksums (format 2); None for a checkpoint."""
+    """(card, tensors by network, their paths) of an exported file, checksums checked; None if not one."""
     if file.suffix.lower() == ".onnx":  # an export for other runtimes: ganforge never reads one back
         raise GanforgeError(
             f"{file} is an ONNX file (for onnxruntime and other runtimes); ganforge reads its "
@@ -483,8 +478,7 @@ def _read_export(file: Path) -> tuple[dict[str, Any], dict[str, dict[str, Tensor
 def _read_checkpoint(
     file: Path, registry: Any
 ) -> tuple[dict[str, Any], dict[str, dict[str, Tensor]], dict[str, str]]:
-    """(card, tensors by network, their paths in the state) of a run checkpoint: only the inference
-    networks are read (every tensor's checksum is checked)."""
+    """(card, tensors by network, their paths in the state) of a run checkpoint's inference networks."""
     meta, tree = ckpt.read_state_tree(file)
     meta = ckpt.check_run_meta(meta, file)
     saved = tree.get("objective") if isinstance(tree, dict) else None
@@ -506,8 +500,7 @@ def _read_checkpoint(
 
 
 def legacy_card(file: Path, meta: dict[str, Any], saved: dict[str, Any], registry: Any) -> dict[str, Any]:
-    """The model card of a checkpoint written before model cards (ganforge 0.1), from its saved
-    recipe: its objective's declared inference networks and their sections."""
+    """The model card of a checkpoint written before model cards (ganforge 0.1), from its saved recipe."""
     try:
         resolved = Recipe(meta["recipe"], f"{file} (saved recipe)").resolve(registry, measure=False)
     except GanforgeError as exc:
