@@ -22,6 +22,7 @@ from safetensors.torch import save_file
 from ganforge.errors import GanforgeError
 from ganforge.registry import _short_repr, describe_exception
 from ganforge.safety import RUN_FILES, atomic_write, clean_stale, first_nonfinite
+from ganforge.training.state import MAX_SAMPLE_POSITIONS, check_state
 
 FORMAT = "ganforge-checkpoint/2"
 FORMATS = ("ganforge-checkpoint/1", FORMAT)  # 1: ganforge 0.1.0, without checksums
@@ -48,10 +49,9 @@ def _split(state: Any, prefix: str, tensors: dict[str, torch.Tensor]) -> Any:
             name = f"#{k}" if isinstance(k, int) else k
             out[name] = _split(v, f"{prefix}/{name}" if prefix else name, tensors)
         return out
-    if isinstance(state, tuple):
-        return {_TUPLE: [_split(v, f"{prefix}/{i}", tensors) for i, v in enumerate(state)]}
-    if isinstance(state, list):
-        return [_split(v, f"{prefix}/{i}", tensors) for i, v in enumerate(state)]
+    if isinstance(state, list | tuple):
+        items = [_split(v, f"{prefix}/{i}", tensors) for i, v in enumerate(state)]
+        return {_TUPLE: items} if isinstance(state, tuple) else items
     if state is None or isinstance(state, bool | int | float | str):
         return state
     raise TypeError(f"cannot store {type(state).__name__} at '{prefix}' in a checkpoint")
@@ -92,8 +92,7 @@ def save(path: str | os.PathLike[str], state: dict[str, Any], meta: dict[str, An
 
 
 def read_state_tree(path: str | os.PathLike[str]) -> tuple[dict[str, Any], dict[str, Any]]:
-    """``(meta, state tree)`` from the header alone (checked; no tensor is read): the tree names
-    each tensor by reference."""
+    """``(meta, state tree)`` from the header alone (checked; no tensor is read)."""
     return _open(Path(path))[:2]
 
 
@@ -111,11 +110,8 @@ def load(
     path: str | os.PathLike[str], device: str | torch.device = "cpu", only: list[str] | None = None
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     """Read a checkpoint: ``(state, meta)``. A damaged file is a one-line error naming it.
-
-    ``only`` lists paths into the state (``"objective/G_AB"``): then only those parts come back
-    (``{"objective": {"G_AB": ...}}``) and only their tensors are read and checksummed; the
-    header, the state tree and the checksum table are checked whole either way.
-    """
+    ``only``: paths into the state (``"objective/G_AB"``) to read alone, nested as in the state
+    (``{"objective": {"G_AB": ...}}``); every checksum is checked either way."""
     path = Path(path)
     meta, tree, tensors = _open(path, want_tensors=True, only=only)
     if only is not None:
@@ -126,7 +122,6 @@ def load(
 
 
 def _select(tree: Any, only: list[str], path: Path) -> dict[str, Any]:
-    """The parts of ``tree`` at the ``only`` paths, nested as in the tree."""
     out: dict[str, Any] = {}
     for item in only:
         node, target = tree, out
@@ -228,8 +223,7 @@ def _open(path: Path, want_tensors: bool = False, only: list[str] | None = None)
             fmt = header.get("format")
             if fmt not in FORMATS:
                 raise GanforgeError(f"{path} is not a ganforge checkpoint (no '{FORMAT}' header)")
-            meta = _header_json(header, "meta", path)
-            tree = _header_json(header, "state", path)
+            meta, tree = (_header_json(header, key, path) for key in ("meta", "state"))
             sums = _header_json(header, "checksums", path) if fmt == FORMAT else None
             keys = set(f.keys())
             refs = _tree_refs(tree, path)
@@ -251,22 +245,20 @@ def _open(path: Path, want_tensors: bool = False, only: list[str] | None = None)
     if sums is not None:
         for k, t in tensors.items():
             if tensor_crc(t) != sums["tensors"][k]:
-                raise _changed(path, k)
+                raise _changed(path, f"tensor '{k}'")
         if want_tensors and only is not None:  # the tensors not read are checked too, as bytes
             _check_raw_sums(path, {k: v for k, v in sums["tensors"].items() if k not in tensors})
     return meta, tree, tensors
 
 
-def _changed(path: Path, key: str) -> GanforgeError:
+def _changed(path: Path, what: str) -> GanforgeError:
     return GanforgeError(
-        f"checkpoint {path} is damaged: tensor '{key}' does not match its checksum "
-        "(changed after it was written)"
+        f"checkpoint {path} is damaged: {what} does not match its checksum (changed after it was written)"
     )
 
 
 def _check_raw_sums(path: Path, sums: dict[str, int]) -> None:
-    """The checksums of tensors that are not loaded, over their bytes in the file (no tensor is
-    built: a damaged file is refused whole for what a reader skips, at the cost of one pass)."""
+    """The checksums of tensors not loaded, over their bytes in the file (no tensor is built)."""
     with open(path, "rb") as f:
         length = int.from_bytes(f.read(8), "little")
         layout = json.loads(f.read(length))
@@ -276,7 +268,7 @@ def _check_raw_sums(path: Path, sums: dict[str, int]) -> None:
                 begin, end = layout[key]["data_offsets"]
                 with whole[start + begin : start + end] as part:  # released before the map closes
                     if zlib.crc32(part) != expected:
-                        raise _changed(path, key)
+                        raise _changed(path, f"tensor '{key}'")
 
 
 def _check_header_sums(path: Path, header: dict[str, str], sums: dict[str, Any], keys: set[str]) -> None:
@@ -289,10 +281,7 @@ def _check_header_sums(path: Path, header: dict[str, str], sums: dict[str, Any],
         raise _corrupt(path, f"{what} (the checksums list other tensors than the file holds)")
     for key in ("meta", "state"):
         if sums.get(key) != zlib.crc32(header[key].encode()):
-            raise GanforgeError(
-                f"checkpoint {path} is damaged: its {'metadata' if key == 'meta' else 'state tree'} does "
-                "not match its checksum (changed after it was written)"
-            )
+            raise _changed(path, "its metadata" if key == "meta" else "its state tree")
 
 
 def _is_int(value: Any, low: int) -> bool:
@@ -300,11 +289,7 @@ def _is_int(value: Any, low: int) -> bool:
 
 
 def check_run_meta(meta: Any, path: Path) -> dict[str, Any]:
-    """Check the metadata of a run checkpoint (what the trainer writes); one-line errors.
-
-    ``recipe`` (a table) and ``step`` are required, the other keys below are checked when present,
-    and the step must be one a run can reach (its sample positions fit int64).
-    """
+    """Check the metadata of a run checkpoint (what the trainer writes); one-line errors."""
 
     def bad(key: str, expected: str) -> GanforgeError:
         got = "missing" if key not in meta else f"got {_short_repr(meta[key], 60)}"
@@ -329,22 +314,7 @@ def check_run_meta(meta: Any, path: Path) -> dict[str, Any]:
     for key, (ok, expected) in checks.items():
         if key in meta and not ok(meta[key]):
             raise bad(key, expected)
-    _check_step_possible(meta, path)
-    table = meta["recipe"].get("objective")
-    name = table.get("name") if isinstance(table, dict) else None
-    if "objective" in meta and name != meta["objective"]:
-        raise GanforgeError(
-            f"checkpoint {path}: metadata says objective {_short_repr(meta['objective'], 60)} but its recipe "
-            f"runs {_short_repr(name, 60)}"
-        )
-    return meta
-
-
-def _check_step_possible(meta: dict[str, Any], path: Path) -> None:
-    """Refuse a step no run can reach: its sample positions (step x batch x world size) past
-    what int64 holds, where the trainer stops any plan (``MAX_SAMPLE_POSITIONS``)."""
-    from ganforge.training.state import MAX_SAMPLE_POSITIONS
-
+    # step x batch x world size sample positions: the trainer stops any plan at MAX_SAMPLE_POSITIONS
     train = meta["recipe"].get("train")
     batch = train.get("batch_size", 1) if isinstance(train, dict) else 1
     batch = batch if _is_int(batch, 1) else 1  # the recipe's own check names a bad one
@@ -355,6 +325,14 @@ def _check_step_possible(meta: dict[str, Any], path: Path) -> None:
             f"of {images} image(s) are more sample positions than a run can reach (2**62); the file "
             "was changed after it was written"
         )
+    table = meta["recipe"].get("objective")
+    name = table.get("name") if isinstance(table, dict) else None
+    if "objective" in meta and name != meta["objective"]:
+        raise GanforgeError(
+            f"checkpoint {path}: metadata says objective {_short_repr(meta['objective'], 60)} but its recipe "
+            f"runs {_short_repr(name, 60)}"
+        )
+    return meta
 
 
 class CheckpointDir:
@@ -367,7 +345,10 @@ class CheckpointDir:
     def save(self, step: int, state: dict[str, Any], meta: dict[str, Any]) -> Path:
         path = save(self.root / f"step-{step:08d}.safetensors", state, meta)
         atomic_write(self.root / LATEST, lambda tmp: Path(tmp).write_text(path.name + "\n"))
-        self._rotate(path)
+        if self.keep > 0:  # the newest `keep` step files; never the one just written
+            for old in self.steps()[: -self.keep]:
+                if old != path:
+                    old.unlink(missing_ok=True)
         return path
 
     def mark_best(self, path: Path) -> None:
@@ -381,22 +362,14 @@ class CheckpointDir:
     def steps(self) -> list[Path]:
         if not self.root.is_dir():
             return []
-        files = [p for p in self.root.iterdir() if _STEP_FILE.match(p.name)]
-        return sorted(files, key=lambda p: int(_STEP_FILE.match(p.name).group(1)))  # type: ignore[union-attr]
+        files = [p for p in self.root.iterdir() if step_of(p) is not None]
+        return sorted(files, key=lambda p: step_of(p) or 0)
 
     def latest(self) -> Path | None:
         """The newest ``step-N`` file. Not the one the ``latest`` pointer names: a write that filled
         the disk may have renamed its (complete) checkpoint into place without updating the pointer."""
         steps = self.steps()
         return steps[-1] if steps else None
-
-    def _rotate(self, current: Path) -> None:
-        """Keep the newest ``keep`` step files; never the one just written."""
-        if self.keep <= 0:
-            return
-        for old in self.steps()[: -self.keep]:
-            if old != current:
-                old.unlink(missing_ok=True)
 
 
 def step_of(path: Path) -> int | None:
@@ -421,11 +394,8 @@ def resolve(path: str | os.PathLike[str]) -> Path:
 
 
 def verify(path: str | os.PathLike[str]) -> tuple[Path, dict[str, Any]]:
-    """Check a run checkpoint whole without training: ``(file, meta)``. Every tensor against its
-    checksum, the metadata schema, the trainer's state (step against the metadata, RNG states) and
-    finite values; what ``--resume`` adds is the check against the recipe's rebuilt parts."""
-    from ganforge.training.state import check_state
-
+    """Check a run checkpoint whole without training: ``(file, meta)``: checksums, metadata, the
+    trainer's state and finite values (``--resume`` adds the check against the recipe's parts)."""
     file = resolve(path)
     meta = read_run_meta(file)
     state, _ = load(file)

@@ -5,6 +5,7 @@ scales them to [-1, 1] on the device (4x less host-to-device traffic than float)
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import sys
@@ -28,7 +29,7 @@ def list_images(folder: str | os.PathLike[str], what: str = "images") -> list[Pa
     folder = Path(folder)
     if not folder.is_dir():
         raise GanforgeError(f"{what}: folder {folder.resolve()} not found")
-    files = sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS)
+    files = expand_inputs([folder])
     if not files:
         raise GanforgeError(
             f"{what}: no images in {folder.resolve()} (looked for {', '.join(IMAGE_EXTENSIONS)})"
@@ -52,12 +53,7 @@ _open_lock = threading.Lock()  # warnings filters are process-wide: one open at 
 
 
 def open_rgb(path: str | os.PathLike[str]) -> Image.Image:
-    """Decode an image as 8-bit RGB, raising ``GanforgeError`` naming the file if it is not one.
-
-    EXIF orientation is applied (phone photos come upright), 16-bit and 32-bit images are scaled
-    to 8 bits (not clipped to white), and an image over ``PIL.Image.MAX_IMAGE_PIXELS`` (the guard
-    against decompression bombs) is unreadable, as is anything Pillow fails on.
-    """
+    """Decode an image as 8-bit RGB, raising ``GanforgeError`` naming the file if it is not one."""
     try:
         with _open_lock, warnings.catch_warnings():
             # Pillow only warns between the limit and twice it: treat the whole range as too big.
@@ -65,7 +61,9 @@ def open_rgb(path: str | os.PathLike[str]) -> Image.Image:
             img = Image.open(path)
         with img:
             img.load()
-            return _to_rgb8(_upright(img))
+            with contextlib.suppress(Exception):  # a malformed EXIF block is ignored
+                img = ImageOps.exif_transpose(img) or img
+            return _to_rgb8(img)
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
         limit = Image.MAX_IMAGE_PIXELS
         raise GanforgeError(
@@ -77,14 +75,6 @@ def open_rgb(path: str | os.PathLike[str]) -> Image.Image:
     except Exception as exc:  # Pillow raises many types on damaged files: all mean unreadable
         text = " ".join(str(exc).split()) or "unreadable"
         raise GanforgeError(f"{path}: not a readable image ({type(exc).__name__}: {text})") from None
-
-
-def _upright(img: Image.Image) -> Image.Image:
-    """The image turned as its EXIF orientation says (a malformed EXIF block is ignored)."""
-    try:
-        return ImageOps.exif_transpose(img) or img
-    except Exception:
-        return img
 
 
 def _to_rgb8(img: Image.Image) -> Image.Image:

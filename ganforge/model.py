@@ -15,6 +15,7 @@ from typing import Any
 import torch
 from PIL import Image
 from safetensors import safe_open
+from safetensors.torch import save_file
 from torch import Tensor, nn
 
 import ganforge
@@ -22,8 +23,11 @@ from ganforge import checkpoint as ckpt
 from ganforge import plugins, protocols
 from ganforge.errors import GanforgeError
 from ganforge.method.declaration import Direction
+from ganforge.recipe import Recipe, objective_class, resolved_table
 from ganforge.runtime import Runtime, eval_mode
 from ganforge.safety import atomic_write, clean_stale, first_nonfinite, protect_inputs
+from ganforge.training.state import compare_tensors
+from ganforge.translate import to_pil, translate_files, translate_image
 
 EXPORT_FORMAT = "ganforge-export/2"  # 2: tensors checksummed; 1 (ganforge 0.1): none
 EXPORT_FORMATS = ("ganforge-export/1", EXPORT_FORMAT)
@@ -35,9 +39,8 @@ class Model:
     """A trained model for inference (see the module docstring).
 
     ``directions`` maps what it translates (empty for a generator), ``generates`` says whether it
-    samples from noise, ``classes`` lists the values of its condition (class or domain names;
-    empty without one), ``image_size`` is its training size, ``card`` its model card.
-    """
+    samples from noise, ``classes`` lists its condition's values (class or domain names; empty
+    without one), ``image_size`` is its training size, ``card`` its model card."""
 
     def __init__(
         self,
@@ -78,19 +81,13 @@ class Model:
         """A model from a run folder (its latest checkpoint), a checkpoint or an exported file."""
         registry = registry if registry is not None else plugins.get_registry()
         file = ckpt.resolve(path)
-        header = _safetensors_header(file)
         runtime = Runtime.create(device, precision, True)
-        if header.get("format") in EXPORT_FORMATS:
-            card, tensors = _read_export(file, header)
-            where = {name: name for name in tensors}
-        else:
-            card, tensors, where = _read_checkpoint(file, registry)
+        card, tensors, where = _read_export(file) or _read_checkpoint(file, registry)
         networks, checks = {}, {}
         for name, spec in card["networks"].items():
             net, checks[name] = build_network(spec, registry, f"{file}: network '{name}'")
             _load_weights(net, tensors[name], file, where[name])
-            net.requires_grad_(False)
-            networks[name] = runtime.prepare(net.eval(), trainable=False)
+            networks[name] = runtime.prepare(net.eval().requires_grad_(False), trainable=False)
         return cls(card, networks, runtime, file, checks)
 
     @property
@@ -128,8 +125,7 @@ class Model:
         return protocols.size_multiple(self.networks[self.directions[direction].network])
 
     def size_problem(self, direction: str, side: int) -> str | None:
-        """Why the network of ``direction`` cannot take ``side`` px squares, or None (its
-        component's ``check_image_size``)."""
+        """Why the network of ``direction`` cannot take ``side`` px squares, or None."""
         factory, options = self._checks.get(self.directions[direction].network, (None, None))
         if not isinstance(factory, protocols.SizeCheck):
             return None
@@ -217,17 +213,19 @@ class Model:
         direction = self.direction(direction)
         if isinstance(images, Tensor):
             return self._translate_tensor(images, direction, domain)
-        if isinstance(images, Image.Image):
-            return self._translate_pil([images], direction, size, domain)[0]
-        items = [images] if isinstance(images, str | os.PathLike) else list(images)
+        items = [images] if isinstance(images, str | os.PathLike | Image.Image) else list(images)
         if items and all(isinstance(i, Image.Image) for i in items):
-            return self._translate_pil(items, direction, size, domain)
+            side = self.image_size if size is None else size
+            results = []
+            for img in items:
+                rgb = img.convert("RGB")
+                y = translate_image(self, rgb, direction, side, domain)
+                results.append(y if y.size == rgb.size else y.resize(rgb.size, Image.BICUBIC))
+            return results[0] if isinstance(images, Image.Image) else results
         if not items or not all(isinstance(i, str | os.PathLike) for i in items):
             raise GanforgeError("translate() takes a tensor, a PIL image, or file/folder paths (with out=)")
         if out is None:
             raise GanforgeError("translate() of files or folders needs out=FOLDER for the results")
-        from ganforge.translate import translate_files
-
         failures = translate_files(
             self, [str(i) for i in items], Path(out), direction, size=size, domain=domain
         )
@@ -255,19 +253,6 @@ class Model:
             y = y.clamp(-1, 1).add(1).mul(127.5).round().to(torch.uint8)
         return y[0] if single else y
 
-    def _translate_pil(
-        self, images: list[Image.Image], direction: str, size: int | None, domain: str | int | None
-    ) -> list[Image.Image]:
-        from ganforge.translate import translate_image
-
-        side = self.image_size if size is None else size
-        results = []
-        for img in images:
-            rgb = img.convert("RGB")
-            y = translate_image(self, rgb, direction, side, domain)
-            results.append(y if y.size == rgb.size else y.resize(rgb.size, Image.BICUBIC))
-        return results
-
     def sample(self, n: int = 1, seed: int | None = None, cls: str | int | None = None) -> list[Image.Image]:
         """``n`` images from noise; a ``seed`` gives ``ganforge sample --seed``'s images, ``cls`` a
         class of a conditional model (by name or index; None: the classes in turn)."""
@@ -280,8 +265,6 @@ class Model:
             self.generate(chunk, None if labels is None else labels[i : i + len(chunk)])
             for i, chunk in zip(range(0, n, 256), z.split(256))
         ]
-        from ganforge.translate import to_pil
-
         return [to_pil(img) for img in torch.cat(chunks)]
 
     def subset(self, directions: Iterable[str] | None = None) -> tuple[dict[str, Any], dict[str, nn.Module]]:
@@ -302,11 +285,8 @@ class Model:
         return card, {n: self.networks[n] for n in card["networks"]}
 
     def save(self, path: PathLike, directions: Iterable[str] | None = None, dtype: str = "fp32") -> Path:
-        """Write the inference networks (of ``directions``; None: all) and the card as one
-        safetensors file, atomically, each tensor checksummed: what ``ganforge export`` writes and
-        :meth:`load` reads. Floating tensors are cast to ``dtype``."""
-        from safetensors.torch import save_file
-
+        """Write the networks of ``directions`` (None: all), floating tensors cast to ``dtype``, and the
+        card as one checksummed safetensors file, atomically: what ``ganforge export`` writes."""
         if dtype not in DTYPES:
             raise GanforgeError(f"dtype must be one of {', '.join(DTYPES)}, got {dtype!r}")
         card, networks = self.subset(directions)
@@ -382,7 +362,7 @@ def make_card(
 ) -> dict[str, Any]:
     """A model card from a declaration and its inference networks' entries (:func:`card_network`)."""
     noise = None
-    if declares.noise is not None and declares.noise in networks:
+    if declares.noise in networks:
         noise = {"network": declares.noise, "latent_dim": networks[declares.noise].get("latent_dim", 100)}
     condition = None
     if declares.condition is not None:
@@ -432,35 +412,26 @@ def build_network(spec: dict[str, Any], registry: Any, where: str) -> tuple[nn.M
 
 
 def _load_weights(net: nn.Module, state: dict[str, Tensor], file: Path, where: str) -> None:
-    """The one state check (names, shapes, dtypes; finite values), then a strict load. ``where``
-    is the weights' path in the file (``objective/G_AB_ema``), for the messages."""
-    from ganforge.training.state import compare_tensors
-
+    """The one state check (names, shapes, dtypes; finite values), then a strict load."""
     live = net.state_dict()
-    # an export may hold fp16 or bf16 weights: they load as the network's own dtype
-    cast = {
-        k: v.to(live[k].dtype) if k in live and v.is_floating_point() and live[k].is_floating_point() else v
-        for k, v in state.items()
-    }
-    problems = compare_tensors(live, cast if _is_export_dtype(state, live) else state, where)
+    # an fp16 or bf16 export loads as the network's fp32; any other dtype difference is named
+    floats = [(v, live[k]) for k, v in state.items() if k in live and v.is_floating_point()]
+    if floats and all(
+        v.dtype in (torch.float16, torch.bfloat16) and w.dtype == torch.float32 for v, w in floats
+    ):
+        state = {k: v.float() if k in live and v.is_floating_point() else v for k, v in state.items()}
+    problems = compare_tensors(live, state, where)
     if problems:
         more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
         raise GanforgeError(f"{file}: weights do not fit the network: {problems[0]}{more}")
-    bad = first_nonfinite(cast, where)
+    bad = first_nonfinite(state, where)
     if bad is not None:
         raise GanforgeError(f"{file}: {bad} holds NaN or infinite values")
-    net.load_state_dict(cast)
+    net.load_state_dict(state)
 
 
-def _is_export_dtype(state: dict[str, Tensor], live: dict[str, Tensor]) -> bool:
-    """Whether every floating tensor is fp16/bf16 where the network has fp32 (a lower-precision
-    export), as opposed to a wrong dtype (which the check names)."""
-    low = (torch.float16, torch.bfloat16)
-    floats = [(v, live[k]) for k, v in state.items() if k in live and v.is_floating_point()]
-    return bool(floats) and all(v.dtype in low and w.dtype == torch.float32 for v, w in floats)
-
-
-def _safetensors_header(file: Path) -> dict[str, str]:
+def _read_export(file: Path) -> tuple[dict[str, Any], dict[str, dict[str, Tensor]], dict[str, str]] | None:
+    """(card, tensors by network, their paths) of an exported file, checksums checked; None if not one."""
     if file.suffix.lower() == ".onnx":  # an export for other runtimes: ganforge never reads one back
         raise GanforgeError(
             f"{file} is an ONNX file (for onnxruntime and other runtimes); ganforge reads its "
@@ -469,28 +440,26 @@ def _safetensors_header(file: Path) -> dict[str, str]:
     ckpt.sniff(file)
     try:
         with safe_open(str(file), framework="pt") as f:
-            return f.metadata() or {}
-    except Exception as exc:
-        raise GanforgeError(f"{file} is truncated or corrupt ({type(exc).__name__})") from None
-
-
-def _read_export(file: Path, header: dict[str, str]) -> tuple[dict[str, Any], dict[str, dict[str, Tensor]]]:
-    """(card, tensors by network) of an exported file, checked against its checksums (format 2)."""
-    try:
-        card = json.loads(header["ganforge"])
-        sums = json.loads(header["checksums"]) if header.get("format") == EXPORT_FORMAT else None
-    except (KeyError, ValueError):
-        raise GanforgeError(f"{file}: an exported file without readable metadata") from None
-    if not isinstance(card, dict) or not isinstance(card.get("networks"), dict) or not card["networks"]:
-        raise GanforgeError(f"{file}: an exported file whose metadata names no networks")
-    if sums is not None and not isinstance(sums, dict):
-        raise GanforgeError(f"{file}: an exported file with malformed checksums")
-    tensors: dict[str, dict[str, Tensor]] = {name: {} for name in card["networks"]}
-    try:
-        with safe_open(str(file), framework="pt") as f:
+            header = f.metadata() or {}
+            if header.get("format") not in EXPORT_FORMATS:
+                return None
+            try:
+                card = json.loads(header["ganforge"])
+                sums = json.loads(header["checksums"]) if header["format"] == EXPORT_FORMAT else None
+            except (KeyError, ValueError):
+                raise GanforgeError(f"{file}: an exported file without readable metadata") from None
+            if (
+                not isinstance(card, dict)
+                or not isinstance(card.get("networks"), dict)
+                or not card["networks"]
+            ):
+                raise GanforgeError(f"{file}: an exported file whose metadata names no networks")
+            if sums is not None and not isinstance(sums, dict):
+                raise GanforgeError(f"{file}: an exported file with malformed checksums")
             keys = set(f.keys())
             if sums is not None and set(sums) != keys:
                 raise GanforgeError(f"{file} is damaged: its checksums list other tensors than it holds")
+            tensors: dict[str, dict[str, Tensor]] = {name: {} for name in card["networks"]}
             for key in sorted(keys):
                 name, _, param = key.partition("/")
                 if name not in tensors:
@@ -503,15 +472,13 @@ def _read_export(file: Path, header: dict[str, str]) -> tuple[dict[str, Any], di
         raise
     except Exception as exc:
         raise GanforgeError(f"{file} is truncated or corrupt ({type(exc).__name__})") from None
-    card.setdefault("step", 0)
-    return card, tensors
+    return {"step": 0, **card}, tensors, {name: name for name in tensors}
 
 
 def _read_checkpoint(
     file: Path, registry: Any
 ) -> tuple[dict[str, Any], dict[str, dict[str, Tensor]], dict[str, str]]:
-    """(card, tensors by network, their paths in the state) of a run checkpoint: only the inference
-    networks are read (every tensor's checksum is checked)."""
+    """(card, tensors by network, their paths in the state) of a run checkpoint's inference networks."""
     meta, tree = ckpt.read_state_tree(file)
     meta = ckpt.check_run_meta(meta, file)
     saved = tree.get("objective") if isinstance(tree, dict) else None
@@ -526,17 +493,14 @@ def _read_checkpoint(
     missing = [p for p in parts.values() if p not in saved]
     if missing:
         raise GanforgeError(f"{file}: the state has no network {', '.join(missing)} (damaged or not a run)")
-    state, _ = ckpt.load(file, only=[f"objective/{p}" for p in parts.values()])
-    card = {**card, "step": meta["step"]}
+    where = {name: f"objective/{part}" for name, part in parts.items()}
+    state, _ = ckpt.load(file, only=list(where.values()))
     tensors = {name: state["objective"][part] for name, part in parts.items()}
-    return card, tensors, {name: f"objective/{part}" for name, part in parts.items()}
+    return {**card, "step": meta["step"]}, tensors, where
 
 
 def legacy_card(file: Path, meta: dict[str, Any], saved: dict[str, Any], registry: Any) -> dict[str, Any]:
-    """The model card of a checkpoint written before model cards (ganforge 0.1), from its saved
-    recipe: its objective's declared inference networks and their sections."""
-    from ganforge.recipe import Recipe, objective_class, resolved_table
-
+    """The model card of a checkpoint written before model cards (ganforge 0.1), from its saved recipe."""
     try:
         resolved = Recipe(meta["recipe"], f"{file} (saved recipe)").resolve(registry, measure=False)
     except GanforgeError as exc:
@@ -546,20 +510,15 @@ def legacy_card(file: Path, meta: dict[str, Any], saved: dict[str, Any], registr
     networks: dict[str, dict[str, Any]] = {}
     for net_name in declares.inference_networks():
         section = declares.networks[net_name].section
-        spec = resolved.specs[section]
-        networks[net_name] = {
-            "kind": spec.component.kind,
-            "component": spec.component.name,
-            "options": resolved_table(resolved, section),
-            "context": {},
-            "plugin": spec.component.plugin,
-            "distribution": spec.component.distribution,
-            "version": spec.component.version,
-            "section": section,
-            "ema": f"{net_name}_ema" in saved,
-            "size_multiple": 1,
-            "parameters": 0,
-        }
+        # not built here: an empty stand-in gives size multiple 1 and 0 parameters
+        networks[net_name] = card_network(
+            resolved.specs[section],
+            resolved_table(resolved, section),
+            {},
+            nn.Identity(),
+            section=section,
+            ema=f"{net_name}_ema" in saved,
+        )
     size = meta.get("image_size") or (resolved.get("data") or {}).get("image_size")
     card = make_card(name, declares, networks, size)
     if card["noise"] is not None:
@@ -592,8 +551,7 @@ def missing_plugin_hint(message: str, meta: dict[str, Any], registry: Any) -> st
 
 def output_file(path: Path, force: bool, protected: list[Path]) -> Path:
     """Where a model file may be written: never a folder, a checkpoint or the file read; an
-    existing file only with ``force``. Temporary files that killed writes of ``path`` left
-    beside it are removed (:func:`clean_stale`)."""
+    existing file only with ``force``. Stale temporary files of killed writes are removed."""
     if path.is_dir():
         raise GanforgeError(f"--out {path} is a folder; give a file name")
     protect_inputs(path, protected)

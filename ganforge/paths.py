@@ -7,21 +7,18 @@ import os
 from pathlib import Path
 
 DATA_ROOT_ENV = "GANFORGE_DATA_ROOT"
-DEFAULT_DATA_ROOT = Path("~/.cache/ganforge/datasets")
 
 
 def cache_root() -> Path:
     """``$GANFORGE_CACHE``, else ``$XDG_CACHE_HOME/ganforge``, else ``~/.cache/ganforge``."""
-    env = os.environ.get("GANFORGE_CACHE")
-    if env:
-        return Path(env).expanduser()
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "ganforge"
+    if os.environ.get("GANFORGE_CACHE"):
+        return Path(os.environ["GANFORGE_CACHE"]).expanduser()
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "ganforge"
 
 
 def data_root() -> Path:
     """The folder holding datasets by name: ``GANFORGE_DATA_ROOT`` or ``~/.cache/ganforge/datasets``."""
-    return Path(os.environ.get(DATA_ROOT_ENV) or DEFAULT_DATA_ROOT).expanduser()
+    return Path(os.environ.get(DATA_ROOT_ENV) or "~/.cache/ganforge/datasets").expanduser()
 
 
 def data_root_text() -> str:

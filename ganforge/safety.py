@@ -13,6 +13,8 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from PIL import Image
+from PIL.PngImagePlugin import PngInfo
 
 from ganforge.errors import GanforgeError, WriteError
 
@@ -23,8 +25,6 @@ RUN_FILES = ("recipe.resolved.toml", "run.json", "metrics.jsonl")
 
 def png_info(command: str) -> Any:
     """A ``PngInfo`` marking an image as written by ``ganforge <command>``."""
-    from PIL.PngImagePlugin import PngInfo
-
     info = PngInfo()
     info.add_text(OUTPUT_KEY, command)
     return info
@@ -36,8 +36,6 @@ def is_own_output(path: Path) -> bool:
         if path.suffix.lower() == ".html":
             with open(path, encoding="utf-8", errors="replace") as f:
                 return REPORT_MARK in f.read(4096)
-        from PIL import Image
-
         with Image.open(path) as img:  # text chunks before the pixels are read on open
             return OUTPUT_KEY in img.info
     except Exception:  # unreadable: not ours, so never replaced
@@ -126,9 +124,8 @@ def describe_os_error(exc: BaseException) -> str:
 
 
 def atomic_write(path: Path, write: Callable[[str], Any]) -> None:
-    """``write(tmp)`` then fsync and rename onto ``path``: a reader never sees half a file, and a
-    failure (full disk, read-only folder) is a one-line :class:`WriteError` that leaves ``path``
-    as it was."""
+    """``write(tmp)`` then fsync and rename onto ``path``: a reader never sees half a file; a failure
+    (full disk, read-only folder) is a one-line :class:`WriteError` that leaves ``path`` as it was."""
     tmp: str | None = None
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -207,8 +204,7 @@ _measured: dict[Any, int] = {}  # (factory, options) -> bytes on the meta device
 
 
 class MemoryBudget:
-    """Sizes of an objective's networks, measured on the meta device before they are built: a
-    recipe whose networks cannot fit the device is refused before any memory is allocated.
+    """Sizes of an objective's networks, measured on the meta device before they are built.
     ``copies``: how many times each parameter is held (training about 4: weights, gradients and
     two optimizer moments; inference 1)."""
 
@@ -218,12 +214,10 @@ class MemoryBudget:
         self.parts: list[str] = []
 
     def add(self, what: str, build: Callable[[], Any], key: Any = None) -> None:
-        """Measure what ``build()`` makes on the meta device; refuse when the total cannot fit.
-
-        A factory that cannot build on the meta device is not measured (with ``strict`` its
-        :class:`GanforgeError` propagates). Sizes are remembered by ``key`` (component, options).
-        """
-        size = _measured.get(key) if key is not None else None
+        """Measure what ``build()`` makes on the meta device (remembered by ``key``); refuse when the
+        total cannot fit. What cannot build there is not measured (with ``strict``, a
+        :class:`GanforgeError` it raises propagates)."""
+        size = _measured.get(key)
         if size is None:
             try:
                 with torch.device("meta"):
@@ -258,12 +252,10 @@ class MemoryBudget:
 def first_nonfinite(tree: Any, prefix: str = "") -> str | None:
     """The path of the first floating tensor (or float) in ``tree`` holding NaN or infinity."""
     if isinstance(tree, torch.Tensor):
-        if tree.is_floating_point() or tree.is_complex():
-            # A finite sum proves every element finite; only a non-finite one needs the
-            # element-wise check (it may be an overflow). Loading 90 MB of weights: 1.2 s -> 0.05 s.
-            if tree.numel() and not bool(torch.isfinite(tree.sum())):
-                if not bool(torch.isfinite(tree).all()):
-                    return prefix or "tensor"
+        # A finite sum proves every element finite; only a non-finite one needs the element-wise
+        # check (it may be an overflow). Loading 90 MB of weights: 1.2 s -> 0.05 s.
+        if (tree.is_floating_point() or tree.is_complex()) and not bool(torch.isfinite(tree.sum())):
+            return None if bool(torch.isfinite(tree).all()) else (prefix or "tensor")
         return None
     if isinstance(tree, float):
         return None if math.isfinite(tree) else (prefix or "value")
