@@ -149,10 +149,11 @@ class Trainer:
         self.cuda_graph_note: str | None = None  # why steps are not captured, when they are not
 
     def emit(self, event: str, *args: Any) -> None:
-        """Call ``event`` on every callback that defines it."""
+        """Call ``event`` (one of ``protocols.CALLBACK_EVENTS``) on every callback defining it."""
+        if event not in protocols.CALLBACK_EVENTS:
+            raise ValueError(f"unknown callback event {event!r}")
         for cb in self.callbacks.values():
-            fn = protocols.callback_event(cb, event)
-            if fn is not None:
+            if callable(fn := getattr(cb, event, None)):
                 fn(self, *args)
 
     def _loader(self, start_step: int) -> DataLoader:
