@@ -1,7 +1,6 @@
 """The training engine: what every method's step needs and no method writes (learning-rate
 schedules, the fp16 GradScaler, the moving average, CUDA-graph readiness, checkpoint state and its
-checks, the model card).
-"""
+checks, the model card)."""
 
 from __future__ import annotations
 
@@ -115,13 +114,6 @@ class Engine:
         """Each optimizer's current learning rate, by name."""
         return {name: opt.lr for name, opt in self.objective.optimizers.items()}
 
-    def state_keys(self) -> set[str]:
-        """The top-level keys of ``state_dict()`` (checked before a checkpoint is loaded)."""
-        keys = (
-            set(self.networks) | {f"opt_{n}" for n in self.objective.optimizers} | set(self.objective.pools())
-        )
-        return keys | ({"scaler"} if self.scaler is not None else set())
-
     def state_dict(self) -> dict[str, Any]:
         """Networks, optimizers (``opt_<name>``), pools and the GradScaler, by name."""
         state: dict[str, Any] = {name: net.state_dict() for name, net in self.networks.items()}
@@ -136,7 +128,8 @@ class Engine:
         names, tensor names, shapes and dtypes, optimizer moments, finite values."""
         if not isinstance(state, dict):
             return [f"the objective state is {kind_of(state)}, not a table"]
-        expected = self.state_keys()
+        expected = set(self.networks) | {f"opt_{n}" for n in self.objective.optimizers}
+        expected |= set(self.objective.pools()) | ({"scaler"} if self.scaler is not None else set())
         missing = sorted(expected - set(state) - {"scaler"})  # fp16 resumes a non-fp16 run: fresh scaler
         extra = sorted(set(state) - expected)
         problems = [f"missing part {', '.join(missing)}"] if missing else []
@@ -159,8 +152,7 @@ class Engine:
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Restore :meth:`state_dict`; everything is checked first and the differences named."""
-        problems = self.check_state_dict(state)
-        if problems:
+        if problems := self.check_state_dict(state):
             more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
             raise GanforgeError(
                 f"objective '{self.objective.name}' state does not match its parts: {problems[0]}{more}"

@@ -1,7 +1,6 @@
 """The GAN-agnostic training loop: runs a resolved recipe's objective into a run folder, with
 checkpoints, exact resume and signals. Data order is a pure function of (seed, sample position), so
-resuming at step N continues the exact stream with any number of loader workers.
-"""
+resuming at step N continues the exact stream with any number of loader workers."""
 
 from __future__ import annotations
 
@@ -34,9 +33,8 @@ from ganforge.training.engine import Engine
 from ganforge.training.state import MAX_SAMPLE_POSITIONS, check_state
 
 RESOLVED_RECIPE = "recipe.resolved.toml"
-# A loss whose mean over a log interval is this many times its first value (or this many, where
-# that was below 1) has grown by orders of magnitude: warned about, or with
-# train.stop_on_divergence a stop (exit code 3).
+# A loss whose interval mean is this many times its first value (or this many, where that was below
+# 1) has grown by orders of magnitude: a warning, or with train.stop_on_divergence a stop (exit 3).
 DIVERGENCE_FACTOR = 1000.0
 _ADVICE = "lower the learning rates or loss weights"
 
@@ -122,8 +120,7 @@ class Trainer:
             )
         self.builder.defaults.update(steps_per_epoch=self.steps_per_epoch, total_steps=self.total_steps)
         self.classes = protocols.classes(self.dataset)
-        objective_class = self.registry.get("objective", resolved["objective"]["name"]).factory
-        condition = objective_class.declares.condition
+        condition = self.registry.get("objective", resolved["objective"]["name"]).factory.declares.condition
         if condition is not None and not self.classes:
             raise GanforgeError(
                 f"[data]: objective '{resolved['objective']['name']}' takes a {condition.kind} "
@@ -240,8 +237,7 @@ class Trainer:
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Restore :meth:`state_dict`, checked first."""
-        problems = check_state(state, self.world_size)
-        if problems:
+        if problems := check_state(state, self.world_size):
             raise GanforgeError(f"the state does not fit this trainer: {problems[0]}")
         step = state["trainer"]["step"]
         if step * self.global_batch >= MAX_SAMPLE_POSITIONS:
@@ -284,16 +280,13 @@ class Trainer:
         }
 
     def save_checkpoint(self) -> Path | None:
-        """Write a checkpoint of the current step (called on every rank; rank 0 writes).
-
-        Non-finite losses since the last log or state tensors raise :class:`NonFiniteError`
-        instead, so rotation never drops the last finite checkpoint for a broken one.
-        """
+        """Write a checkpoint of the current step (called on every rank; rank 0 writes). Non-finite
+        losses since the last log or state tensors raise :class:`NonFiniteError` instead, so
+        rotation never drops the last finite checkpoint for a broken one."""
         if self.world_size == 1 and self._pending:  # DDP ranks agree on non-finite losses in _log
             self._check_losses(self._pending)
         state = self.state_dict()
-        bad = first_nonfinite(state["objective"], "objective")
-        if bad is not None:
+        if (bad := first_nonfinite(state["objective"], "objective")) is not None:
             raise NonFiniteError(
                 f"step {self.step}: {bad} holds NaN or infinite values; not writing a checkpoint. "
                 + self._last_finite(_ADVICE)
@@ -339,12 +332,10 @@ class Trainer:
         return file
 
     def fit(self) -> dict[str, Any]:
-        """Train until ``total_steps`` (or a signal); returns a summary.
-
-        Stops with :class:`NonFiniteError` (exit code 3) on a NaN or infinite loss or weight,
-        :class:`WriteError` when the run folder cannot be written (read-only, full disk) and
-        :class:`GanforgeError` when the device runs out of memory; the last checkpoint is intact.
-        """
+        """Train until ``total_steps`` (or a signal); returns a summary. Stops with
+        :class:`NonFiniteError` (exit code 3) on a NaN or infinite loss or weight, :class:`WriteError`
+        when the run folder cannot be written (read-only, full disk) and :class:`GanforgeError` when
+        the device runs out of memory; the last checkpoint is intact."""
         try:
             if self.step == 0 and not self._resumed:  # before anything is written to the run folder
                 self.engine.fresh_start()
@@ -491,12 +482,10 @@ class Trainer:
             )
 
     def _log(self, pending: list[dict[str, torch.Tensor]]) -> None:
-        """Average the interval's losses and measure its throughput; one host sync per interval.
-
-        The same sync checks the losses: a NaN or infinite one stops the run
-        (:class:`NonFiniteError`, exit code 3); one grown past ``DIVERGENCE_FACTOR`` times its
-        first value is warned about once, or stops the run with ``train.stop_on_divergence``.
-        """
+        """Average the interval's losses and measure its throughput; one host sync per interval,
+        which also checks the losses: a NaN or infinite one stops the run (:class:`NonFiniteError`,
+        exit code 3); one grown past ``DIVERGENCE_FACTOR`` times its first value is warned about
+        once, or stops the run with ``train.stop_on_divergence``."""
         keys = list(dict.fromkeys(k for p in pending for k in p))  # a loss may skip steps (n_critic)
         means = torch.stack(
             [torch.stack([p[k].detach().float() for p in pending if k in p]).mean() for k in keys]
