@@ -1,7 +1,6 @@
 """Whole-step CUDA-graph capture: one graph replay per training step instead of ~1000 launches
 (docs/performance.md). Randomness inside the step (noise, pool draws) comes from the default CUDA
-generator, which replays advance like eager calls, so checkpoints keep exact RNG states.
-"""
+generator, which replays advance like eager calls, so checkpoints keep exact RNG states."""
 
 from __future__ import annotations
 

@@ -1,6 +1,5 @@
 """Checks of checkpoint state against what is live, before any state is touched: each problem
-names its key (``objective/G_AB/model.1.bias``), for a one-line error, never a half-loaded model.
-"""
+names its key (``objective/G_AB/model.1.bias``), for a one-line error, never a half-loaded model."""
 
 from __future__ import annotations
 
@@ -28,9 +27,7 @@ def compare_tensors(expected: dict[str, Tensor], given: Any, where: str) -> list
         return [f"{where} is {kind_of(given)}, not a table of tensors"]
     missing = [k for k in expected if k not in given]
     extra = [k for k in given if k not in expected]
-    problems = [
-        _listed(word, where, keys) for word, keys in (("missing", missing), ("unexpected", extra)) if keys
-    ]
+    problems = [_listed(w, where, keys) for w, keys in (("missing", missing), ("unexpected", extra)) if keys]
     for key, live in expected.items():
         saved = given.get(key)
         if key not in given:
