@@ -1,6 +1,5 @@
 """The objective contract: a training method declares its parts and writes ``train_step``; the
-engine (``ganforge.training.engine``) does the rest. docs/objectives.md is the guide.
-"""
+engine (``ganforge.training.engine``) does the rest. docs/objectives.md is the guide."""
 
 from __future__ import annotations
 
@@ -15,14 +14,11 @@ from ganforge.safety import MemoryBudget
 
 
 class Objective:
-    """Base class of every training objective.
-
-    Subclasses set ``declares`` and write ``train_step(batch, step) -> dict of loss tensors``.
-    Their ``__init__`` takes ``builder``, ``runtime`` and their own recipe options and calls
-    ``super().__init__(builder, runtime)``, which builds every declared part as an attribute by
-    name (optimizers as ``opt_<name>``; ``None`` for an absent optional section). Options that
-    :meth:`network_context` needs must be set before that call.
-    """
+    """Base class of every training objective: subclasses set ``declares`` and write
+    ``train_step(batch, step) -> dict of loss tensors``. Their ``__init__`` takes ``builder``,
+    ``runtime`` and their own recipe options and calls ``super().__init__(builder, runtime)``, which
+    builds every declared part as an attribute by name (optimizers as ``opt_<name>``; ``None`` for
+    an absent optional section). Options that :meth:`network_context` needs must be set before it."""
 
     declares: ClassVar[Declaration] = Declaration()
     sample_count: int = 4  # images per direction (or per class, or noise vectors) in sample grids
