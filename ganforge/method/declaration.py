@@ -65,10 +65,8 @@ class Direction:
 @dataclass(frozen=True)
 class Condition:
     """What the inference networks take besides their image or noise input: int64 indices into
-    the dataset's ``classes`` under ``batch_key`` (``label`` from a dataset with one folder per
-    class), as the ``networks``' second argument (``G(z, y)``, ``G(x, y)``). ``kind`` says what a
-    user picks with it: ``"class"`` (``ganforge sample --class NAME``) or ``"domain"`` (the target
-    domain of a multi-domain translator: ``ganforge translate --domain NAME``)."""
+    the dataset's ``classes`` under ``batch_key``, the ``networks``' second argument (``G(z, y)``).
+    ``kind``: ``"class"`` (``sample --class NAME``) or ``"domain"`` (``translate --domain NAME``)."""
 
     batch_key: str
     networks: tuple[str, ...]

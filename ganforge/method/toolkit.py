@@ -26,10 +26,9 @@ __all__ = [
 
 
 class ScheduledOptimizer:
-    """An optimizer with a learning-rate factor schedule and an optional shared GradScaler.
-    ``Objective.__init__`` builds one per declared optimizer; the engine sets ``factor`` (the
-    recipe's schedule: ``factor(step)`` multiplies each group's base lr), ``scaler`` (fp16) and
-    ``after_step`` (moving-average updates)."""
+    """An optimizer with a learning-rate factor schedule and an optional shared GradScaler, one per
+    declared optimizer: the engine sets ``factor`` (the recipe's schedule: ``factor(step)``
+    multiplies each group's base lr), ``scaler`` (fp16) and ``after_step`` (moving-average updates)."""
 
     def __init__(
         self,
@@ -37,9 +36,7 @@ class ScheduledOptimizer:
         factor: Callable[[int], float] | None = None,
         scaler: torch.amp.GradScaler | None = None,
     ) -> None:
-        self.optimizer = optimizer
-        self.factor = factor
-        self.scaler = scaler
+        self.optimizer, self.factor, self.scaler = optimizer, factor, scaler
         self.after_step: list[Callable[[], None]] = []
         self._capturable = False
         self._factor = 1.0
@@ -123,9 +120,8 @@ _RECIPE_KEYS = ("lr", "initial_lr", "betas", "eps", "weight_decay", "momentum", 
 
 
 def minimize(loss: Tensor, *optimizers: ScheduledOptimizer) -> None:
-    """One backward of ``loss``, then a step of each optimizer (e.g. a generator and its head).
-    Gradients are set to None first; under fp16 the loss is scaled and each step goes through the
-    shared GradScaler; each optimizer's ``after_step`` runs after its step."""
+    """One backward of ``loss`` (gradients set to None first; scaled under fp16), then a step of each
+    optimizer (e.g. a generator and its head, through the shared GradScaler) and its ``after_step``."""
     for opt in optimizers:
         opt.optimizer.zero_grad(set_to_none=True)
     scaler = optimizers[0].scaler

@@ -1,6 +1,5 @@
 """Multi-process training with torchrun + DistributedDataParallel (docs/distributed.md): :func:`setup`
-reads torchrun's RANK / WORLD_SIZE / LOCAL_RANK, starts the process group (NCCL on CUDA, gloo on
-CPU) and picks this rank's device."""
+joins the process group (NCCL on CUDA, gloo on CPU) and picks this rank's device."""
 
 from __future__ import annotations
 

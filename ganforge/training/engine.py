@@ -1,6 +1,5 @@
-"""The training engine: what every method's step needs and no method writes (learning-rate
-schedules, the fp16 GradScaler, the moving average, CUDA-graph readiness, checkpoint state and its
-checks, the model card)."""
+"""The training engine: what every method's step needs and no method writes (lr schedules, the fp16
+GradScaler, the moving average, CUDA-graph readiness, checkpoint state and its checks, the model card)."""
 
 from __future__ import annotations
 
@@ -22,9 +21,7 @@ class Engine:
     """Runs one objective's steps and holds its state: networks, ``opt_<name>``, pools, ``scaler``."""
 
     def __init__(self, objective: Objective, builder: Any, runtime: Runtime, ema: float = 0.0) -> None:
-        self.objective = objective
-        self.builder = builder
-        self.runtime = runtime
+        self.objective, self.builder, self.runtime = objective, builder, runtime
         self.declares = objective.declares
         self.scaler = runtime.grad_scaler()
         schedule = builder.build("schedule") if builder.has("schedule") else None
