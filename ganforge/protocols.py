@@ -116,15 +116,9 @@ def aligned(factory: Any) -> tuple[str, ...]:
     return tuple(getattr(factory, "aligned", ()) or ()) if isinstance(factory, Yields) else ()
 
 
-CALLBACK_EVENTS = (
-    "on_train_start",
-    "on_step_end",
-    "on_log",
-    "on_log_info",
-    "on_samples",
-    "on_epoch_end",
-    "on_checkpoint",
-    "on_train_end",
+# The events a callback may define (each optional); Trainer.emit refuses any other name.
+CALLBACK_EVENTS = tuple(
+    "on_train_start on_step_end on_log on_log_info on_samples on_epoch_end on_checkpoint on_train_end".split()
 )
 
 

@@ -70,9 +70,8 @@ class Objective:
         raise NotImplementedError(f"{type(self).__name__} must implement train_step(batch, step)")
 
     def on_fresh_start(self) -> None:
-        """Called once before the first step of a new run, never on resume (the checkpoint holds
-        the weights then): load pre-trained weights here (UVCGAN2's pre-training). The moving
-        average starts from what this leaves."""
+        """Called once before the first step of a new run, never on resume: load pre-trained weights
+        here (UVCGAN2's pre-training); the moving average starts from what this leaves."""
 
     def prepare_step(self, step: int) -> None:
         """Host-side settings of step ``step`` (schedules of loss weights, Adam betas, an

@@ -62,9 +62,8 @@ class ScheduledOptimizer:
         move to the device and, under a schedule, learning rates become device tensors that the
         schedule fills in place."""
         opt = self.optimizer
-        for group in opt.param_groups:
-            if "capturable" not in group and not group.get("fused"):
-                return f"{type(opt).__name__} without fused=true cannot be captured"
+        if any("capturable" not in group and not group.get("fused") for group in opt.param_groups):
+            return f"{type(opt).__name__} without fused=true cannot be captured"
         self._capturable = True
         for group in opt.param_groups:
             device = group["params"][0].device
@@ -150,8 +149,7 @@ def make_capturable(parts: dict[str, Any]) -> str | None:
 def set_requires_grad(modules: Iterable[nn.Module], flag: bool) -> None:
     """Freeze or unfreeze networks (the discriminators during a generator step)."""
     for m in modules:
-        for p in m.parameters():
-            p.requires_grad_(flag)
+        m.requires_grad_(flag)
 
 
 @contextmanager

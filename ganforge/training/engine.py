@@ -127,11 +127,9 @@ class Engine:
             return [f"the objective state is {kind_of(state)}, not a table"]
         expected = set(self.networks) | {f"opt_{n}" for n in self.objective.optimizers}
         expected |= set(self.objective.pools()) | ({"scaler"} if self.scaler is not None else set())
-        missing = sorted(expected - set(state) - {"scaler"})  # fp16 resumes a non-fp16 run: fresh scaler
-        extra = sorted(set(state) - expected)
-        problems = [f"missing part {', '.join(missing)}"] if missing else []
-        problems += [f"unexpected part {', '.join(extra)}"] if extra else []
-        if problems:
+        # fp16 resuming a non-fp16 run gets a fresh scaler
+        parts = (("missing", expected - set(state) - {"scaler"}), ("unexpected", set(state) - expected))
+        if problems := [f"{word} part {', '.join(sorted(keys))}" for word, keys in parts if keys]:
             return problems
         for name, net in self.networks.items():
             problems += compare_tensors(net.state_dict(), state[name], f"objective/{name}")

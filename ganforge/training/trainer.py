@@ -207,8 +207,7 @@ class Trainer:
     def _choose_step_fn(self) -> StepFn:
         if not self.cfg["cuda_graph"] or self.runtime.device.type != "cuda":
             return self.engine.run_step
-        reason = capture_blocker(self.runtime) or self.engine.capture_ready()
-        if reason:
+        if reason := capture_blocker(self.runtime) or self.engine.capture_ready():
             self.cuda_graph_note = reason
             if self.is_main and self.console is not None:
                 self.console.print(f"[yellow]CUDA graphs off[/]: {reason}")
@@ -218,14 +217,13 @@ class Trainer:
 
     def state_dict(self) -> dict[str, Any]:
         """Everything needed to resume exactly; in a DDP job every rank must call it (it gathers)."""
-        callbacks = {
-            n: cb.state_dict() for n, cb in self.callbacks.items() if isinstance(cb, protocols.Stateful)
-        }
         state: dict[str, Any] = {
             "trainer": {"step": self.step, "epoch": self.epoch},
             "rng": rng_state(),
             "objective": self.engine.state_dict(),
-            "callbacks": callbacks,
+            "callbacks": {
+                n: cb.state_dict() for n, cb in self.callbacks.items() if isinstance(cb, protocols.Stateful)
+            },
         }
         if self.world_size > 1:
             # Per-rank state (RNG streams, image pools) differs between ranks: keep each one.
@@ -315,8 +313,7 @@ class Trainer:
                 f"{file}: checkpoint is for objective '{meta.get('objective')}', "
                 f"the recipe runs '{self.recipe['objective']['name']}'"
             )
-        saved_world = meta.get("world_size", 1)
-        if saved_world != self.world_size:
+        if (saved_world := meta.get("world_size", 1)) != self.world_size:
             raise GanforgeError(
                 f"{file}: saved with {saved_world} process(es); resume with the same "
                 f"world size (now {self.world_size})"
@@ -434,9 +431,8 @@ class Trainer:
         return stop
 
     def _first_step(self, batch: dict[str, Any]) -> dict[str, torch.Tensor]:
-        """The run's first step, where components that do not fit together fail: a one-line
-        error naming the part whose code failed (``GANFORGE_DEBUG=1`` and later steps keep the
-        traceback)."""
+        """The run's first step, where components that do not fit together fail: a one-line error
+        naming the failing part (``GANFORGE_DEBUG=1`` and later steps keep the traceback)."""
         try:
             return self.train_step(batch)
         except GanforgeError:
@@ -482,10 +478,9 @@ class Trainer:
             )
 
     def _log(self, pending: list[dict[str, torch.Tensor]]) -> None:
-        """Average the interval's losses and measure its throughput; one host sync per interval,
-        which also checks the losses: a NaN or infinite one stops the run (:class:`NonFiniteError`,
-        exit code 3); one grown past ``DIVERGENCE_FACTOR`` times its first value is warned about
-        once, or stops the run with ``train.stop_on_divergence``."""
+        """Average the interval's losses and measure its throughput in one host sync, which also stops
+        the run on a NaN or infinite loss (:class:`NonFiniteError`) and warns once about one grown past
+        ``DIVERGENCE_FACTOR`` times its first value (or stops: ``train.stop_on_divergence``)."""
         keys = list(dict.fromkeys(k for p in pending for k in p))  # a loss may skip steps (n_critic)
         means = torch.stack(
             [torch.stack([p[k].detach().float() for p in pending if k in p]).mean() for k in keys]
@@ -529,9 +524,8 @@ class Trainer:
         self.emit("on_log", self.step, dict(zip(keys, values)))
 
     def _diverging(self, grown: list[tuple[str, float, float]]) -> None:
-        """Losses (name, mean, first value) grown by orders of magnitude, none where only another
-        rank's did: one warning line per loss, once; with ``train.stop_on_divergence`` a
-        :class:`NonFiniteError` (exit code 3)."""
+        """Losses (name, mean, first value) grown by orders of magnitude (empty when only another
+        rank's did): warned about once each, or a :class:`NonFiniteError` with ``stop_on_divergence``."""
         stop = bool(self.cfg.get("stop_on_divergence"))
         if stop and not grown:
             raise NonFiniteError(
@@ -581,9 +575,5 @@ def _usable_cpus() -> int:
 
 
 def _out_of_memory(exc: BaseException) -> bool:
-    text = str(exc)
-    return (
-        isinstance(exc, torch.OutOfMemoryError | MemoryError)
-        or "can't allocate memory" in text
-        or "out of memory" in text.lower()
-    )
+    oom = isinstance(exc, torch.OutOfMemoryError | MemoryError)
+    return oom or "can't allocate memory" in str(exc) or "out of memory" in str(exc).lower()
