@@ -77,8 +77,7 @@ class Engine:
         self._ema_weight = torch.tensor(1.0 - self.ema_decay, device=self.runtime.device)
         for name in self.declares.inference_networks():
             average = self.runtime.prepare(copy.deepcopy(unwrap(nets[name])), trainable=False)
-            average.requires_grad_(False)
-            self.ema[name] = average
+            self.ema[name] = average.requires_grad_(False)
         for opt_name, opt in self.objective.optimizers.items():
             names = [n for n in self.declares.optimizers[opt_name].steps if n in self.ema]
             if names:
@@ -180,7 +179,7 @@ class Engine:
         networks = {}
         for name, net in self.inference_networks().items():
             section = self.declares.networks[name].section
-            entry = card_network(
+            entry = networks[name] = card_network(
                 recipe.specs[section],
                 resolved_table(recipe, section),
                 objective.contexts.get(name, {}),
@@ -190,6 +189,5 @@ class Engine:
             )
             if name == self.declares.noise:
                 entry["latent_dim"] = protocols.latent_dim(net)
-            networks[name] = entry
         extra = {"sample_count": objective.sample_count, "sample_seed": objective.sample_seed}
         return make_card(objective.name, self.declares, networks, image_size, classes, **extra)

@@ -58,13 +58,11 @@ class PositionSampler(Sampler[int]):
 
 
 def _to_cpu(tree: Any) -> Any:
-    if isinstance(tree, torch.Tensor):
-        return tree.cpu()
     if isinstance(tree, dict):
         return {k: _to_cpu(v) for k, v in tree.items()}
     if isinstance(tree, list | tuple):
         return type(tree)(_to_cpu(v) for v in tree)
-    return tree
+    return tree.cpu() if isinstance(tree, torch.Tensor) else tree
 
 
 def _worker_init(_: int) -> None:
@@ -248,16 +246,14 @@ class Trainer:
         self._step_fn = None  # captured graphs refer to the state tensors being replaced
         self.step, self.epoch = step, state["trainer"]["epoch"]
         for name, cb_state in state.get("callbacks", {}).items():
-            callback = self.callbacks.get(name)
-            if isinstance(callback, protocols.Stateful):
+            if isinstance(callback := self.callbacks.get(name), protocols.Stateful):
                 try:
                     callback.load_state_dict(cb_state)
                 except (KeyError, ValueError, TypeError, AttributeError, IndexError, RuntimeError) as exc:
                     raise GanforgeError(
                         f"callback '{name}' state does not load ({describe_exception(exc)})"
                     ) from None
-        mine = state.get("ranks", {}).get(str(self.rank))
-        if mine is not None:
+        if (mine := state.get("ranks", {}).get(str(self.rank))) is not None:
             self.engine.load_local_state_dict(mine["objective"])
         set_rng_state(state["rng"] if mine is None else mine["rng"])
 
