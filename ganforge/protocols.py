@@ -1,8 +1,6 @@
-"""Typed capabilities of components: what the engine and the apps may ask of them.
-
-A component declares one by having the attribute or method (a class attribute is enough:
-``size_multiple = 4``); all are optional, and ganforge asks only through these protocols.
-"""
+"""Typed capabilities of components: what the engine and the apps may ask of them. A component
+declares one by having the attribute or method (a class attribute is enough: ``size_multiple = 4``);
+all are optional, and ganforge asks only through these protocols."""
 
 from __future__ import annotations
 
@@ -42,16 +40,14 @@ class Features(Protocol):
 
 @runtime_checkable
 class SizeCheck(Protocol):
-    """A component factory that says which square image sizes it works with (at resolve time):
-    ``check_image_size(options, size) -> str | None`` (why not, or None)."""
+    """A component factory that says, at resolve time, why a square image size does not work (or None)."""
 
     def check_image_size(self, options: dict[str, Any], size: int) -> str | None: ...
 
 
 @runtime_checkable
 class OwnInit(Protocol):
-    """A network that initialises its own weights (R3GAN's fix-up, SNGAN's orthogonal): the
-    network kinds' ``init = "auto"`` keeps that instead of applying N(0, 0.02)."""
+    """A network with its own initialisation (R3GAN, SNGAN): ``init = "auto"`` keeps it over N(0, 0.02)."""
 
     own_init: bool
 
@@ -120,25 +116,10 @@ def aligned(factory: Any) -> tuple[str, ...]:
     return tuple(getattr(factory, "aligned", ()) or ()) if isinstance(factory, Yields) else ()
 
 
-CALLBACK_EVENTS = (
-    "on_train_start",
-    "on_step_end",
-    "on_log",
-    "on_log_info",
-    "on_samples",
-    "on_epoch_end",
-    "on_checkpoint",
-    "on_train_end",
+# The events a callback may define (each optional); Trainer.emit refuses any other name.
+CALLBACK_EVENTS = tuple(
+    "on_train_start on_step_end on_log on_log_info on_samples on_epoch_end on_checkpoint on_train_end".split()
 )
-
-
-def callback_event(callback: Any, event: str) -> Any:
-    """The method of ``callback`` for ``event`` (one of :data:`CALLBACK_EVENTS`), or None: a
-    callback defines only the events it wants."""
-    if event not in CALLBACK_EVENTS:
-        raise ValueError(f"unknown callback event {event!r}")
-    method = getattr(callback, event, None)
-    return method if callable(method) else None
 
 
 @runtime_checkable

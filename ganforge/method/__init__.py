@@ -1,2 +1,1 @@
-"""Writing a training method: the declaration, the :class:`Objective` base class and its helpers
-(all exported from ``ganforge``; docs/objectives.md is the guide)."""
+"""Writing a training method (docs/objectives.md): the declaration, ``Objective`` and its helpers."""

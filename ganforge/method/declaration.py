@@ -1,6 +1,5 @@
 """What a training method declares: its recipe sections, networks, optimizers, parts, batch
-keys and what its inference does; plain data, checked once before anything is built.
-"""
+keys and what its inference does; plain data, checked once before anything is built."""
 
 from __future__ import annotations
 
@@ -13,11 +12,8 @@ from ganforge.errors import GanforgeError
 
 @dataclass(frozen=True)
 class Section:
-    """A recipe section an objective reads: ``[name]`` holding one component of ``kind``.
-
-    With ``roles`` the section holds several components of the kind, one table per role
-    (``[optim.g]`` and ``[optim.d]``; ``[discriminator.global]`` and ``[discriminator.local]``).
-    """
+    """A recipe section an objective reads: ``[name]`` holding one component of ``kind``, or with
+    ``roles`` several, one table per role (``[optim.g]`` and ``[optim.d]``)."""
 
     name: str
     kind: str
@@ -38,10 +34,8 @@ class Network:
 @dataclass(frozen=True)
 class Optimizer:
     """An optimizer built from a recipe section, stepping the parameters of ``steps`` (networks).
-
     ``losses`` names the ``train_step`` keys it minimises, each exactly or as a prefix before
-    ``_`` (``"cycle"`` covers ``cycle_A``); displays group the logged losses by it.
-    """
+    ``_`` (``"cycle"`` covers ``cycle_A``); displays group the logged losses by it."""
 
     section: str
     steps: tuple[str, ...]
@@ -59,10 +53,8 @@ class Part:
 
 @dataclass(frozen=True)
 class Direction:
-    """A translation direction: ``network`` maps images of batch key ``source`` to ``target``.
-
-    ``inverse`` names the direction that maps back (cycle metrics and sample rows use it).
-    """
+    """A translation direction: ``network`` maps images of batch key ``source`` to ``target``;
+    ``inverse`` names the direction that maps back (cycle metrics and sample rows use it)."""
 
     network: str
     source: str
@@ -72,14 +64,9 @@ class Direction:
 
 @dataclass(frozen=True)
 class Condition:
-    """What the inference networks take besides their image or noise input.
-
-    ``batch_key`` is the dataset key carrying it: int64 indices into the dataset's ``classes``
-    (a dataset with one folder per class yields them as ``label``). The ``networks`` take it as
-    their second argument, ``G(z, y)`` or ``G(x, y)``. ``kind`` says what a user chooses with it:
-    ``"class"`` (what to generate: ``ganforge sample --class NAME``) or ``"domain"`` (the target
-    domain of a multi-domain translator: ``ganforge translate --domain NAME``).
-    """
+    """What the inference networks take besides their image or noise input: int64 indices into
+    the dataset's ``classes`` under ``batch_key``, the ``networks``' second argument (``G(z, y)``).
+    ``kind``: ``"class"`` (``sample --class NAME``) or ``"domain"`` (``translate --domain NAME``)."""
 
     batch_key: str
     networks: tuple[str, ...]
@@ -88,11 +75,9 @@ class Condition:
 
 @dataclass(frozen=True)
 class Declaration:
-    """Everything an objective is made of, by name.
-
-    ``paired`` names batch keys that must come aligned (an input and its target of the same
-    scene, as pix2pix trains on): the dataset must declare them in its ``aligned``.
-    """
+    """Everything an objective is made of, by name. ``paired`` names batch keys that must come
+    aligned (an input and its target of one scene, as pix2pix trains on): the dataset must declare
+    them in its ``aligned``."""
 
     sections: tuple[Section, ...] = ()
     networks: dict[str, Network] = field(default_factory=dict)
@@ -115,15 +100,12 @@ class Declaration:
     def check(self, objective: str) -> None:
         """Cross-check the names (a plugin author's mistake, reported before anything is built)."""
         declared = {s.name for s in self.sections} | {f"{s.name}.{r}" for s in self.sections for r in s.roles}
-        for group in (self.networks, self.optimizers, self.losses, self.pools):
-            for part in group.values():
-                if part.section not in declared:
-                    raise GanforgeError(
-                        f"objective '{objective}' builds from undeclared section [{part.section}]"
-                    )
+        groups = (self.networks, self.optimizers, self.losses, self.pools)
+        undeclared = [part.section for g in groups for part in g.values() if part.section not in declared]
+        if undeclared:
+            raise GanforgeError(f"objective '{objective}' builds from undeclared section [{undeclared[0]}]")
         for name, opt in self.optimizers.items():
-            unknown = [n for n in opt.steps if n not in self.networks]
-            if unknown:
+            if unknown := [n for n in opt.steps if n not in self.networks]:
                 raise GanforgeError(f"objective '{objective}': optimizer '{name}' steps unknown {unknown}")
         for name, d in self.directions.items():
             if d.network not in self.networks or (d.inverse and d.inverse not in self.directions):

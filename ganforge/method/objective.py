@@ -1,6 +1,5 @@
 """The objective contract: a training method declares its parts and writes ``train_step``; the
-engine (``ganforge.training.engine``) does the rest. docs/objectives.md is the guide.
-"""
+engine (``ganforge.training.engine``) does the rest. docs/objectives.md is the guide."""
 
 from __future__ import annotations
 
@@ -15,14 +14,11 @@ from ganforge.safety import MemoryBudget
 
 
 class Objective:
-    """Base class of every training objective.
-
-    Subclasses set ``declares`` and write ``train_step(batch, step) -> dict of loss tensors``.
-    Their ``__init__`` takes ``builder``, ``runtime`` and their own recipe options and calls
-    ``super().__init__(builder, runtime)``, which builds every declared part as an attribute by
-    name (optimizers as ``opt_<name>``; ``None`` for an absent optional section). Options that
-    :meth:`network_context` needs must be set before that call.
-    """
+    """Base class of every training objective: subclasses set ``declares`` and write
+    ``train_step(batch, step) -> dict of loss tensors``. Their ``__init__`` takes ``builder``,
+    ``runtime`` and their own recipe options and calls ``super().__init__(builder, runtime)``, which
+    builds every declared part as an attribute by name (optimizers as ``opt_<name>``; ``None`` for
+    an absent optional section). Options that :meth:`network_context` needs must be set before it."""
 
     declares: ClassVar[Declaration] = Declaration()
     sample_count: int = 4  # images per direction (or per class, or noise vectors) in sample grids
@@ -74,9 +70,8 @@ class Objective:
         raise NotImplementedError(f"{type(self).__name__} must implement train_step(batch, step)")
 
     def on_fresh_start(self) -> None:
-        """Called once before the first step of a new run, never on resume (the checkpoint holds
-        the weights then): load pre-trained weights here (UVCGAN2's pre-training). The moving
-        average starts from what this leaves."""
+        """Called once before the first step of a new run, never on resume: load pre-trained weights
+        here (UVCGAN2's pre-training); the moving average starts from what this leaves."""
 
     def prepare_step(self, step: int) -> None:
         """Host-side settings of step ``step`` (schedules of loss weights, Adam betas, an

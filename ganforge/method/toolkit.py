@@ -1,6 +1,5 @@
 """Helpers every objective uses (all exported from ``ganforge``): scheduled optimizers,
-``minimize``, freezing networks, reaching the plain network inside compile and DDP wrappers.
-"""
+``minimize``, freezing networks, reaching the plain network inside compile and DDP wrappers."""
 
 from __future__ import annotations
 
@@ -27,12 +26,9 @@ __all__ = [
 
 
 class ScheduledOptimizer:
-    """An optimizer with a learning-rate factor schedule and an optional shared GradScaler.
-
-    ``Objective.__init__`` builds one per declared optimizer; the engine sets ``factor`` (the
-    recipe's schedule: ``factor(step)`` multiplies each group's base lr), ``scaler`` (fp16) and
-    ``after_step`` (moving-average updates).
-    """
+    """An optimizer with a learning-rate factor schedule and an optional shared GradScaler, one per
+    declared optimizer: the engine sets ``factor`` (the recipe's schedule: ``factor(step)``
+    multiplies each group's base lr), ``scaler`` (fp16) and ``after_step`` (moving-average updates)."""
 
     def __init__(
         self,
@@ -40,9 +36,7 @@ class ScheduledOptimizer:
         factor: Callable[[int], float] | None = None,
         scaler: torch.amp.GradScaler | None = None,
     ) -> None:
-        self.optimizer = optimizer
-        self.factor = factor
-        self.scaler = scaler
+        self.optimizer, self.factor, self.scaler = optimizer, factor, scaler
         self.after_step: list[Callable[[], None]] = []
         self._capturable = False
         self._factor = 1.0
@@ -64,15 +58,12 @@ class ScheduledOptimizer:
                 group["lr"] = group["initial_lr"] * f
 
     def make_capturable(self) -> str | None:
-        """Make ``step()`` safe to capture in a CUDA graph; returns why not, or None.
-
-        Step counters move to the device and, under a schedule, learning rates become device
-        tensors that the schedule fills in place.
-        """
+        """Make ``step()`` safe to capture in a CUDA graph; returns why not, or None. Step counters
+        move to the device and, under a schedule, learning rates become device tensors that the
+        schedule fills in place."""
         opt = self.optimizer
-        for group in opt.param_groups:
-            if "capturable" not in group and not group.get("fused"):
-                return f"{type(opt).__name__} without fused=true cannot be captured"
+        if any("capturable" not in group and not group.get("fused") for group in opt.param_groups):
+            return f"{type(opt).__name__} without fused=true cannot be captured"
         self._capturable = True
         for group in opt.param_groups:
             device = group["params"][0].device
@@ -128,11 +119,8 @@ _RECIPE_KEYS = ("lr", "initial_lr", "betas", "eps", "weight_decay", "momentum", 
 
 
 def minimize(loss: Tensor, *optimizers: ScheduledOptimizer) -> None:
-    """One backward of ``loss``, then a step of each optimizer (e.g. a generator and its head).
-
-    Gradients are set to None first; under fp16 the loss is scaled and each step goes through
-    the shared GradScaler; each optimizer's ``after_step`` runs after its step.
-    """
+    """One backward of ``loss`` (gradients set to None first; scaled under fp16), then a step of each
+    optimizer (e.g. a generator and its head, through the shared GradScaler) and its ``after_step``."""
     for opt in optimizers:
         opt.optimizer.zero_grad(set_to_none=True)
     scaler = optimizers[0].scaler
@@ -147,17 +135,13 @@ def minimize(loss: Tensor, *optimizers: ScheduledOptimizer) -> None:
 
 
 def make_capturable(parts: dict[str, Any]) -> str | None:
-    """Call ``make_capturable()`` on each named part (pools first, then optimizers).
-
-    Returns the first part's reason for refusing, prefixed with its name, or None when all agree.
-    A part that is not :class:`ganforge.protocols.Capturable` refuses.
-    """
+    """Call ``make_capturable()`` on each named part (pools first, then optimizers): the first
+    part's reason for refusing, prefixed with its name, or None when all agree. A part that is not
+    :class:`ganforge.protocols.Capturable` refuses."""
     for name, part in parts.items():
-        if part is None:
-            continue
-        capturable = isinstance(part, protocols.Capturable)
-        reason = part.make_capturable() if capturable else f"{type(part).__name__} has no make_capturable()"
-        if reason:
+        if part is not None and not isinstance(part, protocols.Capturable):
+            return f"{name}: {type(part).__name__} has no make_capturable()"
+        if part is not None and (reason := part.make_capturable()):
             return f"{name}: {reason}"
     return None
 
@@ -165,8 +149,7 @@ def make_capturable(parts: dict[str, Any]) -> str | None:
 def set_requires_grad(modules: Iterable[nn.Module], flag: bool) -> None:
     """Freeze or unfreeze networks (the discriminators during a generator step)."""
     for m in modules:
-        for p in m.parameters():
-            p.requires_grad_(flag)
+        m.requires_grad_(flag)
 
 
 @contextmanager

@@ -1,7 +1,6 @@
 """Whole-step CUDA-graph capture: one graph replay per training step instead of ~1000 launches
 (docs/performance.md). Randomness inside the step (noise, pool draws) comes from the default CUDA
-generator, which replays advance like eager calls, so checkpoints keep exact RNG states.
-"""
+generator, which replays advance like eager calls, so checkpoints keep exact RNG states."""
 
 from __future__ import annotations
 
@@ -46,10 +45,9 @@ class _Graph:
                 self.inputs[key].copy_(value, non_blocking=True)
         self.graph.replay()
         # One copy of all losses, so the caller may keep them past the next replay.
-        out = self.flat.clone()
         return {
             name: part.reshape(shape)
-            for name, part, shape in zip(self.names, out.split(self.sizes), self.shapes)
+            for name, part, shape in zip(self.names, self.flat.clone().split(self.sizes), self.shapes)
         }
 
 
@@ -59,8 +57,7 @@ class CapturedStep:
     capture runs nothing: the first replay is that step's own update)."""
 
     def __init__(self, engine: Any, device: torch.device, warmup: int = 3) -> None:
-        self.engine = engine
-        self.device = device
+        self.engine, self.device = engine, device
         self.warmup = max(1, warmup)
         self.stream = torch.cuda.Stream(device)
         self.graphs: dict[Hashable, _Graph] = {}

@@ -1,7 +1,5 @@
 """Multi-process training with torchrun + DistributedDataParallel (docs/distributed.md): :func:`setup`
-reads torchrun's RANK / WORLD_SIZE / LOCAL_RANK, starts the process group (NCCL on CUDA, gloo on
-CPU) and picks this rank's device.
-"""
+joins the process group (NCCL on CUDA, gloo on CPU) and picks this rank's device."""
 
 from __future__ import annotations
 
@@ -22,7 +20,6 @@ class DistInfo:
 
     rank: int = 0
     world_size: int = 1
-    local_rank: int = 0
     runtime: Runtime | None = None
 
     def cleanup(self) -> None:
@@ -46,7 +43,7 @@ def setup(
         torch_dist.init_process_group("nccl" if use_cuda else "gloo")
     runtime = Runtime.create(f"cuda:{local}" if use_cuda else "cpu", precision, channels_last, compile)
     runtime.distributed = True
-    return DistInfo(rank, world, local, runtime)
+    return DistInfo(rank, world, runtime)
 
 
 def launch(argv: list[str], nproc: int) -> int:

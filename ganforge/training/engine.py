@@ -1,7 +1,5 @@
-"""The training engine: what every method's step needs and no method writes (learning-rate
-schedules, the fp16 GradScaler, the moving average, CUDA-graph readiness, checkpoint state and its
-checks, the model card).
-"""
+"""The training engine: what every method's step needs and no method writes (lr schedules, the fp16
+GradScaler, the moving average, CUDA-graph readiness, checkpoint state and its checks, the model card)."""
 
 from __future__ import annotations
 
@@ -23,9 +21,7 @@ class Engine:
     """Runs one objective's steps and holds its state: networks, ``opt_<name>``, pools, ``scaler``."""
 
     def __init__(self, objective: Objective, builder: Any, runtime: Runtime, ema: float = 0.0) -> None:
-        self.objective = objective
-        self.builder = builder
-        self.runtime = runtime
+        self.objective, self.builder, self.runtime = objective, builder, runtime
         self.declares = objective.declares
         self.scaler = runtime.grad_scaler()
         schedule = builder.build("schedule") if builder.has("schedule") else None
@@ -81,8 +77,7 @@ class Engine:
         self._ema_weight = torch.tensor(1.0 - self.ema_decay, device=self.runtime.device)
         for name in self.declares.inference_networks():
             average = self.runtime.prepare(copy.deepcopy(unwrap(nets[name])), trainable=False)
-            average.requires_grad_(False)
-            self.ema[name] = average
+            self.ema[name] = average.requires_grad_(False)
         for opt_name, opt in self.objective.optimizers.items():
             names = [n for n in self.declares.optimizers[opt_name].steps if n in self.ema]
             if names:
@@ -115,13 +110,6 @@ class Engine:
         """Each optimizer's current learning rate, by name."""
         return {name: opt.lr for name, opt in self.objective.optimizers.items()}
 
-    def state_keys(self) -> set[str]:
-        """The top-level keys of ``state_dict()`` (checked before a checkpoint is loaded)."""
-        keys = (
-            set(self.networks) | {f"opt_{n}" for n in self.objective.optimizers} | set(self.objective.pools())
-        )
-        return keys | ({"scaler"} if self.scaler is not None else set())
-
     def state_dict(self) -> dict[str, Any]:
         """Networks, optimizers (``opt_<name>``), pools and the GradScaler, by name."""
         state: dict[str, Any] = {name: net.state_dict() for name, net in self.networks.items()}
@@ -136,12 +124,11 @@ class Engine:
         names, tensor names, shapes and dtypes, optimizer moments, finite values."""
         if not isinstance(state, dict):
             return [f"the objective state is {kind_of(state)}, not a table"]
-        expected = self.state_keys()
-        missing = sorted(expected - set(state) - {"scaler"})  # fp16 resumes a non-fp16 run: fresh scaler
-        extra = sorted(set(state) - expected)
-        problems = [f"missing part {', '.join(missing)}"] if missing else []
-        problems += [f"unexpected part {', '.join(extra)}"] if extra else []
-        if problems:
+        expected = set(self.networks) | {f"opt_{n}" for n in self.objective.optimizers}
+        expected |= set(self.objective.pools()) | ({"scaler"} if self.scaler is not None else set())
+        # fp16 resuming a non-fp16 run gets a fresh scaler
+        parts = (("missing", expected - set(state) - {"scaler"}), ("unexpected", set(state) - expected))
+        if problems := [f"{word} part {', '.join(sorted(keys))}" for word, keys in parts if keys]:
             return problems
         for name, net in self.networks.items():
             problems += compare_tensors(net.state_dict(), state[name], f"objective/{name}")
@@ -159,8 +146,7 @@ class Engine:
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Restore :meth:`state_dict`; everything is checked first and the differences named."""
-        problems = self.check_state_dict(state)
-        if problems:
+        if problems := self.check_state_dict(state):
             more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
             raise GanforgeError(
                 f"objective '{self.objective.name}' state does not match its parts: {problems[0]}{more}"
@@ -193,7 +179,7 @@ class Engine:
         networks = {}
         for name, net in self.inference_networks().items():
             section = self.declares.networks[name].section
-            entry = card_network(
+            entry = networks[name] = card_network(
                 recipe.specs[section],
                 resolved_table(recipe, section),
                 objective.contexts.get(name, {}),
@@ -203,6 +189,5 @@ class Engine:
             )
             if name == self.declares.noise:
                 entry["latent_dim"] = protocols.latent_dim(net)
-            networks[name] = entry
         extra = {"sample_count": objective.sample_count, "sample_seed": objective.sample_seed}
         return make_card(objective.name, self.declares, networks, image_size, classes, **extra)

@@ -1,6 +1,5 @@
 """Checks of checkpoint state against what is live, before any state is touched: each problem
-names its key (``objective/G_AB/model.1.bias``), for a one-line error, never a half-loaded model.
-"""
+names its key (``objective/G_AB/model.1.bias``), for a one-line error, never a half-loaded model."""
 
 from __future__ import annotations
 
@@ -28,9 +27,7 @@ def compare_tensors(expected: dict[str, Tensor], given: Any, where: str) -> list
         return [f"{where} is {kind_of(given)}, not a table of tensors"]
     missing = [k for k in expected if k not in given]
     extra = [k for k in given if k not in expected]
-    problems = [
-        _listed(word, where, keys) for word, keys in (("missing", missing), ("unexpected", extra)) if keys
-    ]
+    problems = [_listed(w, where, keys) for w, keys in (("missing", missing), ("unexpected", extra)) if keys]
     for key, live in expected.items():
         saved = given.get(key)
         if key not in given:
@@ -97,8 +94,7 @@ def check_state(state: Any, world_size: int | None = None) -> list[str]:
     checkpoint, one ``ranks`` entry per process."""
     if not isinstance(state, dict):
         return ["the state is not a table"]
-    missing = [k for k in ("trainer", "rng", "objective") if k not in state]
-    if missing:
+    if missing := [k for k in ("trainer", "rng", "objective") if k not in state]:
         return [f"missing {', '.join(missing)}"]
     trainer = state["trainer"]
     if not isinstance(trainer, dict):
@@ -133,12 +129,8 @@ def _check_rng(rng: Any, where: str) -> list[str]:
     if not isinstance(cpu, torch.Tensor) or cpu.dtype != torch.uint8 or cpu.dim() != 1:
         return [f"{where}/cpu must be the CPU generator's uint8 state"]
     py = rng.get("python")
-    if py is not None and not (
-        isinstance(py, list)
-        and len(py) == 3
-        and isinstance(py[1], list)
-        and all(isinstance(v, int) and not isinstance(v, bool) for v in py[1])
-    ):
+    whole = isinstance(py, list) and len(py) == 3 and isinstance(py[1], list)
+    if py is not None and not (whole and all(type(v) is int for v in py[1])):  # not bool
         return [f"{where}/python is not Python's random state"]
     cuda = rng.get("cuda")
     if cuda is not None and (not isinstance(cuda, torch.Tensor) or cuda.dtype != torch.uint8):

@@ -1,7 +1,6 @@
 """The GAN-agnostic training loop: runs a resolved recipe's objective into a run folder, with
 checkpoints, exact resume and signals. Data order is a pure function of (seed, sample position), so
-resuming at step N continues the exact stream with any number of loader workers.
-"""
+resuming at step N continues the exact stream with any number of loader workers."""
 
 from __future__ import annotations
 
@@ -34,9 +33,8 @@ from ganforge.training.engine import Engine
 from ganforge.training.state import MAX_SAMPLE_POSITIONS, check_state
 
 RESOLVED_RECIPE = "recipe.resolved.toml"
-# A loss whose mean over a log interval is this many times its first value (or this many, where
-# that was below 1) has grown by orders of magnitude: warned about, or with
-# train.stop_on_divergence a stop (exit code 3).
+# A loss whose interval mean is this many times its first value (or this many, where that was below
+# 1) has grown by orders of magnitude: a warning, or with train.stop_on_divergence a stop (exit 3).
 DIVERGENCE_FACTOR = 1000.0
 _ADVICE = "lower the learning rates or loss weights"
 
@@ -60,13 +58,11 @@ class PositionSampler(Sampler[int]):
 
 
 def _to_cpu(tree: Any) -> Any:
-    if isinstance(tree, torch.Tensor):
-        return tree.cpu()
     if isinstance(tree, dict):
         return {k: _to_cpu(v) for k, v in tree.items()}
     if isinstance(tree, list | tuple):
         return type(tree)(_to_cpu(v) for v in tree)
-    return tree
+    return tree.cpu() if isinstance(tree, torch.Tensor) else tree
 
 
 def _worker_init(_: int) -> None:
@@ -122,8 +118,7 @@ class Trainer:
             )
         self.builder.defaults.update(steps_per_epoch=self.steps_per_epoch, total_steps=self.total_steps)
         self.classes = protocols.classes(self.dataset)
-        objective_class = self.registry.get("objective", resolved["objective"]["name"]).factory
-        condition = objective_class.declares.condition
+        condition = self.registry.get("objective", resolved["objective"]["name"]).factory.declares.condition
         if condition is not None and not self.classes:
             raise GanforgeError(
                 f"[data]: objective '{resolved['objective']['name']}' takes a {condition.kind} "
@@ -149,10 +144,11 @@ class Trainer:
         self.cuda_graph_note: str | None = None  # why steps are not captured, when they are not
 
     def emit(self, event: str, *args: Any) -> None:
-        """Call ``event`` on every callback that defines it."""
+        """Call ``event`` (one of ``protocols.CALLBACK_EVENTS``) on every callback defining it."""
+        if event not in protocols.CALLBACK_EVENTS:
+            raise ValueError(f"unknown callback event {event!r}")
         for cb in self.callbacks.values():
-            fn = protocols.callback_event(cb, event)
-            if fn is not None:
+            if callable(fn := getattr(cb, event, None)):
                 fn(self, *args)
 
     def _loader(self, start_step: int) -> DataLoader:
@@ -209,8 +205,7 @@ class Trainer:
     def _choose_step_fn(self) -> StepFn:
         if not self.cfg["cuda_graph"] or self.runtime.device.type != "cuda":
             return self.engine.run_step
-        reason = capture_blocker(self.runtime) or self.engine.capture_ready()
-        if reason:
+        if reason := capture_blocker(self.runtime) or self.engine.capture_ready():
             self.cuda_graph_note = reason
             if self.is_main and self.console is not None:
                 self.console.print(f"[yellow]CUDA graphs off[/]: {reason}")
@@ -220,14 +215,13 @@ class Trainer:
 
     def state_dict(self) -> dict[str, Any]:
         """Everything needed to resume exactly; in a DDP job every rank must call it (it gathers)."""
-        callbacks = {
-            n: cb.state_dict() for n, cb in self.callbacks.items() if isinstance(cb, protocols.Stateful)
-        }
         state: dict[str, Any] = {
             "trainer": {"step": self.step, "epoch": self.epoch},
             "rng": rng_state(),
             "objective": self.engine.state_dict(),
-            "callbacks": callbacks,
+            "callbacks": {
+                n: cb.state_dict() for n, cb in self.callbacks.items() if isinstance(cb, protocols.Stateful)
+            },
         }
         if self.world_size > 1:
             # Per-rank state (RNG streams, image pools) differs between ranks: keep each one.
@@ -239,8 +233,7 @@ class Trainer:
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Restore :meth:`state_dict`, checked first."""
-        problems = check_state(state, self.world_size)
-        if problems:
+        if problems := check_state(state, self.world_size):
             raise GanforgeError(f"the state does not fit this trainer: {problems[0]}")
         step = state["trainer"]["step"]
         if step * self.global_batch >= MAX_SAMPLE_POSITIONS:
@@ -253,16 +246,14 @@ class Trainer:
         self._step_fn = None  # captured graphs refer to the state tensors being replaced
         self.step, self.epoch = step, state["trainer"]["epoch"]
         for name, cb_state in state.get("callbacks", {}).items():
-            callback = self.callbacks.get(name)
-            if isinstance(callback, protocols.Stateful):
+            if isinstance(callback := self.callbacks.get(name), protocols.Stateful):
                 try:
                     callback.load_state_dict(cb_state)
                 except (KeyError, ValueError, TypeError, AttributeError, IndexError, RuntimeError) as exc:
                     raise GanforgeError(
                         f"callback '{name}' state does not load ({describe_exception(exc)})"
                     ) from None
-        mine = state.get("ranks", {}).get(str(self.rank))
-        if mine is not None:
+        if (mine := state.get("ranks", {}).get(str(self.rank))) is not None:
             self.engine.load_local_state_dict(mine["objective"])
         set_rng_state(state["rng"] if mine is None else mine["rng"])
 
@@ -283,16 +274,13 @@ class Trainer:
         }
 
     def save_checkpoint(self) -> Path | None:
-        """Write a checkpoint of the current step (called on every rank; rank 0 writes).
-
-        Non-finite losses since the last log or state tensors raise :class:`NonFiniteError`
-        instead, so rotation never drops the last finite checkpoint for a broken one.
-        """
+        """Write a checkpoint of the current step (called on every rank; rank 0 writes). Non-finite
+        losses since the last log or state tensors raise :class:`NonFiniteError` instead, so
+        rotation never drops the last finite checkpoint for a broken one."""
         if self.world_size == 1 and self._pending:  # DDP ranks agree on non-finite losses in _log
             self._check_losses(self._pending)
         state = self.state_dict()
-        bad = first_nonfinite(state["objective"], "objective")
-        if bad is not None:
+        if (bad := first_nonfinite(state["objective"], "objective")) is not None:
             raise NonFiniteError(
                 f"step {self.step}: {bad} holds NaN or infinite values; not writing a checkpoint. "
                 + self._last_finite(_ADVICE)
@@ -321,8 +309,7 @@ class Trainer:
                 f"{file}: checkpoint is for objective '{meta.get('objective')}', "
                 f"the recipe runs '{self.recipe['objective']['name']}'"
             )
-        saved_world = meta.get("world_size", 1)
-        if saved_world != self.world_size:
+        if (saved_world := meta.get("world_size", 1)) != self.world_size:
             raise GanforgeError(
                 f"{file}: saved with {saved_world} process(es); resume with the same "
                 f"world size (now {self.world_size})"
@@ -338,12 +325,10 @@ class Trainer:
         return file
 
     def fit(self) -> dict[str, Any]:
-        """Train until ``total_steps`` (or a signal); returns a summary.
-
-        Stops with :class:`NonFiniteError` (exit code 3) on a NaN or infinite loss or weight,
-        :class:`WriteError` when the run folder cannot be written (read-only, full disk) and
-        :class:`GanforgeError` when the device runs out of memory; the last checkpoint is intact.
-        """
+        """Train until ``total_steps`` (or a signal); returns a summary. Stops with
+        :class:`NonFiniteError` (exit code 3) on a NaN or infinite loss or weight, :class:`WriteError`
+        when the run folder cannot be written (read-only, full disk) and :class:`GanforgeError` when
+        the device runs out of memory; the last checkpoint is intact."""
         try:
             if self.step == 0 and not self._resumed:  # before anything is written to the run folder
                 self.engine.fresh_start()
@@ -442,9 +427,8 @@ class Trainer:
         return stop
 
     def _first_step(self, batch: dict[str, Any]) -> dict[str, torch.Tensor]:
-        """The run's first step, where components that do not fit together fail: a one-line
-        error naming the part whose code failed (``GANFORGE_DEBUG=1`` and later steps keep the
-        traceback)."""
+        """The run's first step, where components that do not fit together fail: a one-line error
+        naming the failing part (``GANFORGE_DEBUG=1`` and later steps keep the traceback)."""
         try:
             return self.train_step(batch)
         except GanforgeError:
@@ -490,12 +474,9 @@ class Trainer:
             )
 
     def _log(self, pending: list[dict[str, torch.Tensor]]) -> None:
-        """Average the interval's losses and measure its throughput; one host sync per interval.
-
-        The same sync checks the losses: a NaN or infinite one stops the run
-        (:class:`NonFiniteError`, exit code 3); one grown past ``DIVERGENCE_FACTOR`` times its
-        first value is warned about once, or stops the run with ``train.stop_on_divergence``.
-        """
+        """Average the interval's losses and measure its throughput in one host sync, which also stops
+        the run on a NaN or infinite loss (:class:`NonFiniteError`) and warns once about one grown past
+        ``DIVERGENCE_FACTOR`` times its first value (or stops: ``train.stop_on_divergence``)."""
         keys = list(dict.fromkeys(k for p in pending for k in p))  # a loss may skip steps (n_critic)
         means = torch.stack(
             [torch.stack([p[k].detach().float() for p in pending if k in p]).mean() for k in keys]
@@ -539,9 +520,8 @@ class Trainer:
         self.emit("on_log", self.step, dict(zip(keys, values)))
 
     def _diverging(self, grown: list[tuple[str, float, float]]) -> None:
-        """Losses (name, mean, first value) grown by orders of magnitude, none where only another
-        rank's did: one warning line per loss, once; with ``train.stop_on_divergence`` a
-        :class:`NonFiniteError` (exit code 3)."""
+        """Losses (name, mean, first value) grown by orders of magnitude (empty when only another
+        rank's did): warned about once each, or a :class:`NonFiniteError` with ``stop_on_divergence``."""
         stop = bool(self.cfg.get("stop_on_divergence"))
         if stop and not grown:
             raise NonFiniteError(
@@ -591,9 +571,5 @@ def _usable_cpus() -> int:
 
 
 def _out_of_memory(exc: BaseException) -> bool:
-    text = str(exc)
-    return (
-        isinstance(exc, torch.OutOfMemoryError | MemoryError)
-        or "can't allocate memory" in text
-        or "out of memory" in text.lower()
-    )
+    oom = isinstance(exc, torch.OutOfMemoryError | MemoryError)
+    return oom or "can't allocate memory" in str(exc) or "out of memory" in str(exc).lower()
