@@ -6,6 +6,7 @@ A component's recipe options are read from its factory's signature, so a recipe 
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import difflib
 import inspect
@@ -206,13 +207,10 @@ def coerce(value: Any, annotation: Any) -> Any:
     if origin is Annotated:
         ranges = [m for m in annotation.__metadata__ if isinstance(m, Range)]
         inner = args[0]
-        if ranges and inner is float:  # the range decides about infinity and float32's bounds
-            if not isinstance(value, int | float) or isinstance(value, bool):
+        if ranges and inner in (int, float):  # the range decides: infinity, int64's or float32's bounds
+            if not isinstance(value, int | inner) or isinstance(value, bool):
                 raise TypeError
-            value = float(value)
-        elif ranges and inner is int:  # the range decides, int64 only where it is open
-            if not isinstance(value, int) or isinstance(value, bool):
-                raise TypeError
+            value = inner(value)
         else:
             value = coerce(value, inner)
         for r in ranges:
@@ -224,10 +222,8 @@ def coerce(value: Any, annotation: Any) -> Any:
         raise TypeError
     if origin in (typing.Union, types.UnionType):
         for arg in args:
-            try:
+            with contextlib.suppress(TypeError):
                 return coerce(value, arg)
-            except TypeError:
-                continue
         raise TypeError
     if origin in (list, tuple) and not isinstance(value, list | tuple):
         raise TypeError
@@ -383,18 +379,17 @@ class Registry:
         for key, value in table.items():
             if key == "name":
                 continue
-            param = options.get(key)
-            if param is None:
-                if component.accepts_any:
-                    values[key] = value
-                    continue
+            if key in options:
+                values[key] = coerce_option(value, options[key], f"{where}: key '{key}'")
+            elif component.accepts_any:
+                values[key] = value
+            else:
                 close = difflib.get_close_matches(key, list(options), n=1)
                 hint = f" (did you mean '{close[0]}'?)" if close else ""
                 valid = ", ".join(["name", *options])
                 raise GanforgeError(
                     f"{where}: unknown key '{key}' for {kind} '{component.name}'{hint}; valid keys: {valid}"
                 )
-            values[key] = coerce_option(value, param, f"{where}: key '{key}'")
         missing = [p.name for p in options.values() if p.required and p.name not in values]
         if missing:
             raise GanforgeError(f"{where}: {kind} '{component.name}' needs key(s): {', '.join(missing)}")
