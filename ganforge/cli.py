@@ -1,8 +1,8 @@
 """The ``ganforge`` command line: the engine's commands list, run, translate and sample.
 
-Every other command comes from a plugin's ``register_commands`` (the bundled apps too), loaded
-only for a command that is not built in or the ``--help`` listing; none replaces a built-in one.
-Start-up stays cheap: torch and the component plugins load inside the commands that need them.
+Other commands come from plugins' ``register_commands`` (the bundled apps too), loaded only when a
+command is not built in or for ``--help``; none replaces a built-in one. Start-up stays cheap: torch
+and the component plugins load inside the commands that need them.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import json
 import os
 import sys
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import click
 from rich.console import Console
@@ -100,7 +100,7 @@ def list_command(kind: str | None, as_json: bool, show_plugins: bool, show_kinds
             for p in host.plugins
         ]
         columns = ("plugin", "distribution", "version", "status", "hooks / error")
-        return _print_table("ganforge plugins", columns, rows, title_justify="center")
+        return _print_table("ganforge plugins", columns, rows, center=True)
     registry = get_host(warn=True).registry
     if show_kinds:
         kinds = [registry.kind(k) for k in registry.kinds()]
@@ -119,10 +119,8 @@ def list_command(kind: str | None, as_json: bool, show_plugins: bool, show_kinds
             _print_table(plural(k).replace("_", " "), ("name", "options", "plugin", "doc"), rows)
 
 
-def _print_table(
-    title: str, columns: tuple[str, ...], rows: list[Any], title_justify: Literal["left", "center"] = "left"
-) -> None:
-    table = Table(title=title, title_justify=title_justify)
+def _print_table(title: str, columns: tuple[str, ...], rows: list[Any], center: bool = False) -> None:
+    table = Table(title=title, title_justify="center" if center else "left")
     for col in columns:
         table.add_column(col, style="bold cyan" if col == "name" else None)
     for row in rows:
