@@ -4,6 +4,7 @@ the ``GANFORGE_LOAD_PLUGINS`` allow-list (docs/plugins.md), failures kept for di
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import functools
 import os
@@ -88,15 +89,12 @@ class PluginHost:
             info = by_name.get(impl.plugin_name)
             if info is None or not info.loaded:
                 continue
-            kinds: list[Kind] = []
-
-            def register_kind(kind: Kind, _kinds: list[Kind] = kinds) -> None:
-                if not isinstance(kind, Kind):
-                    raise GanforgeError(f"register_kinds: expected a ganforge.Kind, got {kind!r}")
-                _kinds.append(kind)
-
+            kinds: list[Any] = []
             try:
-                impl.function(register_kind)
+                impl.function(kinds.append)
+                wrong = [k for k in kinds if not isinstance(k, Kind)]
+                if wrong:
+                    raise GanforgeError(f"register_kinds: expected a ganforge.Kind, got {wrong[0]!r}")
                 for kind in kinds:
                     self.registry.add_kind(
                         dataclasses.replace(kind, plugin=info.name, distribution=info.distribution)
@@ -156,10 +154,8 @@ def command_hookimpls() -> list[Any]:
     for ep, dist, own in _entry_points():
         if own and not ep.value.startswith(APPS_PACKAGE):
             continue
-        try:
+        with contextlib.suppress(Exception):  # a plugin that fails to import adds no commands
             pm.register(ep.load(), name=_unique_name(pm, ep.name, dist))
-        except Exception:
-            continue
     return list(pm.hook.register_commands.get_hookimpls())
 
 
@@ -221,8 +217,8 @@ def mark_failed(plugin_key: str, error: str) -> None:
                 info.error = error
 
 
-def warn_failures(stream: Any = None) -> None:
+def warn_failures() -> None:
     """Report each failed plugin once, on one line, to stderr."""
     for info in get_host().failures():
         message = f"warning: plugin '{info.name}' ({info.distribution} {info.version}) skipped: {info.error}"
-        print(message, file=stream or sys.stderr)
+        print(message, file=sys.stderr)

@@ -167,9 +167,7 @@ class Recipe:
         resolved["train"] = _resolve_options(data.get("train", {}), train_params(), f"{src} [train]")
         for section, kind in single.items():
             if section in data:
-                resolved[section] = resolved.add_spec(
-                    registry, section, kind, data[section], f"{src} [{section}]"
-                )
+                resolved[section] = resolved.add_spec(registry, section, kind, data[section], src)
         for section, decl in roles.items():
             if section in data:
                 table = _expect_table(data[section], f"{src} [{section}]")
@@ -180,9 +178,7 @@ class Recipe:
                         f"{', '.join(f'[{section}.{r}]' for r in decl.roles)}, not [{section}.{unknown[0]}]"
                     )
                 resolved[section] = {
-                    role: resolved.add_spec(
-                        registry, f"{section}.{role}", decl.kind, table[role], f"{src} [{section}.{role}]"
-                    )
+                    role: resolved.add_spec(registry, f"{section}.{role}", decl.kind, table[role], src)
                     for role in decl.roles
                     if role in table
                 }
@@ -192,9 +188,8 @@ class Recipe:
             defaults = {name: {} for name in registry.kind(kind).defaults}
             given = _expect_table(data.get(section, {}), f"{src} [{section}]")
             if section in data or defaults:
-                table = {**defaults, **given}
                 out = {}
-                for name, options in table.items():
+                for name, options in {**defaults, **given}.items():
                     where = f"{src} [{section}.{name}]"
                     options = dict(_expect_table(options, where))
                     enabled = options.pop("enabled", True)
@@ -203,7 +198,7 @@ class Recipe:
                     if "name" in options:
                         raise GanforgeError(f"{where}: the table's key is the {kind} name; remove 'name'")
                     entry = resolved.add_spec(
-                        registry, f"{section}.{name}", kind, {"name": name, **options}, where
+                        registry, f"{section}.{name}", kind, {"name": name, **options}, src
                     )
                     del entry["name"]  # the table's key names the component
                     out[name] = {"enabled": enabled, **entry} if not enabled else entry
@@ -254,8 +249,9 @@ class Resolved(dict):
         self.specs: dict[str, Spec] = {}
         self.overrides: list[str] = []  # the --set items the recipe was resolved with
 
-    def add_spec(self, registry: Registry, path: str, kind: str, table: Any, where: str) -> dict[str, Any]:
-        """Validate one component table, remember its spec, return its resolved (plain) table."""
+    def add_spec(self, registry: Registry, path: str, kind: str, table: Any, src: str) -> dict[str, Any]:
+        """Validate the table at ``path`` (of recipe ``src``), remember its spec, return its plain form."""
+        where = f"{src} [{path}]"
         table = _expect_table(table, where)
         values = registry.validate(kind, table, where)
         component = registry.get(kind, table["name"], where)
