@@ -38,10 +38,9 @@ _INT64_WHY = "int64: larger values overflow"
 class Range:
     """A numeric option's valid range, declared next to its type.
 
-    ``lr: Annotated[float, Range(0, min_open=True)] = 2e-4``. Floats must be finite unless
-    ``max`` is ``math.inf``; on a side without a bound, floats stay within float32's range
-    (about 3.4e38, what training computes in) and ints within int64's. ``why`` says what an
-    upper bound protects (memory, time), so the error can say it too.
+    ``lr: Annotated[float, Range(0, min_open=True)] = 2e-4``. Floats must be finite unless ``max`` is
+    ``math.inf``; a side without a bound holds floats to float32's range (about 3.4e38, what training computes
+    in) and ints to int64's. ``why`` (what an upper bound protects: memory, time) is shown in errors.
     """
 
     min: float | None = None
