@@ -1,8 +1,7 @@
 """The ``ganforge`` command line: the engine's commands list, run, translate and sample.
 
-Other commands come from plugins' ``register_commands`` (the bundled apps too), loaded only when a
-command is not built in or for ``--help``; none replaces a built-in one. Start-up stays cheap: torch
-and the component plugins load inside the commands that need them.
+Other commands come from plugins' ``register_commands`` (the bundled apps too), loaded only when needed;
+none replaces a built-in one. torch and the component plugins load inside the commands that need them.
 """
 
 from __future__ import annotations
@@ -232,8 +231,7 @@ def run_command(
     if resume:
         run_dir = ckpt.resume_run_dir(file, out)
     else:  # rank 0 checks; the other DDP ranks only name the same folder
-        stem = Path(recipe).stem if recipe else "run"
-        run_dir = ckpt.new_run_dir(stem, out, check=dist.rank == 0)
+        run_dir = ckpt.new_run_dir(Path(recipe).stem if recipe else "run", out, check=dist.rank == 0)
     if dist.rank == 0:
         ensure_writable_dir(run_dir, "run folder")  # before any work: read-only, missing rights
 

@@ -20,8 +20,6 @@ from ganforge import hookspecs
 from ganforge.errors import GanforgeError
 from ganforge.registry import Component, Kind, Registry, describe_exception, signature_params
 
-ENTRY_POINT_GROUP = "ganforge"
-ALLOW_ENV = "GANFORGE_LOAD_PLUGINS"
 OWN_DISTRIBUTION = "ganforge"
 APPS_PACKAGE = "ganforge_plugins.apps"  # the bundled apps: the only bundled modules that add commands
 
@@ -162,10 +160,10 @@ def command_hookimpls() -> list[Any]:
 def _entry_points() -> Iterator[tuple[metadata.EntryPoint, str, bool]]:
     """(entry point, distribution, is ganforge's own) for each plugin to load, bundled ones first;
     third-party ones only if ``GANFORGE_LOAD_PLUGINS`` allows them."""
-    value = os.environ.get(ALLOW_ENV)
+    value = os.environ.get("GANFORGE_LOAD_PLUGINS")
     allow = None if value is None else {_canonical(v) for v in value.split(",") if v.strip()}
     found = {}  # the same distribution found twice on sys.path loads once
-    for ep in metadata.entry_points(group=ENTRY_POINT_GROUP):
+    for ep in metadata.entry_points(group="ganforge"):
         found.setdefault((ep.dist.name if ep.dist else "unknown", ep.name), ep)
     for (dist, name), ep in sorted(
         found.items(), key=lambda i: (_canonical(i[0][0]) != OWN_DISTRIBUTION, i[0])
@@ -211,10 +209,9 @@ def reset() -> None:
 def mark_failed(plugin_key: str, error: str) -> None:
     """Record that a loaded plugin failed later (its ``register_commands``), so ``ganforge list
     --plugins`` shows it as failed; a no-op before the plugins are loaded."""
-    if _HOST is not None:
-        for info in _HOST.plugins:
-            if info.key == plugin_key or info.name == plugin_key:
-                info.error = error
+    for info in _HOST.plugins if _HOST is not None else []:
+        if plugin_key in (info.key, info.name):
+            info.error = error
 
 
 def warn_failures() -> None:

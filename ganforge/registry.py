@@ -60,8 +60,7 @@ class Range:
         return text + (f" ({self.why})" if self.why and why else "")
 
     def check(self, value: float) -> None:
-        """Raise :class:`OutOfRange` saying the bound ``value`` breaks (both for NaN); a float
-        without a declared bound on a side is held to float32's range on that side."""
+        """Raise :class:`OutOfRange` saying the bound ``value`` breaks (both for NaN)."""
         if isinstance(value, float) and (math.isnan(value) or (math.isinf(value) and self.max != math.inf)):
             raise OutOfRange(self.describe())
         if self.min is not None and (value <= self.min if self.min_open else value < self.min):
@@ -197,8 +196,7 @@ def kind_of(value: Any) -> str:
 
 
 def coerce(value: Any, annotation: Any) -> Any:
-    """Return ``value`` converted to ``annotation``; ``TypeError`` or :class:`OutOfRange` if not.
-    Floats must be finite unless a :class:`Range` with ``max=math.inf`` says otherwise."""
+    """Return ``value`` converted to ``annotation``; ``TypeError`` or :class:`OutOfRange` if not."""
     if annotation is _MISSING or annotation is Any:
         return value
     origin = typing.get_origin(annotation)
