@@ -23,12 +23,11 @@ from ganforge.errors import GanforgeError
 
 def get_host(warn: bool = False) -> Any:
     """The process-wide plugin host (loads every plugin on first use); ``warn``: report those that failed."""
-    from ganforge.plugins import get_host as host
-    from ganforge.plugins import warn_failures
+    from ganforge import plugins
 
     if warn:
-        warn_failures()
-    return host()
+        plugins.warn_failures()
+    return plugins.get_host()
 
 
 EXIT_SIGNAL = {"SIGINT": 130, "SIGTERM": 143}

@@ -1,6 +1,5 @@
 """The plugin manager: entry-point discovery (group ``ganforge``, the bundled plugins included),
-the ``GANFORGE_LOAD_PLUGINS`` allow-list (docs/plugins.md), failures kept for display.
-"""
+the ``GANFORGE_LOAD_PLUGINS`` allow-list (docs/plugins.md), failures kept for display."""
 
 from __future__ import annotations
 

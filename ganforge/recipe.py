@@ -40,7 +40,6 @@ class TrainConfig:
     cuda_graph: bool = True  # capture the whole step on CUDA where the components allow it
     # -1: chosen from the device and CPU count
     num_workers: Annotated[int, Range(-1, 1024, why="processes: each worker is one")] = -1
-    # Losses stay on the device until the log step, where they are read (and checked to be finite).
     log_every: Annotated[
         int, Range(1, 100_000, why="memory: each step's losses are held until the log step")
     ] = 50
