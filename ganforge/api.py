@@ -1,7 +1,5 @@
-"""The Python API for training (docs/python.md): ``ganforge.train`` and :class:`Run`; ``ganforge.load``
-and :class:`ganforge.Model` are in :mod:`ganforge.model`. Every error a user can cause is a
-:class:`ganforge.GanforgeError` with a one-line message.
-"""
+"""The Python API for training (docs/python.md): ``ganforge.train`` and :class:`Run` (``ganforge.load`` and
+:class:`ganforge.Model` are in :mod:`ganforge.model`). A user's error is a one-line ``GanforgeError``."""
 
 from __future__ import annotations
 

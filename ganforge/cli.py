@@ -1,8 +1,7 @@
 """The ``ganforge`` command line: the engine's commands list, run, translate and sample.
 
-Every other command comes from a plugin's ``register_commands`` (the bundled apps too), loaded
-only for a command that is not built in or the ``--help`` listing; none replaces a built-in one.
-Start-up stays cheap: torch and the component plugins load inside the commands that need them.
+Other commands come from plugins' ``register_commands`` (the bundled apps too), loaded only when needed;
+none replaces a built-in one. torch and the component plugins load inside the commands that need them.
 """
 
 from __future__ import annotations
@@ -11,7 +10,7 @@ import json
 import os
 import sys
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import click
 from rich.console import Console
@@ -24,12 +23,11 @@ from ganforge.errors import GanforgeError
 
 def get_host(warn: bool = False) -> Any:
     """The process-wide plugin host (loads every plugin on first use); ``warn``: report those that failed."""
-    from ganforge.plugins import get_host as host
-    from ganforge.plugins import warn_failures
+    from ganforge import plugins
 
     if warn:
-        warn_failures()
-    return host()
+        plugins.warn_failures()
+    return plugins.get_host()
 
 
 EXIT_SIGNAL = {"SIGINT": 130, "SIGTERM": 143}
@@ -100,7 +98,7 @@ def list_command(kind: str | None, as_json: bool, show_plugins: bool, show_kinds
             for p in host.plugins
         ]
         columns = ("plugin", "distribution", "version", "status", "hooks / error")
-        return _print_table("ganforge plugins", columns, rows, title_justify="center")
+        return _print_table("ganforge plugins", columns, rows, center=True)
     registry = get_host(warn=True).registry
     if show_kinds:
         kinds = [registry.kind(k) for k in registry.kinds()]
@@ -119,10 +117,8 @@ def list_command(kind: str | None, as_json: bool, show_plugins: bool, show_kinds
             _print_table(plural(k).replace("_", " "), ("name", "options", "plugin", "doc"), rows)
 
 
-def _print_table(
-    title: str, columns: tuple[str, ...], rows: list[Any], title_justify: Literal["left", "center"] = "left"
-) -> None:
-    table = Table(title=title, title_justify=title_justify)
+def _print_table(title: str, columns: tuple[str, ...], rows: list[Any], center: bool = False) -> None:
+    table = Table(title=title, title_justify="center" if center else "left")
     for col in columns:
         table.add_column(col, style="bold cyan" if col == "name" else None)
     for row in rows:
@@ -234,8 +230,7 @@ def run_command(
     if resume:
         run_dir = ckpt.resume_run_dir(file, out)
     else:  # rank 0 checks; the other DDP ranks only name the same folder
-        stem = Path(recipe).stem if recipe else "run"
-        run_dir = ckpt.new_run_dir(stem, out, check=dist.rank == 0)
+        run_dir = ckpt.new_run_dir(Path(recipe).stem if recipe else "run", out, check=dist.rank == 0)
     if dist.rank == 0:
         ensure_writable_dir(run_dir, "run folder")  # before any work: read-only, missing rights
 

@@ -1,10 +1,8 @@
 """ganforge's own hooks: ``register_kinds`` and ``register_commands``.
 
-Every other hook belongs to a component kind: a plugin registers a kind with ``register_kinds`` and ganforge
-adds the hook ``register_<kinds>(register)`` for it, documented by the kind's ``doc``. An implementation calls
-``register(name, factory)`` once per component it provides. ``factory`` is a class or a function; its keyword
-parameters, with their type hints and defaults, are the options a recipe table may set. Parameters named in
-the kind's ``context`` are supplied by whoever builds the component and are not recipe options.
+Every other hook belongs to a component kind: ``register_<kinds>(register)``, documented by the kind's
+``doc``; an implementation calls ``register(name, factory)`` per component. The factory's keyword parameters
+(type hints, defaults) are the recipe options, except those in the kind's ``context`` (the builder's).
 docs/plugins.md has the reference of every bundled kind, with examples.
 """
 
@@ -25,17 +23,13 @@ Register = Callable[[str, Callable[..., Any]], None]
 def register_kinds(register: Callable[[Any], None]) -> None:
     """Register component kinds: call ``register(ganforge.Kind(name, doc, ...))`` per kind.
 
-    ganforge then calls the kind's hook, ``register_<plural of name>(register)``, on every
-    plugin, exactly like the bundled kinds' hooks.
+    ganforge then calls the kind's hook, ``register_<plural of name>(register)``, on every plugin.
     """
 
 
 @hookspec
 def register_commands(cli: Any) -> None:
-    """Add commands to the ``ganforge`` command line.
-
-    ``cli`` is the root ``click.Group``; decorate new functions with ``@cli.command()``.
-    """
+    """Add commands to the ``ganforge`` command line: ``cli`` is a ``click.Group`` (``@cli.command()``)."""
 
 
 def kind_hookspec(kind: Any) -> type:

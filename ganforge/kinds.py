@@ -1,6 +1,5 @@
 """The component kinds the engine itself builds, registered like any plugin's kinds; every other
-kind (networks, losses, pools, metrics, ...) comes from plugins.
-"""
+kind (networks, losses, pools, metrics, ...) comes from plugins."""
 
 from __future__ import annotations
 

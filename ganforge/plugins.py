@@ -1,9 +1,9 @@
 """The plugin manager: entry-point discovery (group ``ganforge``, the bundled plugins included),
-the ``GANFORGE_LOAD_PLUGINS`` allow-list (docs/plugins.md), failures kept for display.
-"""
+the ``GANFORGE_LOAD_PLUGINS`` allow-list (docs/plugins.md), failures kept for display."""
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import functools
 import os
@@ -19,8 +19,6 @@ from ganforge import hookspecs
 from ganforge.errors import GanforgeError
 from ganforge.registry import Component, Kind, Registry, describe_exception, signature_params
 
-ENTRY_POINT_GROUP = "ganforge"
-ALLOW_ENV = "GANFORGE_LOAD_PLUGINS"
 OWN_DISTRIBUTION = "ganforge"
 APPS_PACKAGE = "ganforge_plugins.apps"  # the bundled apps: the only bundled modules that add commands
 
@@ -88,15 +86,12 @@ class PluginHost:
             info = by_name.get(impl.plugin_name)
             if info is None or not info.loaded:
                 continue
-            kinds: list[Kind] = []
-
-            def register_kind(kind: Kind, _kinds: list[Kind] = kinds) -> None:
-                if not isinstance(kind, Kind):
-                    raise GanforgeError(f"register_kinds: expected a ganforge.Kind, got {kind!r}")
-                _kinds.append(kind)
-
+            kinds: list[Any] = []
             try:
-                impl.function(register_kind)
+                impl.function(kinds.append)
+                wrong = [k for k in kinds if not isinstance(k, Kind)]
+                if wrong:
+                    raise GanforgeError(f"register_kinds: expected a ganforge.Kind, got {wrong[0]!r}")
                 for kind in kinds:
                     self.registry.add_kind(
                         dataclasses.replace(kind, plugin=info.name, distribution=info.distribution)
@@ -156,20 +151,18 @@ def command_hookimpls() -> list[Any]:
     for ep, dist, own in _entry_points():
         if own and not ep.value.startswith(APPS_PACKAGE):
             continue
-        try:
+        with contextlib.suppress(Exception):  # a plugin that fails to import adds no commands
             pm.register(ep.load(), name=_unique_name(pm, ep.name, dist))
-        except Exception:
-            continue
     return list(pm.hook.register_commands.get_hookimpls())
 
 
 def _entry_points() -> Iterator[tuple[metadata.EntryPoint, str, bool]]:
     """(entry point, distribution, is ganforge's own) for each plugin to load, bundled ones first;
     third-party ones only if ``GANFORGE_LOAD_PLUGINS`` allows them."""
-    value = os.environ.get(ALLOW_ENV)
+    value = os.environ.get("GANFORGE_LOAD_PLUGINS")
     allow = None if value is None else {_canonical(v) for v in value.split(",") if v.strip()}
     found = {}  # the same distribution found twice on sys.path loads once
-    for ep in metadata.entry_points(group=ENTRY_POINT_GROUP):
+    for ep in metadata.entry_points(group="ganforge"):
         found.setdefault((ep.dist.name if ep.dist else "unknown", ep.name), ep)
     for (dist, name), ep in sorted(
         found.items(), key=lambda i: (_canonical(i[0][0]) != OWN_DISTRIBUTION, i[0])
@@ -215,14 +208,13 @@ def reset() -> None:
 def mark_failed(plugin_key: str, error: str) -> None:
     """Record that a loaded plugin failed later (its ``register_commands``), so ``ganforge list
     --plugins`` shows it as failed; a no-op before the plugins are loaded."""
-    if _HOST is not None:
-        for info in _HOST.plugins:
-            if info.key == plugin_key or info.name == plugin_key:
-                info.error = error
+    for info in _HOST.plugins if _HOST is not None else []:
+        if plugin_key in (info.key, info.name):
+            info.error = error
 
 
-def warn_failures(stream: Any = None) -> None:
+def warn_failures() -> None:
     """Report each failed plugin once, on one line, to stderr."""
     for info in get_host().failures():
         message = f"warning: plugin '{info.name}' ({info.distribution} {info.version}) skipped: {info.error}"
-        print(message, file=stream or sys.stderr)
+        print(message, file=sys.stderr)

@@ -30,7 +30,6 @@ class TrainConfig:
 
     seed: Annotated[int, Range(0, 2**63 - 1, why="a 64-bit generator seed")] = 0
     batch_size: Annotated[int, Range(1, 65536, why="memory: a batch is held at once")] = 1
-    # Sample positions are 64-bit integers (epochs * images * batch must fit).
     epochs: Annotated[int, Range(1, 2**40, why="sample positions are 64-bit integers")] = 200
     # stop after this many optimisation steps; 0: epochs decide
     max_steps: Annotated[int, Range(0, 2**40, why="sample positions are 64-bit integers")] = 0
@@ -41,7 +40,6 @@ class TrainConfig:
     cuda_graph: bool = True  # capture the whole step on CUDA where the components allow it
     # -1: chosen from the device and CPU count
     num_workers: Annotated[int, Range(-1, 1024, why="processes: each worker is one")] = -1
-    # Losses stay on the device until the log step, where they are read (and checked to be finite).
     log_every: Annotated[
         int, Range(1, 100_000, why="memory: each step's losses are held until the log step")
     ] = 50
@@ -168,9 +166,7 @@ class Recipe:
         resolved["train"] = _resolve_options(data.get("train", {}), train_params(), f"{src} [train]")
         for section, kind in single.items():
             if section in data:
-                resolved[section] = resolved.add_spec(
-                    registry, section, kind, data[section], f"{src} [{section}]"
-                )
+                resolved[section] = resolved.add_spec(registry, section, kind, data[section], src)
         for section, decl in roles.items():
             if section in data:
                 table = _expect_table(data[section], f"{src} [{section}]")
@@ -181,9 +177,7 @@ class Recipe:
                         f"{', '.join(f'[{section}.{r}]' for r in decl.roles)}, not [{section}.{unknown[0]}]"
                     )
                 resolved[section] = {
-                    role: resolved.add_spec(
-                        registry, f"{section}.{role}", decl.kind, table[role], f"{src} [{section}.{role}]"
-                    )
+                    role: resolved.add_spec(registry, f"{section}.{role}", decl.kind, table[role], src)
                     for role in decl.roles
                     if role in table
                 }
@@ -193,9 +187,8 @@ class Recipe:
             defaults = {name: {} for name in registry.kind(kind).defaults}
             given = _expect_table(data.get(section, {}), f"{src} [{section}]")
             if section in data or defaults:
-                table = {**defaults, **given}
                 out = {}
-                for name, options in table.items():
+                for name, options in {**defaults, **given}.items():
                     where = f"{src} [{section}.{name}]"
                     options = dict(_expect_table(options, where))
                     enabled = options.pop("enabled", True)
@@ -204,7 +197,7 @@ class Recipe:
                     if "name" in options:
                         raise GanforgeError(f"{where}: the table's key is the {kind} name; remove 'name'")
                     entry = resolved.add_spec(
-                        registry, f"{section}.{name}", kind, {"name": name, **options}, where
+                        registry, f"{section}.{name}", kind, {"name": name, **options}, src
                     )
                     del entry["name"]  # the table's key names the component
                     out[name] = {"enabled": enabled, **entry} if not enabled else entry
@@ -228,12 +221,9 @@ class Recipe:
             node: Any = self.data
             for part in path:
                 node = node.get(part) if isinstance(node, dict) else None
-            if kind is None or not isinstance(node, dict):
-                continue
-            try:
-                component = registry.get(kind, node.get("name"))
-            except GanforgeError:
-                continue  # validation reports the unknown name
+            if kind is None or not isinstance(node, dict) or node.get("name") not in registry.names(kind):
+                continue  # validation reports what is wrong
+            component = registry.get(kind, node["name"])
             if component.accepts_any:
                 continue
             accepted = {p.name for p in registry.options(component)} | {"name"}
@@ -258,8 +248,9 @@ class Resolved(dict):
         self.specs: dict[str, Spec] = {}
         self.overrides: list[str] = []  # the --set items the recipe was resolved with
 
-    def add_spec(self, registry: Registry, path: str, kind: str, table: Any, where: str) -> dict[str, Any]:
-        """Validate one component table, remember its spec, return its resolved (plain) table."""
+    def add_spec(self, registry: Registry, path: str, kind: str, table: Any, src: str) -> dict[str, Any]:
+        """Validate the table at ``path`` (of recipe ``src``), remember its spec, return its plain form."""
+        where = f"{src} [{path}]"
         table = _expect_table(table, where)
         values = registry.validate(kind, table, where)
         component = registry.get(kind, table["name"], where)
@@ -356,14 +347,12 @@ def _check_batch_keys(registry: Registry, resolved: Resolved, name: str, declare
             f"{src} [data]: dataset '{spec.component.name}' does not declare the batch keys it "
             "yields (a class attribute 'yields')"
         )
-    missing = [k for k in needs if k not in factory.yields]
-    if missing:
+    if any(k not in factory.yields for k in needs):
         raise GanforgeError(
             f"{src} [data]: objective '{name}' needs batch keys {', '.join(needs)}; dataset "
             f"'{spec.component.name}' yields {', '.join(factory.yields) or 'none'}"
         )
-    unaligned = [k for k in declares.paired if k not in protocols.aligned(factory)]
-    if unaligned:
+    if not set(declares.paired) <= set(protocols.aligned(factory)):
         raise GanforgeError(
             f"{src} [data]: objective '{name}' trains on aligned pairs ({', '.join(declares.paired)}) "
             f"and dataset '{spec.component.name}' does not yield them aligned: use a paired dataset "
@@ -428,18 +417,16 @@ def _check_network_sizes(registry: Registry, resolved: Resolved, declares: Any, 
 
     from ganforge.safety import MemoryBudget
 
-    wanted = resolved["train"]["device"]
-    use_cuda = wanted in ("auto", "cuda") and torch.cuda.is_available()
+    use_cuda = resolved["train"]["device"] in ("auto", "cuda") and torch.cuda.is_available()
     budget = MemoryBudget(torch.device("cuda" if use_cuda else "cpu"), 1.0, strict=False)
     try:
         for name, net in declares.networks.items():
             spec = resolved.specs.get(net.section)
             if spec is not None:
-                key = Builder(registry, resolved).size_key(net.section)
                 budget.add(
                     f"{name} [{net.section}]",
                     lambda spec=spec: registry.create(spec.component, spec.options, spec.where),
-                    key,
+                    Builder(registry, resolved).size_key(net.section),
                 )
     except GanforgeError as exc:
         raise GanforgeError(f"{src}: {exc}") from None
@@ -489,12 +476,9 @@ def parse_value(raw: str) -> Any:
     try:
         return tomllib.loads(f"v = {raw}")["v"]
     except tomllib.TOMLDecodeError:
-        pass
+        return {"true": True, "false": False}.get(raw.lower(), raw)
     except RecursionError:
         raise GanforgeError(f"--set value nested deeper than {MAX_DEPTH} levels") from None
-    if raw.lower() in ("true", "false"):
-        return raw.lower() == "true"
-    return raw
 
 
 # -- writing TOML (the standard library only reads it) ---------------------------------------
@@ -511,12 +495,8 @@ def _dump_table(table: dict[str, Any], path: list[str], lines: list[str]) -> Non
     scalars = {k: v for k, v in table.items() if not isinstance(v, dict)}
     tables = {k: v for k, v in table.items() if isinstance(v, dict)}
     if path and (scalars or not tables):
-        lines.append("")
-        lines.append(f"[{'.'.join(_key(p) for p in path)}]")
-    for key, value in scalars.items():
-        if value is None:
-            continue
-        lines.append(f"{_key(key)} = {_value(value)}")
+        lines += ["", f"[{'.'.join(_key(p) for p in path)}]"]
+    lines += [f"{_key(key)} = {_value(value)}" for key, value in scalars.items() if value is not None]
     for key, value in tables.items():
         _dump_table(value, [*path, key], lines)
 

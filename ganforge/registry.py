@@ -6,6 +6,7 @@ A component's recipe options are read from its factory's signature, so a recipe 
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import difflib
 import inspect
@@ -37,10 +38,9 @@ _INT64_WHY = "int64: larger values overflow"
 class Range:
     """A numeric option's valid range, declared next to its type.
 
-    ``lr: Annotated[float, Range(0, min_open=True)] = 2e-4``. Floats must be finite unless
-    ``max`` is ``math.inf``; on a side without a bound, floats stay within float32's range
-    (about 3.4e38, what training computes in) and ints within int64's. ``why`` says what an
-    upper bound protects (memory, time), so the error can say it too.
+    ``lr: Annotated[float, Range(0, min_open=True)] = 2e-4``. Floats must be finite unless ``max`` is
+    ``math.inf``; a side without a bound holds floats to float32's range (about 3.4e38, what training computes
+    in) and ints to int64's. ``why`` (what an upper bound protects: memory, time) is shown in errors.
     """
 
     min: float | None = None
@@ -60,8 +60,7 @@ class Range:
         return text + (f" ({self.why})" if self.why and why else "")
 
     def check(self, value: float) -> None:
-        """Raise :class:`OutOfRange` saying the bound ``value`` breaks (both for NaN); a float
-        without a declared bound on a side is held to float32's range on that side."""
+        """Raise :class:`OutOfRange` saying the bound ``value`` breaks (both for NaN)."""
         if isinstance(value, float) and (math.isnan(value) or (math.isinf(value) and self.max != math.inf)):
             raise OutOfRange(self.describe())
         if self.min is not None and (value <= self.min if self.min_open else value < self.min):
@@ -197,8 +196,7 @@ def kind_of(value: Any) -> str:
 
 
 def coerce(value: Any, annotation: Any) -> Any:
-    """Return ``value`` converted to ``annotation``; ``TypeError`` or :class:`OutOfRange` if not.
-    Floats must be finite unless a :class:`Range` with ``max=math.inf`` says otherwise."""
+    """Return ``value`` converted to ``annotation``; ``TypeError`` or :class:`OutOfRange` if not."""
     if annotation is _MISSING or annotation is Any:
         return value
     origin = typing.get_origin(annotation)
@@ -206,13 +204,10 @@ def coerce(value: Any, annotation: Any) -> Any:
     if origin is Annotated:
         ranges = [m for m in annotation.__metadata__ if isinstance(m, Range)]
         inner = args[0]
-        if ranges and inner is float:  # the range decides about infinity and float32's bounds
-            if not isinstance(value, int | float) or isinstance(value, bool):
+        if ranges and inner in (int, float):  # the range decides: infinity, int64's or float32's bounds
+            if not isinstance(value, int | inner) or isinstance(value, bool):
                 raise TypeError
-            value = float(value)
-        elif ranges and inner is int:  # the range decides, int64 only where it is open
-            if not isinstance(value, int) or isinstance(value, bool):
-                raise TypeError
+            value = inner(value)
         else:
             value = coerce(value, inner)
         for r in ranges:
@@ -224,10 +219,8 @@ def coerce(value: Any, annotation: Any) -> Any:
         raise TypeError
     if origin in (typing.Union, types.UnionType):
         for arg in args:
-            try:
+            with contextlib.suppress(TypeError):
                 return coerce(value, arg)
-            except TypeError:
-                continue
         raise TypeError
     if origin in (list, tuple) and not isinstance(value, list | tuple):
         raise TypeError
@@ -383,18 +376,17 @@ class Registry:
         for key, value in table.items():
             if key == "name":
                 continue
-            param = options.get(key)
-            if param is None:
-                if component.accepts_any:
-                    values[key] = value
-                    continue
+            if key in options:
+                values[key] = coerce_option(value, options[key], f"{where}: key '{key}'")
+            elif component.accepts_any:
+                values[key] = value
+            else:
                 close = difflib.get_close_matches(key, list(options), n=1)
                 hint = f" (did you mean '{close[0]}'?)" if close else ""
                 valid = ", ".join(["name", *options])
                 raise GanforgeError(
                     f"{where}: unknown key '{key}' for {kind} '{component.name}'{hint}; valid keys: {valid}"
                 )
-            values[key] = coerce_option(value, param, f"{where}: key '{key}'")
         missing = [p.name for p in options.values() if p.required and p.name not in values]
         if missing:
             raise GanforgeError(f"{where}: {kind} '{component.name}' needs key(s): {', '.join(missing)}")

@@ -44,10 +44,9 @@ def sample_to_files(
     gets a row (``count`` images shared out over the rows, the same noise in every row, so the
     class is what changes; ``--interpolate``: one walk per class).
     """
-    if count < 1:
-        raise GanforgeError(f"-n must be at least 1, got {count}")
-    if steps < 1:
-        raise GanforgeError(f"--steps must be at least 1, got {steps}")
+    for flag, value in (("-n", count), ("--steps", steps)):
+        if value < 1:
+            raise GanforgeError(f"{flag} must be at least 1, got {value}")
     if seed is not None and not 0 <= seed < 2**63:
         raise GanforgeError(f"--seed must be in [0, 2**63), got {seed}")
     where = model.file or model.name

@@ -186,9 +186,8 @@ def translate_files(
         nonlocal handed
         if batch.done is not None:
             batch.done.synchronize()  # releases the GIL: the I/O threads keep going
-        # The arrays are views of ``batch.host``; each keeps that tensor (and so its pinned
-        # block) alive until its save has dropped it, so no buffer is overwritten under a writer
-        # and no copy is needed.
+        # The arrays are views of ``batch.host``; each keeps that tensor (and so its pinned block) alive
+        # until its save has dropped it, so no buffer is overwritten under a writer and no copy is needed.
         for (path, original), array in zip(batch.targets, batch.host.numpy()):
             saving.append(pool.submit(_save, array, original, targets[path]))
         while len(saving) > 4 * batch_size:  # bounds the outputs held in memory
@@ -256,8 +255,7 @@ def _decode(
 
 def _save(array: np.ndarray, original: tuple[int, int], target: Path) -> None:
     img = Image.fromarray(array)
-    if img.size != original:
-        img = img.resize(original, Image.BICUBIC)
+    img = img if img.size == original else img.resize(original, Image.BICUBIC)
     # lossless either way; level 1 encodes several times faster
     img.save(target, compress_level=1, pnginfo=_MARK)
 
