@@ -19,6 +19,7 @@ import pytest
 import torch
 from conftest import RECIPES, no_callbacks, run_cli
 from torch import nn
+from uvcgan2_reference import RefFastQueue
 
 from ganforge import GanforgeError
 from ganforge.model import Model
@@ -218,34 +219,6 @@ def test_missing_pretraining_through_the_cli(selfie_root, tmp_path):
 
 
 # -- one step against the reference's ------------------------------------------------------------
-
-
-class RefFastQueue:
-    """uvcgan2/torch/queue.py's FastQueue."""
-
-    def __init__(self, size):
-        self._queue, self._size, self._curr_idx, self._full = None, size, 0, False
-
-    def push(self, x):
-        if self._queue is None:
-            self._queue = torch.empty((self._size, *x.shape[1:]), dtype=x.dtype)
-        n = x.shape[0]
-        n_avail_to_end = self._size - self._curr_idx
-        if n > self._size:
-            x, n = x[-self._size :, ...], self._size
-        if n_avail_to_end <= n:
-            self._queue[self._curr_idx : self._size, ...] = x[:n_avail_to_end, ...].detach()
-            self._curr_idx, self._full = 0, True
-            if n_avail_to_end < n:
-                self.push(x[n_avail_to_end:, ...])
-        else:
-            self._queue[self._curr_idx : self._curr_idx + n, ...] = x.detach()
-            self._curr_idx += n
-
-    def query(self):
-        if self._queue is None:
-            return None
-        return self._queue if self._full else self._queue[: self._curr_idx, ...]
 
 
 def ref_queued_forward(disc, image, queue, update_queue=True):

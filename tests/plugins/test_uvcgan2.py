@@ -19,6 +19,7 @@ import torch
 from torch import nn
 from torch.nn.utils import parametrize
 from torch.nn.utils.parametrizations import spectral_norm
+from uvcgan2_reference import RefFastQueue
 
 from ganforge import GanforgeError
 from ganforge.plugins import get_registry
@@ -725,32 +726,6 @@ def test_discriminator_size_check_and_head_reset() -> None:
 
 
 # -- body queue --------------------------------------------------------------------------------
-
-
-class RefFastQueue:
-    def __init__(self, size):
-        self._queue, self._size, self._curr_idx, self._full = None, size, 0, False
-
-    def push(self, x):
-        if self._queue is None:
-            self._queue = torch.empty((self._size, *x.shape[1:]), dtype=x.dtype)
-        n = x.shape[0]
-        n_avail_to_end = self._size - self._curr_idx
-        if n > self._size:
-            x, n = x[-self._size :, ...], self._size
-        if n_avail_to_end <= n:
-            self._queue[self._curr_idx : self._size, ...] = x[:n_avail_to_end, ...].detach()
-            self._curr_idx, self._full = 0, True
-            if n_avail_to_end < n:
-                self.push(x[n_avail_to_end:, ...])
-        else:
-            self._queue[self._curr_idx : self._curr_idx + n, ...] = x.detach()
-            self._curr_idx += n
-
-    def query(self):
-        if self._queue is None:
-            return None
-        return self._queue if self._full else self._queue[: self._curr_idx, ...]
 
 
 def test_body_queue_follows_the_reference_fast_queue() -> None:
