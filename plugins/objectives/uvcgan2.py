@@ -42,8 +42,12 @@ from ganforge import (
     unwrap,
 )
 from ganforge.recipe import data_image_size, resolved_table
-from ganforge_plugins.objectives.cyclegan import TWO_WAY, Weight
 
+Weight = Annotated[float, Range(0.0)]
+TWO_WAY = {  # CycleGAN's directions (a method module stands alone: no objective imports another)
+    "a2b": Direction("G_AB", source="A", target="B", inverse="b2a"),
+    "b2a": Direction("G_BA", source="B", target="A", inverse="a2b"),
+}
 PRETRAIN_RECIPE = "recipes/uvcgan2_pretrain_selfie2anime.toml"
 # Options of every network table that say how it was initialised, not what it is.
 _INIT_OPTIONS = ("init", "init_gain")
