@@ -48,7 +48,7 @@ def one_step(root, tmp_path, name: str, *extra: str, round_to_bf16: bool = False
         for n, m in trainer.engine.networks.items()
         for k, v in m.state_dict().items()
     }
-    return before, after, {k: float(v) for k, v in losses.items()}
+    return before, after, {k: float(v.detach()) for k, v in losses.items()}
 
 
 def _updates(w0: dict, w1: dict, net: str) -> torch.Tensor:
