@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 from typing import Annotated, Any
@@ -10,7 +9,8 @@ from typing import Annotated, Any
 from PIL import Image, ImageDraw, ImageFont
 
 from ganforge import Range
-from ganforge.safety import plain_file_name
+from ganforge.api import read_records
+from ganforge.safety import atomic_write, plain_file_name
 
 from .report import PALETTE, axis_range, nice_ticks
 
@@ -63,20 +63,6 @@ def line_chart(
     return img
 
 
-def read_metrics(path: Path) -> list[dict[str, Any]]:
-    """Records of a metrics.jsonl file (bad lines skipped)."""
-    records = []
-    if path.is_file():
-        for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
-            try:
-                record = json.loads(line)
-            except (ValueError, RecursionError):
-                continue
-            if isinstance(record, dict) and isinstance(record.get("step"), int | float):
-                records.append(record)
-    return records
-
-
 NON_LOSS_KEYS = {"step", "epoch", "time", "steps_per_s", "samples_per_s", "data_wait_share"}
 
 
@@ -104,11 +90,11 @@ class LossPlot:
         self._logs = 0
 
     def write(self, trainer: Any) -> Path:
-        records = read_metrics(trainer.run_dir / "metrics.jsonl")
+        chart = line_chart(
+            loss_series(read_records(trainer.run_dir / "metrics.jsonl")), title="training losses"
+        )
         path = trainer.run_dir / self.filename
-        tmp = path.with_name(f".{path.name}.tmp")
-        line_chart(loss_series(records), title="training losses").save(tmp, format="PNG")
-        tmp.replace(path)
+        atomic_write(path, lambda tmp: chart.save(tmp, format="PNG"))
         return path
 
     def on_log(self, trainer: Any, step: int, scalars: dict[str, float]) -> None:
