@@ -91,24 +91,29 @@ def list_command(kind: str | None, as_json: bool, show_plugins: bool, show_kinds
         if not _PLUGIN_COMMANDS["loaded"]:
             _add_plugin_commands()  # a plugin whose register_commands fails is listed as failed
         if as_json:
-            return click.echo(json.dumps([p.to_json() for p in host.plugins], indent=2))
+            click.echo(json.dumps([p.to_json() for p in host.plugins], indent=2))
+            return
         status = {True: "[green]loaded", False: "[red]failed"}
         rows = [
             (p.name, p.distribution, p.version, status[p.loaded], p.error or ", ".join(p.hooks))
             for p in host.plugins
         ]
         columns = ("plugin", "distribution", "version", "status", "hooks / error")
-        return _print_table("ganforge plugins", columns, rows, center=True)
+        _print_table("ganforge plugins", columns, rows, center=True)
+        return
     registry = get_host(warn=True).registry
     if show_kinds:
         kinds = [registry.kind(k) for k in registry.kinds()]
         if as_json:
-            return click.echo(json.dumps([k.to_json() for k in kinds], indent=2))
+            click.echo(json.dumps([k.to_json() for k in kinds], indent=2))
+            return
         rows = [(k.name, k.hook, f"{k.plugin} ({k.distribution})", k.doc) for k in kinds]
-        return _print_table("component kinds", ("kind", "hook", "plugin", "doc"), rows)
+        _print_table("component kinds", ("kind", "hook", "plugin", "doc"), rows)
+        return
     components = registry.all(kind)
     if as_json:
-        return click.echo(json.dumps([_component_json(registry, c) for c in components], indent=2))
+        click.echo(json.dumps([_component_json(registry, c) for c in components], indent=2))
+        return
     from ganforge.registry import plural
 
     for k in [registry._kind(kind)] if kind else registry.kinds():
