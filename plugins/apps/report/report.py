@@ -23,7 +23,7 @@ from typing import Any
 
 import ganforge
 from ganforge import checkpoint as ckpt
-from ganforge.api import read_records  # noqa: F401 (the report's records, re-exported)
+from ganforge.api import read_records
 from ganforge.errors import GanforgeError, WriteError
 from ganforge.safety import REPORT_MARK, describe_os_error, ensure_writable_dir, guard_targets
 
