@@ -1,12 +1,13 @@
 """ganforge: a plugin-based GAN toolkit for PyTorch.
 
-Users train and use models with ``train``, ``load``, ``Run`` and ``Model`` (docs/python.md). Plugin authors
-use ``hookimpl``, ``Kind``, ``Range`` (a value's valid range, declared next to its type), the objective
-contract (``Objective``, ``Declaration``, ``Section``, ``Network``, ``Optimizer``, ``Part``, ``Direction``,
-``Condition``) and its helpers (``ScheduledOptimizer``, ``minimize``, ``frozen``, ``set_requires_grad``,
-``make_capturable``, ``outputs_probabilities``, ``local``, ``unwrap``, ``Runtime``); typed capabilities are in
-``ganforge.protocols``. Errors: ``GanforgeError`` (a user error, one clean line), ``NonFiniteError`` (exit
-code 3: NaN or infinity in training). Names load on first use, so ``import ganforge`` stays cheap (no torch).
+Users train and use models with ``train``, ``load``, ``Run`` and ``Model`` (docs/python.md). Plugin
+authors use ``hookimpl``, ``Kind``, ``Range`` (a value's valid range, declared next to its type), ``Seed``,
+the objective contract (``Objective``, ``Declaration``, ``Section``, ``Network``, ``Optimizer``, ``Part``,
+``Direction``, ``Condition``) and its helpers (``ScheduledOptimizer``, ``minimize``, ``frozen``,
+``set_requires_grad``, ``make_capturable``, ``outputs_probabilities``, ``local``, ``unwrap``, ``Runtime``);
+typed capabilities are in ``ganforge.protocols``. Errors: ``GanforgeError`` (a user error, one clean line),
+``NonFiniteError`` (exit code 3: NaN or infinity in training). Names load on first use, so ``import
+ganforge`` stays cheap (no torch).
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ _LAZY = {  # name -> the module it loads from
         ("ganforge.api", "train Run"),
         ("ganforge.model", "load Model"),
         ("ganforge.hookspecs", "hookimpl"),
-        ("ganforge.registry", "Kind Range"),
+        ("ganforge.registry", "Kind Range Seed"),
         ("ganforge.runtime", "Runtime"),
         ("ganforge.method.objective", "Objective"),
         ("ganforge.method.declaration", "Declaration Section Network Optimizer Part Direction Condition"),
@@ -61,6 +62,7 @@ if TYPE_CHECKING:  # the lazy names; ``as`` marks a re-export for type checkers 
     from ganforge.model import load as load
     from ganforge.registry import Kind as Kind
     from ganforge.registry import Range as Range
+    from ganforge.registry import Seed as Seed
     from ganforge.runtime import Runtime as Runtime
 
 

@@ -19,7 +19,16 @@ from typing import Annotated, Any, Literal
 
 from ganforge import protocols
 from ganforge.errors import GanforgeError
-from ganforge.registry import Component, Param, Range, Registry, coerce_option, describe_exception, kind_of
+from ganforge.registry import (
+    Component,
+    Param,
+    Range,
+    Registry,
+    Seed,
+    coerce_option,
+    describe_exception,
+    kind_of,
+)
 
 OTHER_KEYS = ("train", "description", "baseline")
 
@@ -28,7 +37,7 @@ OTHER_KEYS = ("train", "description", "baseline")
 class TrainConfig:
     """The trainer's options: the ``[train]`` table."""
 
-    seed: Annotated[int, Range(0, 2**63 - 1, why="a 64-bit generator seed")] = 0
+    seed: Seed = 0
     batch_size: Annotated[int, Range(1, 65536, why="memory: a batch is held at once")] = 1
     epochs: Annotated[int, Range(1, 2**40, why="sample positions are 64-bit integers")] = 200
     # stop after this many optimisation steps; 0: epochs decide

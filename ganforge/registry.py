@@ -74,6 +74,9 @@ class Range:
             raise OutOfRange(Range(-top, None).describe() + f" ({why})")
 
 
+Seed = Annotated[int, Range(0, INT64_MAX, why="a 64-bit generator seed")]  # any seed option
+
+
 def _number(value: float) -> str:
     """A bound as written: ints in full (2**63 - 1 is not 9.22337e+18), floats short."""
     if isinstance(value, int) and not isinstance(value, bool):

@@ -15,12 +15,11 @@ from typing import Annotated, Any, Literal
 import torch
 from torch import Tensor
 
-from ganforge import GanforgeError, Range, hookimpl
+from ganforge import GanforgeError, Range, Seed, hookimpl
 from ganforge.hookspecs import Register
 
 # The pool keeps that many generated images on the device (10,000 at 256 px: 7.9 GB).
 PoolSize = Annotated[int, Range(0, 10_000, why="memory: the pool keeps that many images on the device")]
-Seed = Annotated[int, Range(0, 2**63 - 1, why="a 64-bit generator seed")]
 
 
 def _generator(seed: int) -> torch.Generator:

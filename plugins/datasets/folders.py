@@ -8,7 +8,7 @@ from typing import Annotated, Literal
 import torch
 from torch.utils.data import Dataset
 
-from ganforge import Range
+from ganforge import Range, Seed
 from ganforge.data import item_generator, list_images, open_rgb, to_uint8_tensor, try_open_rgb
 from ganforge.errors import GanforgeError
 from ganforge.paths import data_root_text, dataset_dir
@@ -30,7 +30,6 @@ Preprocess = Literal["resize_and_crop", "scale_width", "resize", "center"]
 Side = Annotated[int, Range(1, 16384, why="memory: images and activations grow with the square of the side")]
 LoadSide = Annotated[int, Range(0, 16384, why="memory: images grow with the square of the side")]
 Count = Annotated[int, Range(0)]
-Seed = Annotated[int, Range(0, 2**63 - 1, why="a 64-bit generator seed")]
 Probability = Annotated[float, Range(0.0, 1.0)]
 # false: decode every epoch; true / "disk": a decoded uint8 file; "device": that file, on the GPU.
 CacheMode = bool | Literal["disk", "device"]

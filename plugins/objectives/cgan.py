@@ -45,14 +45,13 @@ from ganforge import (
     Range,
     Runtime,
     Section,
+    Seed,
     frozen,
     local,
     outputs_probabilities,
     protocols,
     unwrap,
 )
-
-Seed = Annotated[int, Range(0, 2**63 - 1, why="a 64-bit generator seed")]
 
 
 class ConditionalGAN(Objective):

@@ -16,6 +16,7 @@ from ganforge import (
     Range,
     Runtime,
     Section,
+    Seed,
     frozen,
     local,
     outputs_probabilities,
@@ -55,7 +56,7 @@ class UnconditionalGAN(Objective):
         runtime: Runtime,
         n_critic: Annotated[int, Range(1)] = 1,
         sample_count: Annotated[int, Range(1)] = 64,
-        sample_seed: Annotated[int, Range(0, 2**63 - 1, why="a 64-bit generator seed")] = 1234,
+        sample_seed: Seed = 1234,
     ) -> None:
         super().__init__(builder, runtime)
         self.n_critic, self.sample_count, self.sample_seed = n_critic, sample_count, sample_seed
